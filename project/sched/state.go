@@ -1,0 +1,107 @@
+package sched
+
+import (
+	"time"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// state is everything the scheduler knows. It is encoded whole in snapshots,
+// so every field is exported and every map encodes in key order.
+type state struct {
+	Now      time.Time           `json:"now"`
+	NextUnit uint64              `json:"next_unit"`
+	Apps     map[string]wu.App   `json:"apps"`
+	Batches  map[string]*batch   `json:"batches"`
+	Units    map[string]*unit    `json:"units"`
+	Tasks    map[string]*task    `json:"tasks"`
+	Hosts    map[string]*host    `json:"hosts"`
+	Sessions map[string]*session `json:"sessions"`
+	// Unsent holds task ids waiting for a host, oldest first; Retry holds
+	// tasks whose host was lost, served before Unsent. Entries whose task is
+	// no longer unsent are dropped when they reach the front.
+	Unsent []string `json:"unsent"`
+	Retry  []string `json:"retry"`
+	// Assigned is the set of tasks out on hosts, scanned on every tick.
+	Assigned map[string]bool `json:"assigned"`
+}
+
+func newState() *state {
+	return &state{
+		Apps:     map[string]wu.App{},
+		Batches:  map[string]*batch{},
+		Units:    map[string]*unit{},
+		Tasks:    map[string]*task{},
+		Hosts:    map[string]*host{},
+		Sessions: map[string]*session{},
+		Assigned: map[string]bool{},
+	}
+}
+
+type batch struct {
+	Name    string   `json:"name"`
+	App     string   `json:"app"`
+	Units   []string `json:"units"`
+	Names   []string `json:"names"` // unit names, parallel to Units
+	Pending int      `json:"pending"`
+	Valid   int      `json:"valid"`
+	Errored int      `json:"errored"`
+}
+
+type unit struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"`
+	Batch       string           `json:"batch"`
+	App         string           `json:"app"`
+	AppHash     wu.Hash          `json:"app_hash"`
+	AppSize     int64            `json:"app_size"`
+	Args        []string         `json:"args,omitempty"`
+	Stdin       wu.Hash          `json:"stdin,omitempty"`
+	FPOps       float64          `json:"fpops,omitempty"`
+	Limits      wu.Limits        `json:"limits"`
+	Deadline    float64          `json:"deadline"` // seconds from assignment to report
+	Replication int              `json:"replication"`
+	Quorum      int              `json:"quorum"`
+	MaxTasks    int              `json:"max_tasks"`
+	State       wu.WorkUnitState `json:"state"`
+	Tasks       []string         `json:"tasks"`
+	Canonical   wu.Hash          `json:"canonical,omitempty"`
+	OutputSize  int64            `json:"output_size,omitempty"`
+	Reason      string           `json:"reason,omitempty"`
+}
+
+type task struct {
+	ID         string       `json:"id"`
+	Unit       string       `json:"unit"`
+	State      wu.TaskState `json:"state"`
+	Host       string       `json:"host,omitempty"` // holder, or last holder
+	Sent       time.Time    `json:"sent,omitzero"`
+	LeaseUntil time.Time    `json:"lease_until,omitzero"`
+	Deadline   time.Time    `json:"deadline,omitzero"`
+	Fraction   float64      `json:"fraction,omitempty"`
+	Outcome    wu.Outcome   `json:"outcome,omitempty"`
+	Output     wu.Hash      `json:"output,omitempty"`
+	OutputSize int64        `json:"output_size,omitempty"`
+	CPUSeconds float64      `json:"cpu_seconds,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
+	Validity   wu.Validity  `json:"validity,omitempty"`
+	Lost       int          `json:"lost,omitempty"`
+}
+
+type host struct {
+	ID       string      `json:"id"`
+	Info     wu.HostInfo `json:"info"`
+	LastSeen time.Time   `json:"last_seen"`
+	Valid    int         `json:"valid"`
+	Invalid  int         `json:"invalid"`
+	Lost     int         `json:"lost"`
+	Credit   float64     `json:"credit"`
+}
+
+// session is the de-duplication record of one requester (a host, or one run
+// of an admin tool): the replies to its newest requests, by sequence number.
+type session struct {
+	Last     uint64            `json:"last"`
+	Replies  map[uint64][]byte `json:"replies"`
+	LastUsed time.Time         `json:"last_used"`
+}

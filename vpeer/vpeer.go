@@ -1,0 +1,63 @@
+// Package vpeer replicates a deterministic state machine over a totally
+// ordered log: a virtual peer (DESIGN §5).
+//
+// Every member of a virtual peer runs the same StateMachine and applies the
+// same log, so all members reach the same state. A request enters the log
+// once (Log.Append); each member applies it and may send the reply to the
+// requester, who keeps the first. Time enters the log too, as Tick records
+// appended by the lease holder, so Apply never reads a clock.
+//
+// The log is an interface: MemLog keeps it in memory for unit tests, and the
+// jetlog subpackage keeps it in a JetStream stream, whose Raft replication
+// acts as the atomic multicast.
+package vpeer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Entry is what a StateMachine applies: one record of the log.
+type Entry struct {
+	Seq     uint64    // position in the log, from 1
+	Time    time.Time // time of the newest Tick at or before this entry (zero before the first)
+	Tick    bool      // a Tick entry carries no payload: it only advances Time
+	Payload []byte
+}
+
+// StateMachine is the replicated process. Apply must be deterministic: the
+// same entries in the same order give the same replies and the same state,
+// on every member.
+type StateMachine interface {
+	Apply(e Entry) (reply []byte)
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Record is a log record as appended and as read back.
+type Record struct {
+	Seq     uint64    // set by the log on read; ignored on append
+	ID      string    // de-duplication id: a second append with the same ID is dropped
+	ReplyTo string    // where the reply to this record goes; empty for none
+	Tick    time.Time // non-zero for a Tick record
+	Payload []byte
+}
+
+// Log is the totally ordered log of one virtual peer.
+type Log interface {
+	// Append adds a record and returns its sequence number. A record whose ID
+	// was appended recently is not added again; Append then returns the
+	// earlier record's sequence number and ErrDuplicate.
+	Append(ctx context.Context, r Record) (uint64, error)
+	// Read calls fn for every record from sequence from on, in order,
+	// waiting for new ones, until ctx is done or fn returns an error.
+	Read(ctx context.Context, from uint64, fn func(Record) error) error
+	// LastSeq is the sequence number of the newest record (0 when empty).
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// ErrDuplicate is returned by Append for a record whose ID was already
+// appended.
+var ErrDuplicate = errors.New("vpeer: duplicate record")

@@ -1,0 +1,81 @@
+package workunits
+
+import "time"
+
+// Query subjects answered by a scheduler member from its state, outside the
+// log: they change nothing.
+const (
+	QueryStatus  = "status"
+	QueryResults = "results"
+)
+
+// StatusReply is the project's state in brief.
+type StatusReply struct {
+	V       int           `json:"v"`
+	Error   *Error        `json:"error,omitempty"`
+	Project string        `json:"project"`
+	Now     time.Time     `json:"now"`     // time of the newest tick the scheduler applied
+	Applied uint64        `json:"applied"` // log sequence the state reflects
+	Apps    []App         `json:"apps"`
+	Batches []BatchStatus `json:"batches"`
+	Hosts   []HostStatus  `json:"hosts"`
+}
+
+// BatchStatus counts a batch's work units and tasks by state.
+type BatchStatus struct {
+	Name    string            `json:"name"`
+	App     string            `json:"app"`
+	Units   int               `json:"units"`
+	Pending int               `json:"pending"`
+	Valid   int               `json:"valid"`
+	Errored int               `json:"error"`
+	Tasks   map[TaskState]int `json:"tasks"`
+}
+
+// Done reports whether every work unit of the batch is valid or in error.
+func (b BatchStatus) Done() bool { return b.Units > 0 && b.Pending == 0 }
+
+// HostStatus is what the project knows of one volunteer host.
+type HostStatus struct {
+	ID       string    `json:"id"`
+	Info     HostInfo  `json:"info"`
+	LastSeen time.Time `json:"last_seen"`
+	Running  int       `json:"running"` // tasks assigned now
+	Valid    int       `json:"valid"`   // results that were validated
+	Invalid  int       `json:"invalid"` // results that failed or disagreed
+	Lost     int       `json:"lost"`    // tasks whose lease ran out
+	Credit   float64   `json:"credit"`  // granted, in Cobblestones
+}
+
+// ResultsQuery asks for the outcome of one batch.
+type ResultsQuery struct {
+	V     int    `json:"v"`
+	Batch string `json:"batch"`
+}
+
+func (m *ResultsQuery) Validate() error {
+	if !ValidName(m.Batch) {
+		return Errorf(CodeBadRequest, "batch name %q is malformed", m.Batch)
+	}
+	return nil
+}
+
+// ResultsReply lists the work units of a batch with their canonical results.
+type ResultsReply struct {
+	V     int          `json:"v"`
+	Error *Error       `json:"error,omitempty"`
+	Batch string       `json:"batch"`
+	App   string       `json:"app"`
+	Units []UnitResult `json:"units"`
+}
+
+// UnitResult is one work unit's outcome.
+type UnitResult struct {
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	State      WorkUnitState `json:"state"`
+	Output     Hash          `json:"output,omitempty"` // the canonical result, when valid
+	OutputSize int64         `json:"output_size,omitempty"`
+	Tasks      int           `json:"tasks"` // replicas issued
+	Reason     string        `json:"reason,omitempty"`
+}

@@ -1,0 +1,361 @@
+package workunits
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// WireVersion is the version this code writes. Readers accept any version:
+// fields only ever get added.
+const WireVersion = 1
+
+// MaxMessageBytes bounds a control message (everything but blob chunks).
+const MaxMessageBytes = 64 << 10
+
+// Operations, as carried in Command.Op and in the last token of a
+// volunteer's subject (vol.H.<op>).
+const (
+	OpHello  = "hello"
+	OpWork   = "work"
+	OpBeat   = "beat"
+	OpResult = "result"
+	OpAddApp = "app.add"
+	OpSubmit = "submit"
+)
+
+// Command is one entry of the scheduler's log: a request as the gateway
+// accepted it. Host and Seq identify a volunteer's request so that a retry is
+// answered from the first reply instead of being applied twice.
+type Command struct {
+	V    int             `json:"v"`
+	Op   string          `json:"op"`
+	Host string          `json:"host,omitempty"`
+	Seq  uint64          `json:"seq,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// HostInfo describes a volunteer's machine as it reports itself.
+type HostInfo struct {
+	Name        string  `json:"name"`
+	OS          string  `json:"os"`
+	Arch        string  `json:"arch"`
+	CPUs        int     `json:"cpus"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	FLOPS       float64 `json:"flops,omitempty"` // floating-point benchmark, operations per second
+}
+
+// Hello registers a host, or updates its description.
+type Hello struct {
+	V    int      `json:"v"`
+	Host HostInfo `json:"host"`
+}
+
+// HelloReply tells a host how to behave towards this project.
+type HelloReply struct {
+	V            int     `json:"v"`
+	Error        *Error  `json:"error,omitempty"`
+	Project      string  `json:"project,omitempty"`
+	NextSeq      uint64  `json:"next_seq,omitempty"`      // the first sequence number the host should use
+	BeatSeconds  float64 `json:"beat_seconds,omitempty"`  // send a Beat at least this often while computing
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"` // a task with no beat for this long is given to another host
+}
+
+// WorkRequest asks for up to Slots tasks.
+type WorkRequest struct {
+	V     int    `json:"v"`
+	Seq   uint64 `json:"seq"`
+	Slots int    `json:"slots"`
+}
+
+// Assignment gives one task to a host.
+type Assignment struct {
+	Task     string    `json:"task"`
+	WorkUnit string    `json:"work_unit"`
+	App      string    `json:"app"`
+	AppHash  Hash      `json:"app_hash"`
+	AppSize  int64     `json:"app_size"`
+	Args     []string  `json:"args,omitempty"`
+	Stdin    Hash      `json:"stdin,omitempty"`
+	Limits   Limits    `json:"limits"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// WorkReply carries the tasks assigned to the requesting host.
+type WorkReply struct {
+	V            int          `json:"v"`
+	Error        *Error       `json:"error,omitempty"`
+	Assignments  []Assignment `json:"assignments,omitempty"`
+	RetrySeconds float64      `json:"retry_seconds,omitempty"` // when there was nothing to give
+}
+
+// TaskProgress is one running task in a Beat.
+type TaskProgress struct {
+	Task       string  `json:"task"`
+	Fraction   float64 `json:"fraction,omitempty"`
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+}
+
+// Beat tells the project that a host is still computing its tasks.
+type Beat struct {
+	V     int            `json:"v"`
+	Seq   uint64         `json:"seq"`
+	Tasks []TaskProgress `json:"tasks"`
+}
+
+// BeatReply renews the leases of the tasks in the Beat and lists the ones the
+// host should stop (no longer its own, or no longer needed).
+type BeatReply struct {
+	V     int      `json:"v"`
+	Error *Error   `json:"error,omitempty"`
+	Abort []string `json:"abort,omitempty"`
+}
+
+// Report is the outcome of a task. For a success the output blob has been
+// uploaded before the report is sent.
+type Report struct {
+	V          int     `json:"v"`
+	Seq        uint64  `json:"seq"`
+	Task       string  `json:"task"`
+	Outcome    Outcome `json:"outcome"`
+	Output     Hash    `json:"output,omitempty"`
+	OutputSize int64   `json:"output_size,omitempty"`
+	ExitCode   int     `json:"exit_code"`
+	Reason     string  `json:"reason,omitempty"`
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+}
+
+// Ack answers a request that returns nothing but success or an error.
+type Ack struct {
+	V     int    `json:"v"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// AddApp publishes an application whose module is already in the blob store.
+type AddApp struct {
+	V    int    `json:"v"`
+	Name string `json:"name"`
+	Hash Hash   `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// UnitSpec is one work unit of a submission.
+type UnitSpec struct {
+	Name  string   `json:"name,omitempty"`
+	Args  []string `json:"args,omitempty"`
+	Stdin Hash     `json:"stdin,omitempty"`
+	FPOps float64  `json:"fpops,omitempty"` // estimated floating-point operations
+}
+
+// Submit adds a batch of work units (or more units to an existing batch).
+type Submit struct {
+	V               int        `json:"v"`
+	Batch           string     `json:"batch"`
+	App             string     `json:"app"`
+	Replication     int        `json:"replication,omitempty"`
+	Quorum          int        `json:"quorum,omitempty"`
+	DeadlineSeconds float64    `json:"deadline_seconds,omitempty"` // from assignment to report
+	Limits          Limits     `json:"limits"`
+	Units           []UnitSpec `json:"units"`
+}
+
+// SubmitReply names the work units a Submit created.
+type SubmitReply struct {
+	V     int      `json:"v"`
+	Error *Error   `json:"error,omitempty"`
+	Batch string   `json:"batch,omitempty"`
+	Units []string `json:"units,omitempty"`
+}
+
+// Submission bounds.
+const (
+	MaxUnitsPerSubmit = 10000
+	MaxReplication    = 16
+	MaxArgs           = 64
+	MaxArgBytes       = 4096
+	MaxNameBytes      = 128
+)
+
+// MaxAdminMessageBytes bounds a message from the project's own tools.
+const MaxAdminMessageBytes = 1 << 20
+
+// Decode reads a message of type T from b, bounded by MaxMessageBytes, and
+// checks it with its Validate method.
+func Decode[T any, P interface {
+	*T
+	Validate() error
+}](b []byte) (T, error) {
+	return DecodeLimit[T, P](b, MaxMessageBytes)
+}
+
+// DecodeLimit is Decode with another size bound.
+func DecodeLimit[T any, P interface {
+	*T
+	Validate() error
+}](b []byte, limit int) (T, error) {
+	var v T
+	if len(b) > limit {
+		return v, Errorf(CodeTooLarge, "message of %d bytes is over the %d-byte limit", len(b), limit)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, Errorf(CodeBadRequest, "malformed message: %v", err)
+	}
+	if err := P(&v).Validate(); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// Encode writes a message. Messages are plain data: encoding cannot fail.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("workunits: encode: " + err.Error())
+	}
+	return b
+}
+
+// ValidName reports whether s can name an app, batch or work unit: 1 to
+// MaxNameBytes of letters, digits and . _ -, not starting with a dot.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxNameBytes || s[0] == '.' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidHostID reports whether s can be a host id: it appears as a subject
+// token, so it is a name without dots.
+func ValidHostID(s string) bool {
+	return ValidName(s) && !strings.Contains(s, ".")
+}
+
+func (m *Command) Validate() error {
+	if m.Op == "" {
+		return Errorf(CodeBadRequest, "command has no op")
+	}
+	return nil
+}
+
+func (m *Hello) Validate() error {
+	h := m.Host
+	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 {
+		return Errorf(CodeBadRequest, "host name, os or arch too long")
+	}
+	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || h.FLOPS < 0 {
+		return Errorf(CodeBadRequest, "host description out of range")
+	}
+	return nil
+}
+
+func (m *WorkRequest) Validate() error {
+	if m.Seq == 0 {
+		return Errorf(CodeBadRequest, "work request without seq")
+	}
+	if m.Slots < 1 || m.Slots > 256 {
+		return Errorf(CodeBadRequest, "slots %d outside 1..256", m.Slots)
+	}
+	return nil
+}
+
+func (m *Beat) Validate() error {
+	if m.Seq == 0 {
+		return Errorf(CodeBadRequest, "beat without seq")
+	}
+	if len(m.Tasks) > 1024 {
+		return Errorf(CodeBadRequest, "beat lists %d tasks, more than 1024", len(m.Tasks))
+	}
+	for _, t := range m.Tasks {
+		if t.Task == "" || len(t.Task) > 2*MaxNameBytes {
+			return Errorf(CodeBadRequest, "beat names a malformed task")
+		}
+	}
+	return nil
+}
+
+func (m *Report) Validate() error {
+	if m.Seq == 0 {
+		return Errorf(CodeBadRequest, "report without seq")
+	}
+	if m.Task == "" || len(m.Task) > 2*MaxNameBytes {
+		return Errorf(CodeBadRequest, "report names a malformed task")
+	}
+	switch m.Outcome {
+	case OutcomeSuccess:
+		if !m.Output.Valid() {
+			return Errorf(CodeBadRequest, "successful report without a valid output hash")
+		}
+		if m.OutputSize < 0 || m.OutputSize > MaxOutputBytes {
+			return Errorf(CodeBadRequest, "output size %d out of range", m.OutputSize)
+		}
+	case OutcomeFailure:
+	default:
+		return Errorf(CodeBadRequest, "unknown outcome %q", m.Outcome)
+	}
+	if len(m.Reason) > 4096 || m.CPUSeconds < 0 {
+		return Errorf(CodeBadRequest, "report reason too long or cpu time negative")
+	}
+	return nil
+}
+
+func (m *AddApp) Validate() error {
+	if !ValidName(m.Name) {
+		return Errorf(CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", m.Name, MaxNameBytes)
+	}
+	if !m.Hash.Valid() {
+		return Errorf(CodeBadRequest, "app hash %q is not a sha-256", m.Hash)
+	}
+	if m.Size <= 0 {
+		return Errorf(CodeBadRequest, "app size must be positive")
+	}
+	return nil
+}
+
+func (m *Submit) Validate() error {
+	if !ValidName(m.Batch) {
+		return Errorf(CodeBadRequest, "batch name %q: use 1-%d letters, digits, '.', '_' or '-'", m.Batch, MaxNameBytes)
+	}
+	if !ValidName(m.App) {
+		return Errorf(CodeBadRequest, "app name %q is malformed", m.App)
+	}
+	if m.Replication < 0 || m.Replication > MaxReplication || m.Quorum < 0 || m.Quorum > MaxReplication {
+		return Errorf(CodeBadRequest, "replication and quorum must be within 1..%d", MaxReplication)
+	}
+	if m.Replication > 0 && m.Quorum > m.Replication {
+		return Errorf(CodeBadRequest, "quorum %d is larger than replication %d", m.Quorum, m.Replication)
+	}
+	if m.DeadlineSeconds < 0 || m.DeadlineSeconds > 365*24*3600 {
+		return Errorf(CodeBadRequest, "deadline out of range")
+	}
+	if err := m.Limits.Validate(); err != nil {
+		return err
+	}
+	if len(m.Units) == 0 || len(m.Units) > MaxUnitsPerSubmit {
+		return Errorf(CodeBadRequest, "a submission holds 1..%d work units, not %d", MaxUnitsPerSubmit, len(m.Units))
+	}
+	for i, u := range m.Units {
+		if u.Name != "" && !ValidName(u.Name) {
+			return Errorf(CodeBadRequest, "unit %d: name %q is malformed", i, u.Name)
+		}
+		if len(u.Args) > MaxArgs {
+			return Errorf(CodeBadRequest, "unit %d: more than %d args", i, MaxArgs)
+		}
+		for _, a := range u.Args {
+			if len(a) > MaxArgBytes {
+				return Errorf(CodeBadRequest, "unit %d: an arg is over %d bytes", i, MaxArgBytes)
+			}
+		}
+		if u.Stdin != "" && !u.Stdin.Valid() {
+			return Errorf(CodeBadRequest, "unit %d: stdin %q is not a sha-256", i, u.Stdin)
+		}
+		if u.FPOps < 0 {
+			return Errorf(CodeBadRequest, "unit %d: negative fpops", i)
+		}
+	}
+	return nil
+}
