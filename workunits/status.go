@@ -49,13 +49,20 @@ type HostStatus struct {
 
 // ResultsQuery asks for the outcome of one batch.
 type ResultsQuery struct {
-	V     int    `json:"v"`
-	Batch string `json:"batch"`
+	V      int    `json:"v"`
+	Batch  string `json:"batch"`
+	Offset int    `json:"offset,omitempty"` // first unit to list
 }
+
+// ResultsPage is how many units one ResultsReply lists at most.
+const ResultsPage = 2000
 
 func (m *ResultsQuery) Validate() error {
 	if !ValidName(m.Batch) {
 		return Errorf(CodeBadRequest, "batch name %q is malformed", m.Batch)
+	}
+	if m.Offset < 0 {
+		return Errorf(CodeBadRequest, "negative offset")
 	}
 	return nil
 }
@@ -67,6 +74,8 @@ type ResultsReply struct {
 	Batch string       `json:"batch"`
 	App   string       `json:"app"`
 	Units []UnitResult `json:"units"`
+	Total int          `json:"total"`          // units in the batch
+	Next  int          `json:"next,omitempty"` // offset of the next page, 0 when this is the last
 }
 
 // UnitResult is one work unit's outcome.

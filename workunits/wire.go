@@ -359,3 +359,59 @@ func (m *Submit) Validate() error {
 	}
 	return nil
 }
+
+// Headers of blob transfers (vol.H.blob.get, vol.H.blob.put). A chunk
+// travels as the raw message body; these say what it is.
+const (
+	HeaderHash   = "Momonga-Hash"   // the blob's sha-256
+	HeaderOffset = "Momonga-Offset" // where the chunk starts
+	HeaderSize   = "Momonga-Size"   // the whole blob's size
+	HeaderDone   = "Momonga-Done"   // put reply: bytes of the blob the project holds
+	HeaderError  = "Momonga-Error"  // reply: "code: message"
+)
+
+// Blob transfer subjects, after vol.H.
+const (
+	OpBlobGet = "blob.get"
+	OpBlobPut = "blob.put"
+)
+
+// Subjects of the project's own tools. They are never open to volunteers.
+const (
+	SubjectAdminCommand = "adm.cmd"     // a Command that changes state (app.add, submit)
+	SubjectAdminStatus  = "adm.status"  // → StatusReply
+	SubjectAdminResults = "adm.results" // ResultsQuery → ResultsReply
+)
+
+// VolunteerSubject is the subject a host uses for op.
+func VolunteerSubject(host, op string) string { return "vol." + host + "." + op }
+
+// ParseVolunteerSubject splits vol.H.op into host and op.
+func ParseVolunteerSubject(s string) (host, op string, ok bool) {
+	rest, found := strings.CutPrefix(s, "vol.")
+	if !found {
+		return "", "", false
+	}
+	host, op, found = strings.Cut(rest, ".")
+	if !found || !ValidHostID(host) || op == "" {
+		return "", "", false
+	}
+	return host, op, true
+}
+
+// ParseHeaderError reads a HeaderError value back into an *Error.
+func ParseHeaderError(v string) *Error {
+	if v == "" {
+		return nil
+	}
+	code, msg, ok := strings.Cut(v, ": ")
+	if !ok {
+		return &Error{Code: CodeInternal, Message: v}
+	}
+	return &Error{Code: code, Message: msg}
+}
+
+// HeaderErrorValue writes e as a HeaderError value.
+func HeaderErrorValue(e *Error) string {
+	return e.Code + ": " + strings.ReplaceAll(e.Message, "\n", " ")
+}

@@ -36,14 +36,19 @@ func (m *Machine) Status() wu.StatusReply {
 	return rep
 }
 
-// Results lists a batch's work units with their canonical results.
-func (m *Machine) Results(name string) (wu.ResultsReply, error) {
-	b := m.st.Batches[name]
+// Results lists a page of a batch's work units with their canonical results.
+func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {
+	b := m.st.Batches[q.Batch]
 	if b == nil {
-		return wu.ResultsReply{}, wu.Errorf(wu.CodeNotFound, "no batch named %q", name)
+		return wu.ResultsReply{}, wu.Errorf(wu.CodeNotFound, "no batch named %q", q.Batch)
 	}
-	rep := wu.ResultsReply{V: wu.WireVersion, Batch: b.Name, App: b.App}
-	for _, uid := range b.Units {
+	rep := wu.ResultsReply{V: wu.WireVersion, Batch: b.Name, App: b.App, Total: len(b.Units)}
+	from := min(q.Offset, len(b.Units))
+	to := min(from+wu.ResultsPage, len(b.Units))
+	if to < len(b.Units) {
+		rep.Next = to
+	}
+	for _, uid := range b.Units[from:to] {
 		u := m.st.Units[uid]
 		rep.Units = append(rep.Units, wu.UnitResult{ID: u.ID, Name: u.Name, State: u.State, Output: u.Canonical,
 			OutputSize: u.OutputSize, Tasks: len(u.Tasks), Reason: u.Reason})

@@ -157,7 +157,7 @@ func TestLifecycleValidatesOnQuorumAndCreditsOnce(t *testing.T) {
 		t.Fatalf("retry changed credit %v → %v", before, after)
 	}
 	var rr wu.ResultsReply
-	rr, err := h.m.Results("b1")
+	rr, err := h.m.Results(wu.ResultsQuery{Batch: "b1"})
 	if err != nil || len(rr.Units) != 3 || rr.Units[0].Output != wu.HashOf([]byte("4\n")) || rr.Units[0].OutputSize != 2 {
 		t.Fatalf("results %+v %v", rr, err)
 	}
@@ -246,7 +246,7 @@ func TestDisagreementIssuesMoreReplicasThenErrors(t *testing.T) {
 	if st.Hosts[0].Invalid != 1 || st.Hosts[0].Credit != 0 || st.Hosts[1].Valid != 1 || st.Hosts[2].Valid != 1 {
 		t.Fatalf("validity per host: %+v", st.Hosts)
 	}
-	rr, _ := h.m.Results("b1")
+	rr, _ := h.m.Results(wu.ResultsQuery{Batch: "b1"})
 	if rr.Units[0].Output != wu.HashOf([]byte("2")) {
 		t.Fatalf("canonical %s", rr.Units[0].Output)
 	}
@@ -322,7 +322,7 @@ func TestFailuresAreRetriedUpToALimit(t *testing.T) {
 	if bs := h.batch(); bs.Errored != 1 || bs.Units != 1 {
 		t.Fatalf("after repeated failures: %+v", bs)
 	}
-	rr, _ := h.m.Results("b1")
+	rr, _ := h.m.Results(wu.ResultsQuery{Batch: "b1"})
 	if rr.Units[0].State != wu.WorkUnitError || rr.Units[0].Tasks != 4 {
 		t.Fatalf("unit %+v, want error after 4 tasks", rr.Units[0])
 	}

@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// conn is the host's line to one project: requests on vol.H.*, each
+// numbered so that a retry is never applied twice.
+type conn struct {
+	nc   *nats.Conn
+	host string
+
+	mu  sync.Mutex // one numbered request at a time: the scheduler sees them in order
+	seq uint64
+
+	attemptTimeout time.Duration
+}
+
+func dial(url, host, name string) (*conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name("momonga "+name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		// Replies come to an inbox under the host's own prefix, the only
+		// one a locked-down volunteer account may subscribe to.
+		nats.CustomInboxPrefix("_INBOX_"+host),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to project %s: %w", url, err)
+	}
+	return &conn{nc: nc, host: host, attemptTimeout: 10 * time.Second}, nil
+}
+
+func (c *conn) close() { c.nc.Close() }
+
+// hello registers the host and sets the sequence numbers to continue from.
+func (c *conn) hello(ctx context.Context, info wu.HostInfo) (wu.HelloReply, error) {
+	var rep wu.HelloReply
+	err := c.request(ctx, wu.OpHello, wu.Encode(wu.Hello{V: wu.WireVersion, Host: info}), &rep, -1)
+	if err != nil {
+		return rep, err
+	}
+	c.mu.Lock()
+	c.seq = rep.NextSeq - 1
+	c.mu.Unlock()
+	return rep, nil
+}
+
+// numbered sends a request that carries the next sequence number, built by
+// body, retrying with the same number until it is answered, ctx ends or
+// tries run out (tries < 0: until ctx ends).
+func (c *conn) numbered(ctx context.Context, op string, body func(seq uint64) any, out any, tries int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	return c.request(ctx, op, wu.Encode(body(c.seq)), out, tries)
+}
+
+func (c *conn) request(ctx context.Context, op string, data []byte, out any, tries int) error {
+	subject := wu.VolunteerSubject(c.host, op)
+	backoff := 250 * time.Millisecond
+	var last error
+	for attempt := 0; tries < 0 || attempt < tries; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+		msg, err := c.nc.RequestWithContext(actx, subject, data)
+		cancel()
+		if err == nil {
+			return decodeReply(msg.Data, out)
+		}
+		last = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+	return fmt.Errorf("%s: no answer from the project: %w", op, last)
+}
+
+func decodeReply(data []byte, out any) error {
+	var ack wu.Ack
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return fmt.Errorf("malformed reply from project: %w", err)
+	}
+	if ack.Error != nil {
+		return ack.Error
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("malformed reply from project: %w", err)
+	}
+	return nil
+}
+
+// download fetches a whole blob chunk by chunk and checks its hash.
+func (c *conn) download(ctx context.Context, h wu.Hash, maxBytes int64) ([]byte, error) {
+	var buf []byte
+	for {
+		msg := nats.NewMsg(wu.VolunteerSubject(c.host, wu.OpBlobGet))
+		msg.Header.Set(wu.HeaderHash, string(h))
+		msg.Header.Set(wu.HeaderOffset, strconv.Itoa(len(buf)))
+		reply, err := c.blobRequest(ctx, msg)
+		if err != nil {
+			return nil, fmt.Errorf("download %s: %w", h.Short(), err)
+		}
+		size, err := strconv.ParseInt(reply.Header.Get(wu.HeaderSize), 10, 64)
+		if err != nil || size < 0 || size > maxBytes {
+			return nil, fmt.Errorf("download %s: blob size %q out of range", h.Short(), reply.Header.Get(wu.HeaderSize))
+		}
+		if buf == nil {
+			buf = make([]byte, 0, size)
+		}
+		buf = append(buf, reply.Data...)
+		if int64(len(buf)) >= size || len(reply.Data) == 0 {
+			break
+		}
+	}
+	if got := wu.HashOf(buf); got != h {
+		return nil, fmt.Errorf("download %s: content hashes to %s", h.Short(), got.Short())
+	}
+	return buf, nil
+}
+
+// upload sends a blob chunk by chunk, resuming where the project says it is.
+func (c *conn) upload(ctx context.Context, b []byte) (wu.Hash, error) {
+	const chunk = 512 << 10
+	h := wu.HashOf(b)
+	size := int64(len(b))
+	offset := int64(0)
+	for stalls := 0; stalls < 10; {
+		end := min(offset+chunk, size)
+		msg := nats.NewMsg(wu.VolunteerSubject(c.host, wu.OpBlobPut))
+		msg.Header.Set(wu.HeaderHash, string(h))
+		msg.Header.Set(wu.HeaderSize, strconv.FormatInt(size, 10))
+		msg.Header.Set(wu.HeaderOffset, strconv.FormatInt(offset, 10))
+		msg.Data = b[offset:end]
+		reply, err := c.blobRequest(ctx, msg)
+		if err != nil {
+			return h, fmt.Errorf("upload %s: %w", h.Short(), err)
+		}
+		done, err := strconv.ParseInt(reply.Header.Get(wu.HeaderDone), 10, 64)
+		if err != nil || done < 0 || done > size {
+			return h, fmt.Errorf("upload %s: malformed reply", h.Short())
+		}
+		if done == size {
+			return h, nil
+		}
+		if done != end {
+			stalls++
+		}
+		offset = done
+	}
+	return h, fmt.Errorf("upload %s: the project keeps losing the upload", h.Short())
+}
+
+func (c *conn) blobRequest(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+		reply, err := c.nc.RequestMsgWithContext(actx, msg)
+		cancel()
+		if err == nil {
+			if e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError)); e != nil {
+				return nil, e
+			}
+			return reply, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		}
+	}
+	return nil, last
+}

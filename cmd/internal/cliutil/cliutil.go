@@ -1,0 +1,53 @@
+// Package cliutil holds what both binaries' command lines share: the
+// version, logging flags, signal handling and the hidden worker command.
+package cliutil
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/momonga-project/momonga/client/runner"
+)
+
+// Version is set at build time with -ldflags "-X ...cliutil.Version=v1.2.3".
+var Version = "0.1.0-dev"
+
+// LogFlags are the logging options of every command.
+var LogFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "verbose", Usage: "log what is going on (to stderr)"},
+	&cli.BoolFlag{Name: "debug", Usage: "log in detail"},
+}
+
+// Logger builds the logger the flags ask for: quiet by default.
+func Logger(c *cli.Context) *slog.Logger {
+	level := slog.LevelWarn
+	if c.Bool("verbose") {
+		level = slog.LevelInfo
+	}
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// SignalContext is ctx, cancelled on SIGINT or SIGTERM.
+func SignalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// WorkerCommand is the hidden subcommand a daemon re-executes its own binary
+// with to run one task in a separate process.
+var WorkerCommand = &cli.Command{
+	Name:   "worker",
+	Hidden: true,
+	Usage:  "run one task (started by the daemon, reads its spec on stdin)",
+	Action: func(c *cli.Context) error {
+		os.Exit(runner.WorkerMain(os.Stdin, os.Stdout))
+		return nil
+	},
+}

@@ -1,0 +1,351 @@
+// Command momonga-project runs a momonga project: the server volunteers
+// connect to, and the tools scientists publish apps and batches with.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/momonga-project/momonga/cmd/internal/cliutil"
+	"github.com/momonga-project/momonga/cmd/internal/demo"
+	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/project/server"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+func main() {
+	if err := app().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "momonga-project:", err)
+		os.Exit(1)
+	}
+}
+
+var serverFlag = &cli.StringFlag{Name: "server", Usage: "NATS URL of the project server", Value: "nats://127.0.0.1:4222", EnvVars: []string{"MOMONGA_SERVER"}}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:    "momonga-project",
+		Usage:   "run a momonga volunteer-computing project",
+		Version: cliutil.Version,
+		Flags:   cliutil.LogFlags,
+		Commands: []*cli.Command{
+			serveCommand(),
+			{
+				Name:  "app",
+				Usage: "manage applications",
+				Subcommands: []*cli.Command{{
+					Name:      "add",
+					Usage:     "publish a WebAssembly module as an app",
+					ArgsUsage: "NAME FILE.wasm",
+					Flags:     []cli.Flag{serverFlag},
+					Action:    appAdd,
+				}},
+			},
+			submitCommand(),
+			{
+				Name:   "status",
+				Usage:  "show batches, work units by state and hosts",
+				Flags:  []cli.Flag{serverFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: status,
+			},
+			{
+				Name:      "results",
+				Usage:     "download a batch's canonical results, one file per work unit, plus manifest.json",
+				ArgsUsage: "BATCH",
+				Flags:     []cli.Flag{serverFlag, &cli.StringFlag{Name: "out", Usage: "directory to write into", Required: true}},
+				Action:    results,
+			},
+			{
+				Name:  "demo",
+				Usage: "run a project and volunteers on this machine and count the primes below 10^8",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "volunteers", Value: 3, Usage: "volunteer clients to start"},
+					&cli.StringFlag{Name: "data", Usage: "data directory to keep (default: a temporary one)"},
+					&cli.BoolFlag{Name: "exit-when-done", Usage: "exit once the batch is validated"},
+					&cli.StringFlag{Name: "http", Usage: "stats page address", Value: "127.0.0.1:8080"},
+				},
+				Action: func(c *cli.Context) error {
+					ctx, stop := cliutil.SignalContext(context.Background())
+					defer stop()
+					return demo.Run(ctx, demo.Config{
+						Volunteers:   c.Int("volunteers"),
+						DataDir:      c.String("data"),
+						ExitWhenDone: c.Bool("exit-when-done"),
+						HTTPListen:   c.String("http"),
+						Logger:       cliutil.Logger(c),
+					})
+				},
+			},
+			benchCommand(),
+			cliutil.WorkerCommand,
+		},
+	}
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the project server (embedded NATS with JetStream, scheduler, gateway, stats page)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Usage: "data directory", Required: true},
+			&cli.StringFlag{Name: "nats-listen", Usage: "NATS address for volunteers and tools", Value: "127.0.0.1:4222"},
+			&cli.StringFlag{Name: "http", Usage: "stats page address (empty: none)", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
+			&cli.DurationFlag{Name: "lease", Usage: "a task with no heartbeat for this long goes to another host", Value: sched.DefaultConfig().Lease},
+			&cli.DurationFlag{Name: "beat", Usage: "how often hosts send heartbeats while computing", Value: sched.DefaultConfig().Beat},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, stop := cliutil.SignalContext(context.Background())
+			defer stop()
+			if c.Duration("beat") >= c.Duration("lease") {
+				return fmt.Errorf("--beat %s must be shorter than --lease %s", c.Duration("beat"), c.Duration("lease"))
+			}
+			srv, err := server.Start(ctx, server.Config{
+				DataDir:    c.String("data"),
+				NATSListen: c.String("nats-listen"),
+				HTTPListen: c.String("http"),
+				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
+				Logger:     cliutil.Logger(c),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("momonga-project %s serving: NATS %s", cliutil.Version, srv.ClientURL())
+			if u := srv.StatsURL(); u != "" {
+				fmt.Printf(", stats %s", u)
+			}
+			fmt.Println()
+			select {
+			case <-ctx.Done():
+			case <-srv.Done():
+			}
+			return srv.Close()
+		},
+	}
+}
+
+func dial(c *cli.Context) (context.Context, *admin.Client, func(), error) {
+	ctx, stop := cliutil.SignalContext(context.Background())
+	adm, err := admin.Dial(ctx, c.String("server"))
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, adm, func() { adm.Close(); stop() }, nil
+}
+
+func appAdd(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("usage: momonga-project app add NAME FILE.wasm")
+	}
+	module, err := os.ReadFile(c.Args().Get(1))
+	if err != nil {
+		return err
+	}
+	if err := wu.CheckModule(module); err != nil {
+		return fmt.Errorf("%s: %w", c.Args().Get(1), err)
+	}
+	ctx, adm, done, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	app, err := adm.AddApp(ctx, c.Args().Get(0), module)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("app %s: %s (%d bytes)\n", app.Name, app.Hash, app.Size)
+	return nil
+}
+
+func submitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "submit",
+		Usage:     "submit work units: one per INPUT file (its content is the unit's stdin), or many from --spec",
+		ArgsUsage: "[INPUT...]",
+		Flags: []cli.Flag{
+			serverFlag,
+			&cli.StringFlag{Name: "app", Usage: "app to run"},
+			&cli.StringFlag{Name: "batch", Usage: "batch name (default: app and time)"},
+			&cli.IntFlag{Name: "replication", Value: 2, Usage: "replicas of each work unit"},
+			&cli.IntFlag{Name: "quorum", Value: 2, Usage: "agreeing results that make a work unit valid"},
+			&cli.DurationFlag{Name: "deadline", Value: 7 * 24 * time.Hour, Usage: "time a host has from assignment to report"},
+			&cli.StringSliceFlag{Name: "arg", Usage: "argument passed to every unit (repeat for more)"},
+			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, limits, units: [{name, args, stdin_file}]}"},
+		},
+		Action: submit,
+	}
+}
+
+// batchSpec is the --spec file: a Submit whose units may name local files.
+type batchSpec struct {
+	wu.Submit
+	Units []struct {
+		wu.UnitSpec
+		StdinFile string `json:"stdin_file,omitempty"`
+	} `json:"units"`
+}
+
+func submit(c *cli.Context) error {
+	var spec batchSpec
+	if p := c.String("spec"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &spec); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	s := spec.Submit
+	if c.IsSet("app") || s.App == "" {
+		s.App = c.String("app")
+	}
+	if c.IsSet("batch") || s.Batch == "" {
+		s.Batch = c.String("batch")
+	}
+	if s.Batch == "" {
+		s.Batch = s.App + "-" + time.Now().UTC().Format("20060102-150405")
+	}
+	if c.IsSet("replication") || s.Replication == 0 {
+		s.Replication = c.Int("replication")
+	}
+	if c.IsSet("quorum") || s.Quorum == 0 {
+		s.Quorum = c.Int("quorum")
+	}
+	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
+		s.DeadlineSeconds = c.Duration("deadline").Seconds()
+	}
+	if s.App == "" {
+		return fmt.Errorf("name the app with --app (or in --spec)")
+	}
+	ctx, adm, done, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	upload := func(path string) (wu.Hash, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return adm.PutBlob(ctx, b)
+	}
+	for _, u := range spec.Units {
+		if u.StdinFile != "" {
+			h, err := upload(u.StdinFile)
+			if err != nil {
+				return err
+			}
+			u.Stdin = h
+		}
+		s.Units = append(s.Units, u.UnitSpec)
+	}
+	for _, path := range c.Args().Slice() {
+		h, err := upload(path)
+		if err != nil {
+			return err
+		}
+		name := strings.Map(func(r rune) rune {
+			if wu.ValidName(string(r)) {
+				return r
+			}
+			return '_'
+		}, filepath.Base(path))
+		s.Units = append(s.Units, wu.UnitSpec{Name: name, Args: c.StringSlice("arg"), Stdin: h})
+	}
+	if len(s.Units) == 0 {
+		if !c.IsSet("arg") {
+			return fmt.Errorf("nothing to submit: give INPUT files, --spec, or --arg for a single unit")
+		}
+		s.Units = append(s.Units, wu.UnitSpec{Args: c.StringSlice("arg")})
+	}
+	ids, err := adm.Submit(ctx, s)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("batch %s: %d work units submitted\n", s.Batch, len(ids))
+	return nil
+}
+
+func status(c *cli.Context) error {
+	ctx, adm, done, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, err := adm.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "project %s at %s (log entry %d)\n\n", st.Project, st.Now.Format(time.RFC3339), st.Applied)
+	fmt.Fprintln(w, "BATCH\tAPP\tUNITS\tVALID\tERROR\tPENDING\tTASKS")
+	for _, b := range st.Batches {
+		var tasks []string
+		for s, n := range b.Tasks {
+			tasks = append(tasks, fmt.Sprintf("%s=%d", s, n))
+		}
+		sort.Strings(tasks)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", b.Name, b.App, b.Units, b.Valid, b.Errored, b.Pending, strings.Join(tasks, " "))
+	}
+	fmt.Fprintln(w, "\nHOST\tNAME\tCPUS\tRUNNING\tVALID\tINVALID\tLOST\tCREDIT\tLAST SEEN")
+	for _, h := range st.Hosts {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\n", h.ID, h.Info.Name, h.Info.CPUs, h.Running, h.Valid, h.Invalid, h.Lost, h.Credit, h.LastSeen.Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func results(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("usage: momonga-project results BATCH --out DIR")
+	}
+	ctx, adm, done, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := adm.Results(ctx, c.Args().First())
+	if err != nil {
+		return err
+	}
+	out := c.String("out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	valid := 0
+	for _, u := range res.Units {
+		if u.State != wu.WorkUnitValid {
+			continue
+		}
+		b, err := adm.Blob(ctx, u.Output)
+		if err != nil {
+			return fmt.Errorf("work unit %s: %w", u.Name, err)
+		}
+		if err := os.WriteFile(filepath.Join(out, u.Name), b, 0o644); err != nil {
+			return err
+		}
+		valid++
+	}
+	manifest, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "manifest.json"), append(manifest, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("batch %s: %d of %d work units valid, results in %s\n", res.Batch, valid, len(res.Units), out)
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package admin is the client side of the project's own tools: publishing
+// apps, submitting batches, reading status and results of a running server
+// over NATS (the `momonga-project app|submit|status|results` commands).
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/momonga-project/momonga/project/blobs"
+	"github.com/momonga-project/momonga/project/server"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// Client talks to one project server.
+type Client struct {
+	nc      *nats.Conn
+	blobs   *blobs.Store
+	id      string // requester id for de-duplication of retried commands
+	seq     uint64
+	Timeout time.Duration // per attempt
+	Retries int
+}
+
+// Dial connects to the project's NATS server at url.
+func Dial(ctx context.Context, url string) (*Client, error) {
+	nc, err := nats.Connect(url, nats.Name("momonga-project admin"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to project at %s: %w (is `momonga-project serve` running?)", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	store, err := blobs.Open(ctx, js, server.BlobsBucket, 1)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &Client{nc: nc, blobs: store, id: "adm:" + nuid.Next(), Timeout: 10 * time.Second, Retries: 3}, nil
+}
+
+// Close disconnects.
+func (c *Client) Close() { c.nc.Close() }
+
+// PutBlob stores b in the project's blob store.
+func (c *Client) PutBlob(ctx context.Context, b []byte) (wu.Hash, error) { return c.blobs.Put(ctx, b) }
+
+// Blob reads a blob.
+func (c *Client) Blob(ctx context.Context, h wu.Hash) ([]byte, error) { return c.blobs.Get(ctx, h) }
+
+// AddApp publishes module under name: it checks the module, stores it and
+// records it in the scheduler.
+func (c *Client) AddApp(ctx context.Context, name string, module []byte) (wu.App, error) {
+	if !wu.ValidName(name) {
+		return wu.App{}, wu.Errorf(wu.CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", name, wu.MaxNameBytes)
+	}
+	if err := wu.CheckModule(module); err != nil {
+		return wu.App{}, err
+	}
+	h, err := c.PutBlob(ctx, module)
+	if err != nil {
+		return wu.App{}, err
+	}
+	req := wu.AddApp{V: wu.WireVersion, Name: name, Hash: h, Size: int64(len(module))}
+	if err := c.command(ctx, wu.OpAddApp, req, &wu.Ack{}); err != nil {
+		return wu.App{}, err
+	}
+	return wu.App{Name: name, Hash: h, Size: int64(len(module))}, nil
+}
+
+// submitChunk is how many units go in one Submit: one message stays well
+// under the admin message limit.
+const submitChunk = 1000
+
+// Submit adds s's units to the project, in as many commands as their number
+// needs, and returns the ids of the work units created.
+func (c *Client) Submit(ctx context.Context, s wu.Submit) ([]string, error) {
+	s.V = wu.WireVersion
+	var ids []string
+	all := s.Units
+	for start := 0; start < len(all); start += submitChunk {
+		part := s
+		part.Units = all[start:min(start+submitChunk, len(all))]
+		var rep wu.SubmitReply
+		if err := c.command(ctx, wu.OpSubmit, part, &rep); err != nil {
+			return ids, err
+		}
+		ids = append(ids, rep.Units...)
+	}
+	return ids, nil
+}
+
+// Status returns the project's state in brief.
+func (c *Client) Status(ctx context.Context) (wu.StatusReply, error) {
+	var rep wu.StatusReply
+	err := c.request(ctx, wu.SubjectAdminStatus, nil, &rep)
+	return rep, err
+}
+
+// Results returns every work unit of a batch, page by page.
+func (c *Client) Results(ctx context.Context, batch string) (wu.ResultsReply, error) {
+	var all wu.ResultsReply
+	q := wu.ResultsQuery{V: wu.WireVersion, Batch: batch}
+	for {
+		var rep wu.ResultsReply
+		if err := c.request(ctx, wu.SubjectAdminResults, wu.Encode(q), &rep); err != nil {
+			return all, err
+		}
+		units := append(all.Units, rep.Units...)
+		all = rep
+		all.Units = units
+		if rep.Next == 0 {
+			return all, nil
+		}
+		q.Offset = rep.Next
+	}
+}
+
+// command sends a state-changing command. Retries reuse the sequence number,
+// so the scheduler applies the command once however often it is sent.
+func (c *Client) command(ctx context.Context, op string, body any, out any) error {
+	c.seq++
+	cmd := wu.Command{V: wu.WireVersion, Op: op, Host: c.id, Seq: c.seq, Body: wu.Encode(body)}
+	return c.request(ctx, wu.SubjectAdminCommand, wu.Encode(cmd), out)
+}
+
+func (c *Client) request(ctx context.Context, subject string, data []byte, out any) error {
+	var last error
+	for attempt := 0; attempt <= c.Retries; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.Timeout)
+		msg, err := c.nc.RequestWithContext(actx, subject, data)
+		cancel()
+		if err != nil {
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		var ack wu.Ack
+		if err := json.Unmarshal(msg.Data, &ack); err != nil {
+			return fmt.Errorf("%s: malformed reply: %w", subject, err)
+		}
+		if ack.Error != nil {
+			return ack.Error
+		}
+		if err := json.Unmarshal(msg.Data, out); err != nil {
+			return fmt.Errorf("%s: malformed reply: %w", subject, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: the project did not answer: %w", subject, last)
+}
