@@ -20,7 +20,9 @@ func leb(n int) []byte {
 	}
 }
 
-func section(id byte, body ...byte) []byte { return append(append([]byte{id}, leb(len(body))...), body...) }
+func section(id byte, body ...byte) []byte {
+	return append(append([]byte{id}, leb(len(body))...), body...)
+}
 
 func str(s string) []byte { return append(leb(len(s)), s...) }
 
