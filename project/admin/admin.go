@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/momonga-project/momonga/project/blobs"
-	"github.com/momonga-project/momonga/project/server"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -40,7 +39,7 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	store, err := blobs.Open(ctx, js, server.BlobsBucket, 1)
+	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
 	if err != nil {
 		nc.Close()
 		return nil, err

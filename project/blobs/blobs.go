@@ -22,6 +22,9 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
+// Bucket is the object store bucket of a project's blobs.
+const Bucket = "BLOBS"
+
 // ChunkBytes is the size of one chunk of a blob transfer, well under NATS's
 // default 1 MiB payload limit.
 const ChunkBytes = 512 << 10

@@ -30,9 +30,8 @@ import (
 
 // Names of the project's JetStream assets.
 const (
-	LogStream   = "SCHED"
-	LogSubject  = "sched.log"
-	BlobsBucket = "BLOBS"
+	LogStream  = "SCHED"
+	LogSubject = "sched.log"
 )
 
 // Config is how a project server runs.
@@ -94,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := blobs.Open(ctx, js, BlobsBucket, 1)
+	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
 	if err != nil {
 		return nil, err
 	}
