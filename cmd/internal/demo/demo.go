@@ -98,7 +98,8 @@ func Run(ctx context.Context, cfg Config) error {
 	var volunteerBars []*mpb.Bar
 	for i := range cfg.Volunteers {
 		name := fmt.Sprintf("volunteer-%d", i+1)
-		bar := p.New(0, mpb.BarStyle(), mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
+		// Each volunteer's bar fills with its share of all the tasks.
+		bar := p.New(int64(2*cfg.Units), mpb.BarStyle(), mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string { return fmt.Sprintf("%d tasks", s.Current) })))
 		volunteerBars = append(volunteerBars, bar)
 		d, err := daemon.New(daemon.Config{
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mpb.AppendDecorators(decor.CountersNoUnit("%d / %d"), decor.Name(" "), decor.Percentage()))
 	status, err := waitForBatch(ctx, adm, sub.Batch, func(b wu.BatchStatus) { valid.SetCurrent(int64(b.Valid + b.Errored)) })
 	for _, b := range volunteerBars {
-		b.SetTotal(-1, true)
+		b.Abort(false)
 	}
 	valid.SetTotal(-1, true)
 	p.Wait()
