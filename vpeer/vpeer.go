@@ -9,7 +9,12 @@
 //
 // The log is an interface: MemLog keeps it in memory for unit tests, and the
 // jetlog subpackage keeps it in a JetStream stream, whose Raft replication
-// acts as the atomic multicast.
+// acts as the atomic multicast. A Member is one replica: it applies the log
+// to its StateMachine, sends replies and, as lease holder, appends ticks.
+// More members are more Member values over the same log, on any machine.
+// The vpeertest subpackage holds the tests every Log and Member must pass.
+//
+// This package imports no NATS: only jetlog does.
 package vpeer
 
 import (
@@ -21,9 +26,12 @@ import (
 
 // Entry is what a StateMachine applies: one record of the log.
 type Entry struct {
-	Seq     uint64    // position in the log, from 1
-	Time    time.Time // time of the newest Tick at or before this entry (zero before the first)
-	Tick    bool      // a Tick entry carries no payload: it only advances Time
+	Seq uint64 // position in the log, from 1
+	// Time is the latest time carried by a Tick at or before this entry, in
+	// UTC; zero before the first Tick. It never goes back, even when a Tick
+	// from a slower clock follows.
+	Time    time.Time
+	Tick    bool // a Tick entry carries no payload: it only advances Time
 	Payload []byte
 }
 
@@ -43,6 +51,10 @@ type Record struct {
 	ReplyTo string    // where the reply to this record goes; empty for none
 	Tick    time.Time // non-zero for a Tick record
 	Payload []byte
+	// Err is set on read when the stored record cannot be decoded. Seq is
+	// still valid, so a reader can skip the record and stay in step with
+	// every other reader; the other fields are unreliable.
+	Err error
 }
 
 // Log is the totally ordered log of one virtual peer.

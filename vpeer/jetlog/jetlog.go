@@ -1,0 +1,269 @@
+// Package jetlog keeps a virtual peer's log in a JetStream stream
+// (SCHED_<vp> in DESIGN §1, the Log of DESIGN §5). JetStream's Raft
+// replication is the atomic multicast: every member reads the same records
+// in the same order, and a stream with R3 or R5 survives the loss of a
+// minority of servers.
+//
+// A record is one message on the stream's subject: the payload is the
+// message data, Record.ID the Nats-Msg-Id header (so the stream drops
+// duplicates within its duplicate window), and ReplyTo and Tick travel in
+// the Vpeer-Reply-To and Vpeer-Tick headers.
+package jetlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/momonga-project/momonga/vpeer"
+)
+
+// Headers of a record, beside jetstream.MsgIDHeader. New headers may be
+// added; these keep their meaning.
+const (
+	HeaderReplyTo = "Vpeer-Reply-To" // where the reply goes
+	HeaderTick    = "Vpeer-Tick"     // tick time in unix nanoseconds, decimal
+)
+
+// errCodeDuplicateInProcess is JetStream's answer, on a replicated stream,
+// to a message whose ID is a duplicate of one not yet committed.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
+// Config describes the stream of one virtual peer.
+type Config struct {
+	Stream  string // stream name, e.g. SCHED_main
+	Subject string // the one subject records are published on; default "vpeer.<Stream>"
+	// Replicas is the stream's replication factor: 1 embedded, 3 or 5
+	// clustered; default 1.
+	Replicas int
+	// Storage is where the stream keeps records; the zero value is
+	// jetstream.FileStorage.
+	Storage jetstream.StorageType
+	// DuplicateWindow is how long the stream remembers record IDs; zero keeps
+	// the server's default (two minutes).
+	DuplicateWindow time.Duration
+}
+
+// Log is a vpeer.Log in a JetStream stream. It is safe for concurrent use.
+type Log struct {
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	name    string
+	subject string
+}
+
+var _ vpeer.Log = (*Log)(nil)
+
+// Open creates the stream described by cfg, or updates it to cfg if it
+// exists, and returns the log kept in it.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error) {
+	if cfg.Stream == "" {
+		return nil, errors.New("jetlog: open: no stream name")
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = "vpeer." + cfg.Stream
+	}
+	if strings.ContainsAny(cfg.Subject, "*> \t") {
+		return nil, fmt.Errorf("jetlog: open %s: subject %q must be one literal subject", cfg.Stream, cfg.Subject)
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       cfg.Stream,
+		Subjects:   []string{cfg.Subject},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    cfg.Storage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DuplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: open stream %s: %w", cfg.Stream, err)
+	}
+	return &Log{js: js, stream: stream, name: cfg.Stream, subject: cfg.Subject}, nil
+}
+
+// Append publishes r and waits for the stream to store it. A record whose ID
+// the stream already holds returns the sequence of the one stored and
+// vpeer.ErrDuplicate; on a replicated stream the sequence is 0 if that
+// record was still being committed. When ctx ends or the connection drops
+// first, the record may still have been stored: retry with the same ID.
+//
+// Append is safe to call from many goroutines, and that is how it is fast:
+// it publishes asynchronously and waits for its own acknowledgement, so
+// concurrent appends share the connection without a round trip each
+// (BenchmarkAppend measures about twice the rate of synchronous publishes).
+func (l *Log) Append(ctx context.Context, r vpeer.Record) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
+	}
+	p, err := l.AppendAsync(r)
+	if err != nil {
+		return 0, err
+	}
+	return p.Wait(ctx)
+}
+
+// AppendAsync publishes r without waiting for the stream to store it; Wait
+// on the result gives what Append would have returned. It lets one goroutine
+// keep many appends in flight. How many may be outstanding on the connection
+// is set on the JetStream handle (jetstream.WithPublishAsyncMaxPending,
+// default 4000); past that, AppendAsync blocks for a while and then fails.
+func (l *Log) AppendAsync(r vpeer.Record) (*PendingAppend, error) {
+	// Expecting the stream catches a subject captured by some other stream
+	// after this one was deleted, for the price of one header.
+	f, err := l.js.PublishMsgAsync(l.message(r), jetstream.WithExpectStream(l.name))
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
+	}
+	return &PendingAppend{log: l, rec: r, f: f}, nil
+}
+
+// PendingAppend is an append in flight, from AppendAsync.
+type PendingAppend struct {
+	log *Log
+	rec vpeer.Record
+	f   jetstream.PubAckFuture
+}
+
+// Wait waits for the stream's answer and returns the record's sequence
+// number, as Append does.
+func (p *PendingAppend) Wait(ctx context.Context) (uint64, error) {
+	select {
+	case ack := <-p.f.Ok():
+		return p.log.acked(p.rec, ack, nil)
+	case err := <-p.f.Err():
+		return p.log.acked(p.rec, nil, err)
+	case <-ctx.Done():
+		return p.log.acked(p.rec, nil, ctx.Err())
+	}
+}
+
+func (l *Log) message(r vpeer.Record) *nats.Msg {
+	m := &nats.Msg{Subject: l.subject, Data: r.Payload, Header: make(nats.Header, 3)}
+	if r.ID != "" {
+		m.Header[jetstream.MsgIDHeader] = []string{r.ID}
+	}
+	if r.ReplyTo != "" {
+		m.Header[HeaderReplyTo] = []string{r.ReplyTo}
+	}
+	if !r.Tick.IsZero() {
+		m.Header[HeaderTick] = []string{strconv.FormatInt(r.Tick.UnixNano(), 10)}
+	}
+	return m
+}
+
+// acked turns the stream's answer to a publish of r into Append's results.
+func (l *Log) acked(r vpeer.Record, ack *jetstream.PubAck, err error) (uint64, error) {
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess {
+			return 0, vpeer.ErrDuplicate
+		}
+		return 0, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
+	}
+	if ack.Duplicate {
+		return ack.Sequence, vpeer.ErrDuplicate
+	}
+	return ack.Sequence, nil
+}
+
+// Read calls fn for every record from sequence from on (1 when from is 0),
+// in order, through an ordered consumer that survives reconnections and
+// server restarts by resuming after the last record it delivered. It waits
+// for new records until ctx is done (it then returns ctx.Err()) or fn
+// returns an error (returned as is). A record with a malformed header is
+// delivered with Record.Err set.
+func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
+	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   max(from, 1),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
+	}
+	defer l.deleteConsumer(cons)
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
+	}
+	defer it.Stop()
+	// Next blocks while the ordered consumer re-creates itself after a
+	// disconnection; stopping the iterator ends that too.
+	defer context.AfterFunc(ctx, it.Stop)()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
+		}
+		r, err := decode(msg)
+		if err != nil {
+			return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+}
+
+// deleteConsumer removes the server side of a finished read at once rather
+// than leaving it to the inactivity threshold, because recent servers limit
+// the consumers of a stream.
+func (l *Log) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Best effort: an unreachable server drops the consumer by itself.
+	_ = l.stream.DeleteConsumer(ctx, info.Name)
+}
+
+// decode turns a stream message into a record. A message whose headers
+// cannot be decoded gives a record with Err set: every reader sees the same
+// message, so every reader skips it alike. Only a message without stream
+// metadata, which JetStream never delivers, is an error.
+func decode(msg jetstream.Msg) (vpeer.Record, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return vpeer.Record{}, fmt.Errorf("message on %s without stream metadata: %w", msg.Subject(), err)
+	}
+	h := msg.Headers()
+	r := vpeer.Record{
+		Seq:     meta.Sequence.Stream,
+		ID:      h.Get(jetstream.MsgIDHeader),
+		ReplyTo: h.Get(HeaderReplyTo),
+		Payload: msg.Data(),
+	}
+	if v := h.Get(HeaderTick); v != "" {
+		ns, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			r.Err = fmt.Errorf("record %d: %s header %q: %w", r.Seq, HeaderTick, v, err)
+			return r, nil
+		}
+		r.Tick = time.Unix(0, ns).UTC()
+	}
+	return r, nil
+}
+
+// LastSeq returns the sequence number of the newest record, 0 when empty.
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetlog: last sequence of %s: %w", l.name, err)
+	}
+	return info.State.LastSeq, nil
+}

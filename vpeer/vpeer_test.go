@@ -1,0 +1,148 @@
+package vpeer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/vpeertest"
+)
+
+func newMemLog(*testing.T) vpeer.Log { return vpeer.NewMemLog() }
+
+func TestMemLog(t *testing.T) { vpeertest.TestLog(t, newMemLog) }
+
+func TestMemberOnMemLog(t *testing.T) { vpeertest.TestMember(t, newMemLog) }
+
+func TestMemLogZeroValue(t *testing.T) {
+	var l vpeer.MemLog
+	vpeertest.Append(t, &l, vpeer.Record{ID: "a", Payload: []byte("x")})
+	if _, err := l.Append(context.Background(), vpeer.Record{ID: "a"}); !errors.Is(err, vpeer.ErrDuplicate) {
+		t.Fatalf("duplicate append = %v, want ErrDuplicate", err)
+	}
+	if got := vpeertest.ReadAll(t, &l); len(got) != 1 || string(got[0].Payload) != "x" {
+		t.Fatalf("zero-value MemLog holds %+v", got)
+	}
+}
+
+func TestMemLogCopiesPayload(t *testing.T) {
+	l := vpeer.NewMemLog()
+	p := []byte("abc")
+	vpeertest.Append(t, l, vpeer.Record{Payload: p})
+	p[0] = 'X'
+	got := vpeertest.ReadAll(t, l)
+	got[0].Payload[1] = 'Y'
+	if again := vpeertest.ReadAll(t, l); string(again[0].Payload) != "abc" {
+		t.Fatalf("stored payload changed to %q through the caller's slices", again[0].Payload)
+	}
+}
+
+// undecodable marks some records of a log as undecodable on read, as jetlog
+// does for a record with a malformed header.
+type undecodable struct {
+	vpeer.Log
+	bad map[uint64]bool
+}
+
+func (l undecodable) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
+	return l.Log.Read(ctx, from, func(r vpeer.Record) error {
+		if l.bad[r.Seq] {
+			r.Err = fmt.Errorf("record %d: bad header", r.Seq)
+		}
+		return fn(r)
+	})
+}
+
+func TestMemberSkipsUndecodableRecords(t *testing.T) {
+	mem := vpeer.NewMemLog()
+	var last uint64
+	for i := range 6 {
+		last = vpeertest.Append(t, mem, vpeer.Record{ReplyTo: fmt.Sprintf("r.%d", i), Payload: []byte("add x 1")})
+	}
+	// The newest record when the members start is one of the bad ones: they
+	// must still become ready.
+	l := undecodable{Log: mem, bad: map[uint64]bool{2: true, last: true}}
+	a := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l})
+	b := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l})
+	vpeertest.WaitReady(t, a)
+	vpeertest.WaitReady(t, b)
+	seq := vpeertest.Append(t, l, vpeer.Record{ReplyTo: "new", Payload: []byte("add x 1")})
+	vpeertest.WaitApplied(t, a, seq)
+	vpeertest.WaitApplied(t, b, seq)
+	for _, m := range []*vpeertest.RunningMember{a, b} {
+		var x int64
+		m.Query(func() { x = m.KV.Get("x") })
+		if x != 5 {
+			t.Fatalf("x = %d, want 5: two of seven records skipped", x)
+		}
+		if got := m.Replies.All(); len(got) != 1 || got[0] != (vpeertest.Reply{Subject: "new", Data: "5"}) {
+			t.Fatalf("replies = %v, want one to new", got)
+		}
+	}
+	da, _ := a.State()
+	db, _ := b.State()
+	if da != db {
+		t.Fatalf("members differ after skipping the same records: %s vs %s", da, db)
+	}
+}
+
+type brokenLog struct{ vpeer.Log }
+
+var errBroken = errors.New("stream gone")
+
+func (brokenLog) Read(context.Context, uint64, func(vpeer.Record) error) error { return errBroken }
+
+func TestMemberRunErrors(t *testing.T) {
+	ctx := context.Background()
+	m := vpeer.NewMember(vpeer.MemberConfig{Log: brokenLog{vpeer.NewMemLog()}, Machine: vpeertest.NewKV(), Logger: vpeertest.TestLogger(t)})
+	if err := m.Run(ctx); !errors.Is(err, errBroken) {
+		t.Fatalf("Run over a broken log = %v, want its read error", err)
+	}
+	if err := m.Run(ctx); err == nil {
+		t.Fatal("second Run of one member succeeded")
+	}
+	if err := vpeer.NewMember(vpeer.MemberConfig{Machine: vpeertest.NewKV()}).Run(ctx); err == nil {
+		t.Fatal("Run without a log succeeded")
+	}
+}
+
+func TestMemberStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := vpeer.NewMember(vpeer.MemberConfig{Log: vpeer.NewMemLog(), Machine: vpeertest.NewKV(), TickInterval: 1})
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run with a done context = %v, want nil", err)
+	}
+}
+
+// BenchmarkMemberApplyMemLog measures the member alone: entries per second
+// from an in-memory log through a member into a KV, replies included.
+func BenchmarkMemberApplyMemLog(b *testing.B) {
+	l := vpeer.NewMemLog()
+	m := vpeer.NewMember(vpeer.MemberConfig{
+		Log:     l,
+		Machine: vpeertest.NewKV(),
+		Reply:   func(string, []byte) error { return nil },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	<-m.Ready()
+	var last uint64
+	for i := range b.N {
+		last = vpeertest.Append(b, l, vpeer.Record{ID: strconv.Itoa(i), ReplyTo: "r", Payload: []byte("add k 1")})
+	}
+	if err := m.WaitApplied(ctx, last); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
