@@ -1,0 +1,5 @@
+//go:build !linux
+
+package runner
+
+func ioprioClass(int) int { return -1 }

@@ -1,0 +1,248 @@
+// Package runner runs one task's WebAssembly module on a volunteer's host:
+// the "runner: wazero sandbox" box of the client in DESIGN.md §1, following
+// §6 ("Applications and portable checkpoints") and §7.
+//
+// A module is an untrusted WASI preview 1 command. Run executes it with
+// wazero inside the current process: its arguments, a stdin file, stdout
+// written to the result file and capped, stderr kept in memory for the
+// failure reason, its own directory preopened as "/" that no path or link can
+// leave, a memory cap, no host environment, no network and wazero's
+// deterministic clocks and random source, so that replicas on different
+// hosts compute the same result.
+//
+// Run cannot stop a module that never returns without making every loop of
+// every module several times slower (NOTES.md), so the daemon does not call
+// it itself: Worker.Start re-executes the client binary as a worker process
+// that calls WorkerMain, and the resulting Process is what the daemon
+// suspends, resumes and kills, with the time limit counted on its own clock.
+// A crash of the module, of wazero or of the worker process is a failed
+// Result, never a failure of the daemon.
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/momonga-project/momonga/workunits"
+)
+
+// Spec is one run of a module. It crosses the pipe to the worker process as
+// JSON; fields are only ever added, because a worker started from an upgraded
+// binary may read what an older daemon wrote.
+type Spec struct {
+	Module   string           `json:"module"`          // path of the .wasm file, already verified by hash
+	Name     string           `json:"name"`            // argv[0] seen by the module
+	Args     []string         `json:"args,omitempty"`  // argv[1:]
+	Stdin    string           `json:"stdin,omitempty"` // path of a file given as stdin; "" for empty stdin
+	Dir      string           `json:"dir"`             // the task's private directory (it exists), "/" in the guest
+	Output   string           `json:"output"`          // where stdout, the result, is written
+	Limits   workunits.Limits `json:"limits"`          // unset limits take workunits' defaults
+	CacheDir string           `json:"cache,omitempty"` // wazero compilation cache shared by workers; "" for none
+}
+
+// Result is how a run ended.
+type Result struct {
+	ExitCode   int           `json:"exit_code"`        // the module's exit code; -1 when it did not exit by itself
+	Failed     bool          `json:"failed"`           // true unless the module exited 0 within every limit
+	Reason     string        `json:"reason,omitempty"` // for a failure, one sentence saying why
+	Stderr     string        `json:"stderr,omitempty"` // the start and end of the module's stderr, at most StderrKept bytes
+	CPUSeconds float64       `json:"cpu_seconds"`      // user+sys of the worker process, or of this process during Run
+	Wall       time.Duration `json:"wall"`             // running time, not counting time stopped
+}
+
+// exitNone is Result.ExitCode when the module did not exit by itself: it was
+// stopped, trapped or never started.
+const exitNone = -1
+
+const wasiModule = wasi_snapshot_preview1.ModuleName
+
+// Run runs spec's module in this process and returns how it ended. It does
+// not interrupt a module that never returns (ctx is only passed on to
+// wazero): that is the worker process's job, see Worker. Run recovers from
+// any panic, so a module cannot take the calling process down with one.
+func Run(ctx context.Context, spec Spec) (res Result) {
+	start := time.Now()
+	cpuStart := selfCPU()
+	defer func() {
+		if r := recover(); r != nil {
+			res = failure(exitNone, fmt.Sprintf("the runner failed: %v", r))
+		}
+		res.Wall = time.Since(start)
+		res.CPUSeconds = (selfCPU() - cpuStart).Seconds()
+	}()
+	return run(ctx, spec)
+}
+
+func failure(code int, reason string) Result {
+	return Result{ExitCode: code, Failed: true, Reason: reason}
+}
+
+func run(ctx context.Context, spec Spec) Result {
+	limits := spec.Limits.WithDefaults()
+	wasm, err := os.ReadFile(spec.Module)
+	if err != nil {
+		return failure(exitNone, fmt.Sprintf("could not read the module: %v", err))
+	}
+	if st, err := os.Stat(spec.Dir); err != nil || !st.IsDir() {
+		return failure(exitNone, fmt.Sprintf("the task directory %q is missing", spec.Dir))
+	}
+
+	// The memory limit is memoryCap's to enforce; see there why wazero's
+	// own page limit is left at its maximum.
+	cfg := wazero.NewRuntimeConfig()
+	if spec.CacheDir != "" {
+		// A cache that cannot be opened costs only compilation time.
+		if cache, err := wazero.NewCompilationCacheWithDir(spec.CacheDir); err == nil {
+			defer cache.Close(ctx)
+			cfg = cfg.WithCompilationCache(cache)
+		}
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	defer rt.Close(ctx)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return failure(exitNone, fmt.Sprintf("the runner could not set up WASI: %v", err))
+	}
+
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
+	}
+	defer compiled.Close(ctx)
+	if reason := checkImports(compiled, rt.Module(wasiModule)); reason != "" {
+		return failure(exitNone, reason)
+	}
+	if start := compiled.ExportedFunctions()["_start"]; start == nil || len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return failure(exitNone, "the module has no _start function: momonga runs WASI command modules")
+	}
+	if need, ok := initialMemory(wasm); ok && need > uint64(limits.MemoryBytes) {
+		return failure(exitNone, fmt.Sprintf("memory limit of %s reached: the module needs %s at start",
+			formatBytes(limits.MemoryBytes), formatBytes(int64(need))))
+	}
+
+	out, err := os.OpenFile(spec.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return failure(exitNone, fmt.Sprintf("could not create the output file on this computer: %v", err))
+	}
+	defer out.Close()
+	buffered := bufio.NewWriterSize(out, 64<<10)
+	stderr := newStderrCapture()
+	modCfg := wazero.NewModuleConfig().
+		WithArgs(append([]string{spec.Name}, spec.Args...)...).
+		WithStdout(&cappedOutput{w: buffered, limit: limits.OutputBytes}).
+		WithStderr(stderr).
+		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newTaskFS(spec.Dir), "/")).
+		// _start is called below rather than during instantiation, so that a
+		// failure to link is told apart from a failure to run.
+		WithStartFunctions()
+	if spec.Stdin != "" {
+		in, err := os.Open(spec.Stdin)
+		if err != nil {
+			return failure(exitNone, fmt.Sprintf("could not open the input file on this computer: %v", err))
+		}
+		defer in.Close()
+		modCfg = modCfg.WithStdin(bufio.NewReader(in))
+	}
+
+	memory := &memoryCap{limit: uint64(limits.MemoryBytes)}
+	mod, err := rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memory), compiled, modCfg)
+	started := err == nil
+	if started {
+		defer mod.Close(ctx)
+		_, err = mod.ExportedFunction("_start").Call(ctx)
+	}
+	res, fault := outcome(err, started, stderr.String())
+	if memReason, hit := memory.refused(); fault && hit {
+		res.Reason = memReason + ", then " + res.Reason
+	}
+	// What a failed module wrote is kept too: it may show how far it got.
+	if err := buffered.Flush(); err != nil && !res.Failed {
+		return failure(res.ExitCode, fmt.Sprintf("could not write the output on this computer: %v", err))
+	}
+	return res
+}
+
+// outcome turns what wazero returned into a Result. fault is set when the
+// module itself gave up (a non-zero exit or a trap), which may be how it met
+// the memory limit. The exit code is the module's to choose, so it never
+// decides whether a limit was hit: a module may exit with the very code
+// wazero uses for a deadline.
+func outcome(err error, started bool, stderr string) (res Result, fault bool) {
+	defer func() { res.Stderr = stderr }()
+	var exit *sys.ExitError
+	var stop *stopError
+	switch {
+	case err == nil:
+		return Result{}, false
+	case errors.As(err, &stop):
+		return failure(exitNone, stop.reason), false
+	case errors.As(err, &exit):
+		code := int(exit.ExitCode())
+		if code == 0 {
+			return Result{}, false
+		}
+		reason := fmt.Sprintf("exit code %d", code)
+		if summary := stderrSummary(stderr); summary != "" {
+			reason += ": " + summary
+		}
+		return failure(code, reason), true
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	switch {
+	case strings.HasSuffix(msg, "stack overflow"): // wazero's compiler and interpreter word it differently
+		return failure(exitNone, "the module ran out of stack (recursion too deep)"), true
+	case strings.HasPrefix(msg, "wasm error: "):
+		return failure(exitNone, "the module crashed (wasm trap: "+strings.TrimPrefix(msg, "wasm error: ")+")"), true
+	case !started:
+		return failure(exitNone, "the module could not be started: "+msg), false
+	}
+	return failure(exitNone, "the module failed: "+msg), true
+}
+
+// checkImports refuses a module that imports anything momonga does not
+// provide, naming the import: wazero would only fail at instantiation with a
+// message about its own modules. Stubbing an unknown import is never right:
+// the module would compute something other than what its author meant.
+func checkImports(compiled wazero.CompiledModule, wasi api.Module) string {
+	provided := wasi.ExportedFunctionDefinitions()
+	for _, f := range compiled.ImportedFunctions() {
+		modName, name, _ := f.Import()
+		if _, ok := provided[name]; ok && modName == wasiModule {
+			continue
+		}
+		return fmt.Sprintf("module imports %s.%s, which momonga does not provide", modName, name)
+	}
+	for _, m := range compiled.ImportedMemories() {
+		modName, name, _ := m.Import()
+		return fmt.Sprintf("module imports memory %s.%s, which momonga does not provide (modules must define their own memory)", modName, name)
+	}
+	return ""
+}
+
+// formatSeconds writes a time limit the way a person would: 5s, 1.5s, 2m, 1h.
+func formatSeconds(s float64) string {
+	if s*float64(time.Second) >= math.MaxInt64 {
+		return fmt.Sprintf("%gs", s)
+	}
+	str := time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+	str, _ = strings.CutSuffix(str, "m0s")
+	if trimmed, ok := strings.CutSuffix(str, "h0"); ok {
+		return trimmed + "h"
+	}
+	if !strings.HasSuffix(str, "s") {
+		str += "m"
+	}
+	return str
+}
