@@ -21,6 +21,10 @@ const (
 	OpCompare    = "compare"     // the validator: do two outputs of a unit agree?
 )
 
+// CodeForbidden refuses a request its sender may not make: an unknown
+// account key, a revoked host.
+const CodeForbidden = "forbidden"
+
 // Subjects of attaching and of the accounts query.
 const (
 	// SubjectAttachPrefix + nkey is where a host attaches: an AttachRequest

@@ -161,7 +161,9 @@ func FuzzDecodeAttach(f *testing.F) {
 func FuzzDecodeUserAdd(f *testing.F) {
 	fuzzDecoder[UserAdd](f, `{"v":1,"name":"ann","email":"ann@example.org","key_hash":"`+string(HashOf(nil))+`","team":"t"}`)
 }
-func FuzzDecodeTeamAdd(f *testing.F)    { fuzzDecoder[TeamAdd](f, `{"v":1,"name":"team","founder":"ann"}`) }
+func FuzzDecodeTeamAdd(f *testing.F) {
+	fuzzDecoder[TeamAdd](f, `{"v":1,"name":"team","founder":"ann"}`)
+}
 func FuzzDecodeTeamJoin(f *testing.F)   { fuzzDecoder[TeamJoin](f, `{"v":1,"user":"ann","team":"team"}`) }
 func FuzzDecodeHostRevoke(f *testing.F) { fuzzDecoder[HostRevoke](f, `{"v":1,"host":"h1"}`) }
 func FuzzDecodeCompare(f *testing.F) {
@@ -170,4 +172,6 @@ func FuzzDecodeCompare(f *testing.F) {
 func FuzzDecodeAddApp(f *testing.F) {
 	fuzzDecoder[AddApp](f, `{"v":1,"name":"primes","hash":"`+string(HashOf(nil))+`","size":3,"signature":"x","policy":{"replication":2,"quorum":2,"adaptive":true,"tolerance":{"rel":1e-9}}}`)
 }
-func FuzzDecodeResultsQuery(f *testing.F) { fuzzDecoder[ResultsQuery](f, `{"v":1,"batch":"b","offset":2}`) }
+func FuzzDecodeResultsQuery(f *testing.F) {
+	fuzzDecoder[ResultsQuery](f, `{"v":1,"batch":"b","offset":2}`)
+}
