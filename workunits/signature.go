@@ -128,15 +128,21 @@ func ParseAppSignature(b []byte) (AppSignature, error) {
 // Verify checks that the manifest was signed by key and describes module.
 // Its errors say which of the three went wrong, for the volunteer's log.
 func (s AppSignature) Verify(key ed25519.PublicKey, module []byte) error {
+	return s.VerifyFor(key, HashOf(module), int64(len(module)))
+}
+
+// VerifyFor is Verify for a module known by its hash and size: what the
+// project checks when an app is published, without reading the module.
+func (s AppSignature) VerifyFor(key ed25519.PublicKey, hash Hash, size int64) error {
 	if !s.Key.Equal(key) {
 		return Errorf(CodeConflict, "signed by key %s, not by the project's key %s", FormatPublicKey(s.Key), FormatPublicKey(key))
 	}
 	if !ed25519.Verify(key, s.signed(), s.Signature) {
 		return Errorf(CodeConflict, "the signature does not match its manifest: it was forged or altered")
 	}
-	if h := HashOf(module); h != s.Hash || int64(len(module)) != s.Size {
+	if hash != s.Hash || size != s.Size {
 		return Errorf(CodeConflict, "the module (sha256 %s, %d bytes) is not the one signed (sha256 %s, %d bytes): it was altered",
-			h.Short(), len(module), s.Hash.Short(), s.Size)
+			hash.Short(), size, s.Hash.Short(), s.Size)
 	}
 	return nil
 }

@@ -26,16 +26,24 @@ type conn struct {
 	attemptTimeout time.Duration
 }
 
-func dial(url, host, name string) (*conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name("momonga "+name),
+func dial(url, host, name string, extra ...nats.Option) (*conn, error) {
+	opts := append([]nats.Option{
+		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250 * time.Millisecond),
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
-		nats.CustomInboxPrefix("_INBOX_"+host),
-	)
+		nats.CustomInboxPrefix(wu.InboxPrefix(host)),
+	}, extra...)
+	// A refusal of the host's credentials is final: say so at once. A
+	// project that cannot be reached yet is waited for.
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("the project at %s refused this host (%w): its credentials are unknown, revoked or throttled; attach it with `momonga attach %s --account-key KEY`", url, err, url)
+	}
+	if err != nil {
+		nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to project %s: %w", url, err)
 	}
@@ -76,13 +84,16 @@ func (c *conn) request(ctx context.Context, op string, data []byte, out any, tri
 		msg, err := c.nc.RequestWithContext(actx, subject, data)
 		cancel()
 		if err == nil {
-			return decodeReply(msg.Data, out)
+			err = decodeReply(msg.Data, out)
+			if wu.ErrorCode(err) != wu.CodeRateLimited {
+				return err
+			}
 		}
 		last = err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) || wu.ErrorCode(err) == wu.CodeRateLimited {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -176,10 +187,14 @@ func (c *conn) blobRequest(ctx context.Context, msg *nats.Msg) (*nats.Msg, error
 		reply, err := c.nc.RequestMsgWithContext(actx, msg)
 		cancel()
 		if err == nil {
-			if e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError)); e != nil {
+			e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError))
+			if e == nil {
+				return reply, nil
+			}
+			if e.Code != wu.CodeRateLimited {
 				return nil, e
 			}
-			return reply, nil
+			err = e
 		}
 		last = err
 		if ctx.Err() != nil {

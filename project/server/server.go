@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/stats"
@@ -42,6 +43,8 @@ type Config struct {
 	Sched        sched.Config  // the scheduler's policy
 	TickInterval time.Duration // how often time enters the log
 	Logger       *slog.Logger
+
+	Trust // who may connect and publish; trust.go
 }
 
 // Server is a running project server.
@@ -54,6 +57,8 @@ type Server struct {
 	gw     *gateway
 	http   *http.Server
 	httpLn net.Listener
+
+	trust trustParts
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -74,6 +79,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	cfg.Trust = cfg.Trust.withDefaults()
+	if cfg.SigningKey != nil {
+		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	ok := false
@@ -100,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.mach = sched.New(cfg.Sched)
 	s.member = vpeer.NewMember(vpeer.MemberConfig{
 		Log:          log,
-		Machine:      s.mach,
+		Machine:      s.observe(s.mach),
 		Reply:        s.nc.Publish,
 		TickInterval: cfg.TickInterval,
 		Logger:       cfg.Logger.With("part", "member"),
@@ -113,6 +122,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		results: s.Results,
 		logger:  cfg.Logger.With("part", "gateway"),
 		slots:   make(chan struct{}, 256),
+
+		accounts:   s.Accounts,
+		signingKey: cfg.SigningKey,
+		limiter:    auth.NewRateLimiter(cfg.HostRate, cfg.HostBurst, cfg.FloodAfter, cfg.Now),
+		onFlood:    s.throttle,
+	}
+	if err := s.startCallout(); err != nil {
+		return nil, err
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -140,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := s.gw.subscribe(runCtx, s.nc); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	s.startTrustLoops(runCtx, log, store)
 	if err := s.nc.Flush(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -173,6 +191,9 @@ func (s *Server) startNATS() error {
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
 	}
+	if err := s.secureOptions(opts); err != nil {
+		return err
+	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("nats server: %w", err)
@@ -182,7 +203,10 @@ func (s *Server) startNATS() error {
 	if !ns.ReadyForConnections(30 * time.Second) {
 		return fmt.Errorf("nats server did not start listening on %s", s.cfg.NATSListen)
 	}
-	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("momonga-project"), nats.MaxReconnects(-1))
+	if s.trust.authority != nil {
+		s.trust.authority.Attach(ns)
+	}
+	s.nc, err = nats.Connect("", s.ProjectConnectOptions(nats.Name("momonga-project"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
@@ -249,6 +273,7 @@ func (s *Server) shutdown() {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
+		s.trust.wg.Wait()
 	}
 	if s.gw != nil {
 		s.gw.wg.Wait()
@@ -257,6 +282,7 @@ func (s *Server) shutdown() {
 	if s.nc != nil {
 		s.nc.Close()
 	}
+	s.stopCallout()
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()

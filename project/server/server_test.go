@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -16,14 +18,19 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// startServer runs a server whose clock never ticks after start, so that
-// the applied log position moves only when a request is appended.
+// testKey signs the apps of test servers.
+var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+func signed(module []byte) []byte { return wu.SignApp(testKey, module).Encode() }
+
+// startServer runs an open server whose clock never ticks after start, so
+// that the applied log position moves only when a request is appended.
 func startServer(t *testing.T) (*Server, *nats.Conn, *admin.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Hour,
-		Sched: sched.Config{Lease: time.Minute}})
+		Sched: sched.Config{Lease: time.Minute}, Trust: Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +87,7 @@ func stateOf(t *testing.T, srv *Server) string {
 func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 	srv, nc, adm := startServer(t)
 	ctx := context.Background()
-	if _, err := adm.AddApp(ctx, "primes", apps.Primes); err != nil {
+	if _, err := adm.AddApp(ctx, "primes", apps.Primes, signed(apps.Primes), wu.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.Submit(ctx, wu.Submit{Batch: "b", App: "primes", Replication: 1, Quorum: 1, Units: []wu.UnitSpec{{Args: []string{"0", "10"}}}}); err != nil {
@@ -119,7 +126,14 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 			wu.Encode(wu.Report{V: 1, Seq: 101, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: 2}), wu.CodeNotFound},
 		{"admin op on the admin subject that is not one", wu.SubjectAdminCommand, wu.Encode(wu.Command{V: 1, Op: wu.OpWork, Host: "adm:x", Seq: 1}), wu.CodeBadRequest},
 		{"app whose module was never stored", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5})}), wu.CodeNotFound},
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5, Signature: string(signed([]byte("ghost")))})}), wu.CodeNotFound},
+		{"unsigned app", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes))})}), wu.CodeBadRequest},
+		{"app signed by another key", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 3, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)),
+				Signature: string(wu.SignApp(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)), apps.Primes).Encode())})}), wu.CodeBadRequest},
+		{"app whose signature is for another module", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 4, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)), Signature: string(signed(apps.Mandel))})}), wu.CodeBadRequest},
 	}
 	for _, c := range cases {
 		a := request(t, nc, c.subject, c.data)
