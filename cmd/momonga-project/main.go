@@ -87,6 +87,11 @@ func app() *cli.App {
 				},
 			},
 			benchCommand(),
+			{
+				Name:        "vpeer",
+				Usage:       "inspect and model the scheduler's virtual peers",
+				Subcommands: []*cli.Command{reliabilityCommand()},
+			},
 			cliutil.WorkerCommand,
 		},
 	}
