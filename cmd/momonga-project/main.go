@@ -25,7 +25,8 @@ import (
 )
 
 func main() {
-	if err := app().Run(os.Args); err != nil {
+	a := app()
+	if err := a.Run(cliutil.Interspersed(a, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "momonga-project:", err)
 		os.Exit(1)
 	}
@@ -57,7 +58,7 @@ func app() *cli.App {
 				Name:      "results",
 				Usage:     "download a batch's canonical results, one file per work unit, plus manifest.json",
 				ArgsUsage: "BATCH",
-				Flags:     append(toolFlags(), &cli.StringFlag{Name: "out", Usage: "directory to write into", Required: true}),
+				Flags:     append(toolFlags(), &cli.StringFlag{Name: "out", Usage: "directory to write into (required)"}),
 				Action:    results,
 			},
 			{
@@ -82,6 +83,11 @@ func app() *cli.App {
 				},
 			},
 			benchCommand(),
+			{
+				Name:        "vpeer",
+				Usage:       "inspect and model the scheduler's virtual peers",
+				Subcommands: []*cli.Command{reliabilityCommand()},
+			},
 			cliutil.WorkerCommand,
 		},
 	}
@@ -303,7 +309,7 @@ func status(c *cli.Context) error {
 }
 
 func results(c *cli.Context) error {
-	if c.NArg() != 1 {
+	if c.NArg() != 1 || c.String("out") == "" {
 		return fmt.Errorf("usage: momonga-project results BATCH --out DIR")
 	}
 	ctx, adm, done, err := dial(c)
