@@ -101,11 +101,6 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Worker.Command = []string{exe, "worker"}
 	}
-	for _, dir := range []string{"blobs", "slots", "reports", "cache"} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
-	}
 	att, attached, err := LoadAttachment(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -114,7 +109,12 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.Project = att.URL
 	}
 	if cfg.Project == "" {
-		return nil, errors.New("no project: attach this host first (momonga attach URL --account-key KEY), or name an open project's URL")
+		return nil, errors.New("no project: attach this host first (momonga attach URL --account-key KEY), or name an open project's URL with --project")
+	}
+	for _, dir := range []string{"blobs", "slots", "reports", "cache"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	id, err := loadIdentity(cfg.DataDir, cfg.Name)
 	if err != nil {
