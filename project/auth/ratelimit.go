@@ -11,8 +11,9 @@ import (
 type RateLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
-	// floodAfter refusals in a row, with no request allowed between, mark
-	// a host as flooding rather than merely busy.
+	// floodAfter refusals within a second mark a host as flooding rather
+	// than merely busy: a client that backs off when refused, as the
+	// volunteer client does, never comes near.
 	floodAfter int
 	now        func() time.Time
 
@@ -24,6 +25,7 @@ type RateLimiter struct {
 type bucket struct {
 	tokens  float64
 	last    time.Time
+	window  time.Time // start of the second refusals are counted in
 	refused int
 }
 
@@ -32,17 +34,17 @@ type Decision struct {
 	Allowed bool
 	// RetryAfter is when a refused request would be allowed.
 	RetryAfter time.Duration
-	// Flooding is set once, on the refusal that makes the host's run of
-	// refusals reach the flood threshold.
+	// Flooding is set once, on the refusal that makes the host's
+	// refusals within a second reach the flood threshold.
 	Flooding bool
-	// Silent is set on the refusals after that: answering them would only
-	// add to the flood.
+	// Silent is set on the refusals after that within the same second:
+	// answering them would only add to the flood.
 	Silent bool
 }
 
 // NewRateLimiter allows rate requests per second per key with bursts of
-// burst; floodAfter refusals in a row make a key flooding. now is the clock
-// (time.Now when nil).
+// burst; floodAfter refusals within a second make a key flooding. now is
+// the clock (time.Now when nil).
 func NewRateLimiter(rate float64, burst, floodAfter int, now func() time.Time) *RateLimiter {
 	if now == nil {
 		now = time.Now
@@ -70,8 +72,10 @@ func (l *RateLimiter) Allow(key string) Decision {
 	}
 	if b.tokens >= 1 {
 		b.tokens--
-		b.refused = 0
 		return Decision{Allowed: true}
+	}
+	if now.Sub(b.window) >= time.Second {
+		b.window, b.refused = now, 0
 	}
 	b.refused++
 	return Decision{

@@ -70,6 +70,12 @@ func (g *gateway) subscribe(ctx context.Context, nc *nats.Conn) ([]*nats.Subscri
 		if err != nil {
 			return subs, err
 		}
+		// A flood from one host must be read and refused, not dropped
+		// with everyone else's requests when the buffer is full: room for
+		// a second of a fast flood.
+		if err := s.SetPendingLimits(1<<20, 256<<20); err != nil {
+			return subs, err
+		}
 		subs = append(subs, s)
 	}
 	return subs, nil

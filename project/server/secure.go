@@ -35,7 +35,7 @@ type Trust struct {
 	// HostLimits bound each host on the NATS server.
 	HostLimits auth.Limits
 	// HostRate and HostBurst bound each host's requests per second at the
-	// gateway; FloodAfter refusals in a row throttle the host (its
+	// gateway; FloodAfter refusals within a second throttle the host (its
 	// connections closed, new ones refused) for ThrottleFor.
 	HostRate    float64
 	HostBurst   int
@@ -59,7 +59,7 @@ func (t Trust) withDefaults() Trust {
 		t.HostBurst = 200
 	}
 	if t.FloodAfter <= 0 {
-		t.FloodAfter = 1000
+		t.FloodAfter = 100
 	}
 	if t.ThrottleFor <= 0 {
 		t.ThrottleFor = time.Minute
