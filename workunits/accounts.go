@@ -34,10 +34,14 @@ const (
 	// SubjectAdminAccounts answers an AccountsReply (users with their
 	// e-mail addresses, teams); project tools only.
 	SubjectAdminAccounts = "adm.accounts"
-	// AttachUser is the NATS user name of a connection that attaches; its
-	// password is the account key.
+	// AttachUser starts the NATS user name of a connection that attaches
+	// (AttachUserName); its password is the account key.
 	AttachUser = "momonga-attach"
 )
+
+// AttachUserName is the NATS user name of a connection that attaches the
+// host with public key nkey.
+func AttachUserName(nkey string) string { return AttachUser + "/" + nkey }
 
 // AttachSubject is where the host with this nkey attaches.
 func AttachSubject(nkey string) string { return SubjectAttachPrefix + nkey }

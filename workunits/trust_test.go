@@ -175,3 +175,16 @@ func FuzzDecodeAddApp(f *testing.F) {
 func FuzzDecodeResultsQuery(f *testing.F) {
 	fuzzDecoder[ResultsQuery](f, `{"v":1,"batch":"b","offset":2}`)
 }
+
+func FuzzParsePublicKey(f *testing.F) {
+	f.Add(FormatPublicKey(testKey(4).Public().(ed25519.PublicKey)))
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParsePublicKey(s)
+		if err != nil {
+			return
+		}
+		if again, err := ParsePublicKey(FormatPublicKey(k)); err != nil || !again.Equal(k) {
+			t.Fatalf("round trip of %q: %v", s, err)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -26,11 +27,24 @@ type conn struct {
 	attemptTimeout time.Duration
 }
 
-func dial(url, host, name string, extra ...nats.Option) (*conn, error) {
+func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
 	opts := append([]nats.Option{
 		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
+		// Reconnect soon after a server restart, then less and less often:
+		// a host the project throttles is refused for a minute, and keeps
+		// trying, not giving up on its first refusal.
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			return min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
+		}),
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrAuthorization) {
+				logger.Warn("the project refused this host's credentials (revoked, or throttled for a while); retrying", "err", err)
+				return
+			}
+			logger.Warn("connection to the project", "err", err)
+		}),
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
 		nats.CustomInboxPrefix(wu.InboxPrefix(host)),

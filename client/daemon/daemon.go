@@ -192,7 +192,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(d.cfg.Project, d.id.ID, d.id.Name, opts...)
+	c, err := dial(d.cfg.Project, d.id.ID, d.id.Name, d.log, opts...)
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func Attach(ctx context.Context, cfg AttachConfig) (Attachment, error) {
 	}
 	opts := []nats.Option{
 		nats.Name("momonga attach"),
-		nats.UserInfo(wu.AttachUser+"/"+pub, cfg.AccountKey),
+		nats.UserInfo(wu.AttachUserName(pub), cfg.AccountKey),
 		nats.CustomInboxPrefix(wu.InboxPrefix(pub)),
 		nats.Timeout(cfg.Timeout),
 		nats.NoReconnect(),

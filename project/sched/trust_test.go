@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/credit"
+	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -341,4 +342,38 @@ func TestAssignmentsCarryTheAppSignature(t *testing.T) {
 	if len(as) != 1 || as[0].AppSig != "manifest of app" || as[0].AppHash != wu.HashOf([]byte("app")) {
 		t.Fatalf("assignment %+v", as)
 	}
+}
+
+// FuzzApply feeds the state machine arbitrary commands on top of a project
+// with an app, a batch, accounts and hosts: it never panics, and whatever it
+// accepts still snapshots and restores to the same state.
+func FuzzApply(f *testing.F) {
+	for _, op := range []string{wu.OpHello, wu.OpWork, wu.OpResult, wu.OpAttach, wu.OpUserAdd, wu.OpTeamJoin, wu.OpHostRevoke, wu.OpCompare, wu.OpSubmit, wu.OpAddApp} {
+		f.Add(op, "h1", uint64(7), []byte(`{"v":1,"seq":7,"slots":2,"task":"wu1_0","outcome":"success","output":"`+string(wu.HashOf(nil))+`"}`))
+	}
+	f.Add(wu.OpCompare, "", uint64(0), []byte(`{"unit":"wu1","a":"`+string(wu.HashOf(nil))+`","b":"`+string(wu.HashOf([]byte("x")))+`","agree":true}`))
+	f.Fuzz(func(t *testing.T, op, host string, seq uint64, body []byte) {
+		h := newHarness(t)
+		h.addUser("ann", "")
+		h.attachHost("ann", 1)
+		h.hello("h1")
+		h.addApp("app", wu.Policy{Replication: 2, Quorum: 2, Adaptive: true, Tolerance: wu.Tolerance{Rel: 1e-6}})
+		h.submitUnits("app", "b", 2, 0)
+		h.work("h1", 1)
+		payload := fmt.Appendf(nil, `{"v":1,"op":%q,"host":%q,"seq":%d,"body":%s}`, op, host, seq, body)
+		h.seq++
+		h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Payload: payload})
+		h.tick(time.Hour)
+		snap := h.snapshot()
+		m2 := New(Config{})
+		if err := m2.Restore(bytes.NewReader(snap)); err != nil {
+			t.Fatalf("restore after %q: %v", payload, err)
+		}
+		var again bytes.Buffer
+		if err := m2.Snapshot(&again); err != nil || !bytes.Equal(again.Bytes(), snap) {
+			t.Fatalf("snapshot round trip after %q differs", payload)
+		}
+		_ = h.m.Status()
+		_ = h.m.PendingComparisons(10)
+	})
 }

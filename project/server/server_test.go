@@ -211,3 +211,59 @@ func TestStatsPageServesStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestValidatorComparesFuzzyOutputs: two hosts return outputs that differ in
+// the last digits; the app's tolerance says they agree, and only the
+// validator, which reads them, can tell the scheduler so.
+func TestValidatorComparesFuzzyOutputs(t *testing.T) {
+	srv, nc, adm := startServer(t)
+	ctx := context.Background()
+	if _, err := adm.AddApp(ctx, "float", apps.Primes, signed(apps.Primes), wu.Policy{Replication: 2, Quorum: 2, Tolerance: wu.Tolerance{Rel: 1e-9}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Submit(ctx, wu.Submit{Batch: "f", App: "float", Units: []wu.UnitSpec{{Args: []string{"x"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string][]byte{"h1": []byte("energy 1.0000000000001\n"), "h2": []byte("energy 1.0000000000002\n")}
+	for host, out := range outputs {
+		if a := request(t, nc, "vol."+host+".hello", wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: host, CPUs: 1}})); a.Error != nil {
+			t.Fatal(a.Error)
+		}
+		msg, err := nc.Request("vol."+host+".work", wu.Encode(wu.WorkRequest{V: 1, Seq: 100, Slots: 1}), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var work wu.WorkReply
+		if err := json.Unmarshal(msg.Data, &work); err != nil || len(work.Assignments) != 1 {
+			t.Fatalf("work reply %s %v", msg.Data, err)
+		}
+		put := blobRequest(t, nc, "vol."+host+".blob.put", map[string]string{
+			wu.HeaderHash: string(wu.HashOf(out)), wu.HeaderSize: strconv.Itoa(len(out)), wu.HeaderOffset: "0"}, out)
+		if put.Header.Get(wu.HeaderError) != "" {
+			t.Fatal(put.Header.Get(wu.HeaderError))
+		}
+		report := wu.Report{V: 1, Seq: 101, Task: work.Assignments[0].Task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(out), OutputSize: int64(len(out)), CPUSeconds: 1}
+		if a := request(t, nc, "vol."+host+".result", wu.Encode(report)); a.Error != nil {
+			t.Fatal(a.Error)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := adm.Results(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Units[0].State == wu.WorkUnitValid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unit still %s after 10 s", res.Units[0].State)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+	for _, h := range srv.Status().Hosts {
+		if h.Valid != 1 || h.Credit <= 0 {
+			t.Errorf("host %s: %d valid, credit %g", h.ID, h.Valid, h.Credit)
+		}
+	}
+}
