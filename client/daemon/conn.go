@@ -196,10 +196,12 @@ func (c *conn) upload(ctx context.Context, b []byte) (wu.Hash, error) {
 
 func (c *conn) blobRequest(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	var last error
+	limited := 0
 	for attempt := 0; attempt < 5; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 		reply, err := c.nc.RequestMsgWithContext(actx, msg)
 		cancel()
+		wait := time.Duration(attempt+1) * 250 * time.Millisecond
 		if err == nil {
 			e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError))
 			if e == nil {
@@ -208,16 +210,18 @@ func (c *conn) blobRequest(ctx context.Context, msg *nats.Msg) (*nats.Msg, error
 			if e.Code != wu.CodeRateLimited {
 				return nil, e
 			}
+			// Over the host's request rate, as many tasks starting at
+			// once can be: wait, and do not count it as a failure.
 			err = e
+			attempt--
+			limited++
+			wait = min(250*time.Millisecond<<min(limited, 5), 5*time.Second)
 		}
 		last = err
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	return nil, last

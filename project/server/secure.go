@@ -59,7 +59,9 @@ func (t Trust) withDefaults() Trust {
 		t.HostBurst = 200
 	}
 	if t.FloodAfter <= 0 {
-		t.FloodAfter = 100
+		// Far above what a big host starting many tasks at once is
+		// refused, far below a flood (hundreds of thousands a second).
+		t.FloodAfter = 1000
 	}
 	if t.ThrottleFor <= 0 {
 		t.ThrottleFor = time.Minute
