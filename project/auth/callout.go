@@ -133,8 +133,11 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (userJWT, refus
 		if _, ok := s.cfg.Directory.UserByKeyHash(wu.AccountKeyHash(co.Password)); !ok {
 			return "", "attach: no user has this account key"
 		}
-		// The server checks the expiry against its own wall clock.
-		j, err := s.cfg.Authority.attachUserJWT(nkey, req.UserNkey, time.Now().Add(5*time.Minute))
+		// One request is all an attaching connection needs: it is closed a
+		// minute later, so that nobody holds the attach account's
+		// connections for long. The server checks the expiry against its
+		// own wall clock.
+		j, err := s.cfg.Authority.attachUserJWT(nkey, req.UserNkey, time.Now().Add(time.Minute))
 		if err != nil {
 			return "", "internal error"
 		}

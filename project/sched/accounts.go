@@ -48,7 +48,7 @@ func (m *Machine) owner(h *host) string {
 }
 
 func errRevoked(id string) error {
-	return wu.Errorf(wu.CodeForbidden, "host %s has been revoked by the project: attach again with your account key to compute as a new host", id)
+	return wu.Errorf(wu.CodeForbidden, "host %s has been revoked by the project: to compute again as a new host, remove host.nk from its data directory and attach again", id)
 }
 
 // dispatchAccounts applies the operations on accounts and the validator's
