@@ -33,8 +33,8 @@ func TestBenchDispatch(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
-	table := run()
-	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 "} {
+	table := run("--secure")
+	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 ", "NATS secured"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
