@@ -146,3 +146,9 @@ func BenchmarkMemberApplyMemLog(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+func newMemSnapshots(*testing.T) vpeer.SnapshotStore { return &vpeer.MemSnapshots{} }
+
+func TestMemSnapshots(t *testing.T) { vpeertest.TestSnapshotStore(t, newMemSnapshots) }
+
+func TestSnapshotsOnMemLog(t *testing.T) { vpeertest.TestSnapshots(t, newMemLog, newMemSnapshots) }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,3 +279,24 @@ func TestRequestReply(t *testing.T) {
 		}
 	}
 }
+
+// snapshotFactory returns a function giving a new snapshot store on one
+// in-process server at each call.
+func snapshotFactory(t *testing.T) func(*testing.T) vpeer.SnapshotStore {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	var n atomic.Int64
+	return func(t *testing.T) vpeer.SnapshotStore {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := jetlog.OpenSnapshots(ctx, js, fmt.Sprintf("SNAP%d", n.Add(1)), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+func TestSnapshotStore(t *testing.T) { vpeertest.TestSnapshotStore(t, snapshotFactory(t)) }
+
+func TestSnapshots(t *testing.T) { vpeertest.TestSnapshots(t, logFactory(t), snapshotFactory(t)) }
