@@ -11,10 +11,24 @@
 // jetlog subpackage keeps it in a JetStream stream, whose Raft replication
 // acts as the atomic multicast. A Member is one replica: it applies the log
 // to its StateMachine, sends replies and, as lease holder, appends ticks.
-// More members are more Member values over the same log, on any machine.
-// The vpeertest subpackage holds the tests every Log and Member must pass.
 //
-// This package imports no NATS: only jetlog does.
+// Snapshots: at snapshot points (every N records, or a record appended by
+// MarkSnapshot) every member records the hash of its state, so members can
+// be compared at a common sequence number, and the lease holder stores a
+// zstd-compressed snapshot with a checksum in a SnapshotStore, then trims the
+// log behind the oldest snapshot it keeps. A starting member restores the
+// newest snapshot that is whole, falling back to older ones, and replays the
+// rest.
+//
+// Membership: a Group runs one process's members. The group keeps Size slots
+// filled; slots and the lease are keys in a Registry, renewed every
+// heartbeat, and a slot nobody renews is taken by a process with spare
+// capacity, whose new member restores and replays. More members are more
+// processes over the same log, registry and store, on any machine.
+//
+// The vpeertest subpackage holds the tests every Log, SnapshotStore,
+// Registry, Member and Group must pass. This package imports no NATS: only
+// jetlog does.
 package vpeer
 
 import (

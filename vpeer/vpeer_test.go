@@ -152,3 +152,11 @@ func newMemSnapshots(*testing.T) vpeer.SnapshotStore { return &vpeer.MemSnapshot
 func TestMemSnapshots(t *testing.T) { vpeertest.TestSnapshotStore(t, newMemSnapshots) }
 
 func TestSnapshotsOnMemLog(t *testing.T) { vpeertest.TestSnapshots(t, newMemLog, newMemSnapshots) }
+
+func TestGroupInMemory(t *testing.T) {
+	vpeertest.TestGroup(t, func(*testing.T) vpeertest.Env {
+		return vpeertest.Env{Log: vpeer.NewMemLog(), Snapshots: &vpeer.MemSnapshots{}, Registry: &vpeer.MemRegistry{}}
+	})
+}
+
+func TestMemRegistry(t *testing.T) { vpeertest.TestRegistry(t, &vpeer.MemRegistry{}) }

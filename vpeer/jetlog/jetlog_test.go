@@ -300,3 +300,33 @@ func snapshotFactory(t *testing.T) func(*testing.T) vpeer.SnapshotStore {
 func TestSnapshotStore(t *testing.T) { vpeertest.TestSnapshotStore(t, snapshotFactory(t)) }
 
 func TestSnapshots(t *testing.T) { vpeertest.TestSnapshots(t, logFactory(t), snapshotFactory(t)) }
+
+func TestGroup(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	var n atomic.Int64
+	vpeertest.TestGroup(t, func(t *testing.T) vpeertest.Env {
+		i := n.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		snaps, err := jetlog.OpenSnapshots(ctx, js, fmt.Sprintf("GSNAP%d", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := jetlog.OpenRegistry(ctx, js, fmt.Sprintf("GREG%d", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vpeertest.Env{Log: open(t, js, jetlog.Config{Stream: fmt.Sprintf("G%d", i)}), Snapshots: snaps, Registry: reg}
+	})
+}
+
+func TestRegistry(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	reg, err := jetlog.OpenRegistry(context.Background(), js, "MEMBERS", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpeertest.TestRegistry(t, reg)
+}
