@@ -253,17 +253,16 @@ func (m *Member) restoreOne(ctx context.Context, seq uint64) (SnapshotInfo, erro
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	info, state, release, err := decodeSnapshot(data)
+	info, state, err := decodeSnapshot(data)
 	if err != nil {
 		return info, err
 	}
-	defer release()
 	if info.Seq != seq {
 		return info, fmt.Errorf("stored under %d, covers %d", seq, info.Seq)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.machine.Restore(state); err != nil {
+	if err := m.machine.Restore(bytes.NewReader(state)); err != nil {
 		return info, err
 	}
 	return info, nil
@@ -392,15 +391,19 @@ func (m *Member) storeSnapshot(ctx context.Context, job *snapshotJob) error {
 	if err := m.store.Put(ctx, info, &data); err != nil {
 		return err
 	}
+	snaps, err := m.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	// The store knows how many bytes it keeps.
+	if i := slices.IndexFunc(snaps, func(s SnapshotInfo) bool { return s.Seq == info.Seq }); i >= 0 {
+		info.Size = snaps[i].Size
+	}
 	m.statusMu.Lock()
 	m.stored = &info
 	m.statusMu.Unlock()
 	m.logger.Debug("vpeer: snapshot stored", "seq", job.seq, "bytes", info.Size)
 
-	snaps, err := m.store.List(ctx)
-	if err != nil {
-		return err
-	}
 	if len(snaps) > m.keep {
 		for _, s := range snaps[:len(snaps)-m.keep] {
 			if err := m.store.Delete(ctx, s.Seq); err != nil {

@@ -13,8 +13,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // SnapshotInfo describes a stored snapshot.
@@ -25,14 +23,14 @@ type SnapshotInfo struct {
 	// Hash is the state hash at Seq, as every member records it there
 	// (Checkpoint.Hash).
 	Hash   string    `json:"hash"`
-	Size   int64     `json:"size"`   // bytes stored, compressed
+	Size   int64     `json:"size"`   // bytes stored, compressed if the store compresses
 	Stored time.Time `json:"stored"` // when it was stored, by the storing member's clock
 }
 
 // SnapshotStore keeps the snapshots of one virtual peer. The jetlog
-// subpackage keeps them in a JetStream object store; MemSnapshots keeps them
-// in memory. A store holds what it is given: the member checks what it
-// reads back.
+// subpackage keeps them zstd-compressed in a JetStream object store;
+// MemSnapshots keeps them in memory. A store holds what it is given: the
+// member checks what it reads back.
 type SnapshotStore interface {
 	// Put stores the snapshot read from data under info.Seq, replacing any
 	// snapshot stored under that sequence number.
@@ -57,9 +55,9 @@ type Checkpoint struct {
 	Hash string `json:"hash"`
 }
 
-// A stored snapshot is a header, the state compressed with zstd, and the
-// SHA-256 of everything before it, so that a bit flip or a truncation is
-// found before anything is restored:
+// A stored snapshot is a header, the machine's snapshot, and the SHA-256 of
+// everything before it, so that a bit flip or a truncation is found before
+// anything is restored:
 //
 //	magic       8 bytes  "vpeersnp"
 //	version     uint16   1
@@ -67,7 +65,7 @@ type Checkpoint struct {
 //	seq         uint64
 //	time        int64    unix nanoseconds
 //	state hash  32 bytes
-//	state       zstd frames, to the trailer
+//	state       the machine's snapshot, to the trailer
 //	checksum    32 bytes SHA-256 of all the above
 //
 // Integers are big-endian. Readers refuse versions they do not know.
@@ -95,8 +93,6 @@ func stateHash(at time.Time, state []byte) [sha256.Size]byte {
 // encodeSnapshot writes the stored form of state, the machine's snapshot at
 // seq with Entry.Time at.
 func encodeSnapshot(w io.Writer, seq uint64, at time.Time, hash [sha256.Size]byte, state []byte) error {
-	sum := sha256.New()
-	out := io.MultiWriter(w, sum)
 	var hdr [snapshotHeader]byte
 	copy(hdr[:], snapshotMagic)
 	binary.BigEndian.PutUint16(hdr[8:], snapshotVersion)
@@ -106,39 +102,32 @@ func encodeSnapshot(w io.Writer, seq uint64, at time.Time, hash [sha256.Size]byt
 	}
 	binary.BigEndian.PutUint64(hdr[12:], seq)
 	copy(hdr[28:], hash[:])
-	if _, err := out.Write(hdr[:]); err != nil {
-		return err
+	sum := sha256.New()
+	sum.Write(hdr[:])
+	sum.Write(state)
+	for _, b := range [][]byte{hdr[:], state, sum.Sum(nil)} {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
 	}
-	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return err
-	}
-	if _, err := enc.Write(state); err != nil {
-		enc.Close()
-		return err
-	}
-	if err := enc.Close(); err != nil {
-		return err
-	}
-	_, err = w.Write(sum.Sum(nil))
-	return err
+	return nil
 }
 
 // decodeSnapshot checks a stored snapshot and returns what its header says
-// and a reader of the machine's snapshot. Call release when done reading.
-func decodeSnapshot(data []byte) (info SnapshotInfo, state io.Reader, release func(), err error) {
+// and the machine's snapshot.
+func decodeSnapshot(data []byte) (info SnapshotInfo, state []byte, err error) {
 	if len(data) < snapshotHeader+sha256.Size {
-		return info, nil, nil, fmt.Errorf("snapshot of %d bytes is truncated", len(data))
+		return info, nil, fmt.Errorf("snapshot of %d bytes is truncated", len(data))
 	}
 	body, trailer := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
 	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], trailer) {
-		return info, nil, nil, errors.New("snapshot checksum mismatch: corrupt or truncated")
+		return info, nil, errors.New("snapshot checksum mismatch: corrupt or truncated")
 	}
 	if string(body[:8]) != snapshotMagic {
-		return info, nil, nil, errors.New("not a snapshot")
+		return info, nil, errors.New("not a snapshot")
 	}
 	if v := binary.BigEndian.Uint16(body[8:]); v != snapshotVersion {
-		return info, nil, nil, fmt.Errorf("snapshot version %d, this member reads %d", v, snapshotVersion)
+		return info, nil, fmt.Errorf("snapshot version %d, this member reads %d", v, snapshotVersion)
 	}
 	info.Seq = binary.BigEndian.Uint64(body[12:])
 	if binary.BigEndian.Uint16(body[10:])&1 != 0 {
@@ -146,11 +135,7 @@ func decodeSnapshot(data []byte) (info SnapshotInfo, state io.Reader, release fu
 	}
 	info.Hash = hex.EncodeToString(body[28:snapshotHeader])
 	info.Size = int64(len(data))
-	dec, err := zstd.NewReader(bytes.NewReader(body[snapshotHeader:]))
-	if err != nil {
-		return info, nil, nil, err
-	}
-	return info, dec, dec.Close, nil
+	return info, body[snapshotHeader:], nil
 }
 
 // MemSnapshots is a SnapshotStore in memory, for tests. The zero value is

@@ -49,12 +49,9 @@ func TestSnapshotStore(t *testing.T, newStore func(t *testing.T) vpeer.SnapshotS
 			t.Fatalf("List gives %v, want 10 200 3000, oldest first", seqs)
 		}
 		for _, i := range list {
-			wantSize := int64(len(fmt.Sprintf("snapshot %d", i.Seq)))
-			if i.Seq == 3000 {
-				wantSize = int64(len(big))
-			}
-			if !i.Time.Equal(at.Add(time.Duration(i.Seq))) || i.Hash != fmt.Sprintf("h%d", i.Seq) || i.Size != wantSize || !i.Stored.Equal(stored) {
-				t.Fatalf("listed %+v; want time %v, hash h%d, size %d, stored %v", i, at.Add(time.Duration(i.Seq)), i.Seq, wantSize, stored)
+			// A store may compress: the size is what it keeps.
+			if !i.Time.Equal(at.Add(time.Duration(i.Seq))) || i.Hash != fmt.Sprintf("h%d", i.Seq) || i.Size <= 0 || !i.Stored.Equal(stored) {
+				t.Fatalf("listed %+v; want time %v, hash h%d, a size, stored %v", i, at.Add(time.Duration(i.Seq)), i.Seq, stored)
 			}
 		}
 		if got := read(t, s, 3000); !bytes.Equal(got, big) {
