@@ -293,6 +293,13 @@ func TestSnapshots(t *testing.T, newLog func(t *testing.T) vpeer.Log, newStore f
 		last := fill(t, l, nil, leader, 7, 3)
 		WaitApplied(t, follower, last)
 		waitStored(t, s, mark)
+		// The leader notes what it stored once the store has it.
+		CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+			if leader.Status().Stored == nil {
+				return errors.New("the leader has not noted the snapshot it stored")
+			}
+			return nil
+		})
 		a, b := leader.Status(), follower.Status()
 		if len(a.Checkpoints) != 1 || !slices.Equal(a.Checkpoints, b.Checkpoints) || a.Checkpoints[0].Seq != mark {
 			t.Fatalf("checkpoints: leader %v, follower %v; want both one at %d", a.Checkpoints, b.Checkpoints, mark)
