@@ -511,6 +511,19 @@ func (g *Group) floorSeq() uint64 {
 	return g.floor
 }
 
+// Members returns the members running in this process, by slot.
+func (g *Group) Members() []*Member {
+	var ms []*Member
+	for _, m := range g.local() {
+		select {
+		case <-m.done:
+		default:
+			ms = append(ms, m.Member)
+		}
+	}
+	return ms
+}
+
 // Ready is closed once a member of this process has caught up with the log
 // for the first time.
 func (g *Group) Ready() <-chan struct{} { return g.ready }
@@ -589,4 +602,88 @@ func (g *Group) Status(ctx context.Context) ProcessStatus {
 		st.Error = err.Error()
 	}
 	return st
+}
+
+// GroupSummary puts together what the processes of one group report.
+type GroupSummary struct {
+	Group   string `json:"group"`
+	Size    int    `json:"size"`
+	Lease   string `json:"lease,omitempty"`
+	LogLast uint64 `json:"log_last"`
+	// Members, by slot, from every process.
+	Members []MemberStatus `json:"members"`
+	// Spares are processes that run no member now but could.
+	Spares    []string       `json:"spares,omitempty"`
+	Snapshots []SnapshotInfo `json:"snapshots,omitempty"`
+	// Common is the newest snapshot point every member recorded a state
+	// hash at (0: none yet), Hashes those hashes by member, and Agree
+	// whether they are all equal.
+	Common uint64            `json:"common,omitempty"`
+	Hashes map[string]string `json:"hashes,omitempty"`
+	Agree  bool              `json:"agree"`
+	Errors []string          `json:"errors,omitempty"`
+}
+
+// Summarize groups the status reports of processes by group.
+func Summarize(reports []ProcessStatus) []GroupSummary {
+	byName := map[string]*GroupSummary{}
+	var names []string
+	for _, p := range reports {
+		g := byName[p.Group]
+		if g == nil {
+			g = &GroupSummary{Group: p.Group}
+			byName[p.Group] = g
+			names = append(names, p.Group)
+		}
+		g.Size = max(g.Size, p.Size)
+		g.LogLast = max(g.LogLast, p.LogLast)
+		if p.Lease != "" {
+			g.Lease = p.Lease
+		}
+		if len(p.Snapshots) > 0 && (len(g.Snapshots) == 0 || p.Snapshots[len(p.Snapshots)-1].Seq > g.Snapshots[len(g.Snapshots)-1].Seq) {
+			g.Snapshots = p.Snapshots
+		}
+		if len(p.Members) < p.Capacity {
+			g.Spares = append(g.Spares, fmt.Sprintf("%s (%d free)", p.Process, p.Capacity-len(p.Members)))
+		}
+		if p.Error != "" {
+			g.Errors = append(g.Errors, p.Process+": "+p.Error)
+		}
+		g.Members = append(g.Members, p.Members...)
+	}
+	slices.Sort(names)
+	out := make([]GroupSummary, 0, len(names))
+	for _, n := range names {
+		g := byName[n]
+		slices.SortFunc(g.Members, func(a, b MemberStatus) int { return a.Slot - b.Slot })
+		slices.Sort(g.Spares)
+		g.common()
+		out = append(out, *g)
+	}
+	return out
+}
+
+// common finds the newest snapshot point every member has a hash at.
+func (g *GroupSummary) common() {
+	if len(g.Members) == 0 {
+		return
+	}
+	for _, c := range slices.Backward(g.Members[0].Checkpoints) {
+		hashes := map[string]string{}
+		for _, m := range g.Members {
+			i := slices.IndexFunc(m.Checkpoints, func(o Checkpoint) bool { return o.Seq == c.Seq })
+			if i < 0 {
+				break
+			}
+			hashes[m.ID] = m.Checkpoints[i].Hash
+		}
+		if len(hashes) < len(g.Members) {
+			continue
+		}
+		g.Common, g.Hashes, g.Agree = c.Seq, hashes, true
+		for _, h := range hashes {
+			g.Agree = g.Agree && h == c.Hash
+		}
+		return
+	}
 }

@@ -450,10 +450,13 @@ func (m *Member) markReady(seq uint64) {
 	}
 }
 
-// tick appends a Tick record every interval, stamped with the clock
-// truncated to the interval; it runs until ctx is done.
+// tick appends a Tick record every interval while the member leads,
+// stamped with the clock truncated to the interval; it runs until ctx is
+// done.
 func (m *Member) tick(ctx context.Context) {
-	t := time.NewTicker(m.interval)
+	// Checked more often than the interval when that is long, so that a
+	// member that takes the lease over ticks soon, not an interval later.
+	t := time.NewTicker(min(m.interval, 100*time.Millisecond))
 	defer t.Stop()
 	var last time.Time
 	for {

@@ -97,6 +97,20 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	return &Log{js: js, stream: stream, name: cfg.Stream, subject: cfg.Subject}, nil
 }
 
+// Bind returns the log kept in an existing stream, as a process joining a
+// virtual peer finds it, without changing the stream's configuration.
+func Bind(ctx context.Context, js jetstream.JetStream, stream string) (*Log, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: find stream %s: %w", stream, err)
+	}
+	cfg := st.CachedInfo().Config
+	if len(cfg.Subjects) != 1 {
+		return nil, fmt.Errorf("jetlog: stream %s has subjects %v, want one", stream, cfg.Subjects)
+	}
+	return &Log{js: js, stream: st, name: stream, subject: cfg.Subjects[0]}, nil
+}
+
 // Append publishes r and waits for the stream to store it. A record whose ID
 // the stream already holds returns the sequence of the one stored and
 // vpeer.ErrDuplicate; on a replicated stream the sequence is 0 if that

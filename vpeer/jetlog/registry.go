@@ -36,6 +36,15 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, bucket string, re
 	return &Registry{kv: kv, bucket: bucket}, nil
 }
 
+// BindRegistry returns the registry kept in an existing bucket.
+func BindRegistry(ctx context.Context, js jetstream.JetStream, bucket string) (*Registry, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: find registry %s: %w", bucket, err)
+	}
+	return &Registry{kv: kv, bucket: bucket}, nil
+}
+
 // Get implements vpeer.Registry.
 func (r *Registry) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	e, err := r.kv.Get(ctx, key)

@@ -50,6 +50,15 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, r
 	return &Snapshots{os: os, bucket: bucket}, nil
 }
 
+// BindSnapshots returns the snapshot store kept in an existing bucket.
+func BindSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) (*Snapshots, error) {
+	os, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: find snapshot store %s: %w", bucket, err)
+	}
+	return &Snapshots{os: os, bucket: bucket}, nil
+}
+
 func objectName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
 
 // Put implements vpeer.SnapshotStore.
