@@ -30,6 +30,7 @@ import (
 
 // Config is how the demo runs.
 type Config struct {
+	Members      int // members of the scheduler's virtual peer; default 1
 	Volunteers   int
 	DataDir      string // "" = a temporary directory, removed at the end
 	ExitWhenDone bool
@@ -79,6 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DataDir:    filepath.Join(cfg.DataDir, "project"),
 		NATSListen: "127.0.0.1:0",
 		HTTPListen: cfg.HTTPListen,
+		Members:    cfg.Members,
 		Sched:      sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second},
 		Logger:     cfg.Logger,
 	})
