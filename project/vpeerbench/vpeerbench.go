@@ -168,7 +168,9 @@ func start(cfg Config) (*bench, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded NATS server did not start")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		cfg.Logger.Warn("nats", "err", err)
+	}))
 	if err != nil {
 		ns.Shutdown()
 		return nil, err

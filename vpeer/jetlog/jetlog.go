@@ -217,7 +217,11 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
 	defer l.deleteConsumer(cons)
-	it, err := cons.Messages()
+	// Short pull requests with frequent heartbeats: a reader falling behind
+	// under load was seen to stop receiving while the client still counted
+	// on an outstanding pull request, until two heartbeats went missing (ten
+	// seconds with the defaults, one second with these).
+	it, err := cons.Messages(jetstream.PullHeartbeat(500*time.Millisecond), jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
