@@ -101,6 +101,7 @@ type Member struct {
 	checkpoints []Checkpoint  // the latest keptCheckpoints, oldest first
 	restored    *SnapshotInfo // the snapshot Run started from
 	stored      *SnapshotInfo // the latest snapshot this member stored
+	skipped     []uint64      // the latest records skipped as undecodable
 	timeNs      atomic.Int64  // Entry.Time of the last record applied, unix ns; 0 for zero
 
 	storeMu sync.Mutex
@@ -278,6 +279,12 @@ func (m *Member) apply(r Record) error {
 	}
 	if r.Err != nil {
 		m.logger.Warn("vpeer: skipping a record that cannot be decoded", "seq", r.Seq, "err", r.Err)
+		m.statusMu.Lock()
+		m.skipped = append(m.skipped, r.Seq)
+		if n := len(m.skipped); n > keptCheckpoints {
+			m.skipped = slices.Delete(m.skipped, 0, n-keptCheckpoints)
+		}
+		m.statusMu.Unlock()
 		m.done(r.Seq, false)
 		return nil
 	}
@@ -545,6 +552,9 @@ type MemberStatus struct {
 	Checkpoints []Checkpoint  `json:"checkpoints,omitempty"`
 	Restored    *SnapshotInfo `json:"restored,omitempty"` // the snapshot it started from; nil: the whole log replayed
 	Stored      *SnapshotInfo `json:"stored,omitempty"`   // the latest snapshot it stored
+	// Skipped lists the latest records the member skipped because they
+	// could not be decoded (every member skips the same ones).
+	Skipped []uint64 `json:"skipped,omitempty"`
 }
 
 // Status reports the member's progress.
@@ -563,6 +573,7 @@ func (m *Member) Status() MemberStatus {
 	st.Checkpoints = slices.Clone(m.checkpoints)
 	st.Restored = m.restored
 	st.Stored = m.stored
+	st.Skipped = slices.Clone(m.skipped)
 	return st
 }
 

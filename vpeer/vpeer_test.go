@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -86,6 +87,11 @@ func TestMemberSkipsUndecodableRecords(t *testing.T) {
 	db, _ := b.State()
 	if da != db {
 		t.Fatalf("members differ after skipping the same records: %s vs %s", da, db)
+	}
+	for _, m := range []*vpeertest.RunningMember{a, b} {
+		if got := m.Status().Skipped; !slices.Equal(got, []uint64{2, last}) {
+			t.Fatalf("member reports %v skipped, want 2 and %d", got, last)
+		}
 	}
 }
 

@@ -150,6 +150,11 @@ func printGroups(out io.Writer, groups []vpeer.GroupSummary) error {
 		for _, s := range slices.Backward(g.Snapshots) {
 			fmt.Fprintf(w, "snapshot at %d: %d bytes, stored %s, tick time %s\n", s.Seq, s.Size, s.Stored.Format(time.RFC3339), s.Time.Format(time.RFC3339))
 		}
+		for _, m := range g.Members {
+			if len(m.Skipped) > 0 {
+				fmt.Fprintf(w, "member %s skipped undecodable records %v\n", m.ID, m.Skipped)
+			}
+		}
 		if len(g.Spares) > 0 {
 			fmt.Fprintf(w, "spare processes: %s\n", strings.Join(g.Spares, ", "))
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/project/admin"
@@ -501,5 +502,50 @@ func TestSpeculativeRepliesAreCaught(t *testing.T) {
 	}
 	if res := checkLinearizable(t, p.tasks, hist.ops); res != porcupine.Illegal {
 		t.Fatalf("the history of a gateway answering before logging is %s; want it caught as %s", res, porcupine.Illegal)
+	}
+}
+
+// TestUndecodableRecordStopsNothing writes records into the scheduler's log
+// that no gateway would: one whose header cannot be decoded, and one whose
+// payload is not a command. Every member must skip the first and report it,
+// answer nobody for either, change nothing, and go on serving.
+func TestUndecodableRecordStopsNothing(t *testing.T) {
+	p := startProject(t, 3, 4, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(p.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, p.srv)
+	bad, err := js.PublishMsg(ctx, &nats.Msg{Subject: LogSubject, Header: nats.Header{jetlog.HeaderTick: {"yesterday"}}, Data: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: LogSubject, Data: []byte("not a command")}); err != nil {
+		t.Fatal(err)
+	}
+	// All members applied both, in one state (time moves on with ticks).
+	after := sameState(t, p.srv)
+	if stateOf(t, p.srv) != before {
+		t.Fatal("records that are not commands changed the scheduler's state")
+	}
+	for _, m := range after.Members {
+		if !slices.Contains(m.Skipped, bad.Sequence) {
+			t.Fatalf("member %s reports %v skipped, not record %d", m.ID, m.Skipped, bad.Sequence)
+		}
+	}
+	hist := &history{start: time.Now()}
+	v := newVolunteer(t, p.srv.ClientURL(), 0, hist)
+	if err := v.hello(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := v.work(ctx); err != nil || len(out.Tasks) != 1 {
+		t.Fatalf("work after the bad records: %+v, %v", out, err)
 	}
 }
