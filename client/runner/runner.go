@@ -189,7 +189,7 @@ func outcome(err error, started bool, stderr string) (res Result, fault bool) {
 	case errors.As(err, &stop):
 		return failure(exitNone, stop.reason), false
 	case errors.As(err, &exit):
-		code := int(exit.ExitCode())
+		code := exit.ExitCode()
 		if code == 0 {
 			return Result{}, false
 		}
@@ -197,7 +197,7 @@ func outcome(err error, started bool, stderr string) (res Result, fault bool) {
 		if summary := stderrSummary(stderr); summary != "" {
 			reason += ": " + summary
 		}
-		return failure(code, reason), true
+		return failure(int(code), reason), true
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	switch {

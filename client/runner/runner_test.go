@@ -94,7 +94,11 @@ func buildFixtures() error {
 	wasip1 := exec.Command(goCmd, args...)
 	wasip1.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	precompile := filepath.Join(testTmp, "precompile")
-	if err := errors.Join(run(wasip1), run(exec.Command(goCmd, "build", "-o", precompile, "./testdata/precompile"))); err != nil {
+	// A test binary carries no build information about its dependencies,
+	// so wazero names its cache after version "dev" in the tests; the
+	// helper must write there too.
+	const devVersion = "-ldflags=-X=github.com/tetratelabs/wazero/internal/version.version=dev"
+	if err := errors.Join(run(wasip1), run(exec.Command(goCmd, "build", devVersion, "-o", precompile, "./testdata/precompile"))); err != nil {
 		return err
 	}
 	args = []string{cacheDir}
@@ -263,6 +267,7 @@ func TestRunExitCode(t *testing.T) {
 // the runner still working afterwards.
 func TestRunHostile(t *testing.T) {
 	const memLimit = 64 << 20
+	deadlineCode := uint32(0xefffffff) // what wazero's own deadline exits with
 	tests := []struct {
 		name   string
 		module func(t *testing.T) string
@@ -303,7 +308,7 @@ func TestRunHostile(t *testing.T) {
 		// A module may exit with the code wazero uses for a deadline; that
 		// is an exit code, not a timeout.
 		{"exits with wazero's deadline code", func(t *testing.T) string { return writeModule(t, exitModule(0xefffffff)) },
-			workunits.Limits{}, "exit code 4026531839", 0xefffffff},
+			workunits.Limits{}, "exit code 4026531839", int(deadlineCode)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,6 +319,9 @@ func TestRunHostile(t *testing.T) {
 			if !res.Failed || res.ExitCode != tt.code || !strings.HasPrefix(res.Reason, tt.reason) {
 				t.Errorf("got exit code %d, reason %q; want a failure with exit code %d and a reason starting %q",
 					res.ExitCode, res.Reason, tt.code, tt.reason)
+			}
+			if st, err := os.Stat(tk.output); err == nil && st.Size() > tt.limits.WithDefaults().OutputBytes {
+				t.Errorf("%d bytes of output, over the limit", st.Size())
 			}
 			tk.checkHost(t)
 		})
@@ -355,4 +363,17 @@ func TestRunEscape(t *testing.T) {
 		t.Errorf("task directory holds %v, want %v", got, want)
 	}
 	checkNormalRun(t)
+}
+
+func TestLimitWording(t *testing.T) {
+	for in, want := range map[float64]string{1: "1s", 1.5: "1.5s", 90: "1m30s", 120: "2m", 3600: "1h", 5400: "1h30m", 86400: "24h"} {
+		if got := formatSeconds(in); got != want {
+			t.Errorf("formatSeconds(%g) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[int64]string{1 << 20: "1 MiB", 64 << 20: "64 MiB", 4 << 30: "4 GiB", 4 << 10: "4 KiB", 1000: "1000 bytes", 67_174_400: "64.1 MiB"} {
+		if got := formatBytes(in); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -158,11 +158,21 @@ func recurseModule() []byte {
 // traps, as a C program that does not check malloc would. maxPages is the
 // maximum the module declares, -1 for none.
 func growModule(maxPages int64) []byte {
+	return growThen(maxPages, []byte{opUnreachable})
+}
+
+// growSpinModule grows its memory as far as it can, then spins with it.
+func growSpinModule() []byte {
+	return growThen(-1, []byte{opLoop, blockEmpty, opBr, 0x00, opEnd})
+}
+
+func growThen(maxPages int64, then []byte) []byte {
 	body := concat(
 		[]byte{opLoop, blockEmpty},
 		[]byte{opI32Const}, sleb(1), []byte{opMemoryGrow, 0x00},
 		[]byte{opI32Const}, sleb(-1), []byte{opI32Ne},
-		[]byte{opBrIf, 0x00, opEnd, opUnreachable},
+		[]byte{opBrIf, 0x00, opEnd},
+		then,
 	)
 	return wasmModule{
 		types:   [][]byte{voidType},

@@ -314,11 +314,11 @@ func TestWorkerPriority(t *testing.T) {
 	spec, _ := spinSpec(t, 60)
 	p := start(t, testWorker(t, argIdleWorker), context.Background(), spec)
 	var lowered string
+	defer func() { t.Logf("threads (tid:nice/policy/ioclass): %s", lowered) }()
 	waitFor(t, 10*time.Second, "every thread to run at the lowest priority", func() bool {
 		lowered = threadPriorities(t, p.Pid())
 		return !strings.Contains(lowered, "not lowered")
 	})
-	t.Logf("threads: %s", lowered)
 	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", p.Pid()))
 	if err != nil {
 		t.Fatal(err)
@@ -383,4 +383,35 @@ func TestCompilationCache(t *testing.T) {
 	if took[1]*2 > took[0] {
 		t.Errorf("cached start took %v, not much faster than %v", took[1], took[0])
 	}
+}
+
+// TestWorkerMemoryReservedOnce grows a module's memory a page at a time to a
+// 1 GiB limit. The memory is reserved once and never copied, so the worker's
+// resident memory stays far below the limit; growing by copying made it
+// reach several times the limit (NOTES.md).
+func TestWorkerMemoryReservedOnce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	tk := newTask(t)
+	p := start(t, testWorker(t, argWorker), context.Background(),
+		tk.spec(writeModule(t, growSpinModule()), workunits.Limits{MemoryBytes: 1 << 30, MaxSeconds: 60}))
+	// Growing takes a few milliseconds; by the time the worker has spun for
+	// a while, its memory is at the limit.
+	waitFor(t, 10*time.Second, "the module to grow and spin", func() bool { return cpuTime(t, p) >= 300*time.Millisecond })
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			t.Logf("resident: %d MiB with 1 GiB of wasm memory", kb>>10)
+			if kb > 256<<10 {
+				t.Errorf("resident memory %d MiB: the memory was copied as it grew", kb>>10)
+			}
+			return
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", p.Pid())
 }

@@ -1,11 +1,108 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/momonga-project/momonga/cmd/internal/cliutil"
+	"github.com/momonga-project/momonga/project/bench"
+)
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{},
+		Subcommands: []*cli.Command{benchDispatchCommand()},
 	}
+}
+
+func benchDispatchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dispatch",
+		Usage: "work-unit assignments per second through gateway, log and scheduler, next to raw JetStream publishes",
+		Description: "For each level, starts a project server in a temporary directory, queues --tasks tasks, and has\n" +
+			"simulated volunteers (each with its own host id and connection) request one task at a time, as\n" +
+			"many at once as the level says. As many publishers store the same records in a plain stream of\n" +
+			"the same server, synchronously, in turns with the volunteers; the ratio is assignments/s over\n" +
+			"raw publish/s.",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "how long each level runs, for assignments and raw publishes each"},
+			&cli.IntFlag{Name: "requests", Usage: "requests per volunteer at each level instead of --duration (0: use --duration)"},
+			&cli.IntSliceFlag{Name: "volunteers", Value: cli.NewIntSlice(1, 8, 64), Usage: "levels: volunteers requesting at once"},
+			&cli.StringSliceFlag{Name: "transport", Value: cli.NewStringSlice(string(bench.TCP), string(bench.InProcess)),
+				Usage: "how volunteers connect: tcp (loopback), in-process (no socket)"},
+			&cli.IntFlag{Name: "tasks", Value: 200_000, Usage: "tasks queued for each level"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (servers, queueing and volunteers alike) to this file"},
+		},
+		Action: benchDispatch,
+	}
+}
+
+func benchDispatch(c *cli.Context) error {
+	ctx, stop := cliutil.SignalContext(context.Background())
+	defer stop()
+	cfg := bench.Config{
+		Volunteers: c.IntSlice("volunteers"),
+		Duration:   c.Duration("duration"),
+		Requests:   c.Int("requests"),
+		Tasks:      c.Int("tasks"),
+		Logger:     cliutil.Logger(c),
+		Progress: func(r bench.Row) {
+			fmt.Fprintf(c.App.ErrWriter, "%s, %d volunteers: %.0f assignments/s, %.0f raw publishes/s\n",
+				r.Transport, r.Volunteers, r.Dispatch.PerSecond, r.RawPublish.PerSecond)
+		},
+	}
+	for _, t := range c.StringSlice("transport") {
+		cfg.Transports = append(cfg.Transports, bench.Transport(t))
+	}
+	if p := c.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Dispatch(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printDispatch(c.App.Writer, rep)
+}
+
+func printDispatch(out io.Writer, rep bench.Report) error {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+	us := func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "work-unit dispatch on %d CPUs\n", rep.CPUs)
+	fmt.Fprintf(w, "p50/p99: latency of one work request (raw: one publish); cpu/op: CPU time of the whole process per request\n\n")
+	fmt.Fprintln(w, "transport\tvolunteers\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\n", r.Transport, r.Volunteers,
+			r.Dispatch.PerSecond, ms(r.Dispatch.P50), ms(r.Dispatch.P99), us(r.Dispatch.CPUPerRequest),
+			r.RawPublish.PerSecond, ms(r.RawPublish.P50), ms(r.RawPublish.P99), us(r.RawPublish.CPUPerRequest), r.Ratio)
+	}
+	return w.Flush()
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+
+	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,6 +46,24 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 		if out.Len() == 0 {
 			t.Errorf("%v printed nothing", args)
+		}
+	}
+}
+
+func TestFlagsAfterArgumentsAreRead(t *testing.T) {
+	// Each command line puts a flag after the arguments, as the usage lines
+	// do; the flag must be read (here: the unreachable --server is dialled).
+	for _, args := range [][]string{
+		{"app", "add", "primes", "../../apps/primes.wasm", "--server", "nats://127.0.0.1:1"},
+		{"results", "b1", "--out", t.TempDir(), "--server", "nats://127.0.0.1:1"},
+		{"submit", "--app", "primes", "--server", "nats://127.0.0.1:1", "--arg", "5"},
+	} {
+		a := app()
+		var out strings.Builder
+		a.Writer, a.ErrWriter = &out, &out
+		err := a.Run(cliutil.Interspersed(a, append([]string{"momonga-project"}, args...)))
+		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("%v: %v", args, err)
 		}
 	}
 }

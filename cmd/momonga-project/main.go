@@ -24,7 +24,8 @@ import (
 )
 
 func main() {
-	if err := app().Run(os.Args); err != nil {
+	a := app()
+	if err := a.Run(cliutil.Interspersed(a, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "momonga-project:", err)
 		os.Exit(1)
 	}
@@ -62,7 +63,7 @@ func app() *cli.App {
 				Name:      "results",
 				Usage:     "download a batch's canonical results, one file per work unit, plus manifest.json",
 				ArgsUsage: "BATCH",
-				Flags:     []cli.Flag{serverFlag, &cli.StringFlag{Name: "out", Usage: "directory to write into", Required: true}},
+				Flags:     []cli.Flag{serverFlag, &cli.StringFlag{Name: "out", Usage: "directory to write into (required)"}},
 				Action:    results,
 			},
 			{
@@ -88,8 +89,8 @@ func app() *cli.App {
 					})
 				},
 			},
-			vpeerCommand(),
 			withVpeerBench(benchCommand()),
+			vpeerCommand(),
 			cliutil.WorkerCommand,
 		},
 	}
@@ -325,7 +326,7 @@ func status(c *cli.Context) error {
 }
 
 func results(c *cli.Context) error {
-	if c.NArg() != 1 {
+	if c.NArg() != 1 || c.String("out") == "" {
 		return fmt.Errorf("usage: momonga-project results BATCH --out DIR")
 	}
 	ctx, adm, done, err := dial(c)

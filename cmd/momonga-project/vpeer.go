@@ -50,8 +50,9 @@ func join(ctx context.Context, c *cli.Context) error {
 func vpeerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "vpeer",
-		Usage: "operate the project's virtual peers (the replicated scheduler)",
+		Usage: "operate and model the project's virtual peers (the replicated scheduler)",
 		Subcommands: []*cli.Command{
+			reliabilityCommand(),
 			{
 				Name:  "status",
 				Usage: "show each virtual peer: members, applied sequence and lag, state hashes at a common sequence, lease holder, snapshots",

@@ -14,7 +14,8 @@ import (
 )
 
 func main() {
-	if err := app().Run(os.Args); err != nil {
+	a := app()
+	if err := a.Run(cliutil.Interspersed(a, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "momonga:", err)
 		os.Exit(1)
 	}

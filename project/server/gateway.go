@@ -136,6 +136,20 @@ func (g *gateway) checkBlob(ctx context.Context, h wu.Hash, size int64, what str
 	return nil
 }
 
+// checkApp makes sure an app's module is stored and is a module momonga can
+// run, whoever sent the request: the command-line tool checks too, but the
+// project must not rely on its tools.
+func (g *gateway) checkApp(ctx context.Context, r wu.AddApp) error {
+	if err := g.checkBlob(ctx, r.Hash, r.Size, "app"); err != nil {
+		return err
+	}
+	module, err := g.blobs.Get(ctx, r.Hash)
+	if err != nil {
+		return err
+	}
+	return wu.CheckModule(module)
+}
+
 // append puts a checked command into the log. The member that applies it
 // sends the reply to msg.Reply.
 func (g *gateway) append(ctx context.Context, msg *nats.Msg, cmd wu.Command) {
@@ -215,7 +229,7 @@ func (g *gateway) admin(ctx context.Context, msg *nats.Msg) {
 	case wu.OpAddApp:
 		var r wu.AddApp
 		if r, err = wu.DecodeLimit[wu.AddApp](cmd.Body, wu.MaxAdminMessageBytes); err == nil {
-			err = g.checkBlob(ctx, r.Hash, r.Size, "app")
+			err = g.checkApp(ctx, r)
 		}
 	case wu.OpSubmit:
 		var r wu.Submit

@@ -102,6 +102,10 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 	}
 	task := work.Assignments[0].Task
 
+	junk, err := adm.PutBlob(ctx, []byte("not wasm!"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, applied := stateOf(t, srv), srv.Status().Applied
 	huge := []byte(`{"v":1,"seq":1,"slots":1,"x":"` + strings.Repeat("a", wu.MaxMessageBytes) + `"}`)
 	output := []byte("4\n")
@@ -118,6 +122,8 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 		{"result for output never uploaded", "vol.h1.result",
 			wu.Encode(wu.Report{V: 1, Seq: 101, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: 2}), wu.CodeNotFound},
 		{"admin op on the admin subject that is not one", wu.SubjectAdminCommand, wu.Encode(wu.Command{V: 1, Op: wu.OpWork, Host: "adm:x", Seq: 1}), wu.CodeBadRequest},
+		{"app whose module is not wasm", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "junk", Hash: junk, Size: 9})}), wu.CodeBadRequest},
 		{"app whose module was never stored", wu.SubjectAdminCommand,
 			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5})}), wu.CodeNotFound},
 	}

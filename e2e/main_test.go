@@ -1,0 +1,541 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+const module = "github.com/momonga-project/momonga"
+
+// The binaries TestMain builds, by absolute path.
+var (
+	clientBin  string // momonga, the volunteer client
+	projectBin string // momonga-project
+	mandelBin  string // apps/mandel built for this machine: it draws the expected images
+)
+
+// The committed sample apps, as the tests publish them.
+var (
+	primesWasm = filepath.Join("..", "apps", "primes.wasm")
+	mandelWasm = filepath.Join("..", "apps", "mandel.wasm")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // every test skips itself
+	}
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "momonga-e2e-")
+	if err == nil {
+		// Workers are recognised by the path of their binary (ownWorkers),
+		// which /proc gives with every symbolic link resolved.
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// `go test` puts its own toolchain first in PATH. The binaries are built
+	// without -race whatever the tests run with: the race detector is for
+	// the test process, and would make the volunteers several times slower.
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
+		module+"/cmd/momonga", module+"/cmd/momonga-project", module+"/apps/mandel")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build the binaries: %v\n%s", err, out)
+		return 1
+	}
+	clientBin = filepath.Join(dir, "momonga")
+	projectBin = filepath.Join(dir, "momonga-project")
+	mandelBin = filepath.Join(dir, "mandel")
+	for _, p := range []*string{&primesWasm, &mandelWasm} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// Scheduler timing for every server: a task whose host stops beating goes to
+// another host after a few seconds, not after the default half minute.
+const (
+	lease = 3 * time.Second
+	beat  = time.Second
+)
+
+// pollEvery is how often conditions on a running project are checked.
+const pollEvery = 200 * time.Millisecond
+
+// project is a momonga-project server started by a test.
+type project struct {
+	t       *testing.T
+	dir     string // the test's directory: data directories and logs
+	dataDir string
+	url     string
+	server  *proc
+	starts  int // times the server was started
+}
+
+// newProject starts `momonga-project serve` on a free loopback port with no
+// stats page. Everything the test starts is stopped when it ends, and the
+// test fails if a worker process outlives its client.
+func newProject(t *testing.T) *project {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test, skipped in -short mode (testing.Short): it runs real servers and clients for seconds")
+	}
+	p := &project{t: t, dir: t.TempDir()}
+	p.dataDir = filepath.Join(p.dir, "project")
+	// Registered after TempDir's removal and before any process's stop, so
+	// it runs once every process has stopped and before the files go.
+	t.Cleanup(func() { checkNoWorkers(t) })
+	p.startServer("127.0.0.1:0")
+	return p
+}
+
+var servingLine = regexp.MustCompile(`serving: NATS (nats://[^\s,]+)`)
+
+// startServer starts the server on p's data directory, listening on listen,
+// and waits until it says it is serving.
+func (p *project) startServer(listen string) {
+	p.t.Helper()
+	p.starts++
+	p.server = start(p.t, p.dir, fmt.Sprintf("server-%d", p.starts), projectBin, "--verbose", "serve",
+		"--data", p.dataDir, "--nats-listen", listen, "--http", "", "--lease", lease.String(), "--beat", beat.String())
+	m := p.server.waitLine(servingLine, 60*time.Second)
+	if p.url != "" && m[1] != p.url {
+		p.t.Fatalf("restarted server serves at %s, not %s", m[1], p.url)
+	}
+	p.url = m[1]
+}
+
+// restartServer kills the server with SIGKILL, as a crash or the OOM killer
+// would, keeps it down for the given time (an outage, not a wait for some
+// condition) and starts it again on the same data directory and port.
+func (p *project) restartServer(down time.Duration) {
+	p.t.Helper()
+	p.server.kill()
+	u, err := url.Parse(p.url)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.t.Context().Done():
+		p.t.Fatal("test ended during the outage")
+	case <-time.After(down):
+	}
+	p.startServer(u.Host)
+}
+
+// startClient starts `momonga run` with one task slot, as host name.
+func (p *project) startClient(name string) *proc {
+	p.t.Helper()
+	dataDir := filepath.Join(p.dir, name)
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		p.t.Fatal(err)
+	}
+	return start(p.t, dataDir, name, clientBin, "--verbose", "run",
+		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)
+}
+
+// cli runs `momonga-project COMMAND --server URL ARGS...`, COMMAND being
+// one or more words ("app add"), and returns its stdout and stderr.
+func (p *project) cli(command string, args ...string) (stdout, stderr string, err error) {
+	argv := append(strings.Fields(command), "--server", p.url)
+	ctx, cancel := context.WithTimeout(p.t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, projectBin, append(argv, args...)...)
+	cmd.Dir = p.dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// mustCLI is cli for a command that must succeed.
+func (p *project) mustCLI(command string, args ...string) string {
+	p.t.Helper()
+	out, errOut, err := p.cli(command, args...)
+	if err != nil {
+		p.t.Fatalf("momonga-project %s %s: %v\nstdout: %s\nstderr: %s", command, strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// status reads `momonga-project status --json`.
+func (p *project) status() (wu.StatusReply, error) {
+	var st wu.StatusReply
+	out, errOut, err := p.cli("status", "--json")
+	if err != nil {
+		return st, fmt.Errorf("status: %v: %s", err, strings.TrimSpace(errOut))
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return st, fmt.Errorf("status: %v in %q", err, out)
+	}
+	return st, nil
+}
+
+// waitStatus polls the project's status until cond holds and returns that
+// status. A status that cannot be read (the server is restarting) is polled
+// again; the test fails when timeout passes first.
+func (p *project) waitStatus(timeout time.Duration, what string, cond func(wu.StatusReply) bool) wu.StatusReply {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		st, err := p.status()
+		if err == nil && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				p.t.Fatalf("waited %v for %s; last status: %v", timeout, what, err)
+			}
+			b, _ := json.MarshalIndent(st, "", "  ")
+			p.t.Fatalf("waited %v for %s; last status:\n%s", timeout, what, b)
+		}
+		select {
+		case <-p.t.Context().Done():
+			p.t.Fatalf("test ended while waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitBatchDone polls until every work unit of the batch is valid or in
+// error, and returns the status that shows it.
+func (p *project) waitBatchDone(batch string, timeout time.Duration) wu.StatusReply {
+	p.t.Helper()
+	return p.waitStatus(timeout, "batch "+batch+" to be done", func(st wu.StatusReply) bool {
+		b, ok := batchStatus(st, batch)
+		return ok && b.Done()
+	})
+}
+
+// results runs `momonga-project results BATCH --out DIR` and returns the
+// directory and its manifest.
+func (p *project) results(batch string) (string, wu.ResultsReply) {
+	p.t.Helper()
+	dir := filepath.Join(p.dir, "results-"+batch)
+	p.mustCLI("results", "--out", dir, batch)
+	var manifest wu.ResultsReply
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &manifest)
+	}
+	if err != nil {
+		p.t.Fatalf("manifest of batch %s: %v", batch, err)
+	}
+	return dir, manifest
+}
+
+// writeSpec writes a batch spec for `submit --spec` and returns its path.
+func (p *project) writeSpec(spec batchSpec) string {
+	p.t.Helper()
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(p.dir, spec.Batch+".json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	return path
+}
+
+// batchSpec is the JSON `momonga-project submit --spec` reads.
+type batchSpec struct {
+	App         string     `json:"app"`
+	Batch       string     `json:"batch"`
+	Replication int        `json:"replication"`
+	Quorum      int        `json:"quorum"`
+	Units       []unitSpec `json:"units"`
+}
+
+type unitSpec struct {
+	Name      string   `json:"name"`
+	Args      []string `json:"args,omitempty"`
+	StdinFile string   `json:"stdin_file,omitempty"`
+}
+
+func batchStatus(st wu.StatusReply, name string) (wu.BatchStatus, bool) {
+	for _, b := range st.Batches {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return wu.BatchStatus{}, false
+}
+
+func hostStatus(st wu.StatusReply, name string) (wu.HostStatus, bool) {
+	for _, h := range st.Hosts {
+		if h.Info.Name == name {
+			return h, true
+		}
+	}
+	return wu.HostStatus{}, false
+}
+
+// proc is a process a test started. When the test ends it gets SIGTERM, then
+// SIGKILL if it has not exited ten seconds later; it must exit 0, and if the
+// test failed, the end of its output is logged.
+type proc struct {
+	t     *testing.T
+	name  string
+	cmd   *exec.Cmd
+	log   string      // file holding its stdout and stderr
+	lines chan string // its stdout, line by line
+	done  chan struct{}
+	err   error // how it exited, once done is closed
+
+	killed bool // by kill, not at the test's end
+}
+
+func start(t *testing.T, dir, name string, argv ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, log: filepath.Join(dir, name+".log"), lines: make(chan string, 16), done: make(chan struct{})}
+	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdout = io.MultiWriter(logFile, &lineWriter{lines: p.lines})
+	cmd.Stderr = logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	p.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		<-p.done
+		// Stopped by the test's end, it must have exited 0 on SIGTERM, which
+		// Wait reports as the context's error.
+		if !p.killed && p.err != nil && !errors.Is(p.err, context.Canceled) {
+			t.Errorf("%s did not stop cleanly on SIGTERM: %v", name, p.err)
+		}
+		if t.Failed() {
+			t.Logf("%s (%s) exited: %v; its output ends with:\n%s", name, strings.Join(argv, " "), p.err, tail(p.log, 4<<10))
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits until the process has exited.
+func (p *proc) kill() {
+	p.t.Helper()
+	p.killed = true
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("kill %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("%s still running 10 s after SIGKILL", p.name)
+	}
+}
+
+// waitLine waits until the process prints a line matching re on stdout and
+// returns the match.
+func (p *proc) waitLine(re *regexp.Regexp, timeout time.Duration) []string {
+	p.t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case l := <-p.lines:
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-p.done:
+			p.t.Fatalf("%s exited (%v) before printing a line matching %q:\n%s", p.name, p.err, re, tail(p.log, 4<<10))
+		case <-timer.C:
+			p.t.Fatalf("%s printed no line matching %q in %v", p.name, re, timeout)
+		}
+	}
+}
+
+// lineWriter hands complete lines to a channel, dropping them when nobody
+// reads: only the first lines of a server are ever waited for.
+type lineWriter struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   chan<- string
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, b...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		select {
+		case w.lines <- string(w.partial[:i]):
+		default:
+		}
+		w.partial = w.partial[i+1:]
+	}
+}
+
+// tail returns the last n bytes of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// ownWorkers lists the worker processes of this run's momonga binary that are
+// alive (not zombies): the processes a daemon re-executes itself as to run a
+// task. They live in process groups of their own, so stopping a daemon's
+// process does not stop them; they must end by themselves. With parent > 0,
+// only that process's workers are listed.
+func ownWorkers(parent int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil // not Linux: nothing to check
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err != nil || exe != clientBin {
+			continue // gone, a zombie, or not ours
+		}
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if args := strings.Split(string(cmdline), "\x00"); err != nil || len(args) < 2 || args[1] != "worker" {
+			continue
+		}
+		if parent > 0 && parentOf(pid) != parent {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// parentOf reads a process's parent id from /proc, 0 if it is gone.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name in parentheses may hold spaces; state and parent id
+	// follow the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// checkNoWorkers fails the test if a worker process is still running once
+// every client has stopped, and kills it.
+func checkNoWorkers(t *testing.T) {
+	var left []int
+	if poll(15*time.Second, func() bool { left = ownWorkers(0); return len(left) == 0 }) {
+		return
+	}
+	t.Errorf("worker processes %v still run 15 s after their clients stopped", left)
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// poll checks cond every pollEvery until it holds, and reports whether it
+// did before timeout passed.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
+}
+
+// primeSieve tells composites from primes below its length.
+type primeSieve []bool // true: composite
+
+func newPrimeSieve(n int) primeSieve {
+	s := make(primeSieve, n)
+	for i := 0; i < min(n, 2); i++ {
+		s[i] = true
+	}
+	for i := 2; i*i < n; i++ {
+		if !s[i] {
+			for j := i * i; j < n; j += i {
+				s[j] = true
+			}
+		}
+	}
+	return s
+}
+
+// count is the number of primes p with a <= p < b.
+func (s primeSieve) count(a, b int) int {
+	n := 0
+	for i := a; i < b; i++ {
+		if !s[i] {
+			n++
+		}
+	}
+	return n
+}

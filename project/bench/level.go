@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/momonga-project/momonga/vpeer/jetlog"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// rounds is how many times a level alternates between work requests and
+// raw publishes when it runs for a duration, so that a change in the
+// machine's load during the level weighs on both sides of the ratio alike.
+const rounds = 3
+
+// level measures n volunteers requesting work at once over t, and n
+// publishers storing the same records in the raw stream at once.
+func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
+	var conns []*nats.Conn
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	connect := func(host string) (*nats.Conn, error) {
+		nc, err := r.connect(t, host)
+		if err == nil {
+			conns = append(conns, nc)
+		}
+		return nc, err
+	}
+	vols := make([]*volunteer, n)
+	work := make([]func(context.Context) error, n)
+	publish := make([]func(context.Context) error, n)
+	for i := range n {
+		host := fmt.Sprintf("vol-%s-%d-%d", t, n, i)
+		nc, err := connect(host)
+		if err != nil {
+			return Row{}, err
+		}
+		vols[i] = &volunteer{nc: nc, host: host}
+		if err := vols[i].hello(ctx); err != nil {
+			return Row{}, err
+		}
+		work[i] = vols[i].work
+
+		host = fmt.Sprintf("raw-%s-%d-%d", t, n, i)
+		if nc, err = connect(host); err != nil {
+			return Row{}, err
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return Row{}, fmt.Errorf("%s: jetstream: %w", host, err)
+		}
+		publish[i] = (&publisher{nc: nc, js: js, host: host}).publish
+	}
+
+	limit := limit{requests: r.cfg.Requests}
+	times := 1
+	if limit.requests == 0 {
+		limit.duration = r.cfg.Duration / rounds
+		times = rounds
+	}
+	var dispatched, published sample
+	for range times {
+		s, err := measure(ctx, limit, work)
+		for _, v := range vols {
+			r.received[v.host] = v.tasks
+		}
+		if errors.Is(err, errQueueEmpty) {
+			err = fmt.Errorf("%w after %d assignments of %d tasks queued: queue more or measure for less time",
+				err, dispatched.count()+s.count(), r.queued)
+		}
+		if err != nil {
+			return Row{}, err
+		}
+		dispatched.add(s)
+		if s, err = measure(ctx, limit, publish); err != nil {
+			return Row{}, fmt.Errorf("raw publish: %w", err)
+		}
+		published.add(s)
+	}
+	row := Row{Transport: t, Volunteers: n, Queued: r.queued, Dispatch: dispatched.summary(), RawPublish: published.summary()}
+	row.Ratio = row.Dispatch.PerSecond / row.RawPublish.PerSecond
+	return row, nil
+}
+
+// connect opens a connection of its own for one simulated volunteer, with
+// replies under its own inbox prefix as a real volunteer's are.
+func (r *run) connect(t Transport, host string) (*nats.Conn, error) {
+	url := r.srv.ClientURL()
+	opts := []nats.Option{nats.Name("momonga bench " + host), nats.CustomInboxPrefix("_INBOX_" + host)}
+	if t == InProcess {
+		url = ""
+		opts = append(opts, nats.InProcessServer(r.srv))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect: %w", host, err)
+	}
+	return nc, nil
+}
+
+// limit ends a measurement: after so many requests per requester, or else
+// after a duration.
+type limit struct {
+	requests int
+	duration time.Duration
+}
+
+// sample is what one or more measurements timed.
+type sample struct {
+	elapsed time.Duration
+	cpu     time.Duration   // of the whole process; 0 where unknown
+	latency []time.Duration // one per request
+}
+
+func (s *sample) count() int { return len(s.latency) }
+
+func (s *sample) add(o sample) {
+	s.elapsed += o.elapsed
+	s.cpu += o.cpu
+	s.latency = append(s.latency, o.latency...)
+}
+
+func (s *sample) summary() Measurement {
+	slices.Sort(s.latency)
+	m := Measurement{
+		Requests:  len(s.latency),
+		Seconds:   s.elapsed.Seconds(),
+		PerSecond: float64(len(s.latency)) / s.elapsed.Seconds(),
+		P50:       quantile(s.latency, 0.50),
+		P99:       quantile(s.latency, 0.99),
+	}
+	if len(s.latency) > 0 {
+		m.CPUPerRequest = s.cpu / time.Duration(len(s.latency))
+	}
+	return m
+}
+
+// quantile is the nearest-rank q-quantile of sorted.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]
+}
+
+// measure runs each op in a loop of its own, all at once, until lim, and
+// times every call. Elapsed runs until the last call in flight returns.
+func measure(ctx context.Context, lim limit, ops []func(context.Context) error) (sample, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lat := make([][]time.Duration, len(ops))
+	var wg sync.WaitGroup
+	cpu, cpuKnown := processCPU()
+	start := time.Now()
+	deadline := start.Add(lim.duration)
+	for i, op := range ops {
+		wg.Go(func() {
+			for n := 0; lim.requests == 0 || n < lim.requests; n++ {
+				t := time.Now()
+				if lim.requests == 0 && !t.Before(deadline) || ctx.Err() != nil {
+					return
+				}
+				if err := op(ctx); err != nil {
+					cancel(err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	s := sample{elapsed: time.Since(start), latency: slices.Concat(lat...)}
+	if end, ok := processCPU(); ok && cpuKnown {
+		s.cpu = end - cpu
+	}
+	if ctx.Err() != nil {
+		return s, context.Cause(ctx)
+	}
+	return s, nil
+}
+
+// volunteer is one simulated host: a connection of its own and the sequence
+// numbers of its requests, as client/daemon keeps them.
+type volunteer struct {
+	nc    *nats.Conn
+	host  string
+	seq   uint64
+	tasks []string // received, in order
+}
+
+func (v *volunteer) hello(ctx context.Context) error {
+	req := wu.Hello{V: wu.WireVersion, Host: wu.HostInfo{Name: v.host, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: 1, FLOPS: 1e9}}
+	var rep wu.HelloReply
+	if err := request(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpHello), wu.Encode(req), &rep); err != nil {
+		return fmt.Errorf("%s: hello: %w", v.host, err)
+	}
+	if rep.Error != nil {
+		return fmt.Errorf("%s: hello: %w", v.host, rep.Error)
+	}
+	v.seq = rep.NextSeq - 1
+	return nil
+}
+
+// work asks for one task.
+func (v *volunteer) work(ctx context.Context) error {
+	v.seq++
+	req := wu.WorkRequest{V: wu.WireVersion, Seq: v.seq, Slots: 1}
+	var rep wu.WorkReply
+	if err := request(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpWork), wu.Encode(req), &rep); err != nil {
+		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, err)
+	}
+	if rep.Error != nil {
+		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, rep.Error)
+	}
+	switch len(rep.Assignments) {
+	case 0:
+		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, errQueueEmpty)
+	case 1:
+		v.tasks = append(v.tasks, rep.Assignments[0].Task)
+		return nil
+	default:
+		return fmt.Errorf("%s: work request %d asked for one task and got %d", v.host, v.seq, len(rep.Assignments))
+	}
+}
+
+func request(ctx context.Context, nc *nats.Conn, subject string, data []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(msg.Data, out); err != nil {
+		return fmt.Errorf("malformed reply: %w", err)
+	}
+	return nil
+}
+
+// publisher stores, in the raw stream, the records the gateway would append
+// for a volunteer's work requests.
+type publisher struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	host string
+	seq  uint64
+}
+
+func (p *publisher) publish(ctx context.Context) error {
+	p.seq++
+	// The same payload, id and headers as the gateway's append, with the
+	// reply subject a request would have.
+	inbox := p.nc.NewRespInbox()
+	body := wu.Encode(wu.WorkRequest{V: wu.WireVersion, Seq: p.seq, Slots: 1})
+	msg := &nats.Msg{
+		Subject: rawSubject,
+		Data:    wu.Encode(wu.Command{V: wu.WireVersion, Op: wu.OpWork, Host: p.host, Seq: p.seq, Body: body}),
+		Header: nats.Header{
+			jetstream.MsgIDHeader: {p.host + "." + strconv.FormatUint(p.seq, 10) + "." + inbox},
+			jetlog.HeaderReplyTo:  {inbox},
+		},
+	}
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(rawStream))
+	if err != nil {
+		return fmt.Errorf("%s: publish %d: %w", p.host, p.seq, err)
+	}
+	if ack.Duplicate {
+		return fmt.Errorf("%s: publish %d was taken for a duplicate", p.host, p.seq)
+	}
+	return nil
+}
