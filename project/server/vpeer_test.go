@@ -352,7 +352,10 @@ func TestMembersKilledExactlyOnceLinearizable(t *testing.T) {
 		ms := slices.DeleteFunc(members(groups), func(m vpeer.MemberStatus) bool { return killed[m.ID] })
 		leader := slices.IndexFunc(ms, func(m vpeer.MemberStatus) bool { return m.Leading })
 		if len(ms) < 3 || leader < 0 || slices.ContainsFunc(ms, func(m vpeer.MemberStatus) bool { return !m.Ready }) {
-			time.Sleep(5 * time.Millisecond) // polling the group, not waiting for a condition of the test
+			select { // polling the group
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
 			continue
 		}
 		victim := ms[rand.IntN(len(ms))]

@@ -11,7 +11,8 @@
 //
 // The package is vpeer's JetStream adapter as a whole: besides the log it
 // keeps snapshots in an object store (Snapshots), membership and the lease in
-// a KV bucket (Registry), and answers status requests (ServeStatus).
+// a KV bucket (Registry), and answers status and snapshot requests
+// (ServeGroup, GatherStatus, RequestSnapshot).
 package jetlog
 
 import (
