@@ -1,9 +1,13 @@
 package vpeer
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -32,7 +36,35 @@ type MemberConfig struct {
 	// Logger reports records that could not be decoded, replies that could not
 	// be sent and ticks that could not be appended; default slog.Default().
 	Logger *slog.Logger
+
+	// ID names the member in logs and status reports.
+	ID string
+	// Leading reports whether this member holds its group's lease: only
+	// then does it append ticks, store snapshots and trim the log. Nil means
+	// always, for a member on its own.
+	Leading func() bool
+
+	// Snapshots is where the member restores from when it starts and where,
+	// as lease holder, it stores snapshots; nil for none: the member then
+	// replays the whole log.
+	Snapshots SnapshotStore
+	// SnapshotEvery > 0 makes every record whose sequence number is a
+	// multiple of it a snapshot point, beside those asked for with
+	// MarkSnapshot. At a snapshot point every member records the hash of its
+	// state (Status().Checkpoints) and the lease holder stores a snapshot.
+	SnapshotEvery uint64
+	// KeepSnapshots is how many stored snapshots the lease holder keeps;
+	// default 2, so that a member finding the newest corrupt falls back to
+	// the one before. The log is trimmed behind the oldest one kept.
+	KeepSnapshots int
+	// Floor, when set, returns the lowest sequence number any member of the
+	// group has applied: the log is never trimmed past it, so a slow member
+	// does not lose its next records. Nil: this member's own.
+	Floor func() uint64
 }
+
+// keptCheckpoints is how many recent state hashes a member remembers.
+const keptCheckpoints = 8
 
 // A Member is one replica of a virtual peer: it applies every record of the
 // log to its StateMachine in order, sends the replies for new records and,
@@ -47,6 +79,12 @@ type Member struct {
 	interval time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
+	id       string
+	leading  func() bool
+	store    SnapshotStore
+	every    uint64
+	keep     int
+	floor    func() uint64
 
 	started atomic.Bool
 	ready   chan struct{} // closed once the records present when Run started are applied
@@ -59,10 +97,23 @@ type Member struct {
 	waitMu  sync.Mutex
 	waiters []waiter // callers of WaitApplied
 
+	statusMu    sync.Mutex
+	checkpoints []Checkpoint  // the latest keptCheckpoints, oldest first
+	restored    *SnapshotInfo // the snapshot Run started from
+	stored      *SnapshotInfo // the latest snapshot this member stored
+	skipped     []uint64      // the latest records skipped as undecodable
+	timeNs      atomic.Int64  // Entry.Time of the last record applied, unix ns; 0 for zero
+
+	storeMu sync.Mutex
+	storing bool         // a goroutine is storing snapshots
+	pending *snapshotJob // the next one it stores
+
 	// Owned by the goroutine inside Run.
 	tickTime time.Time // latest Tick time applied
 	caughtUp uint64    // LastSeq when Run started: older records get no reply
 	isReady  bool
+	runCtx   context.Context // Run's, for the work it starts in the background
+	bg       sync.WaitGroup  // that work
 }
 
 type waiter struct {
@@ -79,6 +130,12 @@ func NewMember(cfg MemberConfig) *Member {
 		interval: cfg.TickInterval,
 		now:      cfg.Now,
 		logger:   cfg.Logger,
+		id:       cfg.ID,
+		leading:  cfg.Leading,
+		store:    cfg.Snapshots,
+		every:    cfg.SnapshotEvery,
+		keep:     cfg.KeepSnapshots,
+		floor:    cfg.Floor,
 		ready:    make(chan struct{}),
 	}
 	if m.now == nil {
@@ -87,13 +144,24 @@ func NewMember(cfg MemberConfig) *Member {
 	if m.logger == nil {
 		m.logger = slog.Default()
 	}
+	if m.id != "" {
+		m.logger = m.logger.With("member", m.id)
+	}
+	if m.leading == nil {
+		m.leading = func() bool { return true }
+	}
+	if m.keep <= 0 {
+		m.keep = 2
+	}
 	return m
 }
 
-// Run applies the log from its first record on, sends replies and appends
-// ticks until ctx is done, then returns nil. It returns an error when the log
-// cannot be read. Run may be called once per Member; a restarted member is a
-// new Member with a fresh StateMachine.
+// Run restores the newest good snapshot, if there is a store, applies the
+// log from the record after it on, sends replies, appends ticks and stores
+// snapshots until ctx is done, then returns nil. It returns an error when the
+// log cannot be read, or lacks records that no snapshot covers. Run may be
+// called once per Member; a restarted member is a new Member with a fresh
+// StateMachine.
 func (m *Member) Run(ctx context.Context) error {
 	if m.log == nil || m.machine == nil {
 		return errors.New("vpeer: member needs a Log and a Machine")
@@ -101,6 +169,20 @@ func (m *Member) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("vpeer: member already run")
 	}
+	var snaps []SnapshotInfo
+	if m.store != nil {
+		var err error
+		if snaps, err = m.store.List(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The log may still hold everything; if not, the first record
+			// read says so.
+			m.logger.Warn("vpeer: snapshots cannot be listed; replaying the log", "err", err)
+		}
+	}
+	// Read after the list, so that every snapshot listed covers records
+	// that are in the log now; a newer one comes from another log.
 	last, err := m.log.LastSeq(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -109,31 +191,105 @@ func (m *Member) Run(ctx context.Context) error {
 		return fmt.Errorf("vpeer: member: last sequence of the log: %w", err)
 	}
 	m.caughtUp = last
-	m.markReady(0)
+	m.restore(ctx, snaps, last)
+	m.markReady(m.applied.Load())
 
 	readCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg sync.WaitGroup
+	m.runCtx = readCtx
 	if m.interval > 0 {
-		wg.Go(func() { m.tick(readCtx) })
+		m.bg.Go(func() { m.tick(readCtx) })
 	}
 	err = m.log.Read(readCtx, m.applied.Load()+1, m.apply)
 	stop()
-	wg.Wait()
+	m.bg.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("vpeer: member: read log after %d: %w", m.applied.Load(), err)
 }
 
+// restore restores the newest snapshot that is whole and covers no more
+// than the log holds, falling back to older ones; with none, the member
+// replays the log from its start.
+func (m *Member) restore(ctx context.Context, snaps []SnapshotInfo, last uint64) {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		s := snaps[i]
+		if s.Seq > last {
+			m.logger.Warn("vpeer: snapshot ahead of the log ignored", "snapshot", s.Seq, "log", last)
+			continue
+		}
+		info, err := m.restoreOne(ctx, s.Seq)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.logger.Warn("vpeer: snapshot refused; trying an older one", "snapshot", s.Seq, "err", err)
+			continue
+		}
+		m.tickTime = info.Time
+		m.storeTime(info.Time)
+		m.applied.Store(info.Seq)
+		m.statusMu.Lock()
+		m.restored = &info
+		m.checkpoints = append(m.checkpoints, Checkpoint{Seq: info.Seq, Hash: info.Hash})
+		m.statusMu.Unlock()
+		m.logger.Info("vpeer: restored snapshot", "seq", info.Seq, "bytes", info.Size)
+		return
+	}
+	if len(snaps) > 0 {
+		m.logger.Warn("vpeer: no usable snapshot; replaying the whole log")
+	}
+}
+
+// restoreOne reads, checks and restores the snapshot stored under seq.
+func (m *Member) restoreOne(ctx context.Context, seq uint64) (SnapshotInfo, error) {
+	r, err := m.store.Open(ctx, seq)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	// Read whole before restoring anything: the checksum is at the end.
+	data, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	info, state, err := decodeSnapshot(data)
+	if err != nil {
+		return info, err
+	}
+	if info.Seq != seq {
+		return info, fmt.Errorf("stored under %d, covers %d", seq, info.Seq)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.machine.Restore(bytes.NewReader(state)); err != nil {
+		return info, err
+	}
+	return info, nil
+}
+
 // apply applies one record; it runs on Run's goroutine only.
 func (m *Member) apply(r Record) error {
-	if prev := m.applied.Load(); r.Seq <= prev {
+	switch prev := m.applied.Load(); {
+	case r.Seq <= prev:
 		return fmt.Errorf("record %d after %d: log out of order", r.Seq, prev)
+	case r.Seq > prev+1:
+		return fmt.Errorf("record %d follows %d: the log was trimmed past every usable snapshot", r.Seq, prev)
 	}
 	if r.Err != nil {
 		m.logger.Warn("vpeer: skipping a record that cannot be decoded", "seq", r.Seq, "err", r.Err)
-		m.advance(r.Seq)
+		m.statusMu.Lock()
+		m.skipped = append(m.skipped, r.Seq)
+		if n := len(m.skipped); n > keptCheckpoints {
+			m.skipped = slices.Delete(m.skipped, 0, n-keptCheckpoints)
+		}
+		m.statusMu.Unlock()
+		m.done(r.Seq, false)
+		return nil
+	}
+	if r.Snapshot {
+		m.done(r.Seq, true)
 		return nil
 	}
 	e := Entry{Seq: r.Seq, Payload: r.Payload}
@@ -151,6 +307,7 @@ func (m *Member) apply(r Record) error {
 	m.mu.Lock()
 	reply := m.machine.Apply(e)
 	m.mu.Unlock()
+	m.storeTime(e.Time)
 
 	// Records from before Run started were answered when they were new.
 	if r.Seq > m.caughtUp && len(reply) > 0 && r.ReplyTo != "" && m.reply != nil {
@@ -158,7 +315,123 @@ func (m *Member) apply(r Record) error {
 			m.logger.Warn("vpeer: reply not sent", "seq", r.Seq, "subject", r.ReplyTo, "err", err)
 		}
 	}
-	m.advance(r.Seq)
+	m.done(r.Seq, false)
+	return nil
+}
+
+// done finishes record seq: a snapshot point when asked for or when seq
+// falls on one, then applied.
+func (m *Member) done(seq uint64, snapshot bool) {
+	if snapshot || m.every > 0 && seq%m.every == 0 {
+		m.checkpoint(seq)
+	}
+	m.advance(seq)
+}
+
+func (m *Member) storeTime(t time.Time) {
+	if !t.IsZero() {
+		m.timeNs.Store(t.UnixNano())
+	}
+}
+
+// checkpoint records the hash of the state at seq and, on the lease
+// holder, stores a snapshot in the background. Taking the machine's
+// snapshot holds up applying, not queries.
+func (m *Member) checkpoint(seq uint64) {
+	var buf bytes.Buffer
+	m.mu.RLock()
+	err := m.machine.Snapshot(&buf)
+	m.mu.RUnlock()
+	if err != nil {
+		m.logger.Error("vpeer: snapshot failed", "seq", seq, "err", err)
+		return
+	}
+	at := m.tickTime
+	hash := stateHash(at, buf.Bytes())
+	m.statusMu.Lock()
+	m.checkpoints = append(m.checkpoints, Checkpoint{Seq: seq, Hash: hex.EncodeToString(hash[:])})
+	if n := len(m.checkpoints); n > keptCheckpoints {
+		m.checkpoints = slices.Delete(m.checkpoints, 0, n-keptCheckpoints)
+	}
+	m.statusMu.Unlock()
+	if m.store == nil || !m.leading() {
+		return
+	}
+	job := &snapshotJob{seq: seq, at: at, hash: hash, state: buf.Bytes()}
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storing {
+		// Only the newest waits: an older one would be dropped soon anyway.
+		m.pending = job
+		return
+	}
+	m.storing = true
+	m.bg.Go(func() {
+		for job != nil {
+			if err := m.storeSnapshot(m.runCtx, job); err != nil && m.runCtx.Err() == nil {
+				m.logger.Warn("vpeer: snapshot not stored", "seq", job.seq, "err", err)
+			}
+			m.storeMu.Lock()
+			job, m.pending = m.pending, nil
+			m.storing = job != nil
+			m.storeMu.Unlock()
+		}
+	})
+}
+
+// snapshotJob is a snapshot to store: the machine's snapshot at seq.
+type snapshotJob struct {
+	seq   uint64
+	at    time.Time
+	hash  [sha256.Size]byte
+	state []byte
+}
+
+// storeSnapshot compresses and stores a snapshot, drops the ones no longer
+// kept and trims the log behind the oldest one kept.
+func (m *Member) storeSnapshot(ctx context.Context, job *snapshotJob) error {
+	var data bytes.Buffer
+	if err := encodeSnapshot(&data, job.seq, job.at, job.hash, job.state); err != nil {
+		return err
+	}
+	info := SnapshotInfo{Seq: job.seq, Time: job.at, Hash: hex.EncodeToString(job.hash[:]), Size: int64(data.Len()), Stored: m.now().UTC()}
+	if err := m.store.Put(ctx, info, &data); err != nil {
+		return err
+	}
+	snaps, err := m.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	// The store knows how many bytes it keeps.
+	if i := slices.IndexFunc(snaps, func(s SnapshotInfo) bool { return s.Seq == info.Seq }); i >= 0 {
+		info.Size = snaps[i].Size
+	}
+	m.statusMu.Lock()
+	m.stored = &info
+	m.statusMu.Unlock()
+	m.logger.Debug("vpeer: snapshot stored", "seq", job.seq, "bytes", info.Size)
+
+	if len(snaps) > m.keep {
+		for _, s := range snaps[:len(snaps)-m.keep] {
+			if err := m.store.Delete(ctx, s.Seq); err != nil {
+				return err
+			}
+		}
+		snaps = snaps[len(snaps)-m.keep:]
+	}
+	t, ok := m.log.(Trimmer)
+	if !ok || len(snaps) < m.keep {
+		// With fewer snapshots than it keeps, the log is the fallback.
+		return nil
+	}
+	floor := m.applied.Load()
+	if m.floor != nil {
+		floor = m.floor()
+	}
+	// Members restoring snaps[0] replay from the record after it.
+	if upTo := min(snaps[0].Seq, floor); upTo > 0 {
+		return t.Trim(ctx, upTo)
+	}
 	return nil
 }
 
@@ -184,14 +457,17 @@ func (m *Member) markReady(seq uint64) {
 	}
 }
 
-// tick appends a Tick record every interval, stamped with the clock
-// truncated to the interval; it runs until ctx is done.
+// tick appends a Tick record every interval while the member leads,
+// stamped with the clock truncated to the interval; it runs until ctx is
+// done.
 func (m *Member) tick(ctx context.Context) {
-	t := time.NewTicker(m.interval)
+	// Checked more often than the interval when that is long, so that a
+	// member that takes the lease over ticks soon, not an interval later.
+	t := time.NewTicker(min(m.interval, 100*time.Millisecond))
 	defer t.Stop()
 	var last time.Time
 	for {
-		if at := truncate(m.now(), m.interval); !at.Equal(last) {
+		if at := truncate(m.now(), m.interval); !at.Equal(last) && m.leading() {
 			_, err := m.log.Append(ctx, Record{ID: tickID(at), Tick: at})
 			switch {
 			case err == nil || errors.Is(err, ErrDuplicate):
@@ -250,6 +526,55 @@ func (m *Member) WaitApplied(ctx context.Context, seq uint64) error {
 		m.waitMu.Unlock()
 		return fmt.Errorf("vpeer: wait for record %d (applied %d): %w", seq, m.applied.Load(), ctx.Err())
 	}
+}
+
+// ID is the member's name, from MemberConfig.ID.
+func (m *Member) ID() string { return m.id }
+
+// Machine is the StateMachine the member applies the log to. Read it only
+// inside Query.
+func (m *Member) Machine() StateMachine { return m.machine }
+
+// MemberStatus is what a member reports about itself; a Group adds where
+// it runs.
+type MemberStatus struct {
+	Group   string    `json:"group,omitempty"`
+	ID      string    `json:"id"`
+	Process string    `json:"process,omitempty"`
+	Slot    int       `json:"slot"`
+	Started time.Time `json:"started,omitzero"`
+	Applied uint64    `json:"applied"`
+	LogLast uint64    `json:"log_last"` // the log's last sequence number when asked; 0 if unknown
+	Ready   bool      `json:"ready"`
+	Leading bool      `json:"leading"`
+	// Time is Entry.Time of the last record applied.
+	Time        time.Time     `json:"time,omitzero"`
+	Checkpoints []Checkpoint  `json:"checkpoints,omitempty"`
+	Restored    *SnapshotInfo `json:"restored,omitempty"` // the snapshot it started from; nil: the whole log replayed
+	Stored      *SnapshotInfo `json:"stored,omitempty"`   // the latest snapshot it stored
+	// Skipped lists the latest records the member skipped because they
+	// could not be decoded (every member skips the same ones).
+	Skipped []uint64 `json:"skipped,omitempty"`
+}
+
+// Status reports the member's progress.
+func (m *Member) Status() MemberStatus {
+	st := MemberStatus{ID: m.id, Applied: m.applied.Load(), Leading: m.leading()}
+	select {
+	case <-m.ready:
+		st.Ready = true
+	default:
+	}
+	if ns := m.timeNs.Load(); ns != 0 {
+		st.Time = time.Unix(0, ns).UTC()
+	}
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	st.Checkpoints = slices.Clone(m.checkpoints)
+	st.Restored = m.restored
+	st.Stored = m.stored
+	st.Skipped = slices.Clone(m.skipped)
+	return st
 }
 
 // Query runs fn while no record is being applied, so fn may read the

@@ -11,10 +11,24 @@
 // jetlog subpackage keeps it in a JetStream stream, whose Raft replication
 // acts as the atomic multicast. A Member is one replica: it applies the log
 // to its StateMachine, sends replies and, as lease holder, appends ticks.
-// More members are more Member values over the same log, on any machine.
-// The vpeertest subpackage holds the tests every Log and Member must pass.
 //
-// This package imports no NATS: only jetlog does.
+// Snapshots: at snapshot points (every N records, or a record appended by
+// MarkSnapshot) every member records the hash of its state, so members can
+// be compared at a common sequence number, and the lease holder stores a
+// zstd-compressed snapshot with a checksum in a SnapshotStore, then trims the
+// log behind the oldest snapshot it keeps. A starting member restores the
+// newest snapshot that is whole, falling back to older ones, and replays the
+// rest.
+//
+// Membership: a Group runs one process's members. The group keeps Size slots
+// filled; slots and the lease are keys in a Registry, renewed every
+// heartbeat, and a slot nobody renews is taken by a process with spare
+// capacity, whose new member restores and replays. More members are more
+// processes over the same log, registry and store, on any machine.
+//
+// The vpeertest subpackage holds the tests every Log, SnapshotStore,
+// Registry, Member and Group must pass. This package imports no NATS: only
+// jetlog does.
 package vpeer
 
 import (
@@ -37,7 +51,9 @@ type Entry struct {
 
 // StateMachine is the replicated process. Apply must be deterministic: the
 // same entries in the same order give the same replies and the same state,
-// on every member.
+// on every member. Snapshot must be deterministic too (the same state writes
+// the same bytes), because members compare hashes of their snapshots, and
+// Restore must replace the whole state, or leave it as it was when it fails.
 type StateMachine interface {
 	Apply(e Entry) (reply []byte)
 	Snapshot(w io.Writer) error
@@ -51,6 +67,10 @@ type Record struct {
 	ReplyTo string    // where the reply to this record goes; empty for none
 	Tick    time.Time // non-zero for a Tick record
 	Payload []byte
+	// Snapshot marks a snapshot point asked for on demand (MarkSnapshot):
+	// it is not applied, but every member records the hash of its state
+	// there and the lease holder stores a snapshot. Payload is ignored.
+	Snapshot bool
 	// Err is set on read when the stored record cannot be decoded. Seq is
 	// still valid, so a reader can skip the record and stay in step with
 	// every other reader; the other fields are unreliable.
@@ -68,6 +88,21 @@ type Log interface {
 	Read(ctx context.Context, from uint64, fn func(Record) error) error
 	// LastSeq is the sequence number of the newest record (0 when empty).
 	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Trimmer is a Log that can drop its oldest records, once a snapshot covers
+// them.
+type Trimmer interface {
+	// Trim drops every record up to and including sequence number seq.
+	// Reading from an earlier sequence number then starts at seq+1.
+	Trim(ctx context.Context, seq uint64) error
+}
+
+// MarkSnapshot appends a snapshot point to l and returns its sequence
+// number: every member hashes its state there and the lease holder stores
+// a snapshot.
+func MarkSnapshot(ctx context.Context, l Log) (uint64, error) {
+	return l.Append(ctx, Record{Snapshot: true})
 }
 
 // ErrDuplicate is returned by Append for a record whose ID was already

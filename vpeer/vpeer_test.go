@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -87,6 +88,11 @@ func TestMemberSkipsUndecodableRecords(t *testing.T) {
 	if da != db {
 		t.Fatalf("members differ after skipping the same records: %s vs %s", da, db)
 	}
+	for _, m := range []*vpeertest.RunningMember{a, b} {
+		if got := m.Status().Skipped; !slices.Equal(got, []uint64{2, last}) {
+			t.Fatalf("member reports %v skipped, want 2 and %d", got, last)
+		}
+	}
 }
 
 type brokenLog struct{ vpeer.Log }
@@ -145,4 +151,53 @@ func BenchmarkMemberApplyMemLog(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+func newMemSnapshots(*testing.T) vpeer.SnapshotStore { return &vpeer.MemSnapshots{} }
+
+func TestMemSnapshots(t *testing.T) { vpeertest.TestSnapshotStore(t, newMemSnapshots) }
+
+func TestSnapshotsOnMemLog(t *testing.T) { vpeertest.TestSnapshots(t, newMemLog, newMemSnapshots) }
+
+func TestGroupInMemory(t *testing.T) {
+	vpeertest.TestGroup(t, func(*testing.T) vpeertest.Env {
+		return vpeertest.Env{Log: vpeer.NewMemLog(), Snapshots: &vpeer.MemSnapshots{}, Registry: &vpeer.MemRegistry{}}
+	})
+}
+
+func TestMemRegistry(t *testing.T) { vpeertest.TestRegistry(t, &vpeer.MemRegistry{}) }
+
+func TestSummarize(t *testing.T) {
+	cp := func(seq uint64, h string) vpeer.Checkpoint { return vpeer.Checkpoint{Seq: seq, Hash: h} }
+	reports := []vpeer.ProcessStatus{
+		{Group: "g", Process: "a", Size: 3, Capacity: 2, LogLast: 50, Lease: "a/1", Members: []vpeer.MemberStatus{
+			{ID: "a/1", Slot: 2, Checkpoints: []vpeer.Checkpoint{cp(10, "x"), cp(20, "y"), cp(30, "z")}},
+			{ID: "a/2", Slot: 0, Checkpoints: []vpeer.Checkpoint{cp(20, "y"), cp(30, "z")}},
+		}, Snapshots: []vpeer.SnapshotInfo{{Seq: 30}}},
+		{Group: "g", Process: "b", Size: 3, Capacity: 1, LogLast: 49, Members: []vpeer.MemberStatus{
+			{ID: "b/1", Slot: 1, Checkpoints: []vpeer.Checkpoint{cp(10, "x"), cp(20, "y")}},
+		}},
+		{Group: "g", Process: "spare", Size: 3, Capacity: 1},
+		{Group: "h", Process: "c", Size: 1, Capacity: 1, Members: []vpeer.MemberStatus{
+			{ID: "c/1", Checkpoints: []vpeer.Checkpoint{cp(5, "p")}},
+			{ID: "c/2", Checkpoints: []vpeer.Checkpoint{cp(5, "q")}},
+		}},
+	}
+	gs := vpeer.Summarize(reports)
+	if len(gs) != 2 || gs[0].Group != "g" || gs[1].Group != "h" {
+		t.Fatalf("groups %+v", gs)
+	}
+	g := gs[0]
+	if g.Size != 3 || g.LogLast != 50 || g.Lease != "a/1" || len(g.Snapshots) != 1 || len(g.Spares) != 1 || g.Spares[0] != "spare (1 free)" {
+		t.Fatalf("group g: %+v", g)
+	}
+	if ids := []string{g.Members[0].ID, g.Members[1].ID, g.Members[2].ID}; ids[0] != "a/2" || ids[1] != "b/1" || ids[2] != "a/1" {
+		t.Fatalf("members not by slot: %v", ids)
+	}
+	if g.Common != 20 || !g.Agree || len(g.Hashes) != 3 {
+		t.Fatalf("common point %d, agree %v, hashes %v; want 20, true, three", g.Common, g.Agree, g.Hashes)
+	}
+	if h := gs[1]; h.Common != 5 || h.Agree {
+		t.Fatalf("group h: common %d agree %v; want 5, disagreeing", h.Common, h.Agree)
+	}
 }

@@ -38,7 +38,7 @@ func TestDemoCountsPrimesBelow1e8(t *testing.T) {
 }
 
 func TestVersionAndHelp(t *testing.T) {
-	for _, args := range [][]string{{"--version"}, {"--help"}, {"serve", "--help"}, {"submit", "--help"}} {
+	for _, args := range [][]string{{"--version"}, {"--help"}, {"serve", "--help"}, {"submit", "--help"}, {"vpeer", "--help"}, {"bench", "vpeer", "--help"}} {
 		var out strings.Builder
 		a := app()
 		a.Writer = &out

@@ -69,11 +69,13 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "data", Usage: "data directory to keep (default: a temporary one)"},
 					&cli.BoolFlag{Name: "exit-when-done", Usage: "exit once the batch is validated"},
 					&cli.StringFlag{Name: "http", Usage: "stats page address", Value: "127.0.0.1:8080"},
+					membersFlag,
 				},
 				Action: func(c *cli.Context) error {
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
 					return demo.Run(ctx, demo.Config{
+						Members:      c.Int("members"),
 						Volunteers:   c.Int("volunteers"),
 						DataDir:      c.String("data"),
 						ExitWhenDone: c.Bool("exit-when-done"),
@@ -82,12 +84,8 @@ func app() *cli.App {
 					})
 				},
 			},
-			benchCommand(),
-			{
-				Name:        "vpeer",
-				Usage:       "inspect and model the scheduler's virtual peers",
-				Subcommands: []*cli.Command{reliabilityCommand()},
-			},
+			withVpeerBench(benchCommand()),
+			vpeerCommand(),
 			cliutil.WorkerCommand,
 		},
 	}
@@ -98,7 +96,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run the project server (embedded NATS with JetStream, scheduler, gateway, stats page)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data", Usage: "data directory", Required: true},
+			&cli.StringFlag{Name: "data", Usage: "data directory (not with --join)"},
 			&cli.StringFlag{Name: "nats-listen", Usage: "NATS address for volunteers and tools", Value: "127.0.0.1:4222"},
 			&cli.StringFlag{Name: "http", Usage: "stats page address (empty: none)", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
@@ -110,10 +108,19 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "signing-key", Usage: "public key apps must be signed with (default: DATA/" + signing.PublicFile + ", made by `init`)"},
 			&cli.Float64Flag{Name: "host-rate", Value: 20, Usage: "requests per second one host may send"},
 			&cli.IntFlag{Name: "host-burst", Value: 200, Usage: "requests one host may send at once above its rate"},
+			membersFlag,
+			&cli.BoolFlag{Name: "join", Usage: "add up to --members members to the virtual peer of the project at --nats-url, instead of serving a project"},
+			&cli.StringFlag{Name: "nats-url", Usage: "NATS URL of the project to join", Value: "nats://127.0.0.1:4222"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
 			defer stop()
+			if c.Bool("join") {
+				return join(ctx, c)
+			}
+			if c.String("data") == "" {
+				return fmt.Errorf("name the data directory with --data")
+			}
 			if c.Duration("beat") >= c.Duration("lease") {
 				return fmt.Errorf("--beat %s must be shorter than --lease %s", c.Duration("beat"), c.Duration("lease"))
 			}
@@ -126,6 +133,7 @@ func serveCommand() *cli.Command {
 				NATSListen: c.String("nats-listen"),
 				HTTPListen: c.String("http"),
 				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
+				Members:    c.Int("members"),
 				Logger:     cliutil.Logger(c),
 				Trust:      trust,
 			})

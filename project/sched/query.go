@@ -1,8 +1,6 @@
 package sched
 
 import (
-	"sort"
-
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -60,15 +58,6 @@ func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {
 			OutputSize: u.OutputSize, Tasks: len(u.Tasks), Reason: u.Reason})
 	}
 	return rep, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Accounts lists users, with their e-mail addresses, and teams, for the

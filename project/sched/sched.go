@@ -8,9 +8,7 @@
 package sched
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"time"
@@ -204,50 +202,6 @@ func asError(err error) *wu.Error {
 		return e
 	}
 	return wu.Errorf(wu.CodeInternal, "%v", err)
-}
-
-// Snapshot writes the whole state.
-func (m *Machine) Snapshot(w io.Writer) error {
-	if err := json.NewEncoder(w).Encode(m.st); err != nil {
-		return fmt.Errorf("scheduler snapshot: %w", err)
-	}
-	return nil
-}
-
-// Restore replaces the state with a snapshot's.
-func (m *Machine) Restore(r io.Reader) error {
-	st := &state{}
-	if err := json.NewDecoder(r).Decode(st); err != nil {
-		return fmt.Errorf("scheduler restore: %w", err)
-	}
-	for _, mp := range []bool{st.Apps == nil, st.Batches == nil, st.Units == nil, st.Tasks == nil, st.Hosts == nil, st.Sessions == nil, st.Assigned == nil} {
-		if mp {
-			return fmt.Errorf("scheduler restore: snapshot lacks a table")
-		}
-	}
-	for _, s := range st.Sessions {
-		if s.Replies == nil {
-			s.Replies = map[uint64][]byte{}
-		}
-	}
-	// Tables added after the first release are missing from older
-	// snapshots.
-	fresh := newState()
-	if st.Users == nil {
-		st.Users = fresh.Users
-	}
-	if st.Teams == nil {
-		st.Teams = fresh.Teams
-	}
-	if st.AppSigs == nil {
-		st.AppSigs = fresh.AppSigs
-	}
-	if st.Compare == nil {
-		st.Compare = fresh.Compare
-	}
-	m.st = st
-	m.reindex()
-	return nil
 }
 
 func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {

@@ -14,14 +14,14 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // harness feeds entries to a Machine the way a vpeer member would.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	m   *Machine
 	seq uint64
 	now time.Time
 	hs  map[string]uint64 // next request seq per requester
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, m: New(Config{Lease: 30 * time.Second}), now: t0, hs: map[string]uint64{}}
 	h.tick(0)
 	return h

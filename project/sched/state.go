@@ -7,8 +7,9 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// state is everything the scheduler knows. It is encoded whole in snapshots,
-// so every field is exported and every map encodes in key order.
+// state is everything the scheduler knows. It is encoded whole in snapshots
+// (snapshot.go): a field added here must be added there, and
+// TestSnapshotCoversEveryField fails until it is.
 type state struct {
 	Now      time.Time           `json:"now"`
 	NextUnit uint64              `json:"next_unit"`

@@ -130,11 +130,6 @@ func TestAccountsAttachRevokeAndRestore(t *testing.T) {
 	if id, ok := m2.UserByKeyHash(wu.AccountKeyHash("key-ann-0123456789")); !ok || id != "u1" {
 		t.Fatalf("restored UserByKeyHash: %q %v", id, ok)
 	}
-	// A snapshot from before accounts existed still restores.
-	old := `{"now":"2026-01-01T00:00:00Z","apps":{},"batches":{},"units":{},"tasks":{},"hosts":{},"sessions":{},"assigned":{}}`
-	if err := New(Config{}).Restore(strings.NewReader(old)); err != nil {
-		t.Fatalf("older snapshot: %v", err)
-	}
 }
 
 func TestReplicasNeverGoToOneUser(t *testing.T) {

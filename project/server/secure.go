@@ -155,7 +155,7 @@ func (s *Server) startCallout() error {
 	s.trust.callout, err = auth.StartService(s.trust.calloutNC, auth.ServiceConfig{
 		Authority: a,
 		Directory: directory{s},
-		Ready:     s.member.Ready(),
+		Ready:     s.group.Ready(),
 		Now:       s.cfg.Now,
 		Logger:    s.cfg.Logger.With("part", "auth"),
 	})
@@ -185,18 +185,20 @@ func (s *Server) throttle(host string) {
 type directory struct{ s *Server }
 
 func (d directory) HostByNKey(nkey string) (hc sched.HostCredential, ok bool) {
-	d.s.member.Query(func() { hc, ok = d.s.mach.HostByNKey(nkey) })
+	_ = d.s.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
 	return hc, ok
 }
 
 func (d directory) UserByKeyHash(h wu.Hash) (id string, ok bool) {
-	d.s.member.Query(func() { id, ok = d.s.mach.UserByKeyHash(h) })
+	_ = d.s.query(func(m *sched.Machine) { id, ok = m.UserByKeyHash(h) })
 	return id, ok
 }
 
 // Accounts lists users and teams, e-mail addresses included.
 func (s *Server) Accounts() (rep wu.AccountsReply) {
-	s.member.Query(func() { rep = s.mach.Accounts() })
+	if err := s.query(func(m *sched.Machine) { rep = m.Accounts() }); err != nil {
+		rep = wu.AccountsReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")}
+	}
 	return rep
 }
 
@@ -248,7 +250,7 @@ func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blob
 	s.trust.wg.Go(func() {
 		validator.Run(ctx, validator.Config{
 			Pending: func(limit int) (p []sched.Comparison) {
-				s.member.Query(func() { p = s.mach.PendingComparisons(limit) })
+				_ = s.query(func(m *sched.Machine) { p = m.PendingComparisons(limit) })
 				return p
 			},
 			Blob: func(ctx context.Context, h wu.Hash) ([]byte, error) {
@@ -280,7 +282,7 @@ func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blob
 			case <-s.trust.revoked:
 			}
 			var ids []string
-			s.member.Query(func() { ids = s.mach.RevokedHosts() })
+			_ = s.query(func(m *sched.Machine) { ids = m.RevokedHosts() })
 			s.trust.callout.Revoked(ids)
 		}
 	})

@@ -1,10 +1,14 @@
 // Package server is `momonga-project serve`: an embedded NATS server with
-// JetStream, the scheduler run as a virtual-peer member over a JetStream log,
-// the blob store, the volunteer gateway and the stats page (DESIGN §1).
+// JetStream, the scheduler run as a virtual peer over a JetStream log, the
+// blob store, the volunteer gateway and the stats page (DESIGN §1). With
+// Config.Join it is `serve --join`: members of an existing project's virtual
+// peer, and nothing else.
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,10 +33,14 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// Names of the project's JetStream assets.
+// Names of the project's JetStream assets and of the scheduler's virtual
+// peer.
 const (
-	LogStream  = "SCHED"
-	LogSubject = "sched.log"
+	LogStream       = "SCHED"
+	LogSubject      = "sched.log"
+	SnapshotsBucket = "SCHED_SNAPSHOTS"
+	MembersBucket   = "MEMBERS"
+	Group           = "sched"
 )
 
 // Config is how a project server runs.
@@ -42,9 +50,29 @@ type Config struct {
 	HTTPListen   string        // host:port of the stats page; "" for none
 	Sched        sched.Config  // the scheduler's policy
 	TickInterval time.Duration // how often time enters the log
-	Logger       *slog.Logger
+	// Members is how many members the scheduler's virtual peer keeps
+	// running; this process runs them all (default 1). With Join, it is how
+	// many this process may run: it takes slots that are free or lapse.
+	Members int
+	// Join, when set, is the NATS URL of a running project: this process
+	// then runs no NATS server, gateway or stats page, only members of the
+	// project's virtual peer, with the policy the project recorded.
+	Join string
+	// Heartbeat and Lapse time the virtual peer's membership (defaults one
+	// and three seconds): a member or lease holder silent for Lapse is
+	// replaced.
+	Heartbeat, Lapse time.Duration
+	// SnapshotEvery is how many log records apart snapshots are taken
+	// (default 10,000).
+	SnapshotEvery uint64
+	Logger        *slog.Logger
 
 	Trust // who may connect and publish; trust.go
+
+	// speculate makes the gateway answer volunteers from a copy of a
+	// member's state before their request is in the log: a broken variant
+	// for the linearizability test to catch.
+	speculate bool
 }
 
 // Server is a running project server.
@@ -52,8 +80,8 @@ type Server struct {
 	cfg    Config
 	ns     *natsserver.Server
 	nc     *nats.Conn
-	member *vpeer.Member
-	mach   *sched.Machine
+	log    *jetlog.Log
+	group  *vpeer.Group
 	gw     *gateway
 	http   *http.Server
 	httpLn net.Listener
@@ -66,7 +94,7 @@ type Server struct {
 }
 
 // Start starts every part of the server and returns once the scheduler has
-// replayed its log and the gateway is serving.
+// replayed its log and, unless joining, the gateway is serving.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -77,8 +105,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4222"
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	if cfg.Members <= 0 {
+		cfg.Members = 1
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 10_000
 	}
 	cfg.Trust = cfg.Trust.withDefaults()
 	if cfg.SigningKey != nil {
@@ -91,75 +122,63 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.shutdown()
 		}
 	}()
-	if err := s.startNATS(); err != nil {
-		return nil, err
+	if cfg.Join != "" {
+		if err := s.connect(cfg.Join); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		if err := s.startNATS(); err != nil {
+			return nil, err
+		}
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	log, err := jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: 1, Storage: jetstream.FileStorage})
+	group, err := s.openGroup(ctx, js)
 	if err != nil {
 		return nil, err
 	}
-	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
-	if err != nil {
-		return nil, err
-	}
-	s.mach = sched.New(cfg.Sched)
-	s.member = vpeer.NewMember(vpeer.MemberConfig{
-		Log:          log,
-		Machine:      s.observe(s.mach),
-		Reply:        s.nc.Publish,
-		TickInterval: cfg.TickInterval,
-		Logger:       cfg.Logger.With("part", "member"),
-	})
-	s.gw = &gateway{
-		log:     log,
-		blobs:   store,
-		uploads: &blobs.Uploads{Store: store, Dir: filepath.Join(cfg.DataDir, "uploads"), MaxBytes: wu.MaxOutputBytes},
-		status:  s.Status,
-		results: s.Results,
-		logger:  cfg.Logger.With("part", "gateway"),
-		slots:   make(chan struct{}, 256),
-
-		accounts:   s.Accounts,
-		signingKey: cfg.SigningKey,
-		limiter:    auth.NewRateLimiter(cfg.HostRate, cfg.HostBurst, cfg.FloodAfter, cfg.Now),
-		onFlood:    s.throttle,
-	}
-	if err := s.startCallout(); err != nil {
-		return nil, err
-	}
+	s.group = group
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := s.member.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+	wg.Go(func() {
+		// Run returns only when runCtx ends.
+		_ = group.Run(runCtx)
+	})
+	wg.Go(func() {
+		if err := jetlog.ServeGroup(runCtx, s.nc, group, s.log); err != nil {
 			s.runErr = err
-			cfg.Logger.Error("scheduler member stopped", "err", err)
+			cfg.Logger.Error("virtual peer status", "err", err)
+			cancel()
 		}
-	}()
+	})
 	go func() {
 		wg.Wait()
 		close(s.done)
 	}()
+	if cfg.Join != "" {
+		// A joining process may be a spare, with no member until one lapses.
+		ok = true
+		return s, nil
+	}
 	select {
-	case <-s.member.Ready():
+	case <-group.Ready():
 	case <-s.done:
 		return nil, fmt.Errorf("scheduler failed to start: %w", s.runErr)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if _, err := s.gw.subscribe(runCtx, s.nc); err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+	if err := s.waitForTime(ctx); err != nil {
+		return nil, err
 	}
-	s.startTrustLoops(runCtx, log, store)
-	if err := s.nc.Flush(); err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+	if err := s.startGateway(ctx, runCtx, js); err != nil {
+		return nil, err
 	}
 	if cfg.HTTPListen != "" {
 		if err := s.startHTTP(); err != nil {
@@ -168,6 +187,136 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// openGroup opens the log, the snapshot store and the registry and makes
+// this process's part of the scheduler's virtual peer. The process that
+// serves the project creates them and records the policy; a joining one
+// finds them and reads it.
+func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.Group, error) {
+	var (
+		snaps *jetlog.Snapshots
+		reg   *jetlog.Registry
+		err   error
+	)
+	cfg := s.cfg
+	size := cfg.Members
+	if cfg.Join == "" {
+		if s.log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: 1, Storage: jetstream.FileStorage}); err != nil {
+			return nil, err
+		}
+		if snaps, err = jetlog.OpenSnapshots(ctx, js, SnapshotsBucket, 1); err != nil {
+			return nil, err
+		}
+		if reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, 1); err != nil {
+			return nil, err
+		}
+		params, _ := json.Marshal(cfg.Sched)
+		if err := vpeer.WriteSpec(ctx, reg, Group, vpeer.GroupSpec{Size: size, Params: params}); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.log, err = jetlog.Bind(ctx, js, LogStream); err != nil {
+			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		}
+		if snaps, err = jetlog.BindSnapshots(ctx, js, SnapshotsBucket); err != nil {
+			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		}
+		if reg, err = jetlog.BindRegistry(ctx, js, MembersBucket); err != nil {
+			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		}
+		spec, err := vpeer.ReadSpec(ctx, reg, Group)
+		if err != nil {
+			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		}
+		if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
+			return nil, fmt.Errorf("join %s: the scheduler's policy: %w", cfg.Join, err)
+		}
+		size = spec.Size
+	}
+	policy := s.cfg.Sched
+	return vpeer.NewGroup(vpeer.GroupConfig{
+		Name:          Group,
+		Size:          size,
+		Capacity:      cfg.Members,
+		Registry:      reg,
+		Log:           s.log,
+		Snapshots:     snaps,
+		NewMachine:    func() vpeer.StateMachine { return s.observe(sched.New(policy)) },
+		Reply:         s.nc.Publish,
+		TickInterval:  cfg.TickInterval,
+		SnapshotEvery: cfg.SnapshotEvery,
+		Heartbeat:     cfg.Heartbeat,
+		Lapse:         cfg.Lapse,
+		Logger:        cfg.Logger.With("part", "vpeer"),
+	})
+}
+
+func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStream) error {
+	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
+	if err != nil {
+		return err
+	}
+	s.gw = &gateway{
+		log:     s.log,
+		blobs:   store,
+		uploads: &blobs.Uploads{Store: store, Dir: filepath.Join(s.cfg.DataDir, "uploads"), MaxBytes: wu.MaxOutputBytes},
+		status:  s.Status,
+		results: s.Results,
+		logger:  s.cfg.Logger.With("part", "gateway"),
+		slots:   make(chan struct{}, 256),
+
+		accounts:   s.Accounts,
+		signingKey: s.cfg.SigningKey,
+		limiter:    auth.NewRateLimiter(s.cfg.HostRate, s.cfg.HostBurst, s.cfg.FloodAfter, s.cfg.Now),
+		onFlood:    s.throttle,
+	}
+	if err := s.startCallout(); err != nil {
+		return err
+	}
+	s.startTrustLoops(runCtx, s.log, store)
+	if s.cfg.speculate {
+		s.gw.speculate = s.speculate
+	}
+	if _, err := s.gw.subscribe(runCtx, s.nc); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}
+
+// waitForTime waits until the scheduler has applied a tick: before it, the
+// scheduler would hand out tasks with leases counted from the zero time,
+// all lost at the first tick.
+func (s *Server) waitForTime(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var now time.Time
+		if err := s.group.Query(ctx, func(m *vpeer.Member) { now = m.Status().Time }); err != nil {
+			return err
+		}
+		if !now.IsZero() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the scheduler has no time yet: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// connect connects to a running project's NATS.
+func (s *Server) connect(url string) error {
+	nc, err := nats.Connect(url, nats.Name("momonga-project member"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", url, err)
+	}
+	s.nc = nc
+	return nil
 }
 
 func (s *Server) startNATS() error {
@@ -229,7 +378,15 @@ func (s *Server) startHTTP() error {
 }
 
 // ClientURL is the NATS URL volunteers and tools connect to.
-func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+func (s *Server) ClientURL() string {
+	if s.ns == nil {
+		return s.cfg.Join
+	}
+	return s.ns.ClientURL()
+}
+
+// Group is this process's part of the scheduler's virtual peer.
+func (s *Server) Group() *vpeer.Group { return s.group }
 
 // StatsURL is the stats page's address, or "" when it is off.
 func (s *Server) StatsURL() string {
@@ -239,20 +396,63 @@ func (s *Server) StatsURL() string {
 	return "http://" + s.httpLn.Addr().String() + "/"
 }
 
-// Status is the scheduler's state in brief, as this member has applied it.
+// queryTimeout bounds how long a query waits for a member to be ready,
+// as while the only one is being replaced.
+const queryTimeout = 10 * time.Second
+
+// Status is the scheduler's state in brief, as a member of this process
+// has applied it.
 func (s *Server) Status() wu.StatusReply {
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
 	var rep wu.StatusReply
-	s.member.Query(func() {
-		rep = s.mach.Status()
-		rep.Applied = s.member.Applied()
+	err := s.group.Query(ctx, func(m *vpeer.Member) {
+		rep = machineOf(m).Status()
+		rep.Applied = m.Applied()
 	})
+	if err != nil {
+		return wu.StatusReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")}
+	}
 	return rep
 }
 
 // Results lists a page of one batch's results.
 func (s *Server) Results(q wu.ResultsQuery) (rep wu.ResultsReply, err error) {
-	s.member.Query(func() { rep, err = s.mach.Results(q) })
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	qerr := s.group.Query(ctx, func(m *vpeer.Member) { rep, err = machineOf(m).Results(q) })
+	if qerr != nil {
+		return rep, wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")
+	}
 	return rep, err
+}
+
+// machineOf is the scheduler a member applies the log to.
+func machineOf(m *vpeer.Member) *sched.Machine { return m.Machine().(observed).Machine }
+
+// query runs fn on the scheduler of a ready member of this process.
+func (s *Server) query(fn func(*sched.Machine)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	return s.group.Query(ctx, func(m *vpeer.Member) { fn(machineOf(m)) })
+}
+
+// speculate answers cmd from a copy of a ready member's state, without
+// the log: the broken variant Config.speculate asks for.
+func (s *Server) speculate(cmd wu.Command) []byte {
+	var reply []byte
+	_ = s.group.Query(context.Background(), func(m *vpeer.Member) {
+		var buf bytes.Buffer
+		if m.Machine().Snapshot(&buf) != nil {
+			return
+		}
+		scratch := sched.New(s.cfg.Sched)
+		if scratch.Restore(&buf) != nil {
+			return
+		}
+		reply = scratch.Apply(vpeer.Entry{Seq: m.Applied() + 1, Time: m.Status().Time, Payload: wu.Encode(cmd)})
+	})
+	return reply
 }
 
 // Done is closed when the server has stopped.

@@ -6,8 +6,13 @@
 //
 // A record is one message on the stream's subject: the payload is the
 // message data, Record.ID the Nats-Msg-Id header (so the stream drops
-// duplicates within its duplicate window), and ReplyTo and Tick travel in
-// the Vpeer-Reply-To and Vpeer-Tick headers.
+// duplicates within its duplicate window), and ReplyTo, Tick and Snapshot
+// travel in the Vpeer-Reply-To, Vpeer-Tick and Vpeer-Snapshot headers.
+//
+// The package is vpeer's JetStream adapter as a whole: besides the log it
+// keeps snapshots in an object store (Snapshots), membership and the lease in
+// a KV bucket (Registry), and answers status and snapshot requests
+// (ServeGroup, GatherStatus, RequestSnapshot).
 package jetlog
 
 import (
@@ -27,8 +32,9 @@ import (
 // Headers of a record, beside jetstream.MsgIDHeader. New headers may be
 // added; these keep their meaning.
 const (
-	HeaderReplyTo = "Vpeer-Reply-To" // where the reply goes
-	HeaderTick    = "Vpeer-Tick"     // tick time in unix nanoseconds, decimal
+	HeaderReplyTo  = "Vpeer-Reply-To" // where the reply goes
+	HeaderTick     = "Vpeer-Tick"     // tick time in unix nanoseconds, decimal
+	HeaderSnapshot = "Vpeer-Snapshot" // "1" on a snapshot point
 )
 
 // errCodeDuplicateInProcess is JetStream's answer, on a replicated stream,
@@ -58,7 +64,10 @@ type Log struct {
 	subject string
 }
 
-var _ vpeer.Log = (*Log)(nil)
+var (
+	_ vpeer.Log     = (*Log)(nil)
+	_ vpeer.Trimmer = (*Log)(nil)
+)
 
 // Open creates the stream described by cfg, or updates it to cfg if it
 // exists, and returns the log kept in it.
@@ -87,6 +96,20 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 		return nil, fmt.Errorf("jetlog: open stream %s: %w", cfg.Stream, err)
 	}
 	return &Log{js: js, stream: stream, name: cfg.Stream, subject: cfg.Subject}, nil
+}
+
+// Bind returns the log kept in an existing stream, as a process joining a
+// virtual peer finds it, without changing the stream's configuration.
+func Bind(ctx context.Context, js jetstream.JetStream, stream string) (*Log, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: find stream %s: %w", stream, err)
+	}
+	cfg := st.CachedInfo().Config
+	if len(cfg.Subjects) != 1 {
+		return nil, fmt.Errorf("jetlog: stream %s has subjects %v, want one", stream, cfg.Subjects)
+	}
+	return &Log{js: js, stream: st, name: stream, subject: cfg.Subjects[0]}, nil
 }
 
 // Append publishes r and waits for the stream to store it. A record whose ID
@@ -156,6 +179,9 @@ func (l *Log) message(r vpeer.Record) *nats.Msg {
 	if !r.Tick.IsZero() {
 		m.Header[HeaderTick] = []string{strconv.FormatInt(r.Tick.UnixNano(), 10)}
 	}
+	if r.Snapshot {
+		m.Header[HeaderSnapshot] = []string{"1"}
+	}
 	return m
 }
 
@@ -192,7 +218,11 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
 	defer l.deleteConsumer(cons)
-	it, err := cons.Messages()
+	// Short pull requests with frequent heartbeats: a reader falling behind
+	// under load was seen to stop receiving while the client still counted
+	// on an outstanding pull request, until two heartbeats went missing (ten
+	// seconds with the defaults, one second with these).
+	it, err := cons.Messages(jetstream.PullHeartbeat(500*time.Millisecond), jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
@@ -256,7 +286,22 @@ func decode(msg jetstream.Msg) (vpeer.Record, error) {
 		}
 		r.Tick = time.Unix(0, ns).UTC()
 	}
+	switch v := h.Get(HeaderSnapshot); v {
+	case "":
+	case "1":
+		r.Snapshot = true
+	default:
+		r.Err = fmt.Errorf("record %d: %s header %q", r.Seq, HeaderSnapshot, v)
+	}
 	return r, nil
+}
+
+// Trim purges the records up to and including seq from the stream.
+func (l *Log) Trim(ctx context.Context, seq uint64) error {
+	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(seq+1)); err != nil {
+		return fmt.Errorf("jetlog: trim %s up to %d: %w", l.name, seq, err)
+	}
+	return nil
 }
 
 // LastSeq returns the sequence number of the newest record, 0 when empty.

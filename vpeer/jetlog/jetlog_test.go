@@ -1,12 +1,14 @@
 package jetlog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,6 +277,115 @@ func TestRequestReply(t *testing.T) {
 		}
 		if got, want := string(resp.Data), strconv.Itoa(10*i); got != want {
 			t.Fatalf("reply %d = %q, want %q", i, got, want)
+		}
+	}
+}
+
+// snapshotFactory returns a function giving a new snapshot store on one
+// in-process server at each call.
+func snapshotFactory(t *testing.T) func(*testing.T) vpeer.SnapshotStore {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	var n atomic.Int64
+	return func(t *testing.T) vpeer.SnapshotStore {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := jetlog.OpenSnapshots(ctx, js, fmt.Sprintf("SNAP%d", n.Add(1)), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+func TestSnapshotStore(t *testing.T) { vpeertest.TestSnapshotStore(t, snapshotFactory(t)) }
+
+func TestSnapshots(t *testing.T) { vpeertest.TestSnapshots(t, logFactory(t), snapshotFactory(t)) }
+
+func TestGroup(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	var n atomic.Int64
+	vpeertest.TestGroup(t, func(t *testing.T) vpeertest.Env {
+		i := n.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		snaps, err := jetlog.OpenSnapshots(ctx, js, fmt.Sprintf("GSNAP%d", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := jetlog.OpenRegistry(ctx, js, fmt.Sprintf("GREG%d", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vpeertest.Env{Log: open(t, js, jetlog.Config{Stream: fmt.Sprintf("G%d", i)}), Snapshots: snaps, Registry: reg}
+	})
+}
+
+func TestRegistry(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	reg, err := jetlog.OpenRegistry(context.Background(), js, "MEMBERS", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpeertest.TestRegistry(t, reg)
+}
+
+// TestDamagedObjectRefused damages the compressed bytes of the newest
+// snapshot object, as a bad disk under the object store would (the object's
+// digest is rewritten to match, so only the checks inside can tell), and
+// truncates it in another run: a new member must fall back to the older one.
+func TestDamagedObjectRefused(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	ctx := context.Background()
+	for i, damage := range []func([]byte) []byte{vpeertest.FlipBit, vpeertest.Truncate} {
+		l := open(t, js, jetlog.Config{Stream: fmt.Sprintf("DMG%d", i)})
+		bucket := fmt.Sprintf("DMGSNAP%d", i)
+		snaps, err := jetlog.OpenSnapshots(ctx, js, bucket, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: snaps, KeepSnapshots: 3})
+		vpeertest.WaitReady(t, first)
+		var marks []uint64
+		for range 2 {
+			for j := range 20 {
+				vpeertest.Append(t, l, vpeer.Record{Payload: fmt.Appendf(nil, "add k%d %d", j%3, j)})
+			}
+			mark, err := vpeer.MarkSnapshot(ctx, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vpeertest.WaitStored(t, snaps, mark)
+			marks = append(marks, mark)
+		}
+		os, err := js.ObjectStore(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%020d", marks[1])
+		raw, err := os.GetBytes(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := os.GetInfo(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Put(ctx, info.ObjectMeta, bytes.NewReader(damage(raw))); err != nil {
+			t.Fatal(err)
+		}
+		second := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: snaps})
+		vpeertest.WaitReady(t, second)
+		if st := second.Status(); st.Restored == nil || st.Restored.Seq != marks[0] {
+			t.Fatalf("member restored %+v; want the older snapshot %d", st.Restored, marks[0])
+		}
+		a, _ := first.State()
+		b, _ := second.State()
+		if a != b {
+			t.Fatalf("restored member's state %s differs from %s", b, a)
 		}
 	}
 }

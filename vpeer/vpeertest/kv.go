@@ -1,6 +1,9 @@
 // Package vpeertest helps test virtual peers (DESIGN §5): KV, a small
-// deterministic StateMachine; TestLog, the behaviour every vpeer.Log must
-// show; TestMember, the behaviour of vpeer.Member over a given Log; and
+// deterministic StateMachine; TestLog, TestSnapshotStore and TestRegistry,
+// the behaviour every vpeer.Log, vpeer.SnapshotStore and vpeer.Registry
+// must show; TestMember, TestSnapshots and TestGroup, the behaviour of
+// vpeer.Member and vpeer.Group over given ones; StartMember and StartGroup,
+// which run them for a test and let it kill and replace members; and
 // CheckFor, which polls for a condition with a deadline instead of sleeping.
 package vpeertest
 

@@ -105,6 +105,9 @@ func TestLog(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		var want []vpeer.Record
 		for i := range 20 {
 			r := vpeer.Record{Payload: fmt.Appendf(nil, "record %d", i)}
+			if i == 18 {
+				r = vpeer.Record{Snapshot: true}
+			}
 			switch i % 4 {
 			case 1:
 				r.ID = fmt.Sprintf("id-%d", i)
@@ -205,6 +208,37 @@ func TestLog(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		}
 	})
 
+	t.Run("Trim", func(t *testing.T) {
+		l := newLog(t)
+		tr, ok := l.(vpeer.Trimmer)
+		if !ok {
+			t.Skip("the log cannot be trimmed")
+		}
+		for i := range 10 {
+			Append(t, l, vpeer.Record{Payload: fmt.Appendf(nil, "%d", i+1)})
+		}
+		ctx := context.Background()
+		for _, seq := range []uint64{4, 2} { // trimming less than before does nothing
+			if err := tr.Trim(ctx, seq); err != nil {
+				t.Fatalf("trim %d: %v", seq, err)
+			}
+		}
+		for _, from := range []uint64{0, 1, 5} {
+			if got := ReadN(t, l, from, 6); got[0].Seq != 5 || string(got[0].Payload) != "5" || got[5].Seq != 10 {
+				t.Fatalf("read from %d after trimming up to 4: %v", from, payloads(got))
+			}
+		}
+		if got := ReadN(t, l, 7, 1); got[0].Seq != 7 {
+			t.Fatalf("read from 7 gives record %d", got[0].Seq)
+		}
+		if last, err := l.LastSeq(ctx); err != nil || last != 10 {
+			t.Fatalf("LastSeq after trimming = %d, %v; want 10", last, err)
+		}
+		if seq := Append(t, l, vpeer.Record{Payload: []byte("11")}); seq != 11 {
+			t.Fatalf("append after trimming got sequence %d, want 11", seq)
+		}
+	})
+
 	t.Run("ConcurrentAppend", func(t *testing.T) {
 		l := newLog(t)
 		const writers, each = 8, 25
@@ -256,7 +290,7 @@ func sameRecords(t *testing.T, got, want []vpeer.Record) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Err != nil {
+		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Snapshot != w.Snapshot || g.Err != nil {
 			t.Fatalf("record %d = %+v, want %+v", i, g, w)
 		}
 	}

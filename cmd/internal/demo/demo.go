@@ -40,6 +40,7 @@ import (
 
 // Config is how the demo runs.
 type Config struct {
+	Members      int // members of the scheduler's virtual peer; default 1
 	Volunteers   int
 	DataDir      string // "" = a temporary directory, removed at the end
 	ExitWhenDone bool
@@ -98,6 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DataDir:    projectDir,
 		NATSListen: "127.0.0.1:0",
 		HTTPListen: cfg.HTTPListen,
+		Members:    cfg.Members,
 		Sched:      sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second},
 		Logger:     cfg.Logger,
 		Trust:      server.Trust{SigningKey: pub, TLSCert: tls.Cert, TLSKey: tls.Key},

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/momonga-project/momonga/project/server"
+	"github.com/momonga-project/momonga/vpeer"
+)
+
+// run runs the command line in process and returns what it printed.
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out strings.Builder
+	a := app()
+	a.Writer = &out
+	if err := a.Run(append([]string{"momonga-project"}, args...)); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out.String())
+	}
+	return out.String()
+}
+
+func TestVpeerStatusAndSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Members: 2, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	spare, err := server.Start(ctx, server.Config{Join: srv.ClientURL(), Members: 1, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+
+	out := run(t, "vpeer", "snapshot", "--server", srv.ClientURL())
+	if !strings.Contains(out, "stored; all 2 members agree") {
+		t.Fatalf("vpeer snapshot printed:\n%s", out)
+	}
+	out = run(t, "vpeer", "status", "--server", srv.ClientURL())
+	t.Logf("vpeer status:\n%s", out)
+	for _, want := range []string{"virtual peer sched: 2 of 2 members", "all 2 members agree", "snapshot at ", "spare processes: " + spare.Group().Process() + " (1 free)", "holder"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vpeer status lacks %q:\n%s", want, out)
+		}
+	}
+	var groups []vpeer.GroupSummary
+	if err := json.Unmarshal([]byte(run(t, "vpeer", "status", "--json", "--server", srv.ClientURL())), &groups); err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || len(groups[0].Members) != 2 || !groups[0].Agree || groups[0].Lease == "" || len(groups[0].Snapshots) == 0 {
+		t.Fatalf("vpeer status --json: %+v", groups)
+	}
+}

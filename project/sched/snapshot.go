@@ -1,0 +1,557 @@
+package sched
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// The snapshot is a compact binary encoding of the state, because a
+// replacement member restores it before it can serve, and JSON took seconds
+// for 10^5 work units. It leans on how the state is built: every unit is
+// listed by exactly one batch, every task by exactly one unit and named after
+// it, batch names are parallel to the batch's units. So units are written
+// inside their batch and tasks inside their unit, in list order (which is
+// deterministic, as the snapshot must be), and the ids, back-references and
+// sets that follow from the nesting are not written at all. Strings drawn
+// from a small set (app names, hosts, states) are written once and then
+// referred to by number, which also makes the restored state share them.
+//
+//	magic "msched", version uvarint
+//	now, next unit
+//	tables:    the tables that grow with hosts and people, not with work
+//	           (apps, hosts, users, teams, signatures, pending comparisons):
+//	           length, then JSON, so that a field added to them needs nothing here
+//	batches:   count, then sorted by name: name, app, pending, valid, errored,
+//	           units (count, then each unit with its tasks), names
+//	sessions:  count, then sorted by host: last, last used, replies sorted by seq
+//	unsent, retry: count, then task numbers (tasks numbered in the order written)
+//
+// Integers are varints, floats IEEE bits, times seconds and nanoseconds.
+// The version goes up when the layout changes; Restore refuses a version it
+// does not know.
+const (
+	snapshotMagic   = "msched"
+	snapshotVersion = 2
+)
+
+// tables is the snapshot's JSON section: everything whose size follows the
+// number of hosts and people rather than the amount of work.
+type tables struct {
+	Apps     map[string]wu.App  `json:"apps"`
+	Hosts    map[string]*host   `json:"hosts"`
+	Users    map[string]*user   `json:"users"`
+	Teams    map[string]*team   `json:"teams"`
+	NextUser uint64             `json:"next_user,omitempty"`
+	NextTeam uint64             `json:"next_team,omitempty"`
+	NextHost uint64             `json:"next_host,omitempty"`
+	AppSigs  map[wu.Hash]string `json:"app_sigs"`
+	Compare  map[string]bool    `json:"compare"`
+}
+
+// Snapshot writes the whole state.
+func (m *Machine) Snapshot(w io.Writer) error {
+	// About 60 bytes a task; growing the buffer would copy it several times.
+	e := &encoder{b: make([]byte, 0, 4096+64*len(m.st.Tasks)), syms: map[string]uint64{}}
+	if err := e.state(m.st); err != nil {
+		return fmt.Errorf("scheduler snapshot: %w", err)
+	}
+	if _, err := w.Write(e.b); err != nil {
+		return fmt.Errorf("scheduler snapshot: %w", err)
+	}
+	return nil
+}
+
+// Restore replaces the state with a snapshot's; on error the state is left
+// as it was.
+func (m *Machine) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("scheduler restore: %w", err)
+	}
+	d := &decoder{b: b}
+	st := d.state()
+	if d.err == nil && d.off != len(d.b) {
+		d.fail("%d bytes after the end", len(d.b)-d.off)
+	}
+	if d.err != nil {
+		return fmt.Errorf("scheduler restore: %w", d.err)
+	}
+	m.st = st
+	m.reindex()
+	return nil
+}
+
+type encoder struct {
+	b    []byte
+	syms map[string]uint64
+	// Tasks numbered as written, for unsent and retry.
+	taskNum  map[*task]uint64
+	tasks    int // tasks written
+	assigned int // tasks written that are in state.Assigned
+}
+
+func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) float(f float64) {
+	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
+}
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.uint(1)
+		return
+	}
+	e.uint(0)
+}
+
+func (e *encoder) str(s string) {
+	e.uint(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+
+// sym writes a string from a small set: its number if it was written
+// before, else the next number and the string.
+func (e *encoder) sym(s string) {
+	if n, ok := e.syms[s]; ok {
+		e.uint(n)
+		return
+	}
+	n := uint64(len(e.syms))
+	e.syms[s] = n
+	e.uint(n)
+	e.str(s)
+}
+
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.uint(0)
+		return
+	}
+	e.uint(uint64(t.Nanosecond()) + 1)
+	e.int(t.Unix())
+}
+
+func (e *encoder) state(st *state) error {
+	e.b = append(e.b, snapshotMagic...)
+	e.uint(snapshotVersion)
+	e.time(st.Now)
+	e.uint(st.NextUnit)
+	// Sizes first, so that Restore makes its maps once.
+	e.uint(uint64(len(st.Units)))
+	e.uint(uint64(len(st.Tasks)))
+	e.uint(uint64(len(st.Assigned)))
+
+	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
+		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare})
+	if err != nil {
+		return err
+	}
+	e.uint(uint64(len(small)))
+	e.b = append(e.b, small...)
+
+	e.taskNum = make(map[*task]uint64, len(st.Tasks))
+	units := 0
+	e.uint(uint64(len(st.Batches)))
+	for _, name := range sortedKeys(st.Batches) {
+		b := st.Batches[name]
+		e.str(name)
+		e.str(b.Name)
+		e.sym(b.App)
+		e.int(int64(b.Pending))
+		e.int(int64(b.Valid))
+		e.int(int64(b.Errored))
+		if len(b.Names) != len(b.Units) {
+			return fmt.Errorf("batch %q has %d names for %d units", name, len(b.Names), len(b.Units))
+		}
+		e.uint(uint64(len(b.Units)))
+		for i, id := range b.Units {
+			u := st.Units[id]
+			if u == nil || u.ID != id || u.Batch != name || u.Name != b.Names[i] {
+				return fmt.Errorf("batch %q lists unit %q as %q, which is not its own", name, id, b.Names[i])
+			}
+			if err := e.unit(st, u); err != nil {
+				return err
+			}
+		}
+		units += len(b.Units)
+	}
+	// As many tasks written as numbered as there are means each was written
+	// exactly once. Units are then written once too: their tasks are named
+	// after them.
+	if units != len(st.Units) || e.tasks != len(st.Tasks) || len(e.taskNum) != len(st.Tasks) {
+		return fmt.Errorf("batches list %d of %d units and %d (%d distinct) of %d tasks", units, len(st.Units), e.tasks, len(e.taskNum), len(st.Tasks))
+	}
+	if e.assigned != len(st.Assigned) {
+		return fmt.Errorf("%d assigned tasks do not exist", len(st.Assigned)-e.assigned)
+	}
+
+	e.uint(uint64(len(st.Sessions)))
+	for _, id := range sortedKeys(st.Sessions) {
+		s := st.Sessions[id]
+		e.str(id)
+		e.uint(s.Last)
+		e.time(s.LastUsed)
+		seqs := make([]uint64, 0, len(s.Replies))
+		for q := range s.Replies {
+			seqs = append(seqs, q)
+		}
+		slices.Sort(seqs)
+		e.uint(uint64(len(seqs)))
+		for _, q := range seqs {
+			e.uint(q)
+			e.uint(uint64(len(s.Replies[q])))
+			e.b = append(e.b, s.Replies[q]...)
+		}
+	}
+
+	for _, q := range [][]string{st.Unsent, st.Retry} {
+		e.uint(uint64(len(q)))
+		for _, id := range q {
+			t := st.Tasks[id]
+			n, ok := e.taskNum[t]
+			if !ok {
+				return fmt.Errorf("queued task %q does not exist", id)
+			}
+			e.uint(n)
+		}
+	}
+	return nil
+}
+
+func (e *encoder) unit(st *state, u *unit) error {
+	e.str(u.ID)
+	e.str(u.Name)
+	e.sym(u.App)
+	e.sym(string(u.AppHash))
+	e.int(u.AppSize)
+	e.uint(uint64(len(u.Args)))
+	for _, a := range u.Args {
+		e.str(a)
+	}
+	e.str(string(u.Stdin))
+	e.float(u.FPOps)
+	e.int(u.Limits.MemoryBytes)
+	e.int(u.Limits.OutputBytes)
+	e.float(u.Limits.MaxSeconds)
+	e.float(u.Deadline)
+	e.int(int64(u.Replication))
+	e.int(int64(u.Quorum))
+	e.int(int64(u.MaxTasks))
+	e.sym(string(u.State))
+	e.str(string(u.Canonical))
+	e.int(u.OutputSize)
+	e.sym(u.Reason)
+	e.bool(u.Adaptive)
+	e.int(int64(u.FullQuorum))
+	e.float(u.Tolerance.Abs)
+	e.float(u.Tolerance.Rel)
+	agree := sortedKeys(u.Agree)
+	e.uint(uint64(len(agree)))
+	for _, k := range agree {
+		e.str(k)
+		e.bool(u.Agree[k])
+	}
+	e.uint(uint64(len(u.Tasks)))
+	for i, id := range u.Tasks {
+		t := st.Tasks[id]
+		if t == nil || t.ID != taskID(u.ID, i) || t.Unit != u.ID {
+			return fmt.Errorf("unit %q lists task %q, which is not its task %d", u.ID, id, i)
+		}
+		// A task listed twice is numbered once: the counts tell.
+		e.taskNum[t] = uint64(e.tasks)
+		e.tasks++
+		var flags uint64
+		// Only assigned tasks are in Assigned; if one were not, the count of
+		// them written would not match.
+		if t.State == wu.TaskAssigned && st.Assigned[id] {
+			flags = 1
+			e.assigned++
+		}
+		e.uint(flags)
+		e.sym(string(t.State))
+		e.sym(t.Host)
+		e.time(t.Sent)
+		e.time(t.LeaseUntil)
+		e.time(t.Deadline)
+		e.float(t.Fraction)
+		e.sym(string(t.Outcome))
+		e.str(string(t.Output))
+		e.int(t.OutputSize)
+		e.float(t.CPUSeconds)
+		e.sym(t.Reason)
+		e.sym(string(t.Validity))
+		e.int(int64(t.Lost))
+		e.float(t.Claim)
+		e.float(t.Credit)
+	}
+	return nil
+}
+
+// taskID names the i-th task of unit u.
+func taskID(u string, i int) string { return u + "_" + strconv.Itoa(i) }
+
+type decoder struct {
+	b    []byte
+	off  int
+	err  error
+	syms []string
+}
+
+var errShort = errors.New("truncated")
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *decoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// count reads a length, refusing one larger than the bytes left could
+// hold, so that a corrupt length cannot make a huge allocation.
+func (d *decoder) count() int {
+	n := d.uint()
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("count %d with %d bytes left", n, len(d.b)-d.off)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) float() float64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b)-d.off < 8 {
+		d.err = errShort
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
+	d.off += 8
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.count()
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	s := string(d.b[d.off : d.off+n])
+	d.off += n
+	return s
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	b := make([]byte, n)
+	d.off += copy(b, d.b[d.off:])
+	return b
+}
+
+func (d *decoder) sym() string {
+	n := d.uint()
+	switch {
+	case d.err != nil:
+		return ""
+	case n < uint64(len(d.syms)):
+		return d.syms[n]
+	case n == uint64(len(d.syms)):
+		s := d.str()
+		d.syms = append(d.syms, s)
+		return s
+	}
+	d.fail("string %d of %d", n, len(d.syms))
+	return ""
+}
+
+func (d *decoder) time() time.Time {
+	ns := d.uint()
+	if ns == 0 || d.err != nil {
+		return time.Time{}
+	}
+	if ns > 1e9 {
+		d.fail("%d nanoseconds", ns-1)
+		return time.Time{}
+	}
+	return time.Unix(d.int(), int64(ns-1)).UTC()
+}
+
+func (d *decoder) state() *state {
+	if len(d.b) < len(snapshotMagic) || string(d.b[:len(snapshotMagic)]) != snapshotMagic {
+		d.fail("not a scheduler snapshot")
+		return nil
+	}
+	d.off = len(snapshotMagic)
+	if v := d.uint(); v != snapshotVersion && d.err == nil {
+		d.fail("snapshot version %d, this scheduler reads %d", v, snapshotVersion)
+	}
+	st := newState()
+	st.Now = d.time()
+	st.NextUnit = d.uint()
+	units, tasks, assigned := d.count(), d.count(), d.count()
+	st.Units = make(map[string]*unit, units)
+	st.Tasks = make(map[string]*task, tasks)
+	st.Assigned = make(map[string]bool, assigned)
+
+	if small := d.bytes(); d.err == nil {
+		tb := tables{}
+		if err := json.Unmarshal(small, &tb); err != nil {
+			d.fail("tables: %v", err)
+		}
+		fresh := newState()
+		st.Apps, st.Hosts, st.Users, st.Teams = orEmpty(tb.Apps, fresh.Apps), orEmpty(tb.Hosts, fresh.Hosts), orEmpty(tb.Users, fresh.Users), orEmpty(tb.Teams, fresh.Teams)
+		st.NextUser, st.NextTeam, st.NextHost = tb.NextUser, tb.NextTeam, tb.NextHost
+		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
+	}
+
+	numbered := make([]*task, 0, tasks)
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		key := d.str()
+		b := &batch{Name: d.str(), App: d.sym(), Pending: int(d.int()), Valid: int(d.int()), Errored: int(d.int())}
+		st.Batches[key] = b
+		units := d.count()
+		b.Units = make([]string, 0, units)
+		b.Names = make([]string, 0, units)
+		for ; units > 0 && d.err == nil; units-- {
+			u := d.unit(st, key, &numbered)
+			b.Units = append(b.Units, u.ID)
+			b.Names = append(b.Names, u.Name)
+		}
+	}
+
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		key := d.str()
+		s := &session{Last: d.uint(), LastUsed: d.time(), Replies: map[uint64][]byte{}}
+		for r := d.count(); r > 0 && d.err == nil; r-- {
+			q := d.uint()
+			s.Replies[q] = d.bytes()
+		}
+		st.Sessions[key] = s
+	}
+
+	for _, q := range []*[]string{&st.Unsent, &st.Retry} {
+		n := d.count()
+		if n > 0 {
+			*q = make([]string, 0, n)
+		}
+		for ; n > 0 && d.err == nil; n-- {
+			i := d.uint()
+			if i >= uint64(len(numbered)) {
+				d.fail("task %d of %d", i, len(numbered))
+				break
+			}
+			*q = append(*q, numbered[i].ID)
+		}
+	}
+	return st
+}
+
+func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
+	u := &unit{ID: d.str(), Name: d.str(), Batch: batch, App: d.sym(), AppHash: wu.Hash(d.sym()), AppSize: d.int()}
+	if n := d.count(); n > 0 {
+		u.Args = make([]string, n)
+		for i := range u.Args {
+			u.Args[i] = d.str()
+		}
+	}
+	u.Stdin = wu.Hash(d.str())
+	u.FPOps = d.float()
+	u.Limits = wu.Limits{MemoryBytes: d.int(), OutputBytes: d.int(), MaxSeconds: d.float()}
+	u.Deadline = d.float()
+	u.Replication, u.Quorum, u.MaxTasks = int(d.int()), int(d.int()), int(d.int())
+	u.State = wu.WorkUnitState(d.sym())
+	u.Canonical = wu.Hash(d.str())
+	u.OutputSize = d.int()
+	u.Reason = d.sym()
+	u.Adaptive = d.uint() != 0
+	u.FullQuorum = int(d.int())
+	u.Tolerance = wu.Tolerance{Abs: d.float(), Rel: d.float()}
+	if n := d.count(); n > 0 {
+		u.Agree = make(map[string]bool, n)
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.str()
+			u.Agree[k] = d.uint() != 0
+		}
+	}
+	n := d.count()
+	u.Tasks = make([]string, n)
+	for i := range u.Tasks {
+		t := &task{ID: taskID(u.ID, i), Unit: u.ID}
+		if d.uint()&1 != 0 {
+			st.Assigned[t.ID] = true
+		}
+		t.State = wu.TaskState(d.sym())
+		t.Host = d.sym()
+		t.Sent, t.LeaseUntil, t.Deadline = d.time(), d.time(), d.time()
+		t.Fraction = d.float()
+		t.Outcome = wu.Outcome(d.sym())
+		t.Output = wu.Hash(d.str())
+		t.OutputSize = d.int()
+		t.CPUSeconds = d.float()
+		t.Reason = d.sym()
+		t.Validity = wu.Validity(d.sym())
+		t.Lost = int(d.int())
+		t.Claim, t.Credit = d.float(), d.float()
+		u.Tasks[i] = t.ID
+		st.Tasks[t.ID] = t
+		*tasks = append(*tasks, t)
+	}
+	st.Units[u.ID] = u
+	return u
+}
+
+// orEmpty is m, or empty when a snapshot had none of that table.
+func orEmpty[K comparable, V any](m, empty map[K]V) map[K]V {
+	if m == nil {
+		return empty
+	}
+	return m
+}
+
+// sortedKeys lists a map's keys in order, so that snapshots and status
+// replies are the same on every member.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,91 @@
+package sched
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// TestSnapshotCoversEveryField fails when a field is added to the state
+// without being added to the snapshot encoding: update snapshot.go (and its
+// version), then the lists here.
+func TestSnapshotCoversEveryField(t *testing.T) {
+	encoded := map[reflect.Type][]string{
+		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs
+		// and Compare go whole through the JSON section (type tables).
+		reflect.TypeFor[state]():        {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare"},
+		reflect.TypeFor[batch]():        {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored"},
+		reflect.TypeFor[unit]():         {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree"},
+		reflect.TypeFor[task]():         {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit"},
+		reflect.TypeFor[session]():      {"Last", "Replies", "LastUsed"},
+		reflect.TypeFor[wu.Limits]():    {"MemoryBytes", "OutputBytes", "MaxSeconds"},
+		reflect.TypeFor[wu.Tolerance](): {"Abs", "Rel"},
+	}
+	for typ, want := range encoded {
+		var got []string
+		for f := range typ.Fields() {
+			got = append(got, f.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s has fields %v; the snapshot encodes %v", typ, got, want)
+		}
+	}
+}
+
+// TestSnapshotRoundTripExact restores a state that went through every kind
+// of transition and compares it field by field.
+func TestSnapshotRoundTripExact(t *testing.T) {
+	h := newHarness(t)
+	h.setup(6, 2, 2)
+	h.must(h.req("adm:test", wu.OpSubmit, wu.Submit{V: 1, Batch: "b2", App: "primes", Replication: 1, Quorum: 1,
+		Units: []wu.UnitSpec{{Name: "x", Args: []string{"a", ""}, FPOps: 1e12}, {Name: "y"}}}, nil))
+	for _, host := range []string{"a", "b", "c"} {
+		h.hello(host)
+	}
+	as := h.work("a", 3)
+	bs := h.work("b", 3)
+	h.must(h.report("a", as[0].Task, "7"))
+	h.must(h.report("b", bs[0].Task, "7"))
+	h.must(h.report("b", bs[1].Task, "8"))
+	h.req("b", wu.OpResult, wu.Report{V: 1, Seq: 1, Task: bs[2].Task, Outcome: wu.OutcomeFailure, Reason: "crashed"}, nil)
+	h.tick(10 * time.Minute) // a's other tasks are lost and go to retry
+	h.work("c", 1)
+	h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: as[1].Task, Fraction: 0.5}}}, nil)
+
+	snap := h.snapshot()
+	m2 := New(Config{Lease: 30 * time.Second})
+	if err := m2.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.m.st.Retry) == 0 || len(h.m.st.Assigned) == 0 {
+		t.Fatalf("the state lacks lost or assigned tasks: retry %v, assigned %v", h.m.st.Retry, h.m.st.Assigned)
+	}
+	if !reflect.DeepEqual(h.m.st, m2.st) {
+		t.Fatalf("restored state differs:\n%+v\n%+v", h.m.st, m2.st)
+	}
+	for _, n := range []int{0, 5, len(snap) / 2, len(snap) - 1} {
+		if err := New(Config{}).Restore(bytes.NewReader(snap[:n])); err == nil {
+			t.Errorf("restore of the first %d of %d bytes succeeded", n, len(snap))
+		}
+	}
+	bad := bytes.Clone(snap)
+	bad[len("msched")] = 99 // version
+	if err := New(Config{}).Restore(bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Errorf("restore of an unknown version: %v", err)
+	}
+}
+
+func TestSnapshotRefusesInconsistentState(t *testing.T) {
+	h := newHarness(t)
+	h.setup(2, 1, 1)
+	h.m.st.Unsent = append(h.m.st.Unsent, "ghost")
+	var buf bytes.Buffer
+	if err := h.m.Snapshot(&buf); err == nil {
+		t.Fatal("snapshot of a state queueing a task that does not exist succeeded")
+	}
+}

@@ -1,0 +1,540 @@
+// Package vpeerbench measures the scheduler's virtual peer on this machine
+// (`momonga-project bench vpeer`, DESIGN §5).
+//
+// Apply: a group of 1, 3 or 5 members, each with its own scheduler, follows
+// a JetStream log on an embedded server while work requests from many hosts
+// are appended to it, asynchronously with up to Window in flight (the
+// gateway's case with many volunteers); the rate is entries appended over
+// the time until every member has applied the last one. Beside it, the same
+// number of records published the same way to a plain stream of the same
+// server gives the raw JetStream rate, and the ratio of the two what the
+// members cost on top.
+//
+// Restore: a scheduler holding a given number of work units (replication 2,
+// half the tasks assigned, a tenth of those reported) stores a snapshot; a
+// new member then restores it (from the object store, zstd, checksum,
+// decode), alone and again with Replay more records to apply after it.
+package vpeerbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/jetlog"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// Config says what Run measures.
+type Config struct {
+	Members []int // group sizes for Apply; default 1, 3, 5
+	Entries int   // records appended for each Apply row; default 100,000
+	Window  int   // appends in flight; default 1,024
+	Units   []int // work units for each Restore row; default 100,000 and 1,000,000
+	Replay  int   // records replayed after the snapshot; default 10,000
+	// DataDir holds the server's data; "" uses a temporary directory,
+	// removed at the end.
+	DataDir string
+	// Progress, if set, hears what is being done.
+	Progress func(format string, args ...any)
+	Logger   *slog.Logger
+}
+
+// ApplyRow is one group size on one kind of log.
+type ApplyRow struct {
+	Log      string  `json:"log"` // "R1": one server; "R3": a cluster of three
+	Members  int     `json:"members"`
+	Measured bool    `json:"measured"`
+	Entries  int     `json:"entries,omitempty"`
+	Applied  float64 `json:"applied_per_second,omitempty"` // entries applied by every member, per second
+	Raw      float64 `json:"raw_per_second,omitempty"`     // raw JetStream publishes per second
+	Ratio    float64 `json:"ratio,omitempty"`              // Applied / Raw
+	Note     string  `json:"note,omitempty"`
+}
+
+// RestoreRow is one scheduler size.
+type RestoreRow struct {
+	Units         int           `json:"units"`
+	Tasks         int           `json:"tasks"`
+	SnapshotBytes int64         `json:"snapshot_bytes"` // as stored, compressed
+	Build         time.Duration `json:"build_ns"`       // applying the records that made the state, once
+	Restore       time.Duration `json:"restore_ns"`     // a new member ready from the snapshot alone
+	Replayed      int           `json:"replayed"`
+	RestoreReplay time.Duration `json:"restore_replay_ns"` // ready from the snapshot and Replayed records after it
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	CPUs    int          `json:"cpus"`
+	Apply   []ApplyRow   `json:"apply"`
+	Restore []RestoreRow `json:"restore"`
+}
+
+// Run measures, one row after the other, on an embedded server.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if len(cfg.Members) == 0 {
+		cfg.Members = []int{1, 3, 5}
+	}
+	if cfg.Entries <= 0 {
+		cfg.Entries = 100_000
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 1024
+	}
+	if cfg.Units == nil {
+		cfg.Units = []int{100_000, 1_000_000}
+	}
+	if cfg.Replay <= 0 {
+		cfg.Replay = 10_000
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = func(string, ...any) {}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "momonga-bench-vpeer-")
+		if err != nil {
+			return Report{}, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	b, err := start(cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	defer b.close()
+
+	rep := Report{CPUs: runtime.GOMAXPROCS(0)}
+	for _, n := range cfg.Members {
+		cfg.Progress("apply: %d members on an R1 log, %d entries", n, cfg.Entries)
+		row, err := b.apply(ctx, n)
+		if err != nil {
+			return rep, fmt.Errorf("apply with %d members: %w", n, err)
+		}
+		rep.Apply = append(rep.Apply, row)
+	}
+	for _, n := range cfg.Members {
+		rep.Apply = append(rep.Apply, ApplyRow{Log: "R3", Members: n, Note: "not measured: no cluster mode yet"})
+	}
+	for _, units := range cfg.Units {
+		cfg.Progress("restore: building a scheduler with %d work units", units)
+		row, err := b.restore(ctx, units)
+		if err != nil {
+			return rep, fmt.Errorf("restore of %d work units: %w", units, err)
+		}
+		rep.Restore = append(rep.Restore, row)
+	}
+	return rep, nil
+}
+
+// bench is an embedded server and a connection to it.
+type bench struct {
+	cfg     Config
+	ns      *natsserver.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	streams int
+}
+
+func start(cfg Config) (*bench, error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		DontListen: true,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: 8 << 20, // submissions of 10,000 units are a few megabytes
+	})
+	if err != nil {
+		return nil, err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS server did not start")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		cfg.Logger.Warn("nats", "err", err)
+	}))
+	if err != nil {
+		ns.Shutdown()
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*cfg.Window))
+	if err != nil {
+		nc.Close()
+		ns.Shutdown()
+		return nil, err
+	}
+	return &bench{cfg: cfg, ns: ns, nc: nc, js: js}, nil
+}
+
+func (b *bench) close() {
+	b.nc.Close()
+	b.ns.Shutdown()
+	b.ns.WaitForShutdown()
+}
+
+// newLog makes a stream of its own for one measurement.
+func (b *bench) newLog(ctx context.Context, what string) (*jetlog.Log, error) {
+	b.streams++
+	return jetlog.Open(ctx, b.js, jetlog.Config{Stream: fmt.Sprintf("%s%d", what, b.streams), Storage: jetstream.FileStorage})
+}
+
+// policy is the scheduler's: long leases, so that nothing is lost while
+// measuring.
+var policy = sched.Config{Lease: 24 * time.Hour, DeadlineSecs: 7 * 24 * 3600}
+
+func command(op, host string, seq uint64, body any) []byte {
+	return wu.Encode(wu.Command{V: wu.WireVersion, Op: op, Host: host, Seq: seq, Body: wu.Encode(body)})
+}
+
+// appender appends records asynchronously, keeping up to a window in
+// flight.
+type appender struct {
+	l        *jetlog.Log
+	window   int
+	inFlight []*jetlog.PendingAppend
+	last     uint64
+}
+
+func (a *appender) add(ctx context.Context, r vpeer.Record) error {
+	if len(a.inFlight) == a.window {
+		if err := a.wait(ctx, 1); err != nil {
+			return err
+		}
+	}
+	p, err := a.l.AppendAsync(r)
+	if err != nil {
+		return err
+	}
+	a.inFlight = append(a.inFlight, p)
+	return nil
+}
+
+// wait waits for the oldest n appends in flight (all when n < 0).
+func (a *appender) wait(ctx context.Context, n int) error {
+	if n < 0 || n > len(a.inFlight) {
+		n = len(a.inFlight)
+	}
+	for _, p := range a.inFlight[:n] {
+		seq, err := p.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		a.last = max(a.last, seq)
+	}
+	a.inFlight = a.inFlight[n:]
+	return nil
+}
+
+// setup appends an app and units work units of the given replication, in
+// submissions of the most units allowed, a batch for every 100,000 units
+// (adding to a batch costs the scheduler time in the batch's size), and
+// hellos from hosts.
+func setup(ctx context.Context, a *appender, units, replication, hosts int) error {
+	if err := a.add(ctx, vpeer.Record{Payload: command(wu.OpAddApp, "adm:bench", 1, wu.AddApp{V: 1, Name: "bench", Hash: wu.HashOf([]byte("bench")), Size: 5})}); err != nil {
+		return err
+	}
+	seq := uint64(2)
+	for done := 0; done < units; seq++ {
+		n := min(wu.MaxUnitsPerSubmit, units-done)
+		s := wu.Submit{V: 1, Batch: "bench" + strconv.Itoa(done/100_000), App: "bench", Replication: replication, Quorum: replication}
+		s.Units = make([]wu.UnitSpec, n)
+		for i := range s.Units {
+			s.Units[i].Args = []string{strconv.Itoa(done + i)}
+		}
+		if err := a.add(ctx, vpeer.Record{Payload: command(wu.OpSubmit, "adm:bench", seq, s)}); err != nil {
+			return err
+		}
+		done += n
+	}
+	for h := range hosts {
+		if err := a.add(ctx, vpeer.Record{Payload: command(wu.OpHello, hostName(h), 0, wu.Hello{V: 1, Host: wu.HostInfo{Name: hostName(h), CPUs: 4, FLOPS: 4e9}})}); err != nil {
+			return err
+		}
+	}
+	return a.wait(ctx, -1)
+}
+
+func hostName(i int) string { return "h" + strconv.Itoa(i) }
+
+// apply measures a group of n members.
+func (b *bench) apply(ctx context.Context, n int) (ApplyRow, error) {
+	row := ApplyRow{Log: "R1", Members: n, Measured: true, Entries: b.cfg.Entries}
+	l, err := b.newLog(ctx, "APPLY")
+	if err != nil {
+		return row, err
+	}
+	reg, err := jetlog.OpenRegistry(ctx, b.js, fmt.Sprintf("APPLYREG%d", b.streams), 1)
+	if err != nil {
+		return row, err
+	}
+	const hosts = 1000
+	a := &appender{l: l, window: b.cfg.Window}
+	if err := setup(ctx, a, b.cfg.Entries, 1, hosts); err != nil {
+		return row, err
+	}
+	g, err := vpeer.NewGroup(vpeer.GroupConfig{
+		Name:       "bench",
+		Size:       n,
+		Registry:   reg,
+		Log:        l,
+		NewMachine: func() vpeer.StateMachine { return sched.New(policy) },
+		Reply:      b.nc.Publish,
+		Heartbeat:  200 * time.Millisecond,
+		Logger:     b.cfg.Logger,
+	})
+	if err != nil {
+		return row, err
+	}
+	stop := runGroup(g)
+	defer stop()
+	if err := waitApplied(ctx, g, n, a.last); err != nil {
+		return row, err
+	}
+
+	start := time.Now()
+	seqs := make([]uint64, hosts)
+	for i := range b.cfg.Entries {
+		h := i % hosts
+		seqs[h]++
+		r := vpeer.Record{ReplyTo: "_INBOX.bench." + strconv.Itoa(i), Payload: command(wu.OpWork, hostName(h), seqs[h], wu.WorkRequest{V: 1, Seq: seqs[h], Slots: 1})}
+		if err := a.add(ctx, r); err != nil {
+			return row, err
+		}
+	}
+	if err := a.wait(ctx, -1); err != nil {
+		return row, err
+	}
+	if err := waitApplied(ctx, g, n, a.last); err != nil {
+		return row, err
+	}
+	row.Applied = float64(b.cfg.Entries) / time.Since(start).Seconds()
+	stop()
+
+	if row.Raw, err = b.raw(ctx); err != nil {
+		return row, err
+	}
+	row.Ratio = row.Applied / row.Raw
+	return row, nil
+}
+
+// raw publishes as many records as apply appends, the same way, to a plain
+// stream, and returns the rate.
+func (b *bench) raw(ctx context.Context) (float64, error) {
+	b.streams++
+	name := fmt.Sprintf("RAW%d", b.streams)
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, err
+	}
+	payload := command(wu.OpWork, "h1", 1, wu.WorkRequest{V: 1, Seq: 1, Slots: 1})
+	start := time.Now()
+	var inFlight []jetstream.PubAckFuture
+	for i := range b.cfg.Entries {
+		if len(inFlight) == b.cfg.Window {
+			if err := ackOf(ctx, inFlight[0]); err != nil {
+				return 0, err
+			}
+			inFlight = inFlight[1:]
+		}
+		msg := &nats.Msg{Subject: name, Data: payload, Header: nats.Header{jetlog.HeaderReplyTo: {"_INBOX.bench." + strconv.Itoa(i)}}}
+		f, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(name))
+		if err != nil {
+			return 0, err
+		}
+		inFlight = append(inFlight, f)
+	}
+	for _, f := range inFlight {
+		if err := ackOf(ctx, f); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.cfg.Entries) / time.Since(start).Seconds(), nil
+}
+
+func ackOf(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runGroup runs g until the function it returns is called.
+func runGroup(g *vpeer.Group) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = g.Run(ctx) })
+	return sync.OnceFunc(func() {
+		cancel()
+		wg.Wait()
+	})
+}
+
+// waitApplied waits until g runs n members and each has applied seq.
+func waitApplied(ctx context.Context, g *vpeer.Group, n int, seq uint64) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for len(g.Members()) < n {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	for _, m := range g.Members() {
+		if err := m.WaitApplied(ctx, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restore measures restoring a scheduler of the given number of work units.
+func (b *bench) restore(ctx context.Context, units int) (RestoreRow, error) {
+	row := RestoreRow{Units: units, Tasks: 2 * units, Replayed: b.cfg.Replay}
+	l, err := b.newLog(ctx, "RESTORE")
+	if err != nil {
+		return row, err
+	}
+	snaps, err := jetlog.OpenSnapshots(ctx, b.js, fmt.Sprintf("RESTORESNAP%d", b.streams), 1)
+	if err != nil {
+		return row, err
+	}
+	member := func() (*vpeer.Member, func()) {
+		m := vpeer.NewMember(vpeer.MemberConfig{Log: l, Machine: sched.New(policy), Snapshots: snaps, Logger: b.cfg.Logger})
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = m.Run(ctx) })
+		return m, sync.OnceFunc(func() { cancel(); wg.Wait() })
+	}
+
+	// The state: all units submitted, half the tasks assigned in work
+	// requests of 100 slots, a tenth of those reported.
+	const hosts = 100
+	start := time.Now()
+	builder, stop := member()
+	defer stop()
+	a := &appender{l: l, window: b.cfg.Window}
+	if err := setup(ctx, a, units, 2, hosts); err != nil {
+		return row, err
+	}
+	seqs := make([]uint64, hosts)
+	next := func(h int) uint64 { seqs[h]++; return seqs[h] }
+	work := func(h, slots int) error {
+		seq := next(h)
+		return a.add(ctx, vpeer.Record{Payload: command(wu.OpWork, hostName(h), seq, wu.WorkRequest{V: 1, Seq: seq, Slots: slots})})
+	}
+	// Request 2k gets replica 0 of units 100k+1 to 100k+100, request 2k+1
+	// replica 1 of the same (a host never holds two replicas of a unit).
+	for i := range units / 100 {
+		if err := work(i%hosts, 100); err != nil {
+			return row, err
+		}
+	}
+	for u := 1; u <= units/2; u += 10 {
+		h := 2 * ((u - 1) / 100) % hosts
+		seq := next(h)
+		r := wu.Report{V: 1, Seq: seq, Task: "wu" + strconv.Itoa(u) + "_0", Outcome: wu.OutcomeSuccess, Output: wu.HashOf([]byte("42")), OutputSize: 2, CPUSeconds: 1}
+		if err := a.add(ctx, vpeer.Record{Payload: command(wu.OpResult, hostName(h), seq, r)}); err != nil {
+			return row, err
+		}
+	}
+	if err := a.wait(ctx, -1); err != nil {
+		return row, err
+	}
+	mark, err := vpeer.MarkSnapshot(ctx, l)
+	if err != nil {
+		return row, err
+	}
+	// Checks that the state is what the rows say, as the builder has it.
+	var st wu.StatusReply
+	if err := builder.WaitApplied(ctx, mark); err != nil {
+		return row, err
+	}
+	builder.Query(func() { st = builder.Machine().(*sched.Machine).Status() })
+	var total, assigned, reported int
+	for _, b := range st.Batches {
+		total += b.Units
+		assigned += b.Tasks[wu.TaskAssigned]
+		reported += b.Tasks[wu.TaskReported]
+	}
+	if total != units || assigned+reported != units || reported != (units/2+9)/10 {
+		return row, fmt.Errorf("the state built is not the one wanted: %d units, %d tasks assigned, %d reported", total, assigned, reported)
+	}
+	if err := builder.WaitApplied(ctx, mark); err != nil {
+		return row, err
+	}
+	if err := waitStored(ctx, builder, mark); err != nil {
+		return row, err
+	}
+	row.Build = time.Since(start)
+	row.SnapshotBytes = builder.Status().Stored.Size
+	stop()
+	b.cfg.Progress("restore: %d work units built in %.1f s; restoring", units, row.Build.Seconds())
+
+	timeReady := func() (time.Duration, error) {
+		start := time.Now()
+		m, stop := member()
+		defer stop()
+		select {
+		case <-m.Ready():
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		d := time.Since(start)
+		if st := m.Status(); st.Restored == nil || st.Restored.Seq != mark {
+			return 0, fmt.Errorf("the member restored %+v, not the snapshot at %d", st.Restored, mark)
+		}
+		return d, nil
+	}
+	if row.Restore, err = timeReady(); err != nil {
+		return row, err
+	}
+	// More work requests after the snapshot, for the next member to replay.
+	for i := range b.cfg.Replay {
+		if err := work(i%hosts, 1); err != nil {
+			return row, err
+		}
+	}
+	if err := a.wait(ctx, -1); err != nil {
+		return row, err
+	}
+	row.RestoreReplay, err = timeReady()
+	return row, err
+}
+
+// waitStored waits until m has stored the snapshot at seq.
+func waitStored(ctx context.Context, m *vpeer.Member, seq uint64) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st := m.Status().Stored; st != nil && st.Seq >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
