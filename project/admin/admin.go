@@ -56,13 +56,16 @@ func (c *Client) PutBlob(ctx context.Context, b []byte) (wu.Hash, error) { retur
 // Blob reads a blob.
 func (c *Client) Blob(ctx context.Context, h wu.Hash) ([]byte, error) { return c.blobs.Get(ctx, h) }
 
-// AddApp publishes module under name: it checks the module, stores it and
-// records it in the scheduler.
+// AddApp publishes module under name: it prepares the module (a reactor's
+// mutable globals are exported, so that its memory snapshots are complete:
+// workunits.PrepareModule), checks it, stores it and records it in the
+// scheduler. The app's hash is that of the prepared module.
 func (c *Client) AddApp(ctx context.Context, name string, module []byte) (wu.App, error) {
 	if !wu.ValidName(name) {
 		return wu.App{}, wu.Errorf(wu.CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", name, wu.MaxNameBytes)
 	}
-	if err := wu.CheckModule(module); err != nil {
+	module, err := wu.PrepareModule(module)
+	if err != nil {
 		return wu.App{}, err
 	}
 	h, err := c.PutBlob(ctx, module)
