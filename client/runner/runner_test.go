@@ -32,7 +32,7 @@ var (
 )
 
 // goFixtures are the Go programs under testdata, built for wasip1 once.
-var goFixtures = []string{"echo", "hostile/loop", "hostile/memory", "hostile/recurse", "hostile/flood", "hostile/escape"}
+var goFixtures = []string{"echo", "appckpt", "hostile/loop", "hostile/memory", "hostile/recurse", "hostile/flood", "hostile/escape"}
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
