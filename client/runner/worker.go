@@ -52,7 +52,7 @@ type Process struct {
 
 	res Result
 
-	toWorker chan []byte  // lines for the worker after its Spec
+	toWorker chan []byte // lines for the worker after its Spec
 	ckpt     checkpoints // what the worker reports of its checkpoints
 }
 
@@ -68,8 +68,8 @@ func (w Worker) Start(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start worker: encode task: %w", err)
 	}
 	p := &Process{
-		limit:   secondsToDuration(spec.Limits.MaxSeconds),
-		stderr:  newStderrCapture(),
+		limit:    secondsToDuration(spec.Limits.MaxSeconds),
+		stderr:   newStderrCapture(),
 		changed:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		toWorker: make(chan []byte, 8),
