@@ -144,6 +144,10 @@ func (m *Machine) dispatch(cmd wu.Command) []byte {
 		return body(cmd, m.addApp)
 	case wu.OpSubmit:
 		return body(cmd, m.submit)
+	case wu.OpCkpt:
+		return body(cmd, m.checkpoint)
+	case wu.OpCkptDropped:
+		return body(cmd, m.checkpointsDropped)
 	}
 	return wu.Encode(wu.Ack{V: wu.WireVersion, Error: wu.Errorf(wu.CodeBadRequest, "unknown operation %q", cmd.Op)})
 }
@@ -309,6 +313,9 @@ func (m *Machine) assign(t *task, u *unit, hostID string) wu.Assignment {
 		Stdin:    u.Stdin,
 		Limits:   u.Limits,
 		Deadline: t.Deadline,
+
+		Checkpoint:        t.Checkpoint,
+		CheckpointSeconds: u.CheckpointSeconds,
 	}
 }
 
@@ -345,6 +352,7 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 		return nil, wu.Errorf(wu.CodeTooLarge, "output of %d bytes is over the work unit's limit of %d", req.OutputSize, u.Limits.OutputBytes)
 	}
 	delete(m.st.Assigned, t.ID)
+	m.dropCheckpoint(t)
 	t.State = wu.TaskReported
 	t.Outcome = req.Outcome
 	t.Output = req.Output
@@ -473,6 +481,7 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
 			t.State = wu.TaskCancelled
 			delete(m.st.Assigned, tid)
+			m.dropCheckpoint(t)
 		}
 	}
 }
@@ -504,6 +513,7 @@ func (m *Machine) tick() {
 			t.Outcome = wu.OutcomeFailure
 			t.Validity = wu.ValidityInvalid
 			t.Reason = "missed its deadline"
+			m.dropCheckpoint(t)
 			m.validate(u)
 			continue
 		}
@@ -585,7 +595,7 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 		u := &unit{
 			ID: "wu" + strconv.FormatUint(m.st.NextUnit, 10), Name: names[i], Batch: req.Batch,
 			App: app.Name, AppHash: app.Hash, AppSize: app.Size,
-			Args: us.Args, Stdin: us.Stdin, FPOps: us.FPOps, Limits: limits, Deadline: deadline,
+			Args: us.Args, Stdin: us.Stdin, FPOps: us.FPOps, Limits: limits, Deadline: deadline, CheckpointSeconds: req.CheckpointSeconds,
 			Replication: repl, Quorum: quorum, MaxTasks: 2*repl + 2, State: wu.WorkUnitPending,
 		}
 		m.st.Units[u.ID] = u

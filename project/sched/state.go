@@ -24,6 +24,9 @@ type state struct {
 	Retry  []string `json:"retry"`
 	// Assigned is the set of tasks out on hosts, scanned on every tick.
 	Assigned map[string]bool `json:"assigned"`
+	// Garbage lists checkpoint blobs no task needs any more, for the
+	// project to delete (OpCkptDropped then removes them from here).
+	Garbage []wu.Hash `json:"garbage,omitempty"`
 }
 
 func newState() *state {
@@ -68,6 +71,8 @@ type unit struct {
 	Canonical   wu.Hash          `json:"canonical,omitempty"`
 	OutputSize  int64            `json:"output_size,omitempty"`
 	Reason      string           `json:"reason,omitempty"`
+
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 type task struct {
@@ -86,6 +91,9 @@ type task struct {
 	Reason     string       `json:"reason,omitempty"`
 	Validity   wu.Validity  `json:"validity,omitempty"`
 	Lost       int          `json:"lost,omitempty"`
+	// Checkpoint is the newest valid checkpoint of the task, from which it
+	// resumes when it goes to another host.
+	Checkpoint *wu.CheckpointRef `json:"checkpoint,omitempty"`
 }
 
 type host struct {

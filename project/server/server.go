@@ -126,6 +126,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Error("scheduler member stopped", "err", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.collectCheckpoints(runCtx, log, store)
+	}()
 	go func() {
 		wg.Wait()
 		close(s.done)
