@@ -34,14 +34,27 @@ type Config struct {
 	// Events, if set, is told what the daemon does (for progress displays
 	// and tests); it must not block.
 	Events func(Event)
+	// CheckpointInterval is how often running tasks are checkpointed, unless
+	// their work unit asks for another interval; default 60 s
+	// (checkpoint.go).
+	CheckpointInterval time.Duration
+	// StopGrace is how long a stopping daemon waits for its tasks to
+	// checkpoint and for the checkpoints to reach the project; default 20 s.
+	StopGrace time.Duration
 }
 
 // Event is something the daemon did.
 type Event struct {
-	Kind   string // "assigned", "finished", "reported", "aborted"
+	Kind   string // "assigned", "started", "resumed", "checkpoint", "finished", "reported", "aborted", "stopped"
 	Task   string
 	Failed bool
 	Reason string
+	// For "started": the worker process. For "resumed" and "checkpoint": the
+	// checkpoint's number, the progress and the task's CPU time in it.
+	Pid        int     `json:",omitempty"`
+	Seq        uint64  `json:",omitempty"`
+	Progress   float64 `json:",omitempty"`
+	CPUSeconds float64 `json:",omitempty"`
 }
 
 // Daemon is one running client.
@@ -56,6 +69,10 @@ type Daemon struct {
 	running map[string]*slot
 	wg      sync.WaitGroup
 	done    chan string // task ids as their slot frees up
+
+	// workCtx outlives Run's context by StopGrace: tasks checkpoint and
+	// their checkpoints are shipped while the daemon stops.
+	workCtx context.Context
 }
 
 type slot struct {
@@ -89,6 +106,12 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 20 * time.Second
 	}
 	if len(cfg.Worker.Command) == 0 {
 		exe, err := os.Executable()
@@ -189,9 +212,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("registered", "project", hello.Project, "beat", d.beat)
 
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	d.workCtx = workCtx
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
+		d.stopAll()
+		stopWork()
 		d.killAll()
 		d.wg.Wait()
 	}()
@@ -285,19 +312,22 @@ func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	dir := filepath.Join(d.cfg.DataDir, "slots", a.Task)
 	defer os.RemoveAll(dir)
 	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
-	res, output, err := d.execute(ctx, s, dir)
+	res, output, err := d.execute(d.workCtx, s, dir)
 	switch {
-	case ctx.Err() != nil:
-		return // stopping: the task goes back to the project when its lease runs out
+	case res.Stopped || d.workCtx.Err() != nil:
+		// Stopping: the task goes back to the project when its lease runs
+		// out, and resumes elsewhere from its newest checkpoint.
+		d.cfg.Events(Event{Kind: "stopped", Task: a.Task, Reason: res.Reason})
+		return
 	case s.isAborted(&d.mu):
 		d.cfg.Events(Event{Kind: "aborted", Task: a.Task})
 		return
 	case err != nil:
 		report.Reason = err.Error()
 	case res.Failed:
-		report.ExitCode, report.Reason, report.CPUSeconds = res.ExitCode, res.Reason, res.CPUSeconds
+		report.ExitCode, report.Reason, report.CPUSeconds = res.ExitCode, res.Reason, taskCPU(res)
 	default:
-		report.ExitCode, report.CPUSeconds = res.ExitCode, res.CPUSeconds
+		report.ExitCode, report.CPUSeconds = res.ExitCode, taskCPU(res)
 		report.Outcome = wu.OutcomeSuccess
 		report.Output = wu.HashOf(output)
 		report.OutputSize = int64(len(output))
@@ -311,7 +341,7 @@ func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	if err := writeFileAtomic(d.reportPath(a.Task), wu.Encode(report)); err != nil {
 		d.log.Warn("save report", "task", a.Task, "err", err)
 	}
-	d.sendReport(ctx, report)
+	d.sendReport(d.workCtx, report)
 }
 
 func (s *slot) isAborted(mu *sync.Mutex) bool {
@@ -337,6 +367,10 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 		Output:   filepath.Join(dir, "stdout"),
 		Limits:   a.Limits.WithDefaults(),
 		CacheDir: filepath.Join(d.cfg.DataDir, "cache"),
+		Seed:     a.WorkUnit,
+	}
+	if spec.Checkpoint, err = d.checkpointSpec(ctx, a, dir); err != nil {
+		return runner.Result{}, nil, err
 	}
 	if a.Stdin != "" {
 		if _, err := d.blob(ctx, a.Stdin, wu.MaxOutputBytes); err != nil {
@@ -358,7 +392,8 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 	if aborted {
 		_ = proc.Kill()
 	}
-	res := proc.Wait()
+	d.cfg.Events(Event{Kind: "started", Task: a.Task, Pid: proc.Pid()})
+	res := d.waitShipping(ctx, s, proc)
 	if res.Failed {
 		return res, nil, nil
 	}
