@@ -104,14 +104,14 @@ func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
 		res.Wall = time.Since(start)
 		res.CPUSeconds = (selfCPU() - cpuStart).Seconds()
 	}()
-	return run(ctx, spec, ctl)
+	return run(ctx, spec, ctl, cpuStart)
 }
 
 func failure(code int, reason string) Result {
 	return Result{ExitCode: code, Failed: true, Reason: reason}
 }
 
-func run(ctx context.Context, spec Spec, ctl Control) Result {
+func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Result {
 	limits := spec.Limits.WithDefaults()
 	wasm, err := os.ReadFile(spec.Module)
 	if err != nil {
@@ -169,7 +169,7 @@ func run(ctx context.Context, spec Spec, ctl Control) Result {
 	defer out.Close()
 	t := &taskRun{
 		spec: spec, limits: limits, module: module, rt: rt, compiled: compiled, out: out, ctl: ctl,
-		buffered: bufio.NewWriterSize(out, 64<<10), stderr: newStderrCapture(), hooks: &fsHooks{}, cpuStart: selfCPU(),
+		buffered: bufio.NewWriterSize(out, 64<<10), stderr: newStderrCapture(), hooks: &fsHooks{}, cpuStart: cpuStart,
 	}
 	t.stdout = &cappedOutput{w: t.buffered, limit: limits.OutputBytes}
 	if spec.Stdin != "" {

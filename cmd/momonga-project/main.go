@@ -67,8 +67,10 @@ func app() *cli.App {
 			},
 			{
 				Name:  "demo",
-				Usage: "run a project and volunteers on this machine and count the primes below 10^8",
+				Usage: "run a project and volunteers on this machine and count the primes below 10^8 (or, with --scenario migrate, move a task from a volunteer that dies to another)",
 				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "scenario", Value: "primes", Usage: "primes: π(10^8) on 3 volunteers; migrate: kill the volunteer computing a long task, see it resume elsewhere from its checkpoint"},
+					&cli.DurationFlag{Name: "checkpoint", Value: 3 * time.Second, Usage: "migrate: checkpoint interval"},
 					&cli.IntFlag{Name: "volunteers", Value: 3, Usage: "volunteer clients to start"},
 					&cli.StringFlag{Name: "data", Usage: "data directory to keep (default: a temporary one)"},
 					&cli.BoolFlag{Name: "exit-when-done", Usage: "exit once the batch is validated"},
@@ -77,6 +79,13 @@ func app() *cli.App {
 				Action: func(c *cli.Context) error {
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
+					switch c.String("scenario") {
+					case "primes":
+					case "migrate":
+						return demo.RunMigrate(ctx, demo.MigrateConfig{DataDir: c.String("data"), Interval: c.Duration("checkpoint"), Logger: cliutil.Logger(c)})
+					default:
+						return fmt.Errorf("unknown scenario %q: use primes or migrate", c.String("scenario"))
+					}
 					return demo.Run(ctx, demo.Config{
 						Volunteers:   c.Int("volunteers"),
 						DataDir:      c.String("data"),
@@ -87,6 +96,7 @@ func app() *cli.App {
 				},
 			},
 			benchCommand(),
+			demoVolunteerCommand(),
 			cliutil.WorkerCommand,
 		},
 	}
