@@ -22,7 +22,6 @@
 package checkpoint
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -30,6 +29,7 @@ import (
 	"hash/maphash"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -116,10 +116,17 @@ func (e *Encoder) Encode(st *State) ([]byte, error) {
 	}
 	var raw chunker
 	raw.write(kinds)
-	for i, k := range kinds {
-		if k == pageData {
-			raw.write(st.Memory[i*PageBytes : (i+1)*PageBytes])
+	for i := 0; i < len(kinds); {
+		if kinds[i] != pageData {
+			i++
+			continue
 		}
+		j := i
+		for j < len(kinds) && kinds[j] == pageData {
+			j++
+		}
+		raw.ref(st.Memory[i*PageBytes : j*PageBytes])
+		i = j
 	}
 	raw.uvarint(uint64(len(st.Files)))
 	for _, f := range st.Files {
@@ -133,7 +140,7 @@ func (e *Encoder) Encode(st *State) ([]byte, error) {
 	}
 	raw.bytes(st.Output)
 	raw.bytes(st.AppState)
-	body, err := compress(raw.chunks)
+	body, err := compress(raw.pieces)
 	if err != nil {
 		return nil, fmt.Errorf("encode checkpoint: %w", err)
 	}
@@ -211,26 +218,45 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// chunkBytes is the size of the pieces of a body compressed in parallel,
-// each as its own zstd frame: a zstd stream may be a run of frames, so the
-// decoder reads them as one.
+// chunkBytes bounds the pieces of a body compressed in parallel, each as
+// its own zstd frame.
 const chunkBytes = 4 << 20
 
-// chunker collects the raw body in pieces of chunkBytes.
+// minRefBytes: a run of memory pages at least this long is compressed where
+// it lies rather than copied first.
+const minRefBytes = 256 << 10
+
+// chunker collects the raw body as pieces of at most chunkBytes: small
+// writes are copied into buffers, long runs of memory are referred to.
 type chunker struct {
-	chunks [][]byte
+	pieces [][]byte
+	owned  bool // the last piece is a buffer of ours that may grow
 }
 
 func (c *chunker) write(b []byte) {
 	for len(b) > 0 {
-		if len(c.chunks) == 0 || len(c.chunks[len(c.chunks)-1]) == chunkBytes {
-			c.chunks = append(c.chunks, make([]byte, 0, chunkBytes))
+		if !c.owned || len(c.pieces[len(c.pieces)-1]) == chunkBytes {
+			c.pieces = append(c.pieces, make([]byte, 0, min(chunkBytes, max(len(b), 64<<10))))
+			c.owned = true
 		}
-		last := &c.chunks[len(c.chunks)-1]
+		last := &c.pieces[len(c.pieces)-1]
 		n := min(len(b), chunkBytes-len(*last))
 		*last = append(*last, b[:n]...)
 		b = b[n:]
 	}
+}
+
+func (c *chunker) ref(b []byte) {
+	if len(b) < minRefBytes {
+		c.write(b)
+		return
+	}
+	for len(b) > 0 {
+		n := min(len(b), chunkBytes)
+		c.pieces = append(c.pieces, b[:n:n])
+		b = b[n:]
+	}
+	c.owned = false
 }
 
 func (c *chunker) uvarint(v uint64) {
@@ -244,40 +270,120 @@ func (c *chunker) bytes(b []byte) {
 }
 
 var (
-	encoderOnce sync.Once
-	encoder     *zstd.Encoder
-	encoderErr  error
+	codecOnce  sync.Once
+	encoder    *zstd.Encoder
+	decoder    *zstd.Decoder
+	codecError error
 )
 
-// compress compresses the chunks on every core at once, each into a zstd
-// frame, and joins the frames in order.
-func compress(chunks [][]byte) ([]byte, error) {
-	encoderOnce.Do(func() {
-		encoder, encoderErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+func codec() error {
+	codecOnce.Do(func() {
+		encoder, codecError = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		if codecError == nil {
+			// No frame may say it holds more than a piece: a hostile one
+			// cannot make the decoder allocate more.
+			decoder, codecError = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(chunkBytes))
+		}
 	})
-	if encoderErr != nil {
-		return nil, encoderErr
+	return codecError
+}
+
+// compress compresses the pieces on every core at once, each into a zstd
+// frame, and writes the body: the number of frames, each one's raw and
+// compressed size, then the frames.
+func compress(pieces [][]byte) ([]byte, error) {
+	if err := codec(); err != nil {
+		return nil, err
 	}
-	frames := make([][]byte, len(chunks))
-	next := make(chan int, len(chunks))
-	for i := range chunks {
-		next <- i
+	frames := make([][]byte, len(pieces))
+	parallel(len(pieces), func(i int) {
+		frames[i] = encoder.EncodeAll(pieces[i], make([]byte, 0, len(pieces[i])/2+512))
+	})
+	out := binary.AppendUvarint(nil, uint64(len(frames)))
+	total := 0
+	for i, f := range frames {
+		out = binary.AppendUvarint(out, uint64(len(pieces[i])))
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		total += len(f)
 	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(chunks)) {
-		wg.Go(func() {
-			for i := range next {
-				frames[i] = encoder.EncodeAll(chunks[i], nil)
-			}
-		})
-	}
-	wg.Wait()
-	var out []byte
+	out = slices.Grow(out, total)
 	for _, f := range frames {
 		out = append(out, f...)
 	}
 	return out, nil
+}
+
+// decompress reads a body written by compress into one buffer, decoding the
+// frames on every core at once. A body whose frames would hold more than
+// limit bytes is refused before anything is decoded.
+func decompress(body []byte, limit uint64) ([]byte, error) {
+	if err := codec(); err != nil {
+		return nil, err
+	}
+	r := bytes.NewReader(body)
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(len(body)) {
+		return nil, errors.New("malformed frame table")
+	}
+	type frame struct{ raw, off, comp uint64 }
+	frames := make([]frame, n)
+	var rawTotal, compTotal uint64
+	for i := range frames {
+		raw, err1 := binary.ReadUvarint(r)
+		comp, err2 := binary.ReadUvarint(r)
+		if err1 != nil || err2 != nil || raw > chunkBytes || comp > uint64(len(body)) {
+			return nil, errors.New("malformed frame table")
+		}
+		frames[i] = frame{raw: raw, off: rawTotal, comp: comp}
+		rawTotal += raw
+		compTotal += comp
+		if rawTotal > limit {
+			return nil, fmt.Errorf("body holds more than the %d bytes allowed", limit)
+		}
+	}
+	data := body[len(body)-r.Len():]
+	if compTotal != uint64(len(data)) {
+		return nil, errors.New("frame sizes do not add up to the body")
+	}
+	raw := make([]byte, rawTotal)
+	errs := make([]error, n)
+	srcs := make([][]byte, n)
+	for i, f := range frames {
+		srcs[i], data = data[:f.comp], data[f.comp:]
+	}
+	parallel(int(n), func(i int) {
+		f := frames[i]
+		dst := raw[f.off : f.off : f.off+f.raw]
+		got, err := decoder.DecodeAll(srcs[i], dst)
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("frame %d: %w", i, err)
+		case uint64(len(got)) != f.raw || f.raw > 0 && &got[0] != &raw[f.off]:
+			errs[i] = fmt.Errorf("frame %d does not hold the %d bytes its table says", i, f.raw)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// parallel calls fn(0..n-1) on every core.
+func parallel(n int, fn func(int)) {
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // ErrNeedsBase is returned by Decode for a delta whose base was not given.
@@ -347,18 +453,17 @@ func digestPages(seed maphash.Seed, memory []byte) []uint64 {
 // decodeBody reads a body; base is the decoded base of a delta, else nil.
 func decodeBody(h wu.CheckpointHeader, body []byte, base *State, lim Limits) (*State, error) {
 	st := &State{Header: h}
-	zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if h.Kind == wu.CheckpointMemory && h.MemoryBytes > lim.MemoryBytes {
+		return nil, fmt.Errorf("it holds %d bytes of memory, more than the task's limit of %d", h.MemoryBytes, lim.MemoryBytes)
+	}
+	rawBytes, err := decompress(body, h.MemoryBytes/PageBytes+h.MemoryBytes+lim.DataBytes+maxFiles*(maxPathBytes+32)+64)
 	if err != nil {
 		return nil, err
 	}
-	defer zr.Close()
-	r := bufio.NewReaderSize(zr, 256<<10)
+	r := bytes.NewReader(rawBytes)
 	if h.Kind == wu.CheckpointMemory {
 		if h.PageBytes != PageBytes || h.MemoryBytes%PageBytes != 0 {
 			return nil, fmt.Errorf("page size %d or memory size %d is not this codec's", h.PageBytes, h.MemoryBytes)
-		}
-		if h.MemoryBytes > lim.MemoryBytes {
-			return nil, fmt.Errorf("it holds %d bytes of memory, more than the task's limit of %d", h.MemoryBytes, lim.MemoryBytes)
 		}
 		if base != nil && uint64(len(base.Memory)) > h.MemoryBytes {
 			return nil, fmt.Errorf("its memory is smaller than its base's")
@@ -431,8 +536,8 @@ func decodeBody(h wu.CheckpointHeader, body []byte, base *State, lim Limits) (*S
 	if st.AppState, err = readBytes("app state", lim.DataBytes); err != nil {
 		return nil, err
 	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("bytes left over after the app state (%v)", err)
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%d bytes left over after the app state", r.Len())
 	}
 	return st, nil
 }
