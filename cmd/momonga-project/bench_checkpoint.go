@@ -102,4 +102,3 @@ func printCheckpointBench(out io.Writer, rows []clientbench.CheckpointRow, appRo
 	}
 	return w.Flush()
 }
-
