@@ -191,7 +191,8 @@ func submitCommand() *cli.Command {
 			&cli.IntFlag{Name: "quorum", Value: 2, Usage: "agreeing results that make a work unit valid"},
 			&cli.DurationFlag{Name: "deadline", Value: 7 * 24 * time.Hour, Usage: "time a host has from assignment to report"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "argument passed to every unit (repeat for more)"},
-			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, limits, units: [{name, args, stdin_file}]}"},
+			&cli.DurationFlag{Name: "checkpoint", Usage: "how often hosts checkpoint the tasks (default: each volunteer's preference, 60s unless set)"},
+			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, checkpoint_seconds, limits, units: [{name, args, stdin_file}]}"},
 		},
 		Action: submit,
 	}
@@ -235,6 +236,9 @@ func submit(c *cli.Context) error {
 	}
 	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
 		s.DeadlineSeconds = c.Duration("deadline").Seconds()
+	}
+	if c.IsSet("checkpoint") {
+		s.CheckpointSeconds = c.Duration("checkpoint").Seconds()
 	}
 	if s.App == "" {
 		return fmt.Errorf("name the app with --app (or in --spec)")

@@ -35,6 +35,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "project", Usage: "project NATS URL, e.g. nats://127.0.0.1:4222", Required: true},
 					&cli.IntFlag{Name: "cpus", Usage: "tasks to run at once (0 = one per core)"},
 					&cli.StringFlag{Name: "name", Usage: "host name to show the project (default: this machine's)"},
+					&cli.DurationFlag{Name: "checkpoint", Value: daemon.DefaultCheckpointInterval, Usage: "how often running tasks are checkpointed, unless their project asks otherwise"},
 				},
 				Action: func(c *cli.Context) error {
 					ctx, stop := cliutil.SignalContext(context.Background())
@@ -45,6 +46,8 @@ func app() *cli.App {
 						CPUs:    c.Int("cpus"),
 						Name:    c.String("name"),
 						Logger:  cliutil.Logger(c),
+
+						CheckpointInterval: c.Duration("checkpoint"),
 					})
 				},
 			},
