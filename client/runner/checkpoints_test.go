@@ -15,9 +15,11 @@ import (
 	"github.com/momonga-project/momonga/workunits"
 )
 
-// preparedApp writes a sample module as `app add` publishes it.
+// preparedApp writes a sample module as `app add` publishes it; the
+// fixtures' build has compiled it into the shared cache already.
 func preparedApp(t *testing.T, wasm []byte) (string, workunits.Hash) {
 	t.Helper()
+	goModule(t, "echo")
 	prepared, err := workunits.PrepareModule(wasm)
 	if err != nil {
 		t.Fatal(err)
@@ -25,8 +27,9 @@ func preparedApp(t *testing.T, wasm []byte) (string, workunits.Hash) {
 	return writeModule(t, prepared), workunits.HashOf(prepared)
 }
 
-// mandelArgs draw a small tile in 61 rows, one per step.
-var mandelArgs = []string{"-0.743643887037151", "0.131825904205330", "2e-9", "48", "61", "3000"}
+// mandelArgs draw a small tile in 61 rows, one per step: small enough for
+// wazero's interpreter under the race detector.
+var mandelArgs = []string{"-0.743643887037151", "0.131825904205330", "2e-9", "16", "61", "300"}
 
 // chain is the resume chain of a written checkpoint.
 func chain(w Written) []string {
@@ -94,7 +97,7 @@ func TestReactorCheckpointCycles(t *testing.T) {
 				t.Fatalf("straight run: %s", res.Reason)
 			}
 			want, _ := os.ReadFile(tk.output)
-			if !bytes.HasPrefix(want, []byte("P5\n48 61\n")) {
+			if !bytes.HasPrefix(want, []byte("P5\n16 61\n")) {
 				t.Fatalf("straight run wrote %q", want[:min(len(want), 20)])
 			}
 
@@ -198,7 +201,7 @@ func TestAppCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := workunits.HashOf(b)
-	const n = "1000000"
+	const n = "300000"
 	straight := newTask(t)
 	sspec := straight.spec(module, workunits.Limits{})
 	sspec.Args = []string{n}
@@ -210,19 +213,19 @@ func TestAppCheckpoints(t *testing.T) {
 	tk := newTask(t)
 	spec := tk.spec(module, workunits.Limits{})
 	spec.Args = []string{n}
-	spec.Checkpoint = &CheckpointSpec{App: hash, Task: "wu1_0", Dir: t.TempDir(), Interval: 0.02}
+	spec.Checkpoint = &CheckpointSpec{App: hash, Task: "wu1_0", Dir: t.TempDir(), Interval: 0.01}
 	var newest Written
 	stops := 0
 	for range 200 {
 		if newest.Seq > 0 {
 			spec.Checkpoint.Resume = chain(newest)
 		}
-		// Each run stops after its second checkpoint.
+		// Each run stops after its fourth checkpoint.
 		stop := make(chan struct{}, 1)
 		written := 0
 		res := RunControlled(context.Background(), spec, Control{Stop: stop, Written: func(w Written) {
 			newest = w
-			if written++; written == 2 {
+			if written++; written == 4 {
 				stop <- struct{}{}
 			}
 		}})
