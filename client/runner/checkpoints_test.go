@@ -273,3 +273,22 @@ func TestWorkerCheckpoints(t *testing.T) {
 		t.Errorf("newest checkpoint file: %v", err)
 	}
 }
+
+// TestCheckpointAndSuspend: a worker checkpoints before it is suspended.
+func TestCheckpointAndSuspend(t *testing.T) {
+	module, hash := preparedApp(t, apps.MandelR)
+	tk := newTask(t)
+	spec := tk.spec(module, workunits.Limits{})
+	spec.Args = []string{"-0.743643887037151", "0.131825904205330", "2e-9", "64", "2000", "3000"}
+	spec.Checkpoint = &CheckpointSpec{App: hash, Task: "wu1_0", Dir: t.TempDir()}
+	p := start(t, testWorker(t, argWorker), context.Background(), spec)
+	w, ok, err := p.CheckpointAndSuspend(context.Background(), 30*time.Second)
+	if err != nil || !ok || w.Seq != 1 {
+		t.Fatalf("checkpoint before suspending: %+v %v %v", w, ok, err)
+	}
+	cpu := cpuTime(t, p)
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "CPU time after resuming", func() bool { return cpuTime(t, p) > cpu })
+}

@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -72,6 +73,38 @@ func (p *Process) StopAfterCheckpoint() error {
 		return fmt.Errorf("stop worker %d: %w", p.Pid(), os.ErrProcessDone)
 	case p.toWorker <- []byte(requestStop + "\n"):
 		return nil
+	}
+}
+
+// CheckpointAndSuspend asks the worker for a checkpoint and suspends it once
+// the checkpoint is written, or after wait if none comes (a command module
+// that offers none): what a client does before it stops a task for the
+// volunteer, so that the task's newest state is saved if the host then goes
+// away. It returns the checkpoint, if one was written.
+func (p *Process) CheckpointAndSuspend(ctx context.Context, wait time.Duration) (Written, bool, error) {
+	before, _ := p.NewestCheckpoint()
+	if err := p.RequestCheckpoint(); err != nil {
+		return Written{}, false, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	// Polled rather than taken from Checkpointed, whose notices belong to
+	// whoever ships the checkpoints.
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if w, ok := p.NewestCheckpoint(); ok && w.Seq > before.Seq {
+			return w, true, p.Suspend()
+		}
+		select {
+		case <-poll.C:
+		case <-p.done:
+			return Written{}, false, fmt.Errorf("suspend worker %d: %w", p.Pid(), os.ErrProcessDone)
+		case <-timer.C:
+			return Written{}, false, p.Suspend()
+		case <-ctx.Done():
+			return Written{}, false, ctx.Err()
+		}
 	}
 }
 
