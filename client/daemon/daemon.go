@@ -1,7 +1,8 @@
 // Package daemon is the volunteer client's long-running part (DESIGN §7): it
 // registers the host with a project, fetches work, runs each task in its own
-// sandboxed worker process, keeps the project informed with heartbeats and
-// reports results. Everything it must not lose lives in its data directory.
+// sandboxed worker process, keeps the project informed with heartbeats,
+// ships the tasks' checkpoints (checkpoint.go) and reports results.
+// Everything it must not lose lives in its data directory.
 package daemon
 
 import (

@@ -2,13 +2,19 @@
 // the "runner: wazero sandbox" box of the client in DESIGN.md §1, following
 // §6 ("Applications and portable checkpoints") and §7.
 //
-// A module is an untrusted WASI preview 1 command. Run executes it with
-// wazero inside the current process: its arguments, a stdin file, stdout
-// written to the result file and capped, stderr kept in memory for the
-// failure reason, its own directory preopened as "/" that no path or link can
-// leave, a memory cap, no host environment, no network and wazero's
-// deterministic clocks and random source, so that replicas on different
-// hosts compute the same result.
+// A module is an untrusted WASI preview 1 command, or a reactor that exports
+// `step`. Run executes it with wazero inside the current process: its
+// arguments, a stdin file, stdout written to the result file and capped,
+// stderr kept in memory for the failure reason, its own directory preopened
+// as "/" that no path or link can leave, a memory cap, no host environment,
+// no network, and virtual clocks and a random stream keyed by the work unit
+// (host.go), so that replicas on different hosts compute the same result.
+//
+// With a CheckpointSpec, a run checkpoints itself (checkpoints.go): a
+// reactor by memory snapshots between two calls of step (linear memory,
+// mutable globals and all of the host state above), a command module
+// through the SDK's state file; and it can start from a checkpoint made on
+// any host, on any CPU.
 //
 // Run cannot stop a module that never returns without making every loop of
 // every module several times slower (NOTES.md), so the daemon does not call
