@@ -311,6 +311,9 @@ func (d *Daemon) start(ctx context.Context, a wu.Assignment) {
 func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	a := s.a
 	dir := filepath.Join(d.cfg.DataDir, "slots", a.Task)
+	// A slot left by a run that crashed must not leak into this one: the
+	// task starts from its checkpoint or from nothing.
+	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
 	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
 	res, output, err := d.execute(d.workCtx, s, dir)
