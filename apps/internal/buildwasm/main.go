@@ -27,10 +27,15 @@ import (
 // the toolchain.
 var flags = []string{"-trimpath", "-ldflags=-s", "-buildvcs=false"}
 
-// cFlags build a C reactor for wasm32-wasi with Debian's clang, lld and
-// wasi-libc: optimised, no debug sections, no absolute paths in the output.
-var cFlags = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-mexec-model=reactor", "-nostdlib++",
-	"-Wl,--strip-all", "-ffile-prefix-map=.=.", "-Wall", "-Werror"}
+// cCompile and cLink build a C reactor for wasm32-wasi with Debian's clang,
+// lld and wasi-libc: optimised, no debug sections, no absolute paths in the
+// output. Compiling and linking are two steps because clang, when it links
+// with an optimisation level, also runs binaryen's wasm-opt if that happens
+// to be installed, and the output would depend on it.
+var (
+	cCompile = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-ffile-prefix-map=.=.", "-Wall", "-Werror", "-c"}
+	cLink    = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-mexec-model=reactor", "-Wl,--strip-all"}
+)
 
 func main() {
 	reactor := flag.Bool("reactor", false, "build a Go reactor module (-buildmode=c-shared)")
@@ -43,7 +48,15 @@ func main() {
 	out, src := flag.Arg(0), flag.Arg(1)
 	var cmd *exec.Cmd
 	if *c {
-		cmd = exec.Command("clang", append(append([]string{}, cFlags...), "-o", out, src, "-lm")...)
+		obj := out + ".o"
+		defer os.Remove(obj)
+		compile := exec.Command("clang", append(append([]string{}, cCompile...), "-o", obj, src)...)
+		compile.Stdout, compile.Stderr = os.Stdout, os.Stderr
+		if err := compile.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", src, err)
+			os.Exit(1)
+		}
+		cmd = exec.Command("clang", append(append([]string{}, cLink...), "-o", out, obj, "-lm")...)
 	} else {
 		args := append([]string{"build"}, flags...)
 		if *reactor {
