@@ -50,6 +50,16 @@ func (d *Daemon) checkpointSpec(ctx context.Context, a wu.Assignment, dir string
 	return spec, nil
 }
 
+// forgetCheckpoint removes from the blob cache the checkpoint a task was
+// given: it serves that task only, once.
+func (d *Daemon) forgetCheckpoint(a wu.Assignment) {
+	if a.Checkpoint != nil {
+		for _, h := range a.Checkpoint.Blobs() {
+			os.Remove(d.blobPath(h))
+		}
+	}
+}
+
 // waitShipping waits for the worker to end, shipping each checkpoint it
 // writes to the project meanwhile, and the last one after it ends (the one
 // it writes before it stops).

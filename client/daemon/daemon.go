@@ -315,6 +315,7 @@ func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	// task starts from its checkpoint or from nothing.
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
+	defer d.forgetCheckpoint(a)
 	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
 	res, output, err := d.execute(d.workCtx, s, dir)
 	switch {
