@@ -119,12 +119,19 @@ func (d *Daemon) shipCheckpoint(ctx context.Context, a wu.Assignment, w runner.W
 }
 
 // stopAll asks every running task to checkpoint and stop, and waits, at
-// most StopGrace, for them to end and their checkpoints to be shipped.
+// most StopGrace, for them to end and their checkpoints to be shipped. A
+// command module that has shown no sign of checkpointing through the SDK is
+// stopped at once rather than waited for.
 func (d *Daemon) stopAll() {
 	d.mu.Lock()
 	for _, s := range d.running {
-		if s.proc != nil {
+		if s.proc == nil {
+			continue
+		}
+		if _, made := s.proc.NewestCheckpoint(); s.reactor || made || s.a.Checkpoint != nil {
 			_ = s.proc.StopAfterCheckpoint()
+		} else {
+			_ = s.proc.Kill()
 		}
 	}
 	n := len(d.running)

@@ -80,6 +80,7 @@ type slot struct {
 	a       wu.Assignment
 	proc    *runner.Process
 	aborted bool
+	reactor bool // the module can be snapshotted between any two steps
 }
 
 // identity is the host's id, kept in the data directory across runs.
@@ -363,6 +364,11 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 	}
 	if err := wu.CheckModule(module); err != nil {
 		return runner.Result{}, nil, fmt.Errorf("app %s: %w", a.App, err)
+	}
+	if m, err := wu.ParseModule(module); err == nil {
+		d.mu.Lock()
+		s.reactor = m.IsReactor()
+		d.mu.Unlock()
 	}
 	spec := runner.Spec{
 		Module:   d.blobPath(a.AppHash),
