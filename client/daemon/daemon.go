@@ -320,9 +320,10 @@ func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
 	res, output, err := d.execute(d.workCtx, s, dir)
 	switch {
-	case res.Stopped || d.workCtx.Err() != nil:
+	case res.Stopped || d.workCtx.Err() != nil || ctx.Err() != nil && (res.Failed || err != nil):
 		// Stopping: the task goes back to the project when its lease runs
-		// out, and resumes elsewhere from its newest checkpoint.
+		// out, and resumes elsewhere from its newest checkpoint. (One that
+		// finished meanwhile is still reported.)
 		d.cfg.Events(Event{Kind: "stopped", Task: a.Task, Reason: res.Reason})
 		return
 	case s.isAborted(&d.mu):
