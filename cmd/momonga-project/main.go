@@ -162,7 +162,10 @@ func appAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := wu.CheckModule(module); err != nil {
+	// Checked here, before connecting, for a quicker answer; AddApp
+	// prepares the module the same way.
+	prepared, err := wu.PrepareModule(module)
+	if err != nil {
 		return fmt.Errorf("%s: %w", c.Args().Get(1), err)
 	}
 	ctx, adm, done, err := dial(c)
@@ -173,6 +176,9 @@ func appAdd(c *cli.Context) error {
 	app, err := adm.AddApp(ctx, c.Args().Get(0), module)
 	if err != nil {
 		return err
+	}
+	if len(prepared) != len(module) {
+		fmt.Printf("reactor: its mutable globals are exported, so that it can be checkpointed (%d bytes added)\n", len(prepared)-len(module))
 	}
 	fmt.Printf("app %s: %s (%d bytes)\n", app.Name, app.Hash, app.Size)
 	return nil
