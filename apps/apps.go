@@ -6,9 +6,16 @@
 //     one-line results replicas can compare.
 //   - mandel (./mandel): renders a deep Mandelbrot tile as a PGM image;
 //     a long, CPU-bound task that reports its progress in a file.
+//   - mandelr (./mandelr): the same image from a Go reactor module (built with
+//     -buildmode=c-shared, exporting `step`), one row per step, so that the
+//     runner can checkpoint it between rows and resume it elsewhere.
+//   - mandelc (./mandelc): mandelr written in C, built with clang and
+//     wasi-libc; it draws the same image, byte for byte.
 //
 // The modules are built by `go generate ./apps/` with a fixed set of flags, so
-// the same Go toolchain always yields the same bytes and the same sha-256.
+// the same toolchain always yields the same bytes and the same sha-256. The
+// reactors are committed as built; `momonga-project app add` exports their
+// mutable globals when it publishes them (workunits.PrepareModule).
 package apps
 
 import _ "embed"
@@ -22,3 +29,13 @@ var Primes []byte
 //
 //go:embed mandel.wasm
 var Mandel []byte
+
+// MandelR is the Go reactor version of mandel (mandelr.wasm).
+//
+//go:embed mandelr.wasm
+var MandelR []byte
+
+// MandelC is the C reactor version of mandel (mandelc.wasm).
+//
+//go:embed mandelc.wasm
+var MandelC []byte

@@ -27,11 +27,21 @@ func TestModulesAreReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOVERSION: %v", err)
 	}
-	for _, app := range []string{"primes", "mandel"} {
+	for _, app := range []string{"primes", "mandel", "mandelr", "mandelc"} {
 		t.Run(app, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), app+".wasm")
-			cmd := exec.Command(goTool, "run", "./internal/buildwasm", out, "./"+app)
+			args := []string{"run", "./internal/buildwasm", out, "./" + app}
+			switch app {
+			case "mandelr":
+				args = []string{"run", "./internal/buildwasm", "-reactor", out, "./" + app}
+			case "mandelc":
+				if _, err := exec.LookPath("clang"); err != nil {
+					t.Skip("clang is needed to build mandelc.wasm (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)")
+				}
+				args = []string{"run", "./internal/buildwasm", "-c", out, "mandelc/mandel.c"}
+			}
+			cmd := exec.Command(goTool, args...)
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("build %s: %v\n%s", app, err, msg)
 			}
@@ -220,6 +230,51 @@ func TestMandelIsDeterministic(t *testing.T) {
 			t.Errorf("the GOAMD64=v3 build (exit %d, %s) drew a different image", code, errOut)
 		}
 	})
+}
+
+// TestReactorsDrawMandelsImage runs the reactor modules, Go and C, step by
+// step under wazero and checks that they draw the native mandel's image.
+func TestReactorsDrawMandelsImage(t *testing.T) {
+	args := []string{"-0.743643887037151", "0.131825904205330", "2e-9", "48", "32", "3000"}
+	want := runMandelIn(t, buildNative(t, "./mandel"), t.TempDir(), args...)
+	for name, module := range map[string][]byte{"mandelr": MandelR, "mandelc": MandelC} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(compilationCache))
+			defer r.Close(ctx)
+			wasi_snapshot_preview1.MustInstantiate(ctx, r)
+			var out, errOut bytes.Buffer
+			dir := t.TempDir()
+			cfg := wazero.NewModuleConfig().WithArgs(append([]string{name}, args...)...).WithStdout(&out).WithStderr(&errOut).
+				WithFSConfig(wazero.NewFSConfig().WithDirMount(dir, "/")).WithStartFunctions()
+			mod, err := r.InstantiateWithConfig(ctx, module, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if init := mod.ExportedFunction("_initialize"); init != nil {
+				if _, err := init.Call(ctx); err != nil {
+					t.Fatalf("_initialize: %v", err)
+				}
+			}
+			step := mod.ExportedFunction("step")
+			steps := 0
+			for ; ; steps++ {
+				res, err := step.Call(ctx)
+				if err != nil {
+					t.Fatalf("step %d: %v (%s)", steps, err, errOut.String())
+				}
+				if res[0] == 1 {
+					break
+				}
+			}
+			if steps != 31 || !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("%s took %d steps and drew a different image (%d bytes, want %d)", name, steps+1, out.Len(), len(want))
+			}
+			if got, err := os.ReadFile(filepath.Join(dir, "progress")); err != nil || string(got) != "1\n" {
+				t.Errorf("progress file = %q, %v", got, err)
+			}
+		})
+	}
 }
 
 // BenchmarkPrimesWasm measures one work unit of the demo, [99·10^6, 10^8),

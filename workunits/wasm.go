@@ -11,6 +11,7 @@ import (
 type Module struct {
 	Imports []Import
 	Exports []Export
+	Globals []Global // globals the module defines, in index order after the imported ones
 }
 
 // Import is one imported function, table, memory or global.
@@ -70,6 +71,13 @@ func ParseModule(b []byte) (*Module, error) {
 				body.skipImportDesc(imp.Kind)
 				m.Imports = append(m.Imports, imp)
 			}
+		case 6:
+			n := body.u32()
+			for i := uint32(0); i < n && body.err == nil; i++ {
+				g := Global{Type: body.byte(), Mutable: body.byte() == 1}
+				body.skipConstExpr()
+				m.Globals = append(m.Globals, g)
+			}
 		case 7:
 			n := body.u32()
 			for i := uint32(0); i < n && body.err == nil; i++ {
@@ -112,6 +120,9 @@ func CheckModule(b []byte) error {
 	}
 	if !memory || !entry {
 		return Errorf(CodeBadRequest, "module must export its memory and a _start (command) or step (reactor) function")
+	}
+	if m.IsReactor() {
+		return checkSnapshotGlobals(m)
 	}
 	return nil
 }

@@ -81,6 +81,12 @@ type Assignment struct {
 	Stdin    Hash      `json:"stdin,omitempty"`
 	Limits   Limits    `json:"limits"`
 	Deadline time.Time `json:"deadline"`
+	// Checkpoint, when set, is where the task resumes: the newest checkpoint
+	// the project holds for it, made on this or another host.
+	Checkpoint *CheckpointRef `json:"checkpoint,omitempty"`
+	// CheckpointSeconds, when set, is how often the work unit asks to be
+	// checkpointed; otherwise the volunteer's preference applies.
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 // WorkReply carries the tasks assigned to the requesting host.
@@ -162,6 +168,9 @@ type Submit struct {
 	DeadlineSeconds float64    `json:"deadline_seconds,omitempty"` // from assignment to report
 	Limits          Limits     `json:"limits"`
 	Units           []UnitSpec `json:"units"`
+	// CheckpointSeconds asks hosts to checkpoint the tasks this often
+	// (0: each volunteer's preference, 60 s by default).
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 // SubmitReply names the work units a Submit created.
@@ -339,6 +348,9 @@ func (m *Submit) Validate() error {
 	}
 	if m.DeadlineSeconds < 0 || m.DeadlineSeconds > 365*24*3600 {
 		return Errorf(CodeBadRequest, "deadline out of range")
+	}
+	if m.CheckpointSeconds < 0 || m.CheckpointSeconds > 24*3600 {
+		return Errorf(CodeBadRequest, "checkpoint interval out of range 0..1 day")
 	}
 	if err := m.Limits.Validate(); err != nil {
 		return err

@@ -1,7 +1,8 @@
 // Package daemon is the volunteer client's long-running part (DESIGN §7): it
 // registers the host with a project, fetches work, runs each task in its own
-// sandboxed worker process, keeps the project informed with heartbeats and
-// reports results. Everything it must not lose lives in its data directory.
+// sandboxed worker process, keeps the project informed with heartbeats,
+// ships the tasks' checkpoints (checkpoint.go) and reports results.
+// Everything it must not lose lives in its data directory.
 package daemon
 
 import (
@@ -35,14 +36,27 @@ type Config struct {
 	// Events, if set, is told what the daemon does (for progress displays
 	// and tests); it must not block.
 	Events func(Event)
+	// CheckpointInterval is how often running tasks are checkpointed, unless
+	// their work unit asks for another interval; default 60 s
+	// (checkpoint.go).
+	CheckpointInterval time.Duration
+	// StopGrace is how long a stopping daemon waits for its tasks to
+	// checkpoint and for the checkpoints to reach the project; default 20 s.
+	StopGrace time.Duration
 }
 
 // Event is something the daemon did.
 type Event struct {
-	Kind   string // "assigned", "finished", "reported", "aborted"
+	Kind   string // "assigned", "started", "resumed", "checkpoint", "finished", "reported", "aborted", "stopped"
 	Task   string
 	Failed bool
 	Reason string
+	// For "started": the worker process. For "resumed" and "checkpoint": the
+	// checkpoint's number, the progress and the task's CPU time in it.
+	Pid        int     `json:",omitempty"`
+	Seq        uint64  `json:",omitempty"`
+	Progress   float64 `json:",omitempty"`
+	CPUSeconds float64 `json:",omitempty"`
 }
 
 // Daemon is one running client.
@@ -60,12 +74,17 @@ type Daemon struct {
 	running map[string]*slot
 	wg      sync.WaitGroup
 	done    chan string // task ids as their slot frees up
+
+	// workCtx outlives Run's context by StopGrace: tasks checkpoint and
+	// their checkpoints are shipped while the daemon stops.
+	workCtx context.Context
 }
 
 type slot struct {
 	a       wu.Assignment
 	proc    *runner.Process
 	aborted bool
+	reactor bool // the module can be snapshotted between any two steps
 }
 
 // identity is the host's id, kept in the data directory across runs.
@@ -93,6 +112,12 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 20 * time.Second
 	}
 	if len(cfg.Worker.Command) == 0 {
 		exe, err := os.Executable()
@@ -214,9 +239,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("registered", "project", hello.Project, "beat", d.beat)
 
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	d.workCtx = workCtx
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
+		d.stopAll()
+		stopWork()
 		d.killAll()
 		d.wg.Wait()
 	}()
@@ -308,21 +337,29 @@ func (d *Daemon) start(ctx context.Context, a wu.Assignment) {
 func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	a := s.a
 	dir := filepath.Join(d.cfg.DataDir, "slots", a.Task)
+	// A slot left by a run that crashed must not leak into this one: the
+	// task starts from its checkpoint or from nothing.
+	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
+	defer d.forgetCheckpoint(a)
 	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
-	res, output, err := d.execute(ctx, s, dir)
+	res, output, err := d.execute(d.workCtx, s, dir)
 	switch {
-	case ctx.Err() != nil:
-		return // stopping: the task goes back to the project when its lease runs out
+	case res.Stopped || d.workCtx.Err() != nil || ctx.Err() != nil && (res.Failed || err != nil):
+		// Stopping: the task goes back to the project when its lease runs
+		// out, and resumes elsewhere from its newest checkpoint. (One that
+		// finished meanwhile is still reported.)
+		d.cfg.Events(Event{Kind: "stopped", Task: a.Task, Reason: res.Reason})
+		return
 	case s.isAborted(&d.mu):
 		d.cfg.Events(Event{Kind: "aborted", Task: a.Task})
 		return
 	case err != nil:
 		report.Reason = err.Error()
 	case res.Failed:
-		report.ExitCode, report.Reason, report.CPUSeconds = res.ExitCode, res.Reason, res.CPUSeconds
+		report.ExitCode, report.Reason, report.CPUSeconds = res.ExitCode, res.Reason, taskCPU(res)
 	default:
-		report.ExitCode, report.CPUSeconds = res.ExitCode, res.CPUSeconds
+		report.ExitCode, report.CPUSeconds = res.ExitCode, taskCPU(res)
 		report.Outcome = wu.OutcomeSuccess
 		report.Output = wu.HashOf(output)
 		report.OutputSize = int64(len(output))
@@ -336,7 +373,7 @@ func (d *Daemon) runTask(ctx context.Context, s *slot) {
 	if err := writeFileAtomic(d.reportPath(a.Task), wu.Encode(report)); err != nil {
 		d.log.Warn("save report", "task", a.Task, "err", err)
 	}
-	d.sendReport(ctx, report)
+	d.sendReport(d.workCtx, report)
 }
 
 func (s *slot) isAborted(mu *sync.Mutex) bool {
@@ -358,6 +395,11 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 	if err := wu.CheckModule(module); err != nil {
 		return runner.Result{}, nil, fmt.Errorf("app %s: %w", a.App, err)
 	}
+	if m, err := wu.ParseModule(module); err == nil {
+		d.mu.Lock()
+		s.reactor = m.IsReactor()
+		d.mu.Unlock()
+	}
 	spec := runner.Spec{
 		Module:   d.blobPath(a.AppHash),
 		Name:     a.App,
@@ -366,6 +408,10 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 		Output:   filepath.Join(dir, "stdout"),
 		Limits:   a.Limits.WithDefaults(),
 		CacheDir: filepath.Join(d.cfg.DataDir, "cache"),
+		Seed:     a.WorkUnit,
+	}
+	if spec.Checkpoint, err = d.checkpointSpec(ctx, a, dir); err != nil {
+		return runner.Result{}, nil, err
 	}
 	if a.Stdin != "" {
 		if _, err := d.blob(ctx, a.Stdin, wu.MaxOutputBytes); err != nil {
@@ -387,7 +433,8 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 	if aborted {
 		_ = proc.Kill()
 	}
-	res := proc.Wait()
+	d.cfg.Events(Event{Kind: "started", Task: a.Task, Pid: proc.Pid()})
+	res := d.waitShipping(ctx, s, proc)
 	if res.Failed {
 		return res, nil, nil
 	}

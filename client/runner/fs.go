@@ -18,10 +18,13 @@ import (
 // path checks are repeated here so the jail does not rest on wazero alone.
 type taskFS struct {
 	experimentalsys.FS // sysfs.DirFS of the task directory
+	hooks              *fsHooks
 }
 
-func newTaskFS(dir string) experimentalsys.FS {
-	return taskFS{FS: sysfs.DirFS(dir)}
+// newTaskFS returns the task directory dir as the guest's file system;
+// hooks, which may be nil, watch it for checkpoints (fs_hooks.go).
+func newTaskFS(dir string, hooks *fsHooks) experimentalsys.FS {
+	return taskFS{FS: sysfs.DirFS(dir), hooks: hooks}
 }
 
 // isRoot reports whether a guest path names the task directory itself.
@@ -82,7 +85,11 @@ func (t taskFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMo
 	}
 	// O_NOFOLLOW closes the window between the check and the open on the
 	// systems that have it.
-	return t.FS.OpenFile(path, flag|experimentalsys.O_NOFOLLOW, perm)
+	f, errno := t.FS.OpenFile(path, flag|experimentalsys.O_NOFOLLOW, perm)
+	if errno == 0 && t.hooks != nil && !isRoot(path) {
+		f = t.hooks.opened(f)
+	}
+	return f, errno
 }
 
 func (t taskFS) Lstat(path string) (wazerosys.Stat_t, experimentalsys.Errno) {
@@ -120,7 +127,11 @@ func (t taskFS) Rename(from, to string) experimentalsys.Errno {
 	if errno := t.checkChange(to); errno != 0 {
 		return errno
 	}
-	return t.FS.Rename(from, to)
+	errno := t.FS.Rename(from, to)
+	if errno == 0 && t.hooks != nil {
+		t.hooks.renamed(to)
+	}
+	return errno
 }
 
 func (t taskFS) Rmdir(path string) experimentalsys.Errno {

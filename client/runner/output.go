@@ -13,7 +13,8 @@ import (
 // closing the module would only be noticed with WithCloseOnContextDone and
 // its cost on every loop.
 type stopError struct {
-	reason string
+	reason  string
+	stopped bool // the run was asked to stop (Control.Stop), and did
 }
 
 func (e *stopError) Error() string { return e.reason }

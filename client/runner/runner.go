@@ -2,13 +2,19 @@
 // the "runner: wazero sandbox" box of the client in DESIGN.md §1, following
 // §6 ("Applications and portable checkpoints") and §7.
 //
-// A module is an untrusted WASI preview 1 command. Run executes it with
-// wazero inside the current process: its arguments, a stdin file, stdout
-// written to the result file and capped, stderr kept in memory for the
-// failure reason, its own directory preopened as "/" that no path or link can
-// leave, a memory cap, no host environment, no network and wazero's
-// deterministic clocks and random source, so that replicas on different
-// hosts compute the same result.
+// A module is an untrusted WASI preview 1 command, or a reactor that exports
+// `step`. Run executes it with wazero inside the current process: its
+// arguments, a stdin file, stdout written to the result file and capped,
+// stderr kept in memory for the failure reason, its own directory preopened
+// as "/" that no path or link can leave, a memory cap, no host environment,
+// no network, and virtual clocks and a random stream keyed by the work unit
+// (host.go), so that replicas on different hosts compute the same result.
+//
+// With a CheckpointSpec, a run checkpoints itself (checkpoints.go): a
+// reactor by memory snapshots between two calls of step (linear memory,
+// mutable globals and all of the host state above), a command module
+// through the SDK's state file; and it can start from a checkpoint made on
+// any host, on any CPU.
 //
 // Run cannot stop a module that never returns without making every loop of
 // every module several times slower (NOTES.md), so the daemon does not call
@@ -26,13 +32,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -51,6 +56,12 @@ type Spec struct {
 	Output   string           `json:"output"`          // where stdout, the result, is written
 	Limits   workunits.Limits `json:"limits"`          // unset limits take workunits' defaults
 	CacheDir string           `json:"cache,omitempty"` // wazero compilation cache shared by workers; "" for none
+	// Seed keys the task's random stream (the same for every replica of a
+	// work unit, so that they compute the same result); "" for a fixed one.
+	Seed string `json:"seed,omitempty"`
+	// Checkpoint, when set, has the run checkpoint itself and maybe start
+	// from a checkpoint (checkpoints.go).
+	Checkpoint *CheckpointSpec `json:"checkpoint,omitempty"`
 }
 
 // Result is how a run ended.
@@ -61,6 +72,17 @@ type Result struct {
 	Stderr     string        `json:"stderr,omitempty"` // the start and end of the module's stderr, at most StderrKept bytes
 	CPUSeconds float64       `json:"cpu_seconds"`      // user+sys of the worker process, or of this process during Run
 	Wall       time.Duration `json:"wall"`             // running time, not counting time stopped
+	// Stopped is set when the run ended because the caller asked it to stop
+	// after a checkpoint (Control.Stop): the task is not done, it is
+	// continued from that checkpoint.
+	Stopped bool `json:"stopped,omitempty"`
+	// Resumed says where the run started from a checkpoint, or why the
+	// checkpoint it was given could not be used.
+	Resumed *Resumed `json:"resumed,omitempty"`
+	// Checkpoints counts the checkpoints written; Notes lists what went
+	// wrong with them, if anything.
+	Checkpoints int      `json:"checkpoints,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
 }
 
 // exitNone is Result.ExitCode when the module did not exit by itself: it was
@@ -74,6 +96,11 @@ const wasiModule = wasi_snapshot_preview1.ModuleName
 // wazero): that is the worker process's job, see Worker. Run recovers from
 // any panic, so a module cannot take the calling process down with one.
 func Run(ctx context.Context, spec Spec) (res Result) {
+	return RunControlled(ctx, spec, Control{})
+}
+
+// RunControlled is Run with a line to the caller for checkpoints.
+func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
 	start := time.Now()
 	cpuStart := selfCPU()
 	defer func() {
@@ -83,14 +110,14 @@ func Run(ctx context.Context, spec Spec) (res Result) {
 		res.Wall = time.Since(start)
 		res.CPUSeconds = (selfCPU() - cpuStart).Seconds()
 	}()
-	return run(ctx, spec)
+	return run(ctx, spec, ctl, cpuStart)
 }
 
 func failure(code int, reason string) Result {
 	return Result{ExitCode: code, Failed: true, Reason: reason}
 }
 
-func run(ctx context.Context, spec Spec) Result {
+func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Result {
 	limits := spec.Limits.WithDefaults()
 	wasm, err := os.ReadFile(spec.Module)
 	if err != nil {
@@ -102,7 +129,7 @@ func run(ctx context.Context, spec Spec) Result {
 
 	// The memory limit is memoryCap's to enforce; see there why wazero's
 	// own page limit is left at its maximum.
-	cfg := wazero.NewRuntimeConfig()
+	cfg := newRuntimeConfig(spec)
 	if spec.CacheDir != "" {
 		// A cache that cannot be opened costs only compilation time.
 		if cache, err := wazero.NewCompilationCacheWithDir(spec.CacheDir); err == nil {
@@ -124,52 +151,87 @@ func run(ctx context.Context, spec Spec) Result {
 	if reason := checkImports(compiled, rt.Module(wasiModule)); reason != "" {
 		return failure(exitNone, reason)
 	}
-	if start := compiled.ExportedFunctions()["_start"]; start == nil || len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
-		return failure(exitNone, "the module has no _start function: momonga runs WASI command modules")
+	module, err := workunits.ParseModule(wasm)
+	if err != nil {
+		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
+	}
+	reactor := module.IsReactor()
+	if reactor {
+		if step := compiled.ExportedFunctions()["step"]; len(step.ParamTypes()) != 0 || !slices.Equal(step.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {
+			return failure(exitNone, "the module's step function must take nothing and return an i32")
+		}
+	} else if start := compiled.ExportedFunctions()["_start"]; start == nil || len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return failure(exitNone, "the module has no _start function: momonga runs WASI command modules and reactors that export step")
 	}
 	if need, ok := initialMemory(wasm); ok && need > uint64(limits.MemoryBytes) {
 		return failure(exitNone, fmt.Sprintf("memory limit of %s reached: the module needs %s at start",
 			formatBytes(limits.MemoryBytes), formatBytes(int64(need))))
 	}
 
-	out, err := os.OpenFile(spec.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(spec.Output, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return failure(exitNone, fmt.Sprintf("could not create the output file on this computer: %v", err))
 	}
 	defer out.Close()
-	buffered := bufio.NewWriterSize(out, 64<<10)
-	stderr := newStderrCapture()
-	modCfg := wazero.NewModuleConfig().
-		WithArgs(append([]string{spec.Name}, spec.Args...)...).
-		WithStdout(&cappedOutput{w: buffered, limit: limits.OutputBytes}).
-		WithStderr(stderr).
-		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newTaskFS(spec.Dir), "/")).
-		// _start is called below rather than during instantiation, so that a
-		// failure to link is told apart from a failure to run.
-		WithStartFunctions()
+	t := &taskRun{
+		spec: spec, limits: limits, module: module, rt: rt, compiled: compiled, out: out, ctl: ctl,
+		buffered: bufio.NewWriterSize(out, 64<<10), stderr: newStderrCapture(), hooks: &fsHooks{}, cpuStart: cpuStart,
+	}
+	t.stdout = &cappedOutput{w: t.buffered, limit: limits.OutputBytes}
 	if spec.Stdin != "" {
 		in, err := os.Open(spec.Stdin)
 		if err != nil {
 			return failure(exitNone, fmt.Sprintf("could not open the input file on this computer: %v", err))
 		}
 		defer in.Close()
-		modCfg = modCfg.WithStdin(bufio.NewReader(in))
+		t.stdin = in
 	}
+	t.resetHost()
 
-	memory := &memoryCap{limit: uint64(limits.MemoryBytes)}
-	mod, err := rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memory), compiled, modCfg)
+	var res Result
+	if reactor {
+		res = t.runReactor(ctx)
+	} else {
+		res = t.runCommand(ctx)
+	}
+	// What a failed module wrote is kept too: it may show how far it got.
+	if err := t.buffered.Flush(); err != nil && !res.Failed {
+		res = failure(res.ExitCode, fmt.Sprintf("could not write the output on this computer: %v", err))
+	}
+	res.Resumed, res.Checkpoints, res.Notes = t.resumed, t.written, t.notes
+	return res
+}
+
+// newRuntimeConfig picks wazero's engine: the compiler where it has one,
+// unless the spec asks for the interpreter (tests of determinism do).
+func newRuntimeConfig(spec Spec) wazero.RuntimeConfig {
+	if spec.Checkpoint != nil && spec.Checkpoint.Interpreter {
+		return wazero.NewRuntimeConfigInterpreter()
+	}
+	return wazero.NewRuntimeConfig()
+}
+
+// runCommand runs a command module's _start, with app checkpoints when the
+// spec asks for checkpoints.
+func (t *taskRun) runCommand(ctx context.Context) Result {
+	if t.spec.Checkpoint != nil {
+		stop := t.startAppCheckpoints(ctx)
+		defer stop()
+	}
+	mod, err := t.instantiate(ctx)
 	started := err == nil
 	if started {
 		defer mod.Close(ctx)
 		_, err = mod.ExportedFunction("_start").Call(ctx)
 	}
-	res, fault := outcome(err, started, stderr.String())
-	if memReason, hit := memory.refused(); fault && hit {
+	return t.outcome(err, started)
+}
+
+// outcome is outcome for this run, with the memory limit's part told.
+func (t *taskRun) outcome(err error, started bool) Result {
+	res, fault := outcome(err, started, t.stderr.String())
+	if memReason, hit := t.memory.refused(); fault && hit {
 		res.Reason = memReason + ", then " + res.Reason
-	}
-	// What a failed module wrote is kept too: it may show how far it got.
-	if err := buffered.Flush(); err != nil && !res.Failed {
-		return failure(res.ExitCode, fmt.Sprintf("could not write the output on this computer: %v", err))
 	}
 	return res
 }
@@ -187,7 +249,9 @@ func outcome(err error, started bool, stderr string) (res Result, fault bool) {
 	case err == nil:
 		return Result{}, false
 	case errors.As(err, &stop):
-		return failure(exitNone, stop.reason), false
+		res := failure(exitNone, stop.reason)
+		res.Stopped = stop.stopped
+		return res, false
 	case errors.As(err, &exit):
 		code := exit.ExitCode()
 		if code == 0 {

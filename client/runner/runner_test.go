@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/workunits"
 )
 
@@ -32,7 +33,7 @@ var (
 )
 
 // goFixtures are the Go programs under testdata, built for wasip1 once.
-var goFixtures = []string{"echo", "hostile/loop", "hostile/memory", "hostile/recurse", "hostile/flood", "hostile/escape"}
+var goFixtures = []string{"echo", "appckpt", "hostile/loop", "hostile/memory", "hostile/recurse", "hostile/flood", "hostile/escape"}
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
@@ -104,6 +105,17 @@ func buildFixtures() error {
 	args = []string{cacheDir}
 	for _, f := range goFixtures {
 		args = append(args, fixturePath(f))
+	}
+	// The sample reactors, as `app add` publishes them, are compiled too.
+	for name, wasm := range map[string][]byte{"mandelr": apps.MandelR, "mandelc": apps.MandelC} {
+		prepared, err := workunits.PrepareModule(wasm)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(fixturePath(name), prepared, 0o600); err != nil {
+			return err
+		}
+		args = append(args, fixturePath(name))
 	}
 	return run(exec.Command(precompile, args...))
 }

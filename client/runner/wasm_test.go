@@ -221,7 +221,7 @@ func noStartModule() []byte {
 	return wasmModule{
 		types:   [][]byte{voidType},
 		funcs:   []uint64{0},
-		exports: [][]byte{export("step", kindFunc, 0)},
+		exports: [][]byte{export("main", kindFunc, 0)},
 		bodies:  [][]byte{nil},
 	}.bytes()
 }

@@ -51,6 +51,9 @@ type Process struct {
 	killReason string
 
 	res Result
+
+	toWorker chan []byte // lines for the worker after its Spec
+	ckpt     checkpoints // what the worker reports of its checkpoints
 }
 
 // Start starts a worker process for spec. When ctx ends, the worker is
@@ -65,14 +68,16 @@ func (w Worker) Start(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start worker: encode task: %w", err)
 	}
 	p := &Process{
-		limit:   secondsToDuration(spec.Limits.MaxSeconds),
-		stderr:  newStderrCapture(),
-		changed: make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		limit:    secondsToDuration(spec.Limits.MaxSeconds),
+		stderr:   newStderrCapture(),
+		changed:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		toWorker: make(chan []byte, 8),
+		ckpt:     checkpoints{notify: make(chan struct{}, 1)},
 	}
 	p.cmd = exec.Command(w.Command[0], w.Command[1:]...)
 	p.cmd.SysProcAttr = workerAttr()
-	p.cmd.Stdout = &limitedWriter{w: &p.result, left: resultLimit}
+	p.cmd.Stdout = &eventWriter{on: p.ckpt.add, rest: &limitedWriter{w: &p.result, left: resultLimit}}
 	p.cmd.Stderr = p.stderr
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
@@ -82,10 +87,11 @@ func (w Worker) Start(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start worker %s: %w", w.Command[0], err)
 	}
 	p.since = time.Now()
-	// The task goes down the pipe, which then stays open: its end tells the
-	// worker that the daemon is gone. A write that fails means the worker
-	// died first, which Wait reports from its exit status.
-	go func() { _, _ = stdin.Write(append(msg, '\n')) }()
+	// The task goes down the pipe, which then stays open for requests: its
+	// end tells the worker that the daemon is gone. A write that fails means
+	// the worker died first, which Wait reports from its exit status.
+	p.toWorker <- append(msg, '\n')
+	go p.feed(stdin)
 	go p.supervise(ctx)
 	return p, nil
 }
@@ -282,6 +288,20 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// feed writes lines to the worker in order until it has ended.
+func (p *Process) feed(stdin io.Writer) {
+	for {
+		select {
+		case <-p.done:
+			return
+		case line := <-p.toWorker:
+			if _, err := stdin.Write(line); err != nil {
+				return
+			}
+		}
+	}
+}
+
 // WorkerMain is the body of the client's hidden worker subcommand, in the
 // process that Worker.Start starts. It lowers its own priority, reads one
 // Spec as JSON from stdin, runs it, and writes the Result as JSON to stdout;
@@ -304,12 +324,23 @@ func work(stdin io.Reader, stdout io.Writer) int {
 		fmt.Fprintf(os.Stderr, "momonga worker: read task: %v\n", err)
 		return 2
 	}
+	requests, stop := make(chan struct{}, 1), make(chan struct{}, 1)
 	go func() {
-		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), stdin))
+		readRequests(io.MultiReader(dec.Buffered(), stdin), requests, stop)
 		os.Exit(exitOrphaned)
 	}()
-	res := Run(context.Background(), spec)
-	if err := json.NewEncoder(stdout).Encode(res); err != nil {
+	var outMu sync.Mutex
+	enc := json.NewEncoder(stdout)
+	res := RunControlled(context.Background(), spec, Control{Request: requests, Stop: stop, Written: func(w Written) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if err := enc.Encode(workerEvent{Checkpoint: &w}); err != nil {
+			fmt.Fprintf(os.Stderr, "momonga worker: report checkpoint: %v\n", err)
+		}
+	}})
+	outMu.Lock()
+	defer outMu.Unlock()
+	if err := enc.Encode(res); err != nil {
 		fmt.Fprintf(os.Stderr, "momonga worker: write result: %v\n", err)
 		return 2
 	}

@@ -20,7 +20,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand()},
+		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand()},
 	}
 }
 

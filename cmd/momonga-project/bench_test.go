@@ -89,3 +89,18 @@ func TestBenchCheat(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchCheckpoint(t *testing.T) {
+	var out, errOut strings.Builder
+	a := app()
+	a.Writer, a.ErrWriter = &out, &errOut
+	args := []string{"momonga-project", "bench", "checkpoint", "--memory", "8", "--runs", "1", "--apps", "primes"}
+	if err := a.Run(args); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+	}
+	for _, want := range []string{"delta/full", "\n8.0 ", "restore MB/s", "\nprimes "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}

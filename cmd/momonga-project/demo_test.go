@@ -72,3 +72,28 @@ func TestFlagsAfterArgumentsAreRead(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoMigrate runs `demo --scenario migrate` with the real binary: the
+// volunteer computing the long task is killed and the task finishes on
+// another from its checkpoint, with the undisturbed run's result, losing at
+// most one checkpoint interval of CPU time (the demo fails otherwise).
+func TestDemoMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole migrate demo; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "momonga-project")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "demo", "--scenario", "migrate", "--data", t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("migrate demo failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"KILLED", "resumes the task from checkpoint", "result identical to the undisturbed run", "CPU time lost"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

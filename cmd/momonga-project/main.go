@@ -63,8 +63,10 @@ func app() *cli.App {
 			},
 			{
 				Name:  "demo",
-				Usage: "run a project and volunteers on this machine and count the primes below 10^8",
+				Usage: "run a project and volunteers on this machine and count the primes below 10^8 (or, with --scenario migrate, move a task from a volunteer that dies to another)",
 				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "scenario", Value: "primes", Usage: "primes: π(10^8) on 3 volunteers; migrate: kill the volunteer computing a long task, see it resume elsewhere from its checkpoint"},
+					&cli.DurationFlag{Name: "checkpoint", Value: 3 * time.Second, Usage: "migrate: checkpoint interval"},
 					&cli.IntFlag{Name: "volunteers", Value: 3, Usage: "volunteer clients to start"},
 					&cli.StringFlag{Name: "data", Usage: "data directory to keep (default: a temporary one)"},
 					&cli.BoolFlag{Name: "exit-when-done", Usage: "exit once the batch is validated"},
@@ -74,6 +76,13 @@ func app() *cli.App {
 				Action: func(c *cli.Context) error {
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
+					switch c.String("scenario") {
+					case "primes":
+					case "migrate":
+						return demo.RunMigrate(ctx, demo.MigrateConfig{DataDir: c.String("data"), Interval: c.Duration("checkpoint"), Logger: cliutil.Logger(c)})
+					default:
+						return fmt.Errorf("unknown scenario %q: use primes or migrate", c.String("scenario"))
+					}
 					return demo.Run(ctx, demo.Config{
 						Members:      c.Int("members"),
 						Volunteers:   c.Int("volunteers"),
@@ -86,6 +95,7 @@ func app() *cli.App {
 			},
 			withVpeerBench(benchCommand()),
 			vpeerCommand(),
+			demoVolunteerCommand(),
 			cliutil.WorkerCommand,
 		},
 	}
@@ -181,7 +191,8 @@ func submitCommand() *cli.Command {
 			&cli.IntFlag{Name: "quorum", Usage: "agreeing results that make a work unit valid (default: the app's policy)"},
 			&cli.DurationFlag{Name: "deadline", Value: 7 * 24 * time.Hour, Usage: "time a host has from assignment to report"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "argument passed to every unit (repeat for more)"},
-			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, limits, units: [{name, args, stdin_file, fpops}]}"},
+			&cli.DurationFlag{Name: "checkpoint", Usage: "how often hosts checkpoint the tasks (default: each volunteer's preference, 60s unless set)"},
+			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, checkpoint_seconds, limits, units: [{name, args, stdin_file, fpops}]}"},
 		),
 		Action: submit,
 	}
@@ -225,6 +236,9 @@ func submit(c *cli.Context) error {
 	}
 	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
 		s.DeadlineSeconds = c.Duration("deadline").Seconds()
+	}
+	if c.IsSet("checkpoint") {
+		s.CheckpointSeconds = c.Duration("checkpoint").Seconds()
 	}
 	if s.App == "" {
 		return fmt.Errorf("name the app with --app (or in --spec)")

@@ -119,6 +119,10 @@ func appSign(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The signature covers the module as `app add` publishes it.
+	if module, err = wu.PrepareModule(module); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	manifest, err := signing.Sign(c.String("key"), module)
 	if err != nil {
 		return err
@@ -143,7 +147,8 @@ func appAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := wu.CheckModule(module); err != nil {
+	// Prepared first: the signature covers the module as it is published.
+	if module, err = wu.PrepareModule(module); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	var manifest []byte

@@ -38,6 +38,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "ca", Usage: "PEM file of the authority of the project's TLS certificate (default: the one given at attach)"},
 					&cli.IntFlag{Name: "cpus", Usage: "tasks to run at once (0 = one per core)"},
 					&cli.StringFlag{Name: "name", Usage: "host name to show the project (default: this machine's)"},
+					&cli.DurationFlag{Name: "checkpoint", Value: daemon.DefaultCheckpointInterval, Usage: "how often running tasks are checkpointed, unless their project asks otherwise"},
 				},
 				Action: func(c *cli.Context) error {
 					ctx, stop := cliutil.SignalContext(context.Background())
@@ -49,6 +50,8 @@ func app() *cli.App {
 						CPUs:    c.Int("cpus"),
 						Name:    c.String("name"),
 						Logger:  cliutil.Logger(c),
+
+						CheckpointInterval: c.Duration("checkpoint"),
 					})
 				},
 			},

@@ -64,13 +64,17 @@ func (c *Client) PutBlob(ctx context.Context, b []byte) (wu.Hash, error) { retur
 func (c *Client) Blob(ctx context.Context, h wu.Hash) ([]byte, error) { return c.blobs.Get(ctx, h) }
 
 // AddApp publishes module under name with its signed manifest (see
-// workunits.SignApp) and validation policy: it checks the module and the
-// signature, stores the module and records the app in the scheduler.
+// workunits.SignApp) and validation policy: it prepares the module (a
+// reactor's mutable globals are exported, so that its memory snapshots are
+// complete: workunits.PrepareModule), checks it and the signature, which
+// covers the prepared module, stores it and records the app in the
+// scheduler. The app's hash is that of the prepared module.
 func (c *Client) AddApp(ctx context.Context, name string, module, signature []byte, policy wu.Policy) (wu.App, error) {
 	if !wu.ValidName(name) {
 		return wu.App{}, wu.Errorf(wu.CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", name, wu.MaxNameBytes)
 	}
-	if err := wu.CheckModule(module); err != nil {
+	module, err := wu.PrepareModule(module)
+	if err != nil {
 		return wu.App{}, err
 	}
 	sig, err := wu.ParseAppSignature(signature)

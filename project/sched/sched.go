@@ -170,6 +170,10 @@ func (m *Machine) dispatch(cmd wu.Command) []byte {
 		return body(cmd, m.addApp)
 	case wu.OpSubmit:
 		return body(cmd, m.submit)
+	case wu.OpCkpt:
+		return body(cmd, m.checkpoint)
+	case wu.OpCkptDropped:
+		return body(cmd, m.checkpointsDropped)
 	}
 	if reply, ok := m.dispatchAccounts(cmd); ok {
 		return reply
@@ -325,6 +329,9 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 		Stdin:    u.Stdin,
 		Limits:   u.Limits,
 		Deadline: t.Deadline,
+
+		Checkpoint:        t.Checkpoint,
+		CheckpointSeconds: u.CheckpointSeconds,
 	}
 }
 
@@ -361,6 +368,7 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 		return nil, wu.Errorf(wu.CodeTooLarge, "output of %d bytes is over the work unit's limit of %d", req.OutputSize, u.Limits.OutputBytes)
 	}
 	delete(m.st.Assigned, t.ID)
+	m.dropCheckpoint(t)
 	t.State = wu.TaskReported
 	t.Outcome = req.Outcome
 	t.Output = req.Output
@@ -399,6 +407,7 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
 			t.State = wu.TaskCancelled
 			delete(m.st.Assigned, tid)
+			m.dropCheckpoint(t)
 		}
 	}
 }
@@ -436,6 +445,7 @@ func (m *Machine) tick() {
 			t.Outcome = wu.OutcomeFailure
 			t.Validity = wu.ValidityInvalid
 			t.Reason = "missed its deadline"
+			m.dropCheckpoint(t)
 			m.validate(u)
 			continue
 		}
@@ -532,7 +542,7 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 		u := &unit{
 			ID: "wu" + strconv.FormatUint(m.st.NextUnit, 10), Name: names[i], Batch: req.Batch,
 			App: app.Name, AppHash: app.Hash, AppSize: app.Size,
-			Args: us.Args, Stdin: us.Stdin, FPOps: fpops, Limits: limits, Deadline: deadline,
+			Args: us.Args, Stdin: us.Stdin, FPOps: fpops, Limits: limits, Deadline: deadline, CheckpointSeconds: req.CheckpointSeconds,
 			Replication: repl, Quorum: quorum, MaxTasks: maxTasks, State: wu.WorkUnitPending,
 			Tolerance: pol.Tolerance,
 		}

@@ -56,6 +56,7 @@ type tables struct {
 	NextHost uint64             `json:"next_host,omitempty"`
 	AppSigs  map[wu.Hash]string `json:"app_sigs"`
 	Compare  map[string]bool    `json:"compare"`
+	Garbage  []wu.Hash          `json:"garbage,omitempty"`
 }
 
 // Snapshot writes the whole state.
@@ -106,6 +107,21 @@ func (e *encoder) float(f float64) {
 	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
 }
 
+func (e *encoder) checkpoint(c *wu.CheckpointRef) {
+	if c == nil {
+		e.uint(0)
+		return
+	}
+	e.uint(1)
+	e.str(string(c.Hash))
+	e.int(c.Size)
+	e.uint(c.Seq)
+	e.str(string(c.Base))
+	e.int(c.BaseSize)
+	e.float(c.Progress)
+	e.float(c.CPUSeconds)
+}
+
 func (e *encoder) bool(v bool) {
 	if v {
 		e.uint(1)
@@ -152,7 +168,7 @@ func (e *encoder) state(st *state) error {
 	e.uint(uint64(len(st.Assigned)))
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
-		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare})
+		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage})
 	if err != nil {
 		return err
 	}
@@ -261,6 +277,7 @@ func (e *encoder) unit(st *state, u *unit) error {
 		e.str(k)
 		e.bool(u.Agree[k])
 	}
+	e.float(u.CheckpointSeconds)
 	e.uint(uint64(len(u.Tasks)))
 	for i, id := range u.Tasks {
 		t := st.Tasks[id]
@@ -293,6 +310,7 @@ func (e *encoder) unit(st *state, u *unit) error {
 		e.int(int64(t.Lost))
 		e.float(t.Claim)
 		e.float(t.Credit)
+		e.checkpoint(t.Checkpoint)
 	}
 	return nil
 }
@@ -439,6 +457,7 @@ func (d *decoder) state() *state {
 		st.Apps, st.Hosts, st.Users, st.Teams = orEmpty(tb.Apps, fresh.Apps), orEmpty(tb.Hosts, fresh.Hosts), orEmpty(tb.Users, fresh.Users), orEmpty(tb.Teams, fresh.Teams)
 		st.NextUser, st.NextTeam, st.NextHost = tb.NextUser, tb.NextTeam, tb.NextHost
 		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
+		st.Garbage = tb.Garbage
 	}
 
 	numbered := make([]*task, 0, tasks)
@@ -510,6 +529,7 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 			u.Agree[k] = d.uint() != 0
 		}
 	}
+	u.CheckpointSeconds = d.float()
 	n := d.count()
 	u.Tasks = make([]string, n)
 	for i := range u.Tasks {
@@ -529,6 +549,10 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 		t.Validity = wu.Validity(d.sym())
 		t.Lost = int(d.int())
 		t.Claim, t.Credit = d.float(), d.float()
+		if d.uint() != 0 {
+			t.Checkpoint = &wu.CheckpointRef{Hash: wu.Hash(d.str()), Size: d.int(), Seq: d.uint(), Base: wu.Hash(d.str()),
+				BaseSize: d.int(), Progress: d.float(), CPUSeconds: d.float()}
+		}
 		u.Tasks[i] = t.ID
 		st.Tasks[t.ID] = t
 		*tasks = append(*tasks, t)

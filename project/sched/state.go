@@ -41,6 +41,9 @@ type state struct {
 	// Compare is the set of work units waiting for the validator to say
 	// whether two of their outputs agree (validate.go).
 	Compare map[string]bool `json:"compare"`
+	// Garbage lists checkpoint blobs no task needs any more, for the
+	// project to delete (OpCkptDropped then removes them from here).
+	Garbage []wu.Hash `json:"garbage,omitempty"`
 }
 
 func newState() *state {
@@ -97,8 +100,9 @@ type unit struct {
 	FullQuorum int  `json:"full_quorum,omitempty"`
 	// Tolerance is the app's fuzzy comparator; Agree holds the validator's
 	// verdicts on pairs of distinct outputs ("a|b", a < b).
-	Tolerance wu.Tolerance    `json:"tolerance,omitzero"`
-	Agree     map[string]bool `json:"agree,omitempty"`
+	Tolerance         wu.Tolerance    `json:"tolerance,omitzero"`
+	Agree             map[string]bool `json:"agree,omitempty"`
+	CheckpointSeconds float64         `json:"checkpoint_seconds,omitempty"`
 }
 
 type task struct {
@@ -120,6 +124,9 @@ type task struct {
 
 	Claim  float64 `json:"claim,omitempty"`  // credit claimed: CPU time at the host's benchmark
 	Credit float64 `json:"credit,omitempty"` // credit granted
+	// Checkpoint is the newest valid checkpoint of the task, from which it
+	// resumes when it goes to another host.
+	Checkpoint *wu.CheckpointRef `json:"checkpoint,omitempty"`
 }
 
 type host struct {

@@ -92,7 +92,7 @@ func respondError(msg *nats.Msg, err error) {
 	_ = msg.Respond(wu.Encode(wu.Ack{V: wu.WireVersion, Error: e}))
 }
 
-// volunteer handles vol.H.{hello,work,beat,result}.
+// volunteer handles vol.H.{hello,work,beat,result,ckpt}.
 func (g *gateway) volunteer(ctx context.Context, msg *nats.Msg) {
 	host, op, ok := wu.ParseVolunteerSubject(msg.Subject)
 	if !ok {
@@ -118,6 +118,13 @@ func (g *gateway) volunteer(ctx context.Context, msg *nats.Msg) {
 		seq = r.Seq
 		if err == nil && r.Outcome == wu.OutcomeSuccess {
 			err = g.checkBlob(ctx, r.Output, r.OutputSize, "output")
+		}
+	case wu.OpCkpt:
+		var r wu.CheckpointReport
+		r, err = wu.Decode[wu.CheckpointReport](msg.Data)
+		seq = r.Seq
+		if err == nil {
+			err = g.checkCheckpoint(ctx, r)
 		}
 	default:
 		err = wu.Errorf(wu.CodeBadRequest, "unknown operation %q", op)

@@ -275,6 +275,7 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 		return err
 	}
 	s.startTrustLoops(runCtx, s.log, store)
+	s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
 	if s.cfg.speculate {
 		s.gw.speculate = s.speculate
 	}

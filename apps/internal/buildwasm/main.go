@@ -1,11 +1,13 @@
 // Command buildwasm builds one of momonga's sample applications as a WASI
-// preview 1 module, the same way on every machine, so that the same Go
-// toolchain always produces the same bytes (and the same sha-256, which is how
-// the project addresses an app; DESIGN.md §6).
+// preview 1 module, the same way on every machine, so that the same toolchain
+// always produces the same bytes (and the same sha-256, which is how the
+// project addresses an app; DESIGN.md §6).
 //
 // Usage (from apps/, as the go:generate lines in generate.go run it):
 //
-//	go run ./internal/buildwasm OUT.wasm ./PACKAGE
+//	go run ./internal/buildwasm OUT.wasm ./PACKAGE            # a Go command module
+//	go run ./internal/buildwasm -reactor OUT.wasm ./PACKAGE   # a Go reactor (go:wasmexport step)
+//	go run ./internal/buildwasm -c OUT.wasm FILE.c            # a C reactor, clang and wasi-libc
 //
 // It exists because go:generate runs commands without a shell and so cannot
 // set GOOS and GOARCH itself on every platform. Settings from the caller's
@@ -14,28 +16,58 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 )
 
-// flags are the build flags of every committed module: no file paths, no
+// flags are the build flags of every committed Go module: no file paths, no
 // symbol table, no VCS stamp, so the output depends only on the sources and
 // the toolchain.
 var flags = []string{"-trimpath", "-ldflags=-s", "-buildvcs=false"}
 
+// cCompile and cLink build a C reactor for wasm32-wasi with Debian's clang,
+// lld and wasi-libc: optimised, no debug sections, no absolute paths in the
+// output. Compiling and linking are two steps because clang, when it links
+// with an optimisation level, also runs binaryen's wasm-opt if that happens
+// to be installed, and the output would depend on it.
+var (
+	cCompile = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-ffile-prefix-map=.=.", "-Wall", "-Werror", "-c"}
+	cLink    = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-mexec-model=reactor", "-Wl,--strip-all"}
+)
+
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: buildwasm OUT.wasm ./PACKAGE")
+	reactor := flag.Bool("reactor", false, "build a Go reactor module (-buildmode=c-shared)")
+	c := flag.Bool("c", false, "build a C reactor module with clang")
+	flag.Parse()
+	if flag.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: buildwasm [-reactor | -c] OUT.wasm ./PACKAGE|FILE.c")
 		os.Exit(2)
 	}
-	args := append([]string{"build"}, flags...)
-	args = append(args, "-o", os.Args[1], os.Args[2])
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=", "GOWASM=", "GOEXPERIMENT=", "CGO_ENABLED=0")
+	out, src := flag.Arg(0), flag.Arg(1)
+	var cmd *exec.Cmd
+	if *c {
+		obj := out + ".o"
+		defer os.Remove(obj)
+		compile := exec.Command("clang", append(append([]string{}, cCompile...), "-o", obj, src)...)
+		compile.Stdout, compile.Stderr = os.Stdout, os.Stderr
+		if err := compile.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", src, err)
+			os.Exit(1)
+		}
+		cmd = exec.Command("clang", append(append([]string{}, cLink...), "-o", out, obj, "-lm")...)
+	} else {
+		args := append([]string{"build"}, flags...)
+		if *reactor {
+			args = append(args, "-buildmode=c-shared")
+		}
+		cmd = exec.Command("go", append(args, "-o", out, src)...)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=", "GOWASM=", "GOEXPERIMENT=", "CGO_ENABLED=0")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", os.Args[2], err)
+		fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", src, err)
 		os.Exit(1)
 	}
 }
