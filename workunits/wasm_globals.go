@@ -2,6 +2,7 @@ package workunits
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -151,38 +152,56 @@ func ExportMutableGlobals(b []byte) ([]byte, error) {
 		return b, nil
 	}
 
-	out := append([]byte(nil), b[:8]...)
+	// A new export section goes right after the last section that must
+	// precede it (types, imports, functions, tables, memories, globals,
+	// ids 1-6), wherever custom, data-count or tag sections stand.
+	type span struct {
+		id         byte
+		start, end int
+	}
+	var spans []span
 	r := &wasmReader{b: b, off: 8}
-	written := false
+	insertAt := 8
 	for !r.done() {
 		start := r.off
 		id := r.byte()
 		size := r.u32()
+		if r.err != nil {
+			return nil, r.err
+		}
 		end := r.off + int(size)
-		switch {
-		case id == 7:
-			body := &wasmReader{b: b[:end], off: r.off}
+		spans = append(spans, span{id, start, end})
+		if id >= 1 && id <= 6 {
+			insertAt = end
+		}
+		r.off = end
+	}
+	// An export section that exists is extended where it stands.
+	extendOnly := slices.ContainsFunc(spans, func(sp span) bool { return sp.id == 7 })
+	out := append([]byte(nil), b[:8]...)
+	written := false
+	for _, sp := range spans {
+		if sp.id == 7 {
+			body := &wasmReader{b: b[:sp.end], off: sp.start + 1}
+			body.u32() // the section's size
 			n := body.u32()
 			if body.err != nil {
 				return nil, body.err
 			}
 			sec := appendU32(nil, n+added)
-			sec = append(sec, b[body.off:end]...)
+			sec = append(sec, b[body.off:sp.end]...)
 			sec = append(sec, add...)
 			out = appendSection(out, 7, sec)
 			written = true
-		case !written && (id == 8 || id == 9 || id == 10 || id == 11 || id == 12):
-			// The export section comes before start, element, data-count,
-			// code and data sections.
+			continue
+		}
+		if !extendOnly && !written && sp.start == insertAt {
 			out = appendSection(out, 7, append(appendU32(nil, added), add...))
 			written = true
-			out = append(out, b[start:end]...)
-		default:
-			out = append(out, b[start:end]...)
 		}
-		r.off = end
+		out = append(out, b[sp.start:sp.end]...)
 	}
-	if !written {
+	if !extendOnly && !written {
 		out = appendSection(out, 7, append(appendU32(nil, added), add...))
 	}
 	return out, nil
