@@ -114,6 +114,11 @@ func newProject(t *testing.T) *project {
 	// Registered after TempDir's removal and before any process's stop, so
 	// it runs once every process has stopped and before the files go.
 	t.Cleanup(func() { checkNoWorkers(t) })
+	// As a project is set up for real: a signing key first, then a server
+	// that admits only attached hosts.
+	if out, err := exec.Command(projectBin, "init", "--data", p.dataDir).CombinedOutput(); err != nil {
+		t.Fatalf("momonga-project init: %v\n%s", err, out)
+	}
 	p.startServer("127.0.0.1:0")
 	return p
 }
@@ -152,25 +157,45 @@ func (p *project) restartServer(down time.Duration) {
 	p.startServer(u.Host)
 }
 
-// startClient starts `momonga run` with one task slot, as host name.
+var accountKeyLine = regexp.MustCompile(`account key: (\S+)`)
+
+// startClient makes a user called name, attaches a host to it with
+// `momonga attach` and starts `momonga run` there with one task slot. Each
+// client is a user of its own, as the project never gives two replicas of a
+// work unit to one user.
 func (p *project) startClient(name string) *proc {
 	p.t.Helper()
 	dataDir := filepath.Join(p.dir, name)
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		p.t.Fatal(err)
 	}
+	m := accountKeyLine.FindStringSubmatch(p.mustCLI("user add", name))
+	if m == nil {
+		p.t.Fatalf("user add %s printed no account key", name)
+	}
+	keyFile := filepath.Join(p.dir, name+".key")
+	if err := os.WriteFile(keyFile, []byte(m[1]+"\n"), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	if out, err := exec.Command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name).CombinedOutput(); err != nil {
+		p.t.Fatalf("momonga attach: %v\n%s", err, out)
+	}
 	return start(p.t, dataDir, name, clientBin, "--verbose", "run",
 		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)
 }
 
 // cli runs `momonga-project COMMAND --server URL ARGS...`, COMMAND being
-// one or more words ("app add"), and returns its stdout and stderr.
+// one or more words ("app add"), with the project's credentials, and returns
+// its stdout and stderr.
 func (p *project) cli(command string, args ...string) (stdout, stderr string, err error) {
 	argv := append(strings.Fields(command), "--server", p.url)
 	ctx, cancel := context.WithTimeout(p.t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, projectBin, append(argv, args...)...)
 	cmd.Dir = p.dir
+	// The project's credentials, and the key that signs its apps, as the
+	// scientist who runs the project would set them.
+	cmd.Env = append(os.Environ(), "MOMONGA_CREDS="+filepath.Join(p.dataDir, "admin.creds"), "MOMONGA_SIGNING_KEY="+filepath.Join(p.dataDir, "signing.key"))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

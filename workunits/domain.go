@@ -8,6 +8,41 @@ type App struct {
 	Hash  Hash      `json:"hash"`
 	Size  int64     `json:"size"`
 	Added time.Time `json:"added"`
+
+	Signature string `json:"signature,omitempty"` // the signed manifest (AppSignature), checked by every volunteer
+	Policy    Policy `json:"policy,omitzero"`
+}
+
+// Policy is how an app's work units are replicated and validated (DESIGN
+// §3). A submission may override the replication and quorum.
+type Policy struct {
+	Replication int  `json:"replication,omitempty"` // replicas of each work unit at first
+	Quorum      int  `json:"quorum,omitempty"`      // agreeing results that make a unit valid
+	MaxTasks    int  `json:"max_tasks,omitempty"`   // replicas issued at most before the unit is in error; 0: 2·replication+2
+	Adaptive    bool `json:"adaptive,omitempty"`    // hosts with a record of valid results get single, spot-checked replicas
+	// Tolerance, when fuzzy, compares outputs token by token instead of by
+	// hash (floating-point apps).
+	Tolerance Tolerance `json:"tolerance,omitzero"`
+	// FPOps is the size of a unit that names none: floating-point operations.
+	// It caps the credit one result earns.
+	FPOps float64 `json:"fpops,omitempty"`
+}
+
+// Validate checks a policy's bounds.
+func (p Policy) Validate() error {
+	if p.Replication < 0 || p.Replication > MaxReplication || p.Quorum < 0 || p.Quorum > MaxReplication {
+		return Errorf(CodeBadRequest, "replication and quorum must be within 1..%d", MaxReplication)
+	}
+	if p.Replication > 0 && p.Quorum > p.Replication {
+		return Errorf(CodeBadRequest, "quorum %d is larger than replication %d", p.Quorum, p.Replication)
+	}
+	if p.MaxTasks < 0 || p.MaxTasks > 4*MaxReplication || p.MaxTasks > 0 && p.MaxTasks < max(p.Replication, p.Quorum) {
+		return Errorf(CodeBadRequest, "max tasks %d must be within replication..%d", p.MaxTasks, 4*MaxReplication)
+	}
+	if !(p.FPOps >= 0 && p.FPOps < 1e30) {
+		return Errorf(CodeBadRequest, "fpops %g out of range", p.FPOps)
+	}
+	return p.Tolerance.Validate()
 }
 
 // Limits bound what one task of a work unit may use on a volunteer's host.

@@ -19,6 +19,8 @@ type StatusReply struct {
 	Apps    []App         `json:"apps"`
 	Batches []BatchStatus `json:"batches"`
 	Hosts   []HostStatus  `json:"hosts"`
+	Users   []UserStatus  `json:"users,omitempty"`
+	Teams   []TeamStatus  `json:"teams,omitempty"`
 }
 
 // BatchStatus counts a batch's work units and tasks by state.
@@ -45,6 +47,11 @@ type HostStatus struct {
 	Invalid  int       `json:"invalid"` // results that failed or disagreed
 	Lost     int       `json:"lost"`    // tasks whose lease ran out
 	Credit   float64   `json:"credit"`  // granted, in Cobblestones
+
+	RAC     float64 `json:"rac"`               // recent average credit, Cobblestones per day
+	User    string  `json:"user,omitempty"`    // owner's name, for attached hosts
+	Streak  int     `json:"streak,omitempty"`  // consecutive results validated against other hosts'
+	Revoked bool    `json:"revoked,omitempty"` // credentials withdrawn
 }
 
 // ResultsQuery asks for the outcome of one batch.

@@ -59,6 +59,7 @@ type HelloReply struct {
 	NextSeq      uint64  `json:"next_seq,omitempty"`      // the first sequence number the host should use
 	BeatSeconds  float64 `json:"beat_seconds,omitempty"`  // send a Beat at least this often while computing
 	LeaseSeconds float64 `json:"lease_seconds,omitempty"` // a task with no beat for this long is given to another host
+	SigningKey   string  `json:"signing_key,omitempty"`   // FormatPublicKey of the key the project's apps are signed with
 }
 
 // WorkRequest asks for up to Slots tasks.
@@ -75,6 +76,7 @@ type Assignment struct {
 	App      string    `json:"app"`
 	AppHash  Hash      `json:"app_hash"`
 	AppSize  int64     `json:"app_size"`
+	AppSig   string    `json:"app_sig,omitempty"` // the app's signed manifest
 	Args     []string  `json:"args,omitempty"`
 	Stdin    Hash      `json:"stdin,omitempty"`
 	Limits   Limits    `json:"limits"`
@@ -137,6 +139,9 @@ type AddApp struct {
 	Name string `json:"name"`
 	Hash Hash   `json:"hash"`
 	Size int64  `json:"size"`
+
+	Signature string `json:"signature,omitempty"` // AppSignature manifest; the gateway checks it against the project's key
+	Policy    Policy `json:"policy,omitzero"`
 }
 
 // UnitSpec is one work unit of a submission.
@@ -313,7 +318,10 @@ func (m *AddApp) Validate() error {
 	if m.Size <= 0 {
 		return Errorf(CodeBadRequest, "app size must be positive")
 	}
-	return nil
+	if len(m.Signature) > MaxSignatureBytes {
+		return Errorf(CodeBadRequest, "app signature over %d bytes", MaxSignatureBytes)
+	}
+	return m.Policy.Validate()
 }
 
 func (m *Submit) Validate() error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -26,16 +27,37 @@ type conn struct {
 	attemptTimeout time.Duration
 }
 
-func dial(url, host, name string) (*conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name("momonga "+name),
+func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
+	opts := append([]nats.Option{
+		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true),
+		// Reconnect soon after a server restart, then less and less often:
+		// a host the project throttles is refused for a minute, and keeps
+		// trying, not giving up on its first refusal.
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			return min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
+		}),
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrAuthorization) {
+				logger.Warn("the project refused this host's credentials (revoked, or throttled for a while); retrying", "err", err)
+				return
+			}
+			logger.Warn("connection to the project", "err", err)
+		}),
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
-		nats.CustomInboxPrefix("_INBOX_"+host),
-	)
+		nats.CustomInboxPrefix(wu.InboxPrefix(host)),
+	}, extra...)
+	// A refusal of the host's credentials is final: say so at once. A
+	// project that cannot be reached yet is waited for.
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("the project at %s refused this host (%w): its credentials are unknown, revoked or throttled; attach it with `momonga attach %s --account-key KEY`", url, err, url)
+	}
+	if err != nil {
+		nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to project %s: %w", url, err)
 	}
@@ -76,13 +98,16 @@ func (c *conn) request(ctx context.Context, op string, data []byte, out any, tri
 		msg, err := c.nc.RequestWithContext(actx, subject, data)
 		cancel()
 		if err == nil {
-			return decodeReply(msg.Data, out)
+			err = decodeReply(msg.Data, out)
+			if wu.ErrorCode(err) != wu.CodeRateLimited {
+				return err
+			}
 		}
 		last = err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) || wu.ErrorCode(err) == wu.CodeRateLimited {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -171,24 +196,32 @@ func (c *conn) upload(ctx context.Context, b []byte) (wu.Hash, error) {
 
 func (c *conn) blobRequest(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	var last error
+	limited := 0
 	for attempt := 0; attempt < 5; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 		reply, err := c.nc.RequestMsgWithContext(actx, msg)
 		cancel()
+		wait := time.Duration(attempt+1) * 250 * time.Millisecond
 		if err == nil {
-			if e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError)); e != nil {
+			e := wu.ParseHeaderError(reply.Header.Get(wu.HeaderError))
+			if e == nil {
+				return reply, nil
+			}
+			if e.Code != wu.CodeRateLimited {
 				return nil, e
 			}
-			return reply, nil
+			// Over the host's request rate, as many tasks starting at
+			// once can be: wait, and do not count it as a failure.
+			err = e
+			attempt--
+			limited++
+			wait = min(250*time.Millisecond<<min(limited, 5), 5*time.Second)
 		}
 		last = err
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	return nil, last

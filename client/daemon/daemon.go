@@ -26,7 +26,8 @@ import (
 // Config is how a daemon runs.
 type Config struct {
 	DataDir string
-	Project string        // NATS URL of the project
+	Project string        // NATS URL of the project; default the one attached to
+	CAFile  string        // TLS authority of the project; default the one given at attach
 	CPUs    int           // tasks run at once; 0 = every core
 	Name    string        // host name shown by the project; default the machine's
 	Worker  runner.Worker // how to start a worker process
@@ -51,6 +52,9 @@ type Daemon struct {
 	c    *conn
 	log  *slog.Logger
 	beat time.Duration
+
+	att   Attachment // the project, as attached or first met
+	flops float64    // benchmark, floating-point operations per second
 
 	mu      sync.Mutex
 	running map[string]*slot
@@ -97,6 +101,16 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Worker.Command = []string{exe, "worker"}
 	}
+	att, attached, err := LoadAttachment(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Project == "" {
+		cfg.Project = att.URL
+	}
+	if cfg.Project == "" {
+		return nil, errors.New("no project: attach this host first (momonga attach URL --account-key KEY), or name an open project's URL with --project")
+	}
 	for _, dir := range []string{"blobs", "slots", "reports", "cache"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
@@ -106,7 +120,11 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, id: id, log: cfg.Logger.With("host", id.ID), running: map[string]*slot{}, done: make(chan string, cfg.CPUs)}, nil
+	if attached && att.Host != id.ID {
+		return nil, fmt.Errorf("%s names host %s but the attachment is for %s: attach again", filepath.Join(cfg.DataDir, "host.json"), id.ID, att.Host)
+	}
+	att.Host = id.ID
+	return &Daemon{cfg: cfg, id: id, att: att, flops: measureFLOPS(), log: cfg.Logger.With("host", id.ID), running: map[string]*slot{}, done: make(chan string, cfg.CPUs)}, nil
 }
 
 // HostID is the id the project knows this host by.
@@ -163,14 +181,18 @@ func writeFileAtomic(p string, b []byte) error {
 }
 
 func (d *Daemon) hostInfo() wu.HostInfo {
-	return wu.HostInfo{Name: d.id.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: d.cfg.CPUs}
+	return wu.HostInfo{Name: d.id.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: d.cfg.CPUs, FLOPS: d.flops}
 }
 
 // Run connects, registers and computes until ctx ends. Running tasks are
 // stopped when it returns; their leases run out and the project gives them
 // to other hosts.
 func (d *Daemon) Run(ctx context.Context) error {
-	c, err := dial(d.cfg.Project, d.id.ID, d.id.Name)
+	opts, err := d.connectOptions()
+	if err != nil {
+		return err
+	}
+	c, err := dial(d.cfg.Project, d.id.ID, d.id.Name, d.log, opts...)
 	if err != nil {
 		return err
 	}
@@ -182,6 +204,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("register with project: %w", err)
+	}
+	if err := d.pin(hello.SigningKey); err != nil {
+		return err
 	}
 	d.beat = time.Duration(hello.BeatSeconds * float64(time.Second))
 	if d.beat <= 0 {
@@ -325,6 +350,10 @@ func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Resul
 	module, err := d.blob(ctx, a.AppHash, a.AppSize)
 	if err != nil {
 		return runner.Result{}, nil, fmt.Errorf("fetch app %s: %w", a.App, err)
+	}
+	if err := d.verifyModule(a, module); err != nil {
+		d.log.Error("app refused", "err", err)
+		return runner.Result{}, nil, err
 	}
 	if err := wu.CheckModule(module); err != nil {
 		return runner.Result{}, nil, fmt.Errorf("app %s: %w", a.App, err)

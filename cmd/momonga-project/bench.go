@@ -20,7 +20,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{benchDispatchCommand()},
+		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand()},
 	}
 }
 
@@ -40,6 +40,7 @@ func benchDispatchCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "transport", Value: cli.NewStringSlice(string(bench.TCP), string(bench.InProcess)),
 				Usage: "how volunteers connect: tcp (loopback), in-process (no socket)"},
 			&cli.IntFlag{Name: "tasks", Value: 200_000, Usage: "tasks queued for each level"},
+			&cli.BoolFlag{Name: "secure", Usage: "secured NATS: each volunteer attached with credentials and an account of its own (default: serve --open)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (servers, queueing and volunteers alike) to this file"},
 		},
@@ -55,6 +56,7 @@ func benchDispatch(c *cli.Context) error {
 		Duration:   c.Duration("duration"),
 		Requests:   c.Int("requests"),
 		Tasks:      c.Int("tasks"),
+		Secure:     c.Bool("secure"),
 		Logger:     cliutil.Logger(c),
 		Progress: func(r bench.Row) {
 			fmt.Fprintf(c.App.ErrWriter, "%s, %d volunteers: %.0f assignments/s, %.0f raw publishes/s\n",
@@ -84,10 +86,10 @@ func benchDispatch(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return printDispatch(c.App.Writer, rep)
+	return printDispatch(c.App.Writer, rep, c.Bool("secure"))
 }
 
-func printDispatch(out io.Writer, rep bench.Report) error {
+func printDispatch(out io.Writer, rep bench.Report, secure bool) error {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 	us := func(d time.Duration) string {
 		if d == 0 {
@@ -96,7 +98,11 @@ func printDispatch(out io.Writer, rep bench.Report) error {
 		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "work-unit dispatch on %d CPUs\n", rep.CPUs)
+	nats := "open (serve --open)"
+	if secure {
+		nats = "secured (volunteers attached, each with its own credentials and account)"
+	}
+	fmt.Fprintf(w, "work-unit dispatch on %d CPUs; NATS %s\n", rep.CPUs, nats)
 	fmt.Fprintf(w, "p50/p99: latency of one work request (raw: one publish); cpu/op: CPU time of the whole process per request\n\n")
 	fmt.Fprintln(w, "transport\tvolunteers\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio")
 	for _, r := range rep.Rows {

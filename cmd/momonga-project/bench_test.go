@@ -33,10 +33,59 @@ func TestBenchDispatch(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
-	table := run()
-	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 "} {
+	table := run("--secure")
+	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 ", "NATS secured"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// TestBenchCheat runs the cheating simulation on a small batch and checks
+// the acceptance figures: no wrong result accepted without collusion,
+// adaptive replication issuing fewer replicas, no credit for random
+// cheaters.
+func TestBenchCheat(t *testing.T) {
+	var out, errOut strings.Builder
+	a := app()
+	a.Writer, a.ErrWriter = &out, &errOut
+	if err := a.Run([]string{"momonga-project", "bench", "cheat", "--units", "2000", "--hosts", "100", "--json"}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var rows []bench.CheatRow
+	if err := json.Unmarshal([]byte(out.String()), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 10 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	replicas := map[bool]float64{}
+	for _, r := range rows {
+		t.Logf("%-24s adaptive=%-5v wrong accepted %d, errors %d, %.3f replicas/unit, cheater credit %.1f (%.2f%%)",
+			r.Name, r.Adaptive, r.WrongAccepted, r.Errored, r.ReplicasPerWU, r.CheaterCredit, 100*r.CreditShare)
+		if r.Cheaters[bench.Collude] == 0 && r.Cheaters[bench.Sleeper] == 0 && r.WrongAccepted != 0 {
+			t.Errorf("%s: %d wrong results accepted without collusion", r.Name, r.WrongAccepted)
+		}
+		if r.Cheaters[bench.Random] > 0 && len(r.Cheaters) == 1 && r.CheaterCredit != 0 {
+			t.Errorf("%s: hosts that only return wrong results got %g credit", r.Name, r.CheaterCredit)
+		}
+		if r.Name == "all honest" {
+			replicas[r.Adaptive] = r.ReplicasPerWU
+		}
+	}
+	if replicas[false] != 2 || replicas[true] >= replicas[false] {
+		t.Errorf("replicas per unit: fixed %.3f, adaptive %.3f", replicas[false], replicas[true])
+	}
+
+	a = app()
+	out.Reset()
+	a.Writer, a.ErrWriter = &out, &errOut
+	if err := a.Run([]string{"momonga-project", "bench", "cheat", "--units", "300", "--hosts", "40"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"wrong accepted", "replicas/unit", "5% wrong + 1% colluding", "adaptive"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

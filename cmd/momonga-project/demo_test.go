@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
+	"github.com/momonga-project/momonga/project/signing"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,12 @@ func TestVersionAndHelp(t *testing.T) {
 func TestFlagsAfterArgumentsAreRead(t *testing.T) {
 	// Each command line puts a flag after the arguments, as the usage lines
 	// do; the flag must be read (here: the unreachable --server is dialled).
+	keys := t.TempDir()
+	if _, err := signing.Init(keys); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
-		{"app", "add", "primes", "../../apps/primes.wasm", "--server", "nats://127.0.0.1:1"},
+		{"app", "add", "primes", "../../apps/primes.wasm", "--server", "nats://127.0.0.1:1", "--key", filepath.Join(keys, signing.PrivateFile)},
 		{"results", "b1", "--out", t.TempDir(), "--server", "nats://127.0.0.1:1"},
 		{"submit", "--app", "primes", "--server", "nats://127.0.0.1:1", "--arg", "5"},
 	} {

@@ -20,6 +20,7 @@ import (
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
+	"github.com/momonga-project/momonga/project/signing"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -40,30 +41,24 @@ func app() *cli.App {
 		Version: cliutil.Version,
 		Flags:   cliutil.LogFlags,
 		Commands: []*cli.Command{
+			initCommand(),
 			serveCommand(),
-			{
-				Name:  "app",
-				Usage: "manage applications",
-				Subcommands: []*cli.Command{{
-					Name:      "add",
-					Usage:     "publish a WebAssembly module as an app",
-					ArgsUsage: "NAME FILE.wasm",
-					Flags:     []cli.Flag{serverFlag},
-					Action:    appAdd,
-				}},
-			},
+			appCommand(),
+			userCommand(),
+			teamCommand(),
+			hostCommand(),
 			submitCommand(),
 			{
 				Name:   "status",
 				Usage:  "show batches, work units by state and hosts",
-				Flags:  []cli.Flag{serverFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Flags:  append(toolFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				Action: status,
 			},
 			{
 				Name:      "results",
 				Usage:     "download a batch's canonical results, one file per work unit, plus manifest.json",
 				ArgsUsage: "BATCH",
-				Flags:     []cli.Flag{serverFlag, &cli.StringFlag{Name: "out", Usage: "directory to write into (required)"}},
+				Flags:     append(toolFlags(), &cli.StringFlag{Name: "out", Usage: "directory to write into (required)"}),
 				Action:    results,
 			},
 			{
@@ -107,6 +102,12 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
 			&cli.DurationFlag{Name: "lease", Usage: "a task with no heartbeat for this long goes to another host", Value: sched.DefaultConfig().Lease},
 			&cli.DurationFlag{Name: "beat", Usage: "how often hosts send heartbeats while computing", Value: sched.DefaultConfig().Beat},
+			&cli.BoolFlag{Name: "open", Usage: "no NATS authentication: anyone who reaches the port may do anything (trials on one machine, tests)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the NATS listener (with --tls-key): volunteers connect over TLS"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
+			&cli.StringFlag{Name: "signing-key", Usage: "public key apps must be signed with (default: DATA/" + signing.PublicFile + ", made by `init`)"},
+			&cli.Float64Flag{Name: "host-rate", Value: 20, Usage: "requests per second one host may send"},
+			&cli.IntFlag{Name: "host-burst", Value: 200, Usage: "requests one host may send at once above its rate"},
 			membersFlag,
 			&cli.BoolFlag{Name: "join", Usage: "add up to --members members to the virtual peer of the project at --nats-url, instead of serving a project"},
 			&cli.StringFlag{Name: "nats-url", Usage: "NATS URL of the project to join", Value: "nats://127.0.0.1:4222"},
@@ -123,6 +124,10 @@ func serveCommand() *cli.Command {
 			if c.Duration("beat") >= c.Duration("lease") {
 				return fmt.Errorf("--beat %s must be shorter than --lease %s", c.Duration("beat"), c.Duration("lease"))
 			}
+			trust, err := serveTrust(c)
+			if err != nil {
+				return err
+			}
 			srv, err := server.Start(ctx, server.Config{
 				DataDir:    c.String("data"),
 				NATSListen: c.String("nats-listen"),
@@ -130,6 +135,7 @@ func serveCommand() *cli.Command {
 				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
 				Members:    c.Int("members"),
 				Logger:     cliutil.Logger(c),
+				Trust:      trust,
 			})
 			if err != nil {
 				return err
@@ -139,6 +145,11 @@ func serveCommand() *cli.Command {
 				fmt.Printf(", stats %s", u)
 			}
 			fmt.Println()
+			if p := srv.AdminCreds(); p != "" {
+				fmt.Printf("project tools: --creds %s\n", p)
+			} else {
+				fmt.Println("open mode: NATS accepts anyone, with no credentials")
+			}
 			select {
 			case <-ctx.Done():
 			case <-srv.Done():
@@ -150,7 +161,7 @@ func serveCommand() *cli.Command {
 
 func dial(c *cli.Context) (context.Context, *admin.Client, func(), error) {
 	ctx, stop := cliutil.SignalContext(context.Background())
-	adm, err := admin.Dial(ctx, c.String("server"))
+	adm, err := admin.Dial(ctx, c.String("server"), toolOptions(c)...)
 	if err != nil {
 		stop()
 		return nil, nil, nil, err
@@ -158,45 +169,20 @@ func dial(c *cli.Context) (context.Context, *admin.Client, func(), error) {
 	return ctx, adm, func() { adm.Close(); stop() }, nil
 }
 
-func appAdd(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return fmt.Errorf("usage: momonga-project app add NAME FILE.wasm")
-	}
-	module, err := os.ReadFile(c.Args().Get(1))
-	if err != nil {
-		return err
-	}
-	if err := wu.CheckModule(module); err != nil {
-		return fmt.Errorf("%s: %w", c.Args().Get(1), err)
-	}
-	ctx, adm, done, err := dial(c)
-	if err != nil {
-		return err
-	}
-	defer done()
-	app, err := adm.AddApp(ctx, c.Args().Get(0), module)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("app %s: %s (%d bytes)\n", app.Name, app.Hash, app.Size)
-	return nil
-}
-
 func submitCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "submit",
 		Usage:     "submit work units: one per INPUT file (its content is the unit's stdin), or many from --spec",
 		ArgsUsage: "[INPUT...]",
-		Flags: []cli.Flag{
-			serverFlag,
+		Flags: append(toolFlags(),
 			&cli.StringFlag{Name: "app", Usage: "app to run"},
 			&cli.StringFlag{Name: "batch", Usage: "batch name (default: app and time)"},
-			&cli.IntFlag{Name: "replication", Value: 2, Usage: "replicas of each work unit"},
-			&cli.IntFlag{Name: "quorum", Value: 2, Usage: "agreeing results that make a work unit valid"},
+			&cli.IntFlag{Name: "replication", Usage: "replicas of each work unit (default: the app's policy)"},
+			&cli.IntFlag{Name: "quorum", Usage: "agreeing results that make a work unit valid (default: the app's policy)"},
 			&cli.DurationFlag{Name: "deadline", Value: 7 * 24 * time.Hour, Usage: "time a host has from assignment to report"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "argument passed to every unit (repeat for more)"},
-			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, limits, units: [{name, args, stdin_file}]}"},
-		},
+			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, limits, units: [{name, args, stdin_file, fpops}]}"},
+		),
 		Action: submit,
 	}
 }
@@ -318,10 +304,15 @@ func status(c *cli.Context) error {
 		sort.Strings(tasks)
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", b.Name, b.App, b.Units, b.Valid, b.Errored, b.Pending, strings.Join(tasks, " "))
 	}
-	fmt.Fprintln(w, "\nHOST\tNAME\tCPUS\tRUNNING\tVALID\tINVALID\tLOST\tCREDIT\tLAST SEEN")
+	fmt.Fprintln(w, "\nHOST\tNAME\tUSER\tCPUS\tRUNNING\tVALID\tINVALID\tLOST\tSTREAK\tCREDIT\tRAC\tLAST SEEN")
 	for _, h := range st.Hosts {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\n", h.ID, h.Info.Name, h.Info.CPUs, h.Running, h.Valid, h.Invalid, h.Lost, h.Credit, h.LastSeen.Format(time.RFC3339))
+		user := h.User
+		if h.Revoked {
+			user += " (revoked)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339))
 	}
+	printCredit(w, st.Users, st.Teams)
 	return w.Flush()
 }
 

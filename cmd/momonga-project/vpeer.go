@@ -56,22 +56,20 @@ func vpeerCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "show each virtual peer: members, applied sequence and lag, state hashes at a common sequence, lease holder, snapshots",
-				Flags: []cli.Flag{
-					serverFlag,
+				Flags: append(toolFlags(),
 					&cli.StringFlag{Name: "group", Usage: "only this virtual peer (default: all)"},
 					&cli.DurationFlag{Name: "wait", Value: 300 * time.Millisecond, Usage: "how long to wait for more processes to answer"},
 					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-				},
+				),
 				Action: vpeerStatus,
 			},
 			{
 				Name:  "snapshot",
 				Usage: "take a snapshot now: every member records its state hash and the lease holder stores a snapshot",
-				Flags: []cli.Flag{
-					serverFlag,
+				Flags: append(toolFlags(),
 					&cli.StringFlag{Name: "group", Value: "sched", Usage: "virtual peer"},
 					&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for the snapshot"},
-				},
+				),
 				Action: vpeerSnapshot,
 			},
 		},
@@ -80,7 +78,7 @@ func vpeerCommand() *cli.Command {
 
 func dialNATS(c *cli.Context) (context.Context, *nats.Conn, func(), error) {
 	ctx, stop := cliutil.SignalContext(context.Background())
-	nc, err := nats.Connect(c.String("server"), nats.Name("momonga-project vpeer"))
+	nc, err := nats.Connect(c.String("server"), append(toolOptions(c), nats.Name("momonga-project vpeer"))...)
 	if err != nil {
 		stop()
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", c.String("server"), err)

@@ -26,12 +26,12 @@ func run(t *testing.T, args ...string) string {
 func TestVpeerStatusAndSnapshot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Members: 2, Heartbeat: 50 * time.Millisecond})
+	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Members: 2, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	spare, err := server.Start(ctx, server.Config{Join: srv.ClientURL(), Members: 1, Heartbeat: 50 * time.Millisecond})
+	spare, err := server.Start(ctx, server.Config{Join: srv.ClientURL(), Members: 1, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,12 +28,14 @@ func app() *cli.App {
 		Version: cliutil.Version,
 		Flags:   cliutil.LogFlags,
 		Commands: []*cli.Command{
+			attachCommand(),
 			{
 				Name:  "run",
 				Usage: "run the client: register with a project, fetch work, compute, report",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "data", Usage: "data directory (host identity, cache, slots)", Value: defaultDataDir()},
-					&cli.StringFlag{Name: "project", Usage: "project NATS URL, e.g. nats://127.0.0.1:4222", Required: true},
+					&cli.StringFlag{Name: "project", Usage: "project NATS URL, e.g. nats://127.0.0.1:4222 (default: the one attached to)"},
+					&cli.StringFlag{Name: "ca", Usage: "PEM file of the authority of the project's TLS certificate (default: the one given at attach)"},
 					&cli.IntFlag{Name: "cpus", Usage: "tasks to run at once (0 = one per core)"},
 					&cli.StringFlag{Name: "name", Usage: "host name to show the project (default: this machine's)"},
 				},
@@ -43,6 +45,7 @@ func app() *cli.App {
 					return daemon.Run(ctx, daemon.Config{
 						DataDir: c.String("data"),
 						Project: c.String("project"),
+						CAFile:  c.String("ca"),
 						CPUs:    c.Int("cpus"),
 						Name:    c.String("name"),
 						Logger:  cliutil.Logger(c),

@@ -6,7 +6,7 @@ import (
 )
 
 func TestVersionAndHelp(t *testing.T) {
-	for _, args := range [][]string{{"--version"}, {"--help"}, {"run", "--help"}} {
+	for _, args := range [][]string{{"--version"}, {"--help"}, {"run", "--help"}, {"attach", "--help"}} {
 		var out strings.Builder
 		a := app()
 		a.Writer = &out
@@ -21,7 +21,7 @@ func TestVersionAndHelp(t *testing.T) {
 	a := app()
 	a.Writer = &out
 	a.ErrWriter = &out
-	if err := a.Run([]string{"momonga", "run"}); err == nil || !strings.Contains(err.Error(), "project") {
-		t.Errorf("run without --project: %v", err)
+	if err := a.Run([]string{"momonga", "run", "--data", t.TempDir()}); err == nil || !strings.Contains(err.Error(), "momonga attach") {
+		t.Errorf("run without --project on a host never attached: %v", err)
 	}
 }

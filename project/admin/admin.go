@@ -28,9 +28,16 @@ type Client struct {
 	Retries int
 }
 
-// Dial connects to the project's NATS server at url.
-func Dial(ctx context.Context, url string) (*Client, error) {
-	nc, err := nats.Connect(url, nats.Name("momonga-project admin"), nats.Timeout(5*time.Second))
+// Dial connects to the project's NATS server at url. A secured server
+// needs the project's credentials among opts (nats.UserCredentials with
+// the server's admin.creds), and a TLS listener the CA that signed its
+// certificate (nats.RootCAs) unless the system trusts it.
+func Dial(ctx context.Context, url string, opts ...nats.Option) (*Client, error) {
+	opts = append([]nats.Option{nats.Name("momonga-project admin"), nats.Timeout(5 * time.Second)}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("connect to project at %s: %w: give the project's credentials with --creds (the server's DATA/admin.creds)", url, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to project at %s: %w (is `momonga-project serve` running?)", url, err)
 	}
@@ -56,24 +63,32 @@ func (c *Client) PutBlob(ctx context.Context, b []byte) (wu.Hash, error) { retur
 // Blob reads a blob.
 func (c *Client) Blob(ctx context.Context, h wu.Hash) ([]byte, error) { return c.blobs.Get(ctx, h) }
 
-// AddApp publishes module under name: it checks the module, stores it and
-// records it in the scheduler.
-func (c *Client) AddApp(ctx context.Context, name string, module []byte) (wu.App, error) {
+// AddApp publishes module under name with its signed manifest (see
+// workunits.SignApp) and validation policy: it checks the module and the
+// signature, stores the module and records the app in the scheduler.
+func (c *Client) AddApp(ctx context.Context, name string, module, signature []byte, policy wu.Policy) (wu.App, error) {
 	if !wu.ValidName(name) {
 		return wu.App{}, wu.Errorf(wu.CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", name, wu.MaxNameBytes)
 	}
 	if err := wu.CheckModule(module); err != nil {
 		return wu.App{}, err
 	}
+	sig, err := wu.ParseAppSignature(signature)
+	if err != nil {
+		return wu.App{}, err
+	}
+	if err := sig.Verify(sig.Key, module); err != nil {
+		return wu.App{}, fmt.Errorf("signature of %s: %w", name, err)
+	}
 	h, err := c.PutBlob(ctx, module)
 	if err != nil {
 		return wu.App{}, err
 	}
-	req := wu.AddApp{V: wu.WireVersion, Name: name, Hash: h, Size: int64(len(module))}
+	req := wu.AddApp{V: wu.WireVersion, Name: name, Hash: h, Size: int64(len(module)), Signature: string(signature), Policy: policy}
 	if err := c.command(ctx, wu.OpAddApp, req, &wu.Ack{}); err != nil {
 		return wu.App{}, err
 	}
-	return wu.App{Name: name, Hash: h, Size: int64(len(module))}, nil
+	return wu.App{Name: name, Hash: h, Size: int64(len(module)), Signature: string(signature), Policy: policy}, nil
 }
 
 // submitChunk is how many units go in one Submit: one message stays well

@@ -14,6 +14,8 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +67,11 @@ type Config struct {
 	// DataDir holds the servers' data, one directory per level; "" uses a
 	// temporary directory, removed at the end.
 	DataDir string
+	// Secure runs the project as a real one runs: every volunteer a user of
+	// its own, attached, connecting with its own credentials into an
+	// account of its own, its requests crossing into the project's account.
+	// Without it NATS is open (serve --open).
+	Secure bool
 	// Progress, if set, is called with each row as soon as it is measured.
 	Progress func(Row)
 	Logger   *slog.Logger
@@ -215,6 +222,10 @@ type run struct {
 	nc     *nats.Conn
 	adm    *admin.Client
 	queued int // tasks submitted, in batches of batchUnits
+	// hostOpts are each attached volunteer's credentials; projectOpts the
+	// project's own, for raw publishers (secured servers only).
+	hostOpts    map[string][]nats.Option
+	projectOpts []nats.Option
 	// received holds the tasks each volunteer host was given, in order.
 	received map[string][]string
 }
@@ -222,12 +233,16 @@ type run struct {
 // start brings up a server in dir with the primes app published and the
 // stream raw publishes go to.
 func start(ctx context.Context, cfg Config, dir string) (_ *run, err error) {
-	r := &run{cfg: cfg, received: map[string][]string{}}
+	r := &run{cfg: cfg, received: map[string][]string{}, hostOpts: map[string][]nats.Option{}}
 	defer func() {
 		if err != nil {
 			r.close()
 		}
 	}()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	r.srv, err = server.Start(ctx, server.Config{
 		DataDir:    dir,
 		NATSListen: "127.0.0.1:0",
@@ -235,17 +250,24 @@ func start(ctx context.Context, cfg Config, dir string) (_ *run, err error) {
 		// went out again would count twice.
 		Sched:  sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour},
 		Logger: cfg.Logger,
+		// The dispatch path measured is the same with credentials (they are
+		// checked once per connection), and the volunteers are asked to
+		// go as fast as they can: no per-host rate limit.
+		Trust: server.Trust{Open: !cfg.Secure, SigningKey: key.Public().(ed25519.PublicKey), HostRate: 1e12, HostBurst: 1 << 30},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start project server: %w", err)
 	}
-	if r.adm, err = admin.Dial(ctx, r.srv.ClientURL()); err != nil {
+	if p := r.srv.AdminCreds(); p != "" {
+		r.projectOpts = []nats.Option{nats.UserCredentials(p)}
+	}
+	if r.adm, err = admin.Dial(ctx, r.srv.ClientURL(), r.projectOpts...); err != nil {
 		return nil, err
 	}
-	if _, err := r.adm.AddApp(ctx, appName, apps.Primes); err != nil {
+	if _, err := r.adm.AddApp(ctx, appName, apps.Primes, wu.SignApp(key, apps.Primes).Encode(), wu.Policy{}); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", appName, err)
 	}
-	if r.nc, err = nats.Connect("", nats.InProcessServer(r.srv), nats.Name("momonga bench")); err != nil {
+	if r.nc, err = nats.Connect("", r.srv.ProjectConnectOptions(nats.Name("momonga bench"))...); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	js, err := jetstream.New(r.nc)

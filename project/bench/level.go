@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/momonga-project/momonga/vpeer/jetlog"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -33,8 +34,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 			nc.Close()
 		}
 	}()
-	connect := func(host string) (*nats.Conn, error) {
-		nc, err := r.connect(t, host)
+	keep := func(nc *nats.Conn, err error) (*nats.Conn, error) {
 		if err == nil {
 			conns = append(conns, nc)
 		}
@@ -45,7 +45,15 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 	publish := make([]func(context.Context) error, n)
 	for i := range n {
 		host := fmt.Sprintf("vol-%s-%d-%d", t, n, i)
-		nc, err := connect(host)
+		if r.cfg.Secure {
+			id, opts, err := r.attach(ctx, host)
+			if err != nil {
+				return Row{}, err
+			}
+			host = id
+			r.hostOpts[host] = opts
+		}
+		nc, err := keep(r.connect(t, host))
 		if err != nil {
 			return Row{}, err
 		}
@@ -56,7 +64,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		work[i] = vols[i].work
 
 		host = fmt.Sprintf("raw-%s-%d-%d", t, n, i)
-		if nc, err = connect(host); err != nil {
+		if nc, err = keep(r.connect(t, host, r.projectOpts...)); err != nil {
 			return Row{}, err
 		}
 		js, err := jetstream.New(nc)
@@ -97,10 +105,12 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 }
 
 // connect opens a connection of its own for one simulated volunteer, with
-// replies under its own inbox prefix as a real volunteer's are.
-func (r *run) connect(t Transport, host string) (*nats.Conn, error) {
+// replies under its own inbox prefix as a real volunteer's are, and its
+// credentials on a secured server (or extra ones, for a raw publisher).
+func (r *run) connect(t Transport, host string, extra ...nats.Option) (*nats.Conn, error) {
 	url := r.srv.ClientURL()
-	opts := []nats.Option{nats.Name("momonga bench " + host), nats.CustomInboxPrefix("_INBOX_" + host)}
+	opts := append([]nats.Option{nats.Name("momonga bench " + host), nats.CustomInboxPrefix("_INBOX_" + host)}, r.hostOpts[host]...)
+	opts = append(opts, extra...)
 	if t == InProcess {
 		url = ""
 		opts = append(opts, nats.InProcessServer(r.srv))
@@ -281,4 +291,31 @@ func (p *publisher) publish(ctx context.Context) error {
 		return fmt.Errorf("%s: publish %d was taken for a duplicate", p.host, p.seq)
 	}
 	return nil
+}
+
+// attach makes a user called name and attaches a host to it as `momonga
+// attach` does; it returns the host's id and the options it connects with.
+func (r *run) attach(ctx context.Context, name string) (string, []nats.Option, error) {
+	_, key, err := r.adm.AddUser(ctx, name, "", "")
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: user: %w", name, err)
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", nil, err
+	}
+	pub, _ := kp.PublicKey()
+	nc, err := nats.Connect(r.srv.ClientURL(), nats.UserInfo(wu.AttachUserName(pub), key), nats.CustomInboxPrefix(wu.InboxPrefix(pub)))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: attach: %w", name, err)
+	}
+	defer nc.Close()
+	var rep wu.AttachReply
+	if err := request(ctx, nc, wu.AttachSubject(pub), wu.Encode(wu.AttachRequest{V: wu.WireVersion, AccountKey: key, NKey: pub, Host: wu.HostInfo{Name: name}}), &rep); err != nil {
+		return "", nil, fmt.Errorf("%s: attach: %w", name, err)
+	}
+	if rep.Error != nil {
+		return "", nil, fmt.Errorf("%s: attach: %w", name, rep.Error)
+	}
+	return rep.Host, []nats.Option{nats.Nkey(pub, kp.Sign)}, nil
 }

@@ -27,8 +27,9 @@ var forbiddenImports = []string{"os", "os/exec", "io/ioutil", "syscall", "math/r
 var forbiddenCalls = []string{"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker"}
 
 var purePackages = map[string]string{
-	"github.com/momonga-project/momonga/workunits":     "../../workunits",
-	"github.com/momonga-project/momonga/project/sched": ".",
+	"github.com/momonga-project/momonga/workunits":      "../../workunits",
+	"github.com/momonga-project/momonga/project/sched":  ".",
+	"github.com/momonga-project/momonga/project/credit": "../credit",
 }
 
 func TestPurePackagesDependOnNothingImpure(t *testing.T) {

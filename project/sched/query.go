@@ -28,9 +28,15 @@ func (m *Machine) Status() wu.StatusReply {
 	}
 	for _, id := range sortedKeys(m.st.Hosts) {
 		h := m.st.Hosts[id]
-		rep.Hosts = append(rep.Hosts, wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
-			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Credit: h.Credit})
+		hs := wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
+			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Credit: h.Credit}
+		hs.RAC, hs.Streak, hs.Revoked = h.RAC.At(m.st.Now), h.Streak, h.Revoked
+		if u := m.st.Users[h.User]; u != nil {
+			hs.User = u.Name
+		}
+		rep.Hosts = append(rep.Hosts, hs)
 	}
+	rep.Users, rep.Teams = m.accounts(false)
 	return rep
 }
 
@@ -52,4 +58,48 @@ func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {
 			OutputSize: u.OutputSize, Tasks: len(u.Tasks), Reason: u.Reason})
 	}
 	return rep, nil
+}
+
+// Accounts lists users, with their e-mail addresses, and teams, for the
+// project's own tools.
+func (m *Machine) Accounts() wu.AccountsReply {
+	rep := wu.AccountsReply{V: wu.WireVersion}
+	rep.Users, rep.Teams = m.accounts(true)
+	return rep
+}
+
+// accounts lists users and teams with their credit decayed to the state's
+// time; e-mail addresses only when asked, as the stats page must not show
+// them.
+func (m *Machine) accounts(withEmail bool) ([]wu.UserStatus, []wu.TeamStatus) {
+	hosts := map[string]int{}
+	for _, h := range m.st.Hosts {
+		if h.User != "" && !h.Revoked {
+			hosts[h.User]++
+		}
+	}
+	members := map[string]int{}
+	users := make([]wu.UserStatus, 0, len(m.st.Users))
+	for _, id := range sortedKeys(m.st.Users) {
+		u := m.st.Users[id]
+		us := wu.UserStatus{ID: u.ID, Name: u.Name, Created: u.Created, Hosts: hosts[id], Credit: u.Credit, RAC: u.RAC.At(m.st.Now)}
+		if withEmail {
+			us.Email = u.Email
+		}
+		if t := m.st.Teams[u.Team]; t != nil {
+			us.Team = t.Name
+			members[t.ID]++
+		}
+		users = append(users, us)
+	}
+	teams := make([]wu.TeamStatus, 0, len(m.st.Teams))
+	for _, id := range sortedKeys(m.st.Teams) {
+		t := m.st.Teams[id]
+		ts := wu.TeamStatus{ID: t.ID, Name: t.Name, Created: t.Created, Members: members[id], Credit: t.Credit, RAC: t.RAC.At(m.st.Now)}
+		if f := m.st.Users[t.Founder]; f != nil {
+			ts.Founder = f.Name
+		}
+		teams = append(teams, ts)
+	}
+	return users, teams
 }

@@ -9,7 +9,6 @@ package sched
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -28,6 +27,18 @@ type Config struct {
 	ReplyWindow  int           // how many replies per requester are kept for retries
 	HostFLOPS    float64       // assumed speed of a host that reports none
 	DeadlineSecs float64       // default time from assignment to report
+
+	// SigningKey is the public key the project's apps are signed with
+	// (workunits.FormatPublicKey), given to hosts to pin.
+	SigningKey string
+	// MaxFLOPS caps the benchmark a host claims credit with, and with a
+	// unit's time limit bounds the credit of a unit that has no size.
+	MaxFLOPS float64
+	// Adaptive replication: a host whose last TrustAfter results agreed
+	// with other hosts' may get single replicas; each of its units is still
+	// replicated with probability max(TrustAfter/streak, SpotCheck).
+	TrustAfter int
+	SpotCheck  float64
 }
 
 // DefaultConfig is the policy of a project that sets nothing.
@@ -41,6 +52,9 @@ func DefaultConfig() Config {
 		ReplyWindow:  8,
 		HostFLOPS:    1e9,
 		DeadlineSecs: 7 * 24 * 3600,
+		MaxFLOPS:     1e11,
+		TrustAfter:   10,
+		SpotCheck:    0.1,
 	}
 }
 
@@ -50,6 +64,8 @@ func DefaultConfig() Config {
 type Machine struct {
 	cfg Config
 	st  *state
+	ix  indexes
+	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
 }
 
 var _ vpeer.StateMachine = (*Machine)(nil)
@@ -81,11 +97,23 @@ func New(cfg Config) *Machine {
 	if cfg.DeadlineSecs <= 0 {
 		cfg.DeadlineSecs = d.DeadlineSecs
 	}
-	return &Machine{cfg: cfg, st: newState()}
+	if cfg.MaxFLOPS <= 0 {
+		cfg.MaxFLOPS = d.MaxFLOPS
+	}
+	if cfg.TrustAfter <= 0 {
+		cfg.TrustAfter = d.TrustAfter
+	}
+	if !(cfg.SpotCheck > 0 && cfg.SpotCheck <= 1) {
+		cfg.SpotCheck = d.SpotCheck
+	}
+	m := &Machine{cfg: cfg, st: newState()}
+	m.reindex()
+	return m
 }
 
 // Apply applies one log entry and returns the reply for its requester.
 func (m *Machine) Apply(e vpeer.Entry) []byte {
+	m.seq = e.Seq
 	if !e.Time.IsZero() && e.Time.After(m.st.Now) {
 		m.st.Now = e.Time
 	}
@@ -143,6 +171,9 @@ func (m *Machine) dispatch(cmd wu.Command) []byte {
 	case wu.OpSubmit:
 		return body(cmd, m.submit)
 	}
+	if reply, ok := m.dispatchAccounts(cmd); ok {
+		return reply
+	}
 	return wu.Encode(wu.Ack{V: wu.WireVersion, Error: wu.Errorf(wu.CodeBadRequest, "unknown operation %q", cmd.Op)})
 }
 
@@ -179,8 +210,11 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	}
 	h := m.st.Hosts[id]
 	if h == nil {
-		h = &host{ID: id}
+		h = &host{ID: id, Created: m.st.Now}
 		m.st.Hosts[id] = h
+	}
+	if h.Revoked {
+		return nil, errRevoked(id)
 	}
 	h.Info = req.Host
 	h.LastSeen = m.st.Now
@@ -196,6 +230,7 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 		NextSeq:      next,
 		BeatSeconds:  m.cfg.Beat.Seconds(),
 		LeaseSeconds: m.cfg.Lease.Seconds(),
+		SigningKey:   m.cfg.SigningKey,
 	}, nil
 }
 
@@ -204,12 +239,16 @@ func (m *Machine) knownHost(id string) (*host, error) {
 	if h == nil {
 		return nil, wu.Errorf(wu.CodeNotFound, "host %q is not registered: send hello first", id)
 	}
+	if h.Revoked {
+		return nil, errRevoked(id)
+	}
 	h.LastSeen = m.st.Now
 	return h, nil
 }
 
 func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
-	if _, err := m.knownHost(id); err != nil {
+	h, err := m.knownHost(id)
+	if err != nil {
 		return nil, err
 	}
 	rep := &wu.WorkReply{V: wu.WireVersion}
@@ -221,11 +260,11 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 		}
 		t := m.st.Tasks[tid]
 		u := m.st.Units[t.Unit]
-		if m.holdsReplica(id, u, t.ID) {
+		if m.holdsReplica(h, u, t.ID) {
 			skipped = append(skipped, tid)
 			continue
 		}
-		rep.Assignments = append(rep.Assignments, m.assign(t, u, id))
+		rep.Assignments = append(rep.Assignments, m.assign(t, u, h))
 	}
 	m.st.Retry = append(skipped, m.st.Retry...)
 	if len(rep.Assignments) == 0 {
@@ -248,22 +287,28 @@ func (m *Machine) popUnsent() (string, bool) {
 	return "", false
 }
 
-// holdsReplica reports whether host id holds, or has reported, another
-// replica of u: two replicas of one work unit never go to the same host.
-func (m *Machine) holdsReplica(id string, u *unit, except string) bool {
+// holdsReplica reports whether h, or another host of the same user, holds
+// or has reported another replica of u: two replicas of one work unit never
+// go to one user, so nobody can validate their own results.
+func (m *Machine) holdsReplica(h *host, u *unit, except string) bool {
+	owner := m.owner(h)
 	for _, tid := range u.Tasks {
 		t := m.st.Tasks[tid]
-		if tid != except && t.Host == id && (t.State == wu.TaskAssigned || t.State == wu.TaskReported) {
+		if tid == except || t.Host == "" || t.State != wu.TaskAssigned && t.State != wu.TaskReported {
+			continue
+		}
+		if other := m.st.Hosts[t.Host]; t.Host == h.ID || other != nil && m.owner(other) == owner {
 			return true
 		}
 	}
 	return false
 }
 
-func (m *Machine) assign(t *task, u *unit, hostID string) wu.Assignment {
+func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
+	m.decideReplication(u, t, h)
 	now := m.st.Now
 	t.State = wu.TaskAssigned
-	t.Host = hostID
+	t.Host = h.ID
 	t.Sent = now
 	t.LeaseUntil = now.Add(m.cfg.Lease)
 	t.Deadline = now.Add(time.Duration(u.Deadline * float64(time.Second)))
@@ -275,6 +320,7 @@ func (m *Machine) assign(t *task, u *unit, hostID string) wu.Assignment {
 		App:      u.App,
 		AppHash:  u.AppHash,
 		AppSize:  u.AppSize,
+		AppSig:   m.st.AppSigs[u.AppHash],
 		Args:     u.Args,
 		Stdin:    u.Stdin,
 		Limits:   u.Limits,
@@ -320,11 +366,11 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 	t.Output = req.Output
 	t.OutputSize = req.OutputSize
 	t.CPUSeconds = req.CPUSeconds
+	t.Claim = m.claim(h, req.CPUSeconds)
 	t.Reason = req.Reason
 	t.Fraction = 1
 	if req.Outcome == wu.OutcomeFailure {
-		t.Validity = wu.ValidityInvalid
-		h.Invalid++
+		m.invalidate(t)
 	}
 	if u.State == wu.WorkUnitPending {
 		m.validate(u)
@@ -332,99 +378,6 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 		m.judgeLate(u, t)
 	}
 	return &wu.Ack{V: wu.WireVersion}, nil
-}
-
-// validate looks for a quorum of agreeing results and otherwise makes sure
-// enough replicas are out to reach one.
-func (m *Machine) validate(u *unit) {
-	groups := map[wu.Hash]int{}
-	live := 0
-	best, bestN := wu.Hash(""), 0
-	for _, tid := range u.Tasks {
-		t := m.st.Tasks[tid]
-		switch {
-		case t.State == wu.TaskReported && t.Outcome == wu.OutcomeSuccess:
-			groups[t.Output]++
-			if n := groups[t.Output]; n > bestN || n == bestN && t.Output < best {
-				best, bestN = t.Output, n
-			}
-		case t.State == wu.TaskUnsent || t.State == wu.TaskAssigned:
-			live++
-		}
-	}
-	if bestN >= u.Quorum {
-		m.accept(u, best)
-		return
-	}
-	need := u.Quorum - bestN - live
-	for ; need > 0 && len(u.Tasks) < u.MaxTasks; need-- {
-		m.addTask(u)
-		live++
-	}
-	if bestN+live < u.Quorum {
-		m.finish(u, wu.WorkUnitError, fmt.Sprintf("no quorum of %d agreeing results after %d tasks", u.Quorum, len(u.Tasks)))
-	}
-}
-
-func (m *Machine) accept(u *unit, canonical wu.Hash) {
-	u.Canonical = canonical
-	var valid []*task
-	for _, tid := range u.Tasks {
-		t := m.st.Tasks[tid]
-		if t.State != wu.TaskReported || t.Outcome != wu.OutcomeSuccess {
-			continue
-		}
-		if t.Output == canonical {
-			valid = append(valid, t)
-			u.OutputSize = t.OutputSize
-		} else {
-			t.Validity = wu.ValidityInvalid
-			m.st.Hosts[t.Host].Invalid++
-		}
-	}
-	credit := m.grantedCredit(u, valid)
-	for _, t := range valid {
-		t.Validity = wu.ValidityValid
-		h := m.st.Hosts[t.Host]
-		h.Valid++
-		h.Credit += credit
-	}
-	m.finish(u, wu.WorkUnitValid, "")
-}
-
-// judgeLate validates a result that arrived after its work unit was decided.
-func (m *Machine) judgeLate(u *unit, t *task) {
-	h := m.st.Hosts[t.Host]
-	if u.State == wu.WorkUnitValid && t.Output == u.Canonical {
-		t.Validity = wu.ValidityValid
-		h.Valid++
-		h.Credit += m.grantedCredit(u, []*task{t})
-		return
-	}
-	t.Validity = wu.ValidityInvalid
-	h.Invalid++
-}
-
-// grantedCredit is the Cobblestones each valid replica earns: the lowest
-// claim among them (a claim is CPU time at the host's measured speed), capped
-// by the work unit's estimated size when it has one.
-func (m *Machine) grantedCredit(u *unit, valid []*task) float64 {
-	const cobblestone = 1e9 * 86400 / 200 // floating-point operations per Cobblestone
-	claim := math.Inf(1)
-	for _, t := range valid {
-		flops := m.st.Hosts[t.Host].Info.FLOPS
-		if flops <= 0 {
-			flops = m.cfg.HostFLOPS
-		}
-		claim = min(claim, t.CPUSeconds*flops/cobblestone)
-	}
-	if math.IsInf(claim, 1) {
-		return 0
-	}
-	if u.FPOps > 0 {
-		claim = min(claim, u.FPOps/cobblestone)
-	}
-	return claim
 }
 
 // finish decides a work unit and cancels the replicas it no longer needs.
@@ -438,6 +391,9 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 	}
 	u.State = s
 	u.Reason = reason
+	if s == wu.WorkUnitError {
+		delete(m.st.Compare, u.ID)
+	}
 	for _, tid := range u.Tasks {
 		t := m.st.Tasks[tid]
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
@@ -447,11 +403,17 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 	}
 }
 
-func (m *Machine) addTask(u *unit) *task {
+// addTask adds a replica to u. An urgent one, needed to decide a unit that
+// is already under way, goes out before the queue of new work.
+func (m *Machine) addTask(u *unit, urgent bool) *task {
 	t := &task{ID: u.ID + "_" + strconv.Itoa(len(u.Tasks)), Unit: u.ID, State: wu.TaskUnsent}
 	u.Tasks = append(u.Tasks, t.ID)
 	m.st.Tasks[t.ID] = t
-	m.st.Unsent = append(m.st.Unsent, t.ID)
+	if urgent {
+		m.st.Retry = append(m.st.Retry, t.ID)
+	} else {
+		m.st.Unsent = append(m.st.Unsent, t.ID)
+	}
 	return t
 }
 
@@ -493,7 +455,10 @@ func (m *Machine) tick() {
 }
 
 func (m *Machine) addApp(_ string, req wu.AddApp) (*wu.Ack, error) {
-	m.st.Apps[req.Name] = wu.App{Name: req.Name, Hash: req.Hash, Size: req.Size, Added: m.st.Now}
+	m.st.Apps[req.Name] = wu.App{Name: req.Name, Hash: req.Hash, Size: req.Size, Added: m.st.Now, Policy: req.Policy}
+	if req.Signature != "" {
+		m.st.AppSigs[req.Hash] = req.Signature
+	}
 	return &wu.Ack{V: wu.WireVersion}, nil
 }
 
@@ -506,7 +471,11 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 	if b != nil && b.App != req.App {
 		return nil, wu.Errorf(wu.CodeConflict, "batch %q runs app %q, not %q", req.Batch, b.App, req.App)
 	}
+	pol := app.Policy
 	repl, quorum := req.Replication, req.Quorum
+	if repl == 0 && quorum == 0 {
+		repl, quorum = pol.Replication, pol.Quorum
+	}
 	if repl == 0 {
 		repl = max(quorum, 1)
 	}
@@ -550,20 +519,34 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 		m.st.Batches[req.Batch] = b
 	}
 	rep := &wu.SubmitReply{V: wu.WireVersion, Batch: req.Batch}
+	maxTasks := pol.MaxTasks
+	if maxTasks < repl {
+		maxTasks = 2*repl + 2
+	}
 	for i, us := range req.Units {
 		m.st.NextUnit++
+		fpops := us.FPOps
+		if fpops == 0 {
+			fpops = pol.FPOps
+		}
 		u := &unit{
 			ID: "wu" + strconv.FormatUint(m.st.NextUnit, 10), Name: names[i], Batch: req.Batch,
 			App: app.Name, AppHash: app.Hash, AppSize: app.Size,
-			Args: us.Args, Stdin: us.Stdin, FPOps: us.FPOps, Limits: limits, Deadline: deadline,
-			Replication: repl, Quorum: quorum, MaxTasks: 2*repl + 2, State: wu.WorkUnitPending,
+			Args: us.Args, Stdin: us.Stdin, FPOps: fpops, Limits: limits, Deadline: deadline,
+			Replication: repl, Quorum: quorum, MaxTasks: maxTasks, State: wu.WorkUnitPending,
+			Tolerance: pol.Tolerance,
 		}
 		m.st.Units[u.ID] = u
 		b.Units = append(b.Units, u.ID)
 		b.Names = append(b.Names, u.Name)
 		b.Pending++
-		for r := 0; r < repl; r++ {
-			m.addTask(u)
+		first := repl
+		if pol.Adaptive && quorum >= 2 {
+			// One replica at first: the host it goes to decides the rest.
+			u.Adaptive, u.FullQuorum, first = true, quorum, 1
+		}
+		for r := 0; r < first; r++ {
+			m.addTask(u, false)
 		}
 		rep.Units = append(rep.Units, u.ID)
 	}

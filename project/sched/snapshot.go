@@ -2,6 +2,7 @@ package sched
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,10 +28,11 @@ import (
 //
 //	magic "msched", version uvarint
 //	now, next unit
-//	apps:      count, then sorted by name: name, hash, size, added
+//	tables:    the tables that grow with hosts and people, not with work
+//	           (apps, hosts, users, teams, signatures, pending comparisons):
+//	           length, then JSON, so that a field added to them needs nothing here
 //	batches:   count, then sorted by name: name, app, pending, valid, errored,
 //	           units (count, then each unit with its tasks), names
-//	hosts:     count, then sorted by id
 //	sessions:  count, then sorted by host: last, last used, replies sorted by seq
 //	unsent, retry: count, then task numbers (tasks numbered in the order written)
 //
@@ -39,8 +41,22 @@ import (
 // does not know.
 const (
 	snapshotMagic   = "msched"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
+
+// tables is the snapshot's JSON section: everything whose size follows the
+// number of hosts and people rather than the amount of work.
+type tables struct {
+	Apps     map[string]wu.App  `json:"apps"`
+	Hosts    map[string]*host   `json:"hosts"`
+	Users    map[string]*user   `json:"users"`
+	Teams    map[string]*team   `json:"teams"`
+	NextUser uint64             `json:"next_user,omitempty"`
+	NextTeam uint64             `json:"next_team,omitempty"`
+	NextHost uint64             `json:"next_host,omitempty"`
+	AppSigs  map[wu.Hash]string `json:"app_sigs"`
+	Compare  map[string]bool    `json:"compare"`
+}
 
 // Snapshot writes the whole state.
 func (m *Machine) Snapshot(w io.Writer) error {
@@ -71,6 +87,7 @@ func (m *Machine) Restore(r io.Reader) error {
 		return fmt.Errorf("scheduler restore: %w", d.err)
 	}
 	m.st = st
+	m.reindex()
 	return nil
 }
 
@@ -87,6 +104,14 @@ func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 func (e *encoder) float(f float64) {
 	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
+}
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.uint(1)
+		return
+	}
+	e.uint(0)
 }
 
 func (e *encoder) str(s string) {
@@ -126,15 +151,13 @@ func (e *encoder) state(st *state) error {
 	e.uint(uint64(len(st.Tasks)))
 	e.uint(uint64(len(st.Assigned)))
 
-	e.uint(uint64(len(st.Apps)))
-	for _, name := range sortedKeys(st.Apps) {
-		a := st.Apps[name]
-		e.str(name)
-		e.str(a.Name)
-		e.sym(string(a.Hash))
-		e.int(a.Size)
-		e.time(a.Added)
+	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
+		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare})
+	if err != nil {
+		return err
 	}
+	e.uint(uint64(len(small)))
+	e.b = append(e.b, small...)
 
 	e.taskNum = make(map[*task]uint64, len(st.Tasks))
 	units := 0
@@ -170,24 +193,6 @@ func (e *encoder) state(st *state) error {
 	}
 	if e.assigned != len(st.Assigned) {
 		return fmt.Errorf("%d assigned tasks do not exist", len(st.Assigned)-e.assigned)
-	}
-
-	e.uint(uint64(len(st.Hosts)))
-	for _, id := range sortedKeys(st.Hosts) {
-		h := st.Hosts[id]
-		e.str(id)
-		e.str(h.ID)
-		e.str(h.Info.Name)
-		e.sym(h.Info.OS)
-		e.sym(h.Info.Arch)
-		e.int(int64(h.Info.CPUs))
-		e.int(h.Info.MemoryBytes)
-		e.float(h.Info.FLOPS)
-		e.time(h.LastSeen)
-		e.int(int64(h.Valid))
-		e.int(int64(h.Invalid))
-		e.int(int64(h.Lost))
-		e.float(h.Credit)
 	}
 
 	e.uint(uint64(len(st.Sessions)))
@@ -246,6 +251,16 @@ func (e *encoder) unit(st *state, u *unit) error {
 	e.str(string(u.Canonical))
 	e.int(u.OutputSize)
 	e.sym(u.Reason)
+	e.bool(u.Adaptive)
+	e.int(int64(u.FullQuorum))
+	e.float(u.Tolerance.Abs)
+	e.float(u.Tolerance.Rel)
+	agree := sortedKeys(u.Agree)
+	e.uint(uint64(len(agree)))
+	for _, k := range agree {
+		e.str(k)
+		e.bool(u.Agree[k])
+	}
 	e.uint(uint64(len(u.Tasks)))
 	for i, id := range u.Tasks {
 		t := st.Tasks[id]
@@ -276,6 +291,8 @@ func (e *encoder) unit(st *state, u *unit) error {
 		e.sym(t.Reason)
 		e.sym(string(t.Validity))
 		e.int(int64(t.Lost))
+		e.float(t.Claim)
+		e.float(t.Credit)
 	}
 	return nil
 }
@@ -413,9 +430,15 @@ func (d *decoder) state() *state {
 	st.Tasks = make(map[string]*task, tasks)
 	st.Assigned = make(map[string]bool, assigned)
 
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		key := d.str()
-		st.Apps[key] = wu.App{Name: d.str(), Hash: wu.Hash(d.sym()), Size: d.int(), Added: d.time()}
+	if small := d.bytes(); d.err == nil {
+		tb := tables{}
+		if err := json.Unmarshal(small, &tb); err != nil {
+			d.fail("tables: %v", err)
+		}
+		fresh := newState()
+		st.Apps, st.Hosts, st.Users, st.Teams = orEmpty(tb.Apps, fresh.Apps), orEmpty(tb.Hosts, fresh.Hosts), orEmpty(tb.Users, fresh.Users), orEmpty(tb.Teams, fresh.Teams)
+		st.NextUser, st.NextTeam, st.NextHost = tb.NextUser, tb.NextTeam, tb.NextHost
+		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
 	}
 
 	numbered := make([]*task, 0, tasks)
@@ -431,16 +454,6 @@ func (d *decoder) state() *state {
 			b.Units = append(b.Units, u.ID)
 			b.Names = append(b.Names, u.Name)
 		}
-	}
-
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		key := d.str()
-		h := &host{ID: d.str()}
-		h.Info = wu.HostInfo{Name: d.str(), OS: d.sym(), Arch: d.sym(), CPUs: int(d.int()), MemoryBytes: d.int(), FLOPS: d.float()}
-		h.LastSeen = d.time()
-		h.Valid, h.Invalid, h.Lost = int(d.int()), int(d.int()), int(d.int())
-		h.Credit = d.float()
-		st.Hosts[key] = h
 	}
 
 	for n := d.count(); n > 0 && d.err == nil; n-- {
@@ -487,6 +500,16 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 	u.Canonical = wu.Hash(d.str())
 	u.OutputSize = d.int()
 	u.Reason = d.sym()
+	u.Adaptive = d.uint() != 0
+	u.FullQuorum = int(d.int())
+	u.Tolerance = wu.Tolerance{Abs: d.float(), Rel: d.float()}
+	if n := d.count(); n > 0 {
+		u.Agree = make(map[string]bool, n)
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.str()
+			u.Agree[k] = d.uint() != 0
+		}
+	}
 	n := d.count()
 	u.Tasks = make([]string, n)
 	for i := range u.Tasks {
@@ -505,12 +528,21 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 		t.Reason = d.sym()
 		t.Validity = wu.Validity(d.sym())
 		t.Lost = int(d.int())
+		t.Claim, t.Credit = d.float(), d.float()
 		u.Tasks[i] = t.ID
 		st.Tasks[t.ID] = t
 		*tasks = append(*tasks, t)
 	}
 	st.Units[u.ID] = u
 	return u
+}
+
+// orEmpty is m, or empty when a snapshot had none of that table.
+func orEmpty[K comparable, V any](m, empty map[K]V) map[K]V {
+	if m == nil {
+		return empty
+	}
+	return m
 }
 
 // sortedKeys lists a map's keys in order, so that snapshots and status

@@ -16,15 +16,15 @@ import (
 // version), then the lists here.
 func TestSnapshotCoversEveryField(t *testing.T) {
 	encoded := map[reflect.Type][]string{
-		reflect.TypeFor[state]():       {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned"},
-		reflect.TypeFor[batch]():       {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored"},
-		reflect.TypeFor[unit]():        {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason"},
-		reflect.TypeFor[task]():        {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost"},
-		reflect.TypeFor[host]():        {"ID", "Info", "LastSeen", "Valid", "Invalid", "Lost", "Credit"},
-		reflect.TypeFor[session]():     {"Last", "Replies", "LastUsed"},
-		reflect.TypeFor[wu.App]():      {"Name", "Hash", "Size", "Added"},
-		reflect.TypeFor[wu.Limits]():   {"MemoryBytes", "OutputBytes", "MaxSeconds"},
-		reflect.TypeFor[wu.HostInfo](): {"Name", "OS", "Arch", "CPUs", "MemoryBytes", "FLOPS"},
+		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs
+		// and Compare go whole through the JSON section (type tables).
+		reflect.TypeFor[state]():        {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare"},
+		reflect.TypeFor[batch]():        {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored"},
+		reflect.TypeFor[unit]():         {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree"},
+		reflect.TypeFor[task]():         {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit"},
+		reflect.TypeFor[session]():      {"Last", "Replies", "LastUsed"},
+		reflect.TypeFor[wu.Limits]():    {"MemoryBytes", "OutputBytes", "MaxSeconds"},
+		reflect.TypeFor[wu.Tolerance](): {"Abs", "Rel"},
 	}
 	for typ, want := range encoded {
 		var got []string

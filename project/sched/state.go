@@ -3,6 +3,7 @@ package sched
 import (
 	"time"
 
+	"github.com/momonga-project/momonga/project/credit"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -25,6 +26,21 @@ type state struct {
 	Retry  []string `json:"retry"`
 	// Assigned is the set of tasks out on hosts, scanned on every tick.
 	Assigned map[string]bool `json:"assigned"`
+
+	// Accounts (accounts.go). Tables added after the first release may be
+	// missing from older snapshots; Restore creates them.
+	Users    map[string]*user `json:"users"`
+	Teams    map[string]*team `json:"teams"`
+	NextUser uint64           `json:"next_user,omitempty"`
+	NextTeam uint64           `json:"next_team,omitempty"`
+	NextHost uint64           `json:"next_host,omitempty"`
+	// AppSigs holds the signed manifest of every module an app has
+	// published, by hash: units keep running the module they were
+	// submitted with after the app is published again.
+	AppSigs map[wu.Hash]string `json:"app_sigs"`
+	// Compare is the set of work units waiting for the validator to say
+	// whether two of their outputs agree (validate.go).
+	Compare map[string]bool `json:"compare"`
 }
 
 func newState() *state {
@@ -36,6 +52,10 @@ func newState() *state {
 		Hosts:    map[string]*host{},
 		Sessions: map[string]*session{},
 		Assigned: map[string]bool{},
+		Users:    map[string]*user{},
+		Teams:    map[string]*team{},
+		AppSigs:  map[wu.Hash]string{},
+		Compare:  map[string]bool{},
 	}
 }
 
@@ -69,6 +89,16 @@ type unit struct {
 	Canonical   wu.Hash          `json:"canonical,omitempty"`
 	OutputSize  int64            `json:"output_size,omitempty"`
 	Reason      string           `json:"reason,omitempty"`
+
+	// Adaptive replication: while Adaptive, the unit has one replica out
+	// and the host it goes to decides whether it stays single (Quorum 1) or
+	// gets FullQuorum and the other replicas.
+	Adaptive   bool `json:"adaptive,omitempty"`
+	FullQuorum int  `json:"full_quorum,omitempty"`
+	// Tolerance is the app's fuzzy comparator; Agree holds the validator's
+	// verdicts on pairs of distinct outputs ("a|b", a < b).
+	Tolerance wu.Tolerance    `json:"tolerance,omitzero"`
+	Agree     map[string]bool `json:"agree,omitempty"`
 }
 
 type task struct {
@@ -87,6 +117,9 @@ type task struct {
 	Reason     string       `json:"reason,omitempty"`
 	Validity   wu.Validity  `json:"validity,omitempty"`
 	Lost       int          `json:"lost,omitempty"`
+
+	Claim  float64 `json:"claim,omitempty"`  // credit claimed: CPU time at the host's benchmark
+	Credit float64 `json:"credit,omitempty"` // credit granted
 }
 
 type host struct {
@@ -97,6 +130,35 @@ type host struct {
 	Invalid  int         `json:"invalid"`
 	Lost     int         `json:"lost"`
 	Credit   float64     `json:"credit"`
+
+	RAC     credit.Average `json:"rac,omitzero"`
+	User    string         `json:"user,omitempty"` // owner's id; "" for a host of an open project
+	NKey    string         `json:"nkey,omitempty"` // public key it authenticates with
+	Created time.Time      `json:"created,omitzero"`
+	Revoked bool           `json:"revoked,omitempty"`
+	// Streak counts the host's consecutive results that agreed with another
+	// host's; one invalid result resets it (adaptive replication).
+	Streak int `json:"streak,omitempty"`
+}
+
+type user struct {
+	ID      string         `json:"id"`
+	Name    string         `json:"name"`
+	Email   string         `json:"email,omitempty"`
+	KeyHash wu.Hash        `json:"key_hash"`
+	Team    string         `json:"team,omitempty"` // team id
+	Created time.Time      `json:"created"`
+	Credit  float64        `json:"credit"`
+	RAC     credit.Average `json:"rac,omitzero"`
+}
+
+type team struct {
+	ID      string         `json:"id"`
+	Name    string         `json:"name"`
+	Founder string         `json:"founder,omitempty"` // user id
+	Created time.Time      `json:"created"`
+	Credit  float64        `json:"credit"`
+	RAC     credit.Average `json:"rac,omitzero"`
 }
 
 // session is the de-duplication record of one requester (a host, or one run

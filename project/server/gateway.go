@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -29,6 +31,11 @@ type gateway struct {
 	// speculate, when set, answers volunteers before their request is in
 	// the log: a broken variant, for tests only.
 	speculate func(wu.Command) []byte
+
+	accounts   func() wu.AccountsReply
+	signingKey ed25519.PublicKey // apps must be signed with it
+	limiter    *auth.RateLimiter // requests per host
+	onFlood    func(host string) // a host kept sending while refused
 
 	slots chan struct{} // bounds requests in flight
 	wg    sync.WaitGroup
@@ -53,15 +60,23 @@ func (g *gateway) handle(ctx context.Context, fn func(context.Context, *nats.Msg
 
 func (g *gateway) subscribe(ctx context.Context, nc *nats.Conn) ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
-	for subj, fn := range map[string]func(context.Context, *nats.Msg){
-		"vol.*.*":              g.volunteer,
-		"vol.*.blob.*":         g.blob,
-		wu.SubjectAdminCommand: g.admin,
-		wu.SubjectAdminStatus:  g.adminStatus,
-		wu.SubjectAdminResults: g.adminResults,
+	for subj, h := range map[string]nats.MsgHandler{
+		"vol.*.*":                    g.limited(g.handle(ctx, g.volunteer), respondError),
+		"vol.*.blob.*":               g.limited(g.handle(ctx, g.blob), respondBlobError),
+		wu.SubjectAttachPrefix + "*": g.limited(g.handle(ctx, g.attach), respondError),
+		wu.SubjectAdminCommand:       g.handle(ctx, g.admin),
+		wu.SubjectAdminStatus:        g.handle(ctx, g.adminStatus),
+		wu.SubjectAdminResults:       g.handle(ctx, g.adminResults),
+		wu.SubjectAdminAccounts:      g.handle(ctx, g.adminAccounts),
 	} {
-		s, err := nc.QueueSubscribe(subj, "gateway", g.handle(ctx, fn))
+		s, err := nc.QueueSubscribe(subj, "gateway", h)
 		if err != nil {
+			return subs, err
+		}
+		// A flood from one host must be read and refused, not dropped
+		// with everyone else's requests when the buffer is full: room for
+		// a second of a fast flood.
+		if err := s.SetPendingLimits(1<<20, 256<<20); err != nil {
 			return subs, err
 		}
 		subs = append(subs, s)
@@ -229,7 +244,9 @@ func (g *gateway) admin(ctx context.Context, msg *nats.Msg) {
 	case wu.OpAddApp:
 		var r wu.AddApp
 		if r, err = wu.DecodeLimit[wu.AddApp](cmd.Body, wu.MaxAdminMessageBytes); err == nil {
-			err = g.checkApp(ctx, r)
+			if err = g.checkSignature(r); err == nil {
+				err = g.checkApp(ctx, r)
+			}
 		}
 	case wu.OpSubmit:
 		var r wu.Submit
@@ -244,7 +261,7 @@ func (g *gateway) admin(ctx context.Context, msg *nats.Msg) {
 			}
 		}
 	default:
-		err = wu.Errorf(wu.CodeBadRequest, "%q is not an admin operation", cmd.Op)
+		err = checkAccountCommand(cmd)
 	}
 	if err != nil {
 		respondError(msg, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/stats"
@@ -66,6 +67,8 @@ type Config struct {
 	SnapshotEvery uint64
 	Logger        *slog.Logger
 
+	Trust // who may connect and publish; trust.go
+
 	// speculate makes the gateway answer volunteers from a copy of a
 	// member's state before their request is in the log: a broken variant
 	// for the linearizability test to catch.
@@ -82,6 +85,8 @@ type Server struct {
 	gw     *gateway
 	http   *http.Server
 	httpLn net.Listener
+
+	trust trustParts
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -105,6 +110,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
+	}
+	cfg.Trust = cfg.Trust.withDefaults()
+	if cfg.SigningKey != nil {
+		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	ok := false
@@ -233,7 +242,7 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 		Registry:      reg,
 		Log:           s.log,
 		Snapshots:     snaps,
-		NewMachine:    func() vpeer.StateMachine { return sched.New(policy) },
+		NewMachine:    func() vpeer.StateMachine { return s.observe(sched.New(policy)) },
 		Reply:         s.nc.Publish,
 		TickInterval:  cfg.TickInterval,
 		SnapshotEvery: cfg.SnapshotEvery,
@@ -256,7 +265,16 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 		results: s.Results,
 		logger:  s.cfg.Logger.With("part", "gateway"),
 		slots:   make(chan struct{}, 256),
+
+		accounts:   s.Accounts,
+		signingKey: s.cfg.SigningKey,
+		limiter:    auth.NewRateLimiter(s.cfg.HostRate, s.cfg.HostBurst, s.cfg.FloodAfter, s.cfg.Now),
+		onFlood:    s.throttle,
 	}
+	if err := s.startCallout(); err != nil {
+		return err
+	}
+	s.startTrustLoops(runCtx, s.log, store)
 	if s.cfg.speculate {
 		s.gw.speculate = s.speculate
 	}
@@ -322,6 +340,9 @@ func (s *Server) startNATS() error {
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
 	}
+	if err := s.secureOptions(opts); err != nil {
+		return err
+	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("nats server: %w", err)
@@ -331,7 +352,10 @@ func (s *Server) startNATS() error {
 	if !ns.ReadyForConnections(30 * time.Second) {
 		return fmt.Errorf("nats server did not start listening on %s", s.cfg.NATSListen)
 	}
-	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("momonga-project"), nats.MaxReconnects(-1))
+	if s.trust.authority != nil {
+		s.trust.authority.Attach(ns)
+	}
+	s.nc, err = nats.Connect("", s.ProjectConnectOptions(nats.Name("momonga-project"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
@@ -383,7 +407,7 @@ func (s *Server) Status() wu.StatusReply {
 	defer cancel()
 	var rep wu.StatusReply
 	err := s.group.Query(ctx, func(m *vpeer.Member) {
-		rep = m.Machine().(*sched.Machine).Status()
+		rep = machineOf(m).Status()
 		rep.Applied = m.Applied()
 	})
 	if err != nil {
@@ -396,11 +420,21 @@ func (s *Server) Status() wu.StatusReply {
 func (s *Server) Results(q wu.ResultsQuery) (rep wu.ResultsReply, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	qerr := s.group.Query(ctx, func(m *vpeer.Member) { rep, err = m.Machine().(*sched.Machine).Results(q) })
+	qerr := s.group.Query(ctx, func(m *vpeer.Member) { rep, err = machineOf(m).Results(q) })
 	if qerr != nil {
 		return rep, wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")
 	}
 	return rep, err
+}
+
+// machineOf is the scheduler a member applies the log to.
+func machineOf(m *vpeer.Member) *sched.Machine { return m.Machine().(observed).Machine }
+
+// query runs fn on the scheduler of a ready member of this process.
+func (s *Server) query(fn func(*sched.Machine)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	return s.group.Query(ctx, func(m *vpeer.Member) { fn(machineOf(m)) })
 }
 
 // speculate answers cmd from a copy of a ready member's state, without
@@ -439,6 +473,7 @@ func (s *Server) shutdown() {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
+		s.trust.wg.Wait()
 	}
 	if s.gw != nil {
 		s.gw.wg.Wait()
@@ -447,6 +482,7 @@ func (s *Server) shutdown() {
 	if s.nc != nil {
 		s.nc.Close()
 	}
+	s.stopCallout()
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -16,14 +18,19 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// startServer runs a server whose clock never ticks after start, so that
-// the applied log position moves only when a request is appended.
+// testKey signs the apps of test servers.
+var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+func signed(module []byte) []byte { return wu.SignApp(testKey, module).Encode() }
+
+// startServer runs an open server whose clock never ticks after start, so
+// that the applied log position moves only when a request is appended.
 func startServer(t *testing.T) (*Server, *nats.Conn, *admin.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Hour,
-		Sched: sched.Config{Lease: time.Minute}})
+		Sched: sched.Config{Lease: time.Minute}, Trust: Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +87,7 @@ func stateOf(t *testing.T, srv *Server) string {
 func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 	srv, nc, adm := startServer(t)
 	ctx := context.Background()
-	if _, err := adm.AddApp(ctx, "primes", apps.Primes); err != nil {
+	if _, err := adm.AddApp(ctx, "primes", apps.Primes, signed(apps.Primes), wu.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.Submit(ctx, wu.Submit{Batch: "b", App: "primes", Replication: 1, Quorum: 1, Units: []wu.UnitSpec{{Args: []string{"0", "10"}}}}); err != nil {
@@ -123,9 +130,16 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 			wu.Encode(wu.Report{V: 1, Seq: 101, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: 2}), wu.CodeNotFound},
 		{"admin op on the admin subject that is not one", wu.SubjectAdminCommand, wu.Encode(wu.Command{V: 1, Op: wu.OpWork, Host: "adm:x", Seq: 1}), wu.CodeBadRequest},
 		{"app whose module is not wasm", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "junk", Hash: junk, Size: 9})}), wu.CodeBadRequest},
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "junk", Hash: junk, Size: 9, Signature: string(signed([]byte("not wasm!")))})}), wu.CodeBadRequest},
 		{"app whose module was never stored", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5})}), wu.CodeNotFound},
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5, Signature: string(signed([]byte("ghost")))})}), wu.CodeNotFound},
+		{"unsigned app", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes))})}), wu.CodeBadRequest},
+		{"app signed by another key", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 3, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)),
+				Signature: string(wu.SignApp(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)), apps.Primes).Encode())})}), wu.CodeBadRequest},
+		{"app whose signature is for another module", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 4, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)), Signature: string(signed(apps.Mandel))})}), wu.CodeBadRequest},
 	}
 	for _, c := range cases {
 		a := request(t, nc, c.subject, c.data)
@@ -200,6 +214,62 @@ func TestStatsPageServesStatus(t *testing.T) {
 		body := httpGet(t, srv.StatsURL()+path)
 		if !strings.Contains(body, want) {
 			t.Errorf("%s: %q lacks %q", path, body, want)
+		}
+	}
+}
+
+// TestValidatorComparesFuzzyOutputs: two hosts return outputs that differ in
+// the last digits; the app's tolerance says they agree, and only the
+// validator, which reads them, can tell the scheduler so.
+func TestValidatorComparesFuzzyOutputs(t *testing.T) {
+	srv, nc, adm := startServer(t)
+	ctx := context.Background()
+	if _, err := adm.AddApp(ctx, "float", apps.Primes, signed(apps.Primes), wu.Policy{Replication: 2, Quorum: 2, Tolerance: wu.Tolerance{Rel: 1e-9}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Submit(ctx, wu.Submit{Batch: "f", App: "float", Units: []wu.UnitSpec{{Args: []string{"x"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string][]byte{"h1": []byte("energy 1.0000000000001\n"), "h2": []byte("energy 1.0000000000002\n")}
+	for host, out := range outputs {
+		if a := request(t, nc, "vol."+host+".hello", wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: host, CPUs: 1}})); a.Error != nil {
+			t.Fatal(a.Error)
+		}
+		msg, err := nc.Request("vol."+host+".work", wu.Encode(wu.WorkRequest{V: 1, Seq: 100, Slots: 1}), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var work wu.WorkReply
+		if err := json.Unmarshal(msg.Data, &work); err != nil || len(work.Assignments) != 1 {
+			t.Fatalf("work reply %s %v", msg.Data, err)
+		}
+		put := blobRequest(t, nc, "vol."+host+".blob.put", map[string]string{
+			wu.HeaderHash: string(wu.HashOf(out)), wu.HeaderSize: strconv.Itoa(len(out)), wu.HeaderOffset: "0"}, out)
+		if put.Header.Get(wu.HeaderError) != "" {
+			t.Fatal(put.Header.Get(wu.HeaderError))
+		}
+		report := wu.Report{V: 1, Seq: 101, Task: work.Assignments[0].Task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(out), OutputSize: int64(len(out)), CPUSeconds: 1}
+		if a := request(t, nc, "vol."+host+".result", wu.Encode(report)); a.Error != nil {
+			t.Fatal(a.Error)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := adm.Results(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Units[0].State == wu.WorkUnitValid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unit still %s after 10 s", res.Units[0].State)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+	for _, h := range srv.Status().Hosts {
+		if h.Valid != 1 || h.Credit <= 0 {
+			t.Errorf("host %s: %d valid, credit %g", h.ID, h.Valid, h.Credit)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ func startProject(t *testing.T, members, units int, speculate bool) *project {
 		SnapshotEvery: 40,
 		Logger:        vpeertest.TestLogger(t),
 		speculate:     speculate,
+		Trust:         Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func startProject(t *testing.T, members, units int, speculate bool) *project {
 		t.Fatal(err)
 	}
 	t.Cleanup(adm.Close)
-	if _, err := adm.AddApp(ctx, "primes", apps.Primes); err != nil {
+	if _, err := adm.AddApp(ctx, "primes", apps.Primes, signed(apps.Primes), wu.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.PutBlob(ctx, output); err != nil {

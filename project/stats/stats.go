@@ -1,6 +1,6 @@
 // Package stats serves the project's public stats page: batches and their
-// progress, hosts and the credit they earned, as server-rendered HTML and as
-// JSON (DESIGN §9).
+// progress, users, teams and hosts with the credit they earned, as
+// server-rendered HTML, as JSON and as BOINC's XML exports (DESIGN §9).
 package stats
 
 import (
@@ -11,9 +11,11 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// Handler serves / (HTML) and /api/status (JSON) from status.
+// Handler serves / (HTML), /api/status (JSON) and /stats/{user,team,host}.gz
+// (BOINC's exports) from status.
 func Handler(status func() wu.StatusReply) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats/{file}", serveExport(status))
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status())
@@ -52,12 +54,21 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <td class="n">{{.Units}}</td><td class="n">{{.Valid}}</td><td class="n">{{.Errored}}</td><td class="n">{{.Pending}}</td></tr>
 {{else}}<tr><td colspan="7">No batches yet.</td></tr>{{end}}
 </table>
+{{if .Users}}<h2>Users</h2>
+<p>Credit in Cobblestones; recent average credit (RAC) per day, halving every week without new credit.</p>
+<table><tr><th>User</th><th>Team</th><th>Hosts</th><th>Credit</th><th>RAC</th></tr>
+{{range .Users}}<tr><td>{{.Name}}</td><td>{{.Team}}</td><td class="n">{{.Hosts}}</td><td class="n">{{printf "%.2f" .Credit}}</td><td class="n">{{printf "%.2f" .RAC}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Teams}}<h2>Teams</h2>
+<table><tr><th>Team</th><th>Founder</th><th>Members</th><th>Credit</th><th>RAC</th></tr>
+{{range .Teams}}<tr><td>{{.Name}}</td><td>{{.Founder}}</td><td class="n">{{.Members}}</td><td class="n">{{printf "%.2f" .Credit}}</td><td class="n">{{printf "%.2f" .RAC}}</td></tr>
+{{end}}</table>{{end}}
 <h2>Hosts</h2>
-<table><tr><th>Host</th><th>Name</th><th>CPUs</th><th>Running</th><th>Valid</th><th>Invalid</th><th>Lost</th><th>Credit</th></tr>
-{{range .Hosts}}<tr><td>{{.ID}}</td><td>{{.Info.Name}}</td><td class="n">{{.Info.CPUs}}</td><td class="n">{{.Running}}</td>
-<td class="n">{{.Valid}}</td><td class="n">{{.Invalid}}</td><td class="n">{{.Lost}}</td><td class="n">{{printf "%.2f" .Credit}}</td></tr>
-{{else}}<tr><td colspan="8">No hosts yet.</td></tr>{{end}}
+<table><tr><th>Host</th><th>Name</th><th>User</th><th>CPUs</th><th>Running</th><th>Valid</th><th>Invalid</th><th>Lost</th><th>Credit</th><th>RAC</th></tr>
+{{range .Hosts}}<tr><td>{{.ID}}</td><td>{{.Info.Name}}</td><td>{{.User}}</td><td class="n">{{.Info.CPUs}}</td><td class="n">{{.Running}}</td>
+<td class="n">{{.Valid}}</td><td class="n">{{.Invalid}}</td><td class="n">{{.Lost}}</td><td class="n">{{printf "%.2f" .Credit}}</td><td class="n">{{printf "%.2f" .RAC}}</td></tr>
+{{else}}<tr><td colspan="10">No hosts yet.</td></tr>{{end}}
 </table>
-<p><a href="/api/status">JSON</a></p>
+<p><a href="/api/status">JSON</a> · BOINC exports: <a href="/stats/user.gz">user.gz</a>, <a href="/stats/team.gz">team.gz</a>, <a href="/stats/host.gz">host.gz</a></p>
 </body></html>
 `))

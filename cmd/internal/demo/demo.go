@@ -1,6 +1,12 @@
 // Package demo is `momonga-project demo`: a project server on an embedded
 // NATS, a few real volunteer clients on loopback, the primes app and a batch
 // that counts the primes below 10^8, with live progress.
+//
+// It runs the project as a real one runs: NATS over TLS with a certificate
+// authority made for the demo, a signing key for the app, and for each
+// volunteer a user whose account key attaches it, so that every volunteer
+// has credentials of its own and its replicas are checked against another
+// user's.
 package demo
 
 import (
@@ -19,12 +25,16 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/daemon"
 	"github.com/momonga-project/momonga/client/runner"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
+	"github.com/momonga-project/momonga/project/signing"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -76,19 +86,38 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	start := time.Now()
 
+	projectDir := filepath.Join(cfg.DataDir, "project")
+	pub, err := signing.Init(projectDir)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	tls, err := auth.WriteDevTLS(filepath.Join(cfg.DataDir, "tls"), "127.0.0.1", "localhost")
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
 	srv, err := server.Start(ctx, server.Config{
-		DataDir:    filepath.Join(cfg.DataDir, "project"),
+		DataDir:    projectDir,
 		NATSListen: "127.0.0.1:0",
 		HTTPListen: cfg.HTTPListen,
 		Members:    cfg.Members,
 		Sched:      sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second},
 		Logger:     cfg.Logger,
+		Trust:      server.Trust{SigningKey: pub, TLSCert: tls.Cert, TLSKey: tls.Key},
 	})
 	if err != nil {
 		return fmt.Errorf("start project server: %w", err)
 	}
 	defer srv.Close()
-	fmt.Fprintf(cfg.Out, "project server: NATS %s, stats %s\n", srv.ClientURL(), srv.StatsURL())
+	fmt.Fprintf(cfg.Out, "project server: NATS %s (TLS, CA %s), stats %s\n", srv.ClientURL(), tls.CA, srv.StatsURL())
+
+	adm, err := admin.Dial(ctx, srv.ClientURL(), nats.UserCredentials(srv.AdminCreds()), nats.RootCAs(tls.CA))
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	if _, err := adm.AddTeam(ctx, "demo", ""); err != nil {
+		return fmt.Errorf("create team: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -104,9 +133,18 @@ func Run(ctx context.Context, cfg Config) error {
 		bar := p.New(int64(2*cfg.Units), mpb.BarStyle(), mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string { return fmt.Sprintf("%d tasks", s.Current) })))
 		volunteerBars = append(volunteerBars, bar)
+		// Each volunteer is a user of its own: two replicas of a unit never
+		// go to one user.
+		_, key, err := adm.AddUser(ctx, name, "", "demo")
+		if err != nil {
+			return fmt.Errorf("create user %s: %w", name, err)
+		}
+		dir := filepath.Join(cfg.DataDir, name)
+		if _, err := daemon.Attach(ctx, daemon.AttachConfig{DataDir: dir, URL: srv.ClientURL(), AccountKey: key, Name: name, CAFile: tls.CA}); err != nil {
+			return fmt.Errorf("attach %s: %w", name, err)
+		}
 		d, err := daemon.New(daemon.Config{
-			DataDir: filepath.Join(cfg.DataDir, name),
-			Project: srv.ClientURL(),
+			DataDir: dir,
 			CPUs:    1,
 			Name:    name,
 			Worker:  cfg.Worker,
@@ -129,12 +167,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
-	adm, err := admin.Dial(ctx, srv.ClientURL())
+	manifest, err := signing.Sign(filepath.Join(projectDir, signing.PrivateFile), apps.Primes)
 	if err != nil {
-		return err
+		return fmt.Errorf("sign primes app: %w", err)
 	}
-	defer adm.Close()
-	app, err := adm.AddApp(ctx, "primes", apps.Primes)
+	app, err := adm.AddApp(ctx, "primes", apps.Primes, manifest, wu.Policy{Replication: 2, Quorum: 2})
 	if err != nil {
 		return fmt.Errorf("publish primes app: %w", err)
 	}
@@ -174,6 +211,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	fmt.Fprintf(cfg.Out, "primes below %d: %d\n", cfg.Limit, total)
+	if st, err := adm.Status(ctx); err == nil {
+		for _, t := range st.Teams {
+			fmt.Fprintf(cfg.Out, "credit granted to team %s: %.2f Cobblestones (%d users)\n", t.Name, t.Credit, t.Members)
+		}
+	}
 	fmt.Fprintf(cfg.Out, "done in %.1f s; stats page: %s\n", time.Since(start).Seconds(), srv.StatsURL())
 	if cfg.Limit == 100_000_000 && total != PrimesBelow1e8 {
 		return fmt.Errorf("the volunteers counted %d primes below 10^8, not %d", total, PrimesBelow1e8)
