@@ -366,17 +366,43 @@ func (m *Member) checkpoint(seq uint64) {
 		return
 	}
 	m.storing = true
-	m.bg.Go(func() {
-		for job != nil {
-			if err := m.storeSnapshot(m.runCtx, job); err != nil && m.runCtx.Err() == nil {
-				m.logger.Warn("vpeer: snapshot not stored", "seq", job.seq, "err", err)
-			}
-			m.storeMu.Lock()
-			job, m.pending = m.pending, nil
-			m.storing = job != nil
-			m.storeMu.Unlock()
+	m.bg.Go(func() { m.storeSnapshots(job) })
+}
+
+// storeSnapshots stores job, then the newest snapshot that came due
+// meanwhile, until none is left. A snapshot that fails to be stored (a
+// store timing out under load) is tried again, a few times, unless a newer
+// one is due.
+func (m *Member) storeSnapshots(job *snapshotJob) {
+	const tries = 4
+	failures := 0
+	for job != nil {
+		err := m.storeSnapshot(m.runCtx, job)
+		if m.runCtx.Err() != nil {
+			return
 		}
-	})
+		retry := false
+		if err != nil {
+			failures++
+			m.logger.Warn("vpeer: snapshot not stored", "seq", job.seq, "try", failures, "err", err)
+			if retry = failures < tries && m.leading(); retry {
+				select {
+				case <-m.runCtx.Done():
+					return
+				case <-time.After(time.Duration(failures) * time.Second):
+				}
+			}
+		}
+		m.storeMu.Lock()
+		switch {
+		case m.pending != nil:
+			job, m.pending, failures = m.pending, nil, 0
+		case !retry:
+			job = nil
+		}
+		m.storing = job != nil
+		m.storeMu.Unlock()
+	}
 }
 
 // snapshotJob is a snapshot to store: the machine's snapshot at seq.

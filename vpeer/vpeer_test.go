@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/momonga-project/momonga/vpeer"
@@ -200,4 +202,31 @@ func TestSummarize(t *testing.T) {
 	if h := gs[1]; h.Common != 5 || h.Agree {
 		t.Fatalf("group h: common %d agree %v; want 5, disagreeing", h.Common, h.Agree)
 	}
+}
+
+// failingStore fails its first Puts, as a store timing out under load.
+type failingStore struct {
+	vpeer.MemSnapshots
+	fail atomic.Int32
+}
+
+func (s *failingStore) Put(ctx context.Context, info vpeer.SnapshotInfo, data io.Reader) error {
+	if s.fail.Add(-1) >= 0 {
+		return errors.New("timeout waiting for ack")
+	}
+	return s.MemSnapshots.Put(ctx, info, data)
+}
+
+func TestMemberRetriesFailedSnapshot(t *testing.T) {
+	l := vpeer.NewMemLog()
+	s := &failingStore{}
+	s.fail.Store(1)
+	m := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: s})
+	vpeertest.WaitReady(t, m)
+	vpeertest.Append(t, l, vpeer.Record{Payload: []byte("add x 1")})
+	mark, err := vpeer.MarkSnapshot(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpeertest.WaitStored(t, s, mark)
 }

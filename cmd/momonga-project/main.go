@@ -121,6 +121,8 @@ func serveCommand() *cli.Command {
 			membersFlag,
 			&cli.BoolFlag{Name: "join", Usage: "add up to --members members to the virtual peer of the project at --nats-url, instead of serving a project"},
 			&cli.StringFlag{Name: "nats-url", Usage: "NATS URL of the project to join", Value: "nats://127.0.0.1:4222"},
+			&cli.StringFlag{Name: "creds", Usage: "with --join: the project's credentials (its DATA/" + server.AdminCredsFile + ")", EnvVars: []string{"MOMONGA_CREDS"}},
+			&cli.StringFlag{Name: "ca", Usage: "with --join: PEM file of the authority that signed the project's TLS certificate", EnvVars: []string{"MOMONGA_CA"}},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())

@@ -31,9 +31,10 @@ var membersFlag = &cli.IntFlag{Name: "members", Value: 1, EnvVars: []string{"MOM
 // --nats-url, taking slots that are free or lapse, until ctx ends.
 func join(ctx context.Context, c *cli.Context) error {
 	srv, err := server.Start(ctx, server.Config{
-		Join:    c.String("nats-url"),
-		Members: c.Int("members"),
-		Logger:  cliutil.Logger(c),
+		Join:        c.String("nats-url"),
+		JoinOptions: toolOptions(c),
+		Members:     c.Int("members"),
+		Logger:      cliutil.Logger(c),
 	})
 	if err != nil {
 		return err

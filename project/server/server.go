@@ -58,6 +58,10 @@ type Config struct {
 	// then runs no NATS server, gateway or stats page, only members of the
 	// project's virtual peer, with the policy the project recorded.
 	Join string
+	// JoinOptions connect to Join: on a secured project the project's
+	// credentials (nats.UserCredentials with its admin.creds) and the CA
+	// of its TLS certificate.
+	JoinOptions []nats.Option
 	// Heartbeat and Lapse time the virtual peer's membership (defaults one
 	// and three seconds): a member or lease holder silent for Lapse is
 	// replaced.
@@ -123,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	if cfg.Join != "" {
-		if err := s.connect(cfg.Join); err != nil {
+		if err := s.connect(cfg.Join, cfg.JoinOptions); err != nil {
 			return nil, err
 		}
 	} else {
@@ -311,10 +315,10 @@ func (s *Server) waitForTime(ctx context.Context) error {
 }
 
 // connect connects to a running project's NATS.
-func (s *Server) connect(url string) error {
-	nc, err := nats.Connect(url, nats.Name("momonga-project member"), nats.MaxReconnects(-1))
+func (s *Server) connect(url string, opts []nats.Option) error {
+	nc, err := nats.Connect(url, append(opts, nats.Name("momonga-project member"), nats.MaxReconnects(-1))...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", url, err)
+		return fmt.Errorf("connect to %s: %w (a secured project needs its credentials: --creds DATA/%s)", url, err, AdminCredsFile)
 	}
 	s.nc = nc
 	return nil

@@ -554,3 +554,35 @@ func TestUndecodableRecordStopsNothing(t *testing.T) {
 		t.Fatalf("work after the bad records: %+v, %v", out, err)
 	}
 }
+
+// TestJoinSecuredProject joins a secured project's virtual peer from
+// another process, with the project's credentials, and is refused without.
+func TestJoinSecuredProject(t *testing.T) {
+	p := startSecure(t, Trust{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Start(ctx, Config{Join: p.url, JoinOptions: []nats.Option{nats.RootCAs(p.ca)}}); err == nil || !strings.Contains(err.Error(), AdminCredsFile) {
+		t.Fatalf("join without credentials = %v, want a refusal naming %s", err, AdminCredsFile)
+	}
+	spare, err := Start(ctx, Config{Join: p.url, JoinOptions: []nats.Option{nats.UserCredentials(p.srv.AdminCreds()), nats.RootCAs(p.ca)},
+		Members: 1, Logger: vpeertest.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	nc, err := nats.Connect(p.url, nats.UserCredentials(p.srv.AdminCreds()), nats.RootCAs(p.ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	vpeertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		reports, err := jetlog.GatherStatus(ctx, nc, Group, 100*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		if len(reports) != 2 {
+			return fmt.Errorf("%d processes answered, want the server and the spare", len(reports))
+		}
+		return nil
+	})
+}

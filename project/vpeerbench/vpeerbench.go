@@ -523,8 +523,11 @@ func (b *bench) restore(ctx context.Context, units int) (RestoreRow, error) {
 	return row, err
 }
 
-// waitStored waits until m has stored the snapshot at seq.
+// waitStored waits until m has stored the snapshot at seq, for at most two
+// minutes (the member tries again when storing fails, a few times).
 func waitStored(ctx context.Context, m *vpeer.Member, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -533,7 +536,7 @@ func waitStored(ctx context.Context, m *vpeer.Member, seq uint64) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("snapshot at %d not stored: %w", seq, ctx.Err())
 		case <-t.C:
 		}
 	}
