@@ -309,6 +309,7 @@ func (m *Machine) assign(t *task, u *unit, hostID string) wu.Assignment {
 		Stdin:    u.Stdin,
 		Limits:   u.Limits,
 		Deadline: t.Deadline,
+		FPOps:    u.FPOps,
 	}
 }
 
