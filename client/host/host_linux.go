@@ -123,3 +123,20 @@ func readPowerSupply(root string) Power {
 	}
 	return p
 }
+
+// ResidentBytes is a process's resident memory, from /proc/<pid>/statm.
+func ResidentBytes(pid int) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * int64(os.Getpagesize()), true
+}

@@ -145,3 +145,7 @@ func (g *Governor) updateCPU(p prefs.Prefs, o Observation) bool {
 	}
 	return g.cpuBusy
 }
+
+// Unwatched is a monitor with no sources: a machine nobody uses, with no
+// other programs, on mains. The demo's volunteers use it.
+func Unwatched() *Monitor { return &Monitor{} }
