@@ -55,7 +55,8 @@ type Task struct {
 	ID               string    `json:"id"`
 	Project          string    `json:"project"`
 	App              string    `json:"app"`
-	State            string    `json:"state"` // queued, running, suspended, uploading
+	State            string    `json:"state"`         // queued, running, suspended
+	PID              int       `json:"pid,omitempty"` // of its worker process, while it has one
 	Reason           string    `json:"reason,omitempty"`
 	CPUSeconds       float64   `json:"cpu_seconds"`
 	EstimatedSeconds float64   `json:"estimated_seconds"`

@@ -51,8 +51,13 @@ func (d *Daemon) Tasks() []control.Task {
 				state = "suspended"
 			}
 		}
+		pid := 0
+		if t.proc != nil {
+			pid = t.proc.Pid()
+		}
 		out = append(out, control.Task{
-			ID: t.a.Task, Project: t.proj.url, App: t.a.App, State: state, Reason: t.reason,
+			PID: pid,
+			ID:  t.a.Task, Project: t.proj.url, App: t.a.App, State: state, Reason: t.reason,
 			CPUSeconds: t.ran.Seconds(), EstimatedSeconds: d.estimateLocked(t).Seconds(), Deadline: t.a.Deadline,
 		})
 	}

@@ -39,7 +39,7 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	}
 	forPerson := !dec.Run && dec.UserActive
 	throttled := false
-	if dec.Run && d.prefs.CPUUsageLimit < 100 && d.anyRunningLocked() {
+	if dec.Run && d.prefs.CPUUsageLimit < 100 && d.anyStartedLocked() {
 		if !now.Before(d.dutyUntil) {
 			d.dutyOn = !d.dutyOn
 			on := time.Duration(float64(dutyPeriod) * d.prefs.CPUUsageLimit / 100)
@@ -172,6 +172,16 @@ func (d *Daemon) suspend(tasks []*task, forPerson bool) {
 func (d *Daemon) anyRunningLocked() bool {
 	for _, t := range d.tasks {
 		if t.state == stateRunning && !t.stopped {
+			return true
+		}
+	}
+	return false
+}
+
+// anyStartedLocked reports whether a task has a worker, running or not.
+func (d *Daemon) anyStartedLocked() bool {
+	for _, t := range d.tasks {
+		if t.state == stateRunning {
 			return true
 		}
 	}
