@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/momonga-project/momonga/client/internal/xvfbtest"
+	"github.com/momonga-project/momonga/internal/xvfbtest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 

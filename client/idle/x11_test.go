@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/momonga-project/momonga/client/internal/xvfbtest"
+	"github.com/momonga-project/momonga/internal/xvfbtest"
 )
 
 // TestX11InputOnXvfb types on a real X server and reads the idle time back
