@@ -30,7 +30,11 @@ func dial(url, host, name string) (*conn, error) {
 	nc, err := nats.Connect(url,
 		nats.Name("momonga "+name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		// A project that is down for hours must not cost the volunteer a
+		// connection attempt four times a second: back off to a minute.
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			return min(250*time.Millisecond<<min(attempts, 8), time.Minute)
+		}),
 		nats.RetryOnFailedConnect(true),
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.

@@ -108,6 +108,9 @@ const (
 	// benchCheckEvery is how often the daemon looks whether the benchmarks
 	// are stale.
 	benchCheckEvery = 6 * time.Hour
+	// trimAfter is how long the daemon waits, once nothing runs, before it
+	// gives back the memory start-up and tasks left behind.
+	trimAfter = 10 * time.Second
 )
 
 // Daemon is one running client.
@@ -135,6 +138,8 @@ type Daemon struct {
 	dutyOn        bool
 	dutyUntil     time.Time
 	disk          diskCheck
+	busyAt        time.Time // last time a task had a worker, or the start
+	trimmed       bool      // memory given back since then
 	monitor       Observer
 	closeMonitor  func()
 
@@ -307,6 +312,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.runBenchmarks(ctx)
 	}
 	d.mu.Lock()
+	d.busyAt = time.Now()
 	for _, p := range d.projects {
 		d.startProjectLocked(p)
 	}

@@ -103,7 +103,18 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 		d.nextBenchLook = now.Add(benchCheckEvery)
 		benchDue = d.bench.Stale(host.Measure(d.cfg.DataDir), now) && !d.anyRunningLocked()
 	}
+	trim := false
+	if d.anyStartedLocked() {
+		d.busyAt, d.trimmed = now, false
+	} else if !d.trimmed {
+		if now.Sub(d.busyAt) >= trimAfter {
+			trim, d.trimmed = true, true
+		}
+	}
 	next := pollIdle
+	if !d.trimmed {
+		next = min(next, max(d.busyAt.Add(trimAfter).Sub(now), time.Millisecond))
+	}
 	switch {
 	case d.anyRunningLocked():
 		next = pollRunning
@@ -115,6 +126,9 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	}
 	d.mu.Unlock()
 
+	if trim {
+		trimResident()
+	}
 	if len(suspend) > 0 {
 		d.suspend(suspend, forPerson)
 	}

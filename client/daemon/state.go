@@ -28,6 +28,17 @@ const (
 	stateVersion  = 1
 )
 
+// HasState reports whether dataDir holds a client's state (or its previous
+// copy): a client that ran there before and may have projects attached.
+func HasState(dataDir string) bool {
+	for _, name := range []string{stateFile, statePrevFile} {
+		if _, err := os.Stat(filepath.Join(dataDir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 type stateEnvelope struct {
 	Sum   string          `json:"sum"` // sha-256 of State, hex
 	State json.RawMessage `json:"state"`

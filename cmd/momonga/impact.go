@@ -40,11 +40,12 @@ func impactCommand() *cli.Command {
 			&cli.DurationFlag{Name: "idle", Usage: "how long to measure the idle client", Value: 60 * time.Second},
 			&cli.StringFlag{Name: "input", Usage: "how to simulate the person: x11 (Xvfb and xdotool), tty (a pseudo-terminal) or auto", Value: "auto"},
 			&cli.IntFlag{Name: "tasks", Usage: "tasks running when the input comes", Value: 2},
+			&cli.StringFlag{Name: "project-binary", Usage: "momonga-project to run the local project with (default: beside momonga, or on PATH)"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(c.Context)
 			defer stop()
-			res, err := runImpact(ctx, impactConfig{Idle: c.Duration("idle"), Input: c.String("input"), Tasks: c.Int("tasks"), Log: c.App.ErrWriter})
+			res, err := runImpact(ctx, impactConfig{Idle: c.Duration("idle"), Input: c.String("input"), Tasks: c.Int("tasks"), ProjectBinary: c.String("project-binary")})
 			if err != nil {
 				return err
 			}
@@ -54,10 +55,10 @@ func impactCommand() *cli.Command {
 }
 
 type impactConfig struct {
-	Idle  time.Duration
-	Input string
-	Tasks int
-	Log   io.Writer
+	Idle          time.Duration
+	Input         string
+	Tasks         int
+	ProjectBinary string
 }
 
 func printImpact(w io.Writer, r impactResult) {

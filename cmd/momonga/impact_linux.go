@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +22,6 @@ import (
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/internal/xvfb"
 	"github.com/momonga-project/momonga/project/admin"
-	"github.com/momonga-project/momonga/project/sched"
-	"github.com/momonga-project/momonga/project/server"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -31,26 +31,25 @@ import (
 // simulated input arrives.
 func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	res := impactResult{GoalRSSBytes: goalRSS, GoalCPUPercent: goalCPU, GoalSuspendSecs: goalSuspend, Tasks: cfg.Tasks}
+	projectBin, err := findProjectBinary(cfg.ProjectBinary)
+	if err != nil {
+		return res, err
+	}
 	tmp, err := os.MkdirTemp("", "momonga-impact-")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(tmp)
-	srv, err := server.Start(ctx, server.Config{DataDir: filepath.Join(tmp, "project"), NATSListen: "127.0.0.1:0",
-		Sched: sched.Config{Project: "impact", Retry: 5 * time.Second}})
+	proj, err := startProject(ctx, projectBin, filepath.Join(tmp, "project"))
 	if err != nil {
-		return res, fmt.Errorf("start the project: %w", err)
+		return res, err
 	}
-	defer srv.Close()
-	adm, err := admin.Dial(ctx, srv.ClientURL())
+	defer proj.stop()
+	adm, app, err := publishPrimes(ctx, proj)
 	if err != nil {
 		return res, err
 	}
 	defer adm.Close()
-	app, err := adm.AddApp(ctx, "primes", apps.Primes)
-	if err != nil {
-		return res, err
-	}
 
 	in, err := newInputSimulator(cfg.Input)
 	if err != nil {
@@ -72,9 +71,18 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		return res, err
 	}
 
+	// The client runs from its own copy of the executable: pages it shares
+	// with this process would otherwise stay resident on this process's
+	// account, which a volunteer's client, alone on its machine, does not
+	// have.
+	exe, err := copyExecutable(tmp)
+	if err != nil {
+		return res, err
+	}
+
 	// Idle: attached, registered, nothing to do.
 	started := time.Now()
-	child, err := startClient(ctx, data, srv.ClientURL(), in.env, cfg)
+	child, err := startClient(ctx, exe, data, proj.url, in.env)
 	if err != nil {
 		return res, err
 	}
@@ -84,7 +92,7 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		return res, err
 	}
 	res.DaemonStartupSec = time.Since(started).Seconds()
-	if err := sleep(ctx, 2*time.Second); err != nil { // let start-up work settle
+	if err := sleep(ctx, settle); err != nil {
 		child.stop()
 		return res, err
 	}
@@ -109,7 +117,7 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	if _, err := adm.Submit(ctx, sub); err != nil {
 		return res, err
 	}
-	child, err = startClient(ctx, data, srv.ClientURL(), in.env, cfg)
+	child, err = startClient(ctx, exe, data, proj.url, in.env)
 	if err != nil {
 		return res, err
 	}
@@ -142,23 +150,128 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	return res, nil
 }
 
+// projectProcess is `momonga-project serve` on loopback. It runs in a
+// process of its own so that the client's binary need not contain a NATS
+// server, whose package start-up alone would wake the client every second.
+type projectProcess struct {
+	*clientProcess
+	url string
+}
+
+func findProjectBinary(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "momonga-project")
+		if _, err := os.Stat(beside); err == nil {
+			return beside, nil
+		}
+	}
+	if p, err := exec.LookPath("momonga-project"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("bench impact runs a local project with momonga-project, found neither beside momonga nor on PATH: build both with `go build -o bin/ ./cmd/...` or give --project-binary")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startProject(ctx context.Context, bin, dir string) (*projectProcess, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c, err := startProcess(bin, os.Environ(), "serve", "--data", dir, "--nats-listen", addr, "--http", "", "--name", "impact")
+	if err != nil {
+		return nil, fmt.Errorf("start the project: %w", err)
+	}
+	return &projectProcess{clientProcess: c, url: "nats://" + addr}, nil
+}
+
+// publishPrimes connects to the project as its administrator once it
+// answers, and publishes the primes app.
+func publishPrimes(ctx context.Context, p *projectProcess) (*admin.Client, wu.App, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if err := p.exited(); err != nil {
+			return nil, wu.App{}, err
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		adm, err := admin.Dial(actx, p.url)
+		if err == nil {
+			var app wu.App
+			if app, err = adm.AddApp(actx, "primes", apps.Primes); err == nil {
+				cancel()
+				return adm, app, nil
+			}
+			adm.Close()
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			return nil, wu.App{}, fmt.Errorf("the project did not start: %w", err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return nil, wu.App{}, err
+		}
+	}
+}
+
 type clientProcess struct {
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
 	done chan struct{}
 }
 
-func startClient(ctx context.Context, data, project string, env []string, cfg impactConfig) (*clientProcess, error) {
-	exe, err := os.Executable()
+// settle is how long the client gets after registering to finish its
+// start-up work (its first work requests, giving back start-up memory)
+// before it is measured idle.
+const settle = 15 * time.Second
+
+func copyExecutable(dir string) (string, error) {
+	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	cmd := exec.Command(exe, "run", "--data", data, "--project", project)
+	src, err := os.Open(self)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	path := filepath.Join(dir, "momonga")
+	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o700)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return "", err
+	}
+	return path, dst.Close()
+}
+
+func startClient(ctx context.Context, exe, data, project string, env []string) (*clientProcess, error) {
+	c, err := startProcess(exe, env, "run", "--data", data, "--project", project)
+	if err != nil {
+		return nil, fmt.Errorf("start the client: %w", err)
+	}
+	return c, nil
+}
+
+func startProcess(bin string, env []string, args ...string) (*clientProcess, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the client: %w", err)
+		return nil, err
 	}
 	c := &clientProcess{cmd: cmd, logs: logs, done: make(chan struct{})}
 	go func() {
@@ -183,7 +296,7 @@ func (c *clientProcess) stop() {
 func (c *clientProcess) exited() error {
 	select {
 	case <-c.done:
-		return fmt.Errorf("the client exited: %s", strings.TrimSpace(c.logs.String()))
+		return fmt.Errorf("%s exited: %s", filepath.Base(c.cmd.Path), strings.TrimSpace(c.logs.String()))
 	default:
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +53,13 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "control", Usage: `control API address, loopback only ("off" for none)`, Value: "127.0.0.1:0"},
 				},
 				Action: func(c *cli.Context) error {
+					// Setting GOMAXPROCS stops the runtime from re-reading
+					// the CPU limits every second, which would wake an idle
+					// client for nothing.
+					runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+					if c.String("project") == "" && !daemon.HasState(c.String("data")) {
+						return errors.New("no project attached: give one with --project nats://HOST:PORT")
+					}
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
