@@ -376,12 +376,20 @@ func TestSeveralProjects(t *testing.T) {
 	if err := d.Attach(context.Background(), "http://example.org", 0); err == nil {
 		t.Error("attached an http URL")
 	}
-	waitFor(t, 30*time.Second, "both batches done", func() bool { return a.batch(t, "b").Done() && b.batch(t, "b").Done() })
-	mu.Lock()
-	defer mu.Unlock()
-	if reported[a.srv.ClientURL()] != 3 || reported[b.srv.ClientURL()] != 3 {
-		t.Errorf("reports per project: %v", reported)
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.batch(t, "b").Done() || !b.batch(t, "b").Done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	// The project may judge the last result before its reply reaches the
+	// client.
+	waitFor(t, 10*time.Second, "three reports to each project", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reported[a.srv.ClientURL()] == 3 && reported[b.srv.ClientURL()] == 3
+	})
 	ps := d.Projects()
 	if len(ps) != 2 || ps[0].Share+ps[1].Share != DefaultShare+300 {
 		t.Errorf("projects %+v", ps)

@@ -39,7 +39,7 @@ type BenchConfig struct {
 
 // DefaultBenchTime is each kernel's time: four kernels and the first
 // compilation of the reference module stay under 5 s.
-const DefaultBenchTime = 500 * time.Millisecond
+const DefaultBenchTime = 400 * time.Millisecond
 
 // RerunAfter is how old benchmarks may get before they are run again.
 const RerunAfter = 5 * 24 * time.Hour

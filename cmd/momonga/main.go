@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"text/tabwriter"
 	"time"
@@ -93,7 +94,13 @@ func app() *cli.App {
 					var b host.Benchmarks
 					cl, err := control.Dial(c.String("data"))
 					if errors.Is(err, control.ErrNotRunning) {
-						b, err = host.RunBenchmarks(c.Context, host.BenchConfig{}, host.Measure(os.TempDir()))
+						// The client's compilation cache, when there is one,
+						// spares compiling the reference module again.
+						cfg, dir := host.BenchConfig{}, c.String("data")
+						if _, err := os.Stat(filepath.Join(dir, "cache")); err == nil {
+							cfg.CacheDir = filepath.Join(dir, "cache")
+						}
+						b, err = host.RunBenchmarks(c.Context, cfg, host.Measure(os.TempDir()))
 					} else if err == nil {
 						b, err = cl.Benchmark(c.Context)
 					}

@@ -74,9 +74,11 @@ func TestBenchImpact(t *testing.T) {
 	}
 	cmd := exec.Command(filepath.Join(bin, "momonga"), "bench", "impact", "--idle", "3s", "--tasks", "1", "--json")
 	start := time.Now()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("bench impact: %v\n%s", err, out)
+		t.Fatalf("bench impact: %v\n%s%s", err, out, stderr.String())
 	}
 	var res impactResult
 	if err := json.Unmarshal(out, &res); err != nil {
