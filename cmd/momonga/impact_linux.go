@@ -40,15 +40,24 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		return res, err
 	}
 	defer os.RemoveAll(tmp)
-	proj, err := startProject(ctx, projectBin, filepath.Join(tmp, "project"))
-	if err != nil {
-		return res, err
+	var proj *projectProcess
+	var adm *admin.Client
+	var app wu.App
+	// The free port found for the project may be taken by someone else
+	// before the project listens on it: then try another.
+	for attempt := 0; ; attempt++ {
+		if proj, err = startProject(ctx, projectBin, filepath.Join(tmp, "project")); err != nil {
+			return res, err
+		}
+		if adm, app, err = publishPrimes(ctx, proj); err == nil {
+			break
+		}
+		proj.stop()
+		if attempt == 2 {
+			return res, err
+		}
 	}
 	defer proj.stop()
-	adm, app, err := publishPrimes(ctx, proj)
-	if err != nil {
-		return res, err
-	}
 	defer adm.Close()
 
 	in, err := newInputSimulator(cfg.Input)
