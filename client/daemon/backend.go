@@ -174,3 +174,11 @@ func (d *Daemon) SetPref(key, value string) (prefs.Prefs, error) {
 	d.kick()
 	return p, nil
 }
+
+// CheckpointInterval is how often tasks may checkpoint, from the
+// preferences (checkpoint_seconds), for whoever takes the checkpoints.
+func (d *Daemon) CheckpointInterval() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Duration(d.prefs.CheckpointSeconds * float64(time.Second))
+}
