@@ -63,6 +63,11 @@ type Config struct {
 	// Control is the control API's loopback address: "" = 127.0.0.1 on a
 	// free port, "off" = no API.
 	Control string
+	// TrimMemory makes an idle daemon give back the memory start-up and
+	// tasks left behind, its executable's pages included. Only a daemon
+	// that has its process to itself (`momonga run`) should: the pages are
+	// the whole process's.
+	TrimMemory bool
 }
 
 // Observer is what the daemon needs of idle.Monitor.

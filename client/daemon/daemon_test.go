@@ -454,3 +454,19 @@ func TestCorruptStateRecovers(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
 }
+
+// TestFetchesWorkSubmittedLater: a client that found no work asks again
+// when the project's retry time (doubled on each empty reply) has passed,
+// even with nothing else to wake it.
+func TestFetchesWorkSubmittedLater(t *testing.T) {
+	proj := startProject(t)
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off"})
+	waitFor(t, 10*time.Second, "an empty work reply", func() bool {
+		ps := d.Projects()
+		return len(ps) == 1 && ps[0].Connected && !ps[0].NextFetch.IsZero()
+	})
+	submitted := time.Now()
+	proj.submit(t, "late", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
+	waitFor(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
+	t.Logf("done %v after submission", time.Since(submitted).Round(time.Millisecond))
+}

@@ -106,13 +106,13 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	trim := false
 	if d.anyStartedLocked() {
 		d.busyAt, d.trimmed = now, false
-	} else if !d.trimmed {
+	} else if !d.trimmed && d.cfg.TrimMemory {
 		if now.Sub(d.busyAt) >= trimAfter {
 			trim, d.trimmed = true, true
 		}
 	}
 	next := pollIdle
-	if !d.trimmed {
+	if !d.trimmed && d.cfg.TrimMemory {
 		next = min(next, max(d.busyAt.Add(trimAfter).Sub(now), time.Millisecond))
 	}
 	switch {
@@ -120,6 +120,12 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 		next = pollRunning
 	case len(d.tasks) > 0:
 		next = pollHolding
+	}
+	// A project waiting out an empty reply is asked again when the wait ends.
+	for _, p := range d.projects {
+		if p.connected && p.nextFetch.After(now) {
+			next = min(next, p.nextFetch.Sub(now))
+		}
 	}
 	if !d.dutyUntil.IsZero() {
 		next = min(next, max(d.dutyUntil.Sub(now), time.Millisecond))

@@ -64,12 +64,13 @@ func app() *cli.App {
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
-						DataDir: c.String("data"),
-						Project: c.String("project"),
-						CPUs:    c.Int("cpus"),
-						Name:    c.String("name"),
-						Control: c.String("control"),
-						Logger:  cliutil.Logger(c),
+						DataDir:    c.String("data"),
+						Project:    c.String("project"),
+						CPUs:       c.Int("cpus"),
+						Name:       c.String("name"),
+						Control:    c.String("control"),
+						Logger:     cliutil.Logger(c),
+						TrimMemory: true,
 					})
 					if err != nil {
 						return err
