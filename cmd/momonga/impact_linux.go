@@ -144,8 +144,8 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	if !noneStopped(pids) {
 		return res, errors.New("tasks were not running before the simulated input")
 	}
-	input := time.Now()
-	if err := in.input(); err != nil {
+	input, err := in.input()
+	if err != nil {
 		return res, err
 	}
 	deadline := input.Add(30 * time.Second)
@@ -424,17 +424,23 @@ func (s *inputSimulator) waitIdle(ctx context.Context, idle time.Duration) error
 	return sleep(ctx, time.Until(s.lastUsed.Add(wait)))
 }
 
-func (s *inputSimulator) input() error {
+// input makes the person act and returns when: for X11 as the server dated
+// the pointer move (xdotool's own start-up is not the client's), for a
+// terminal when the key was read.
+func (s *inputSimulator) input() (time.Time, error) {
 	s.lastUsed = time.Now()
 	if s.display != nil {
-		return s.display.Move(50, 60)
+		if err := s.display.Move(50, 60); err != nil {
+			return time.Time{}, err
+		}
+		return s.display.LastInput()
 	}
 	if _, err := s.master.Write([]byte("x\n")); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	buf := make([]byte, 16)
 	_, err := s.slave.Read(buf)
-	return err
+	return time.Now(), err
 }
 
 func (s *inputSimulator) close() {

@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/screensaver"
+	"github.com/jezek/xgb/xproto"
 )
 
 // ErrMissing is returned when Xvfb or xdotool is not installed.
@@ -87,4 +91,24 @@ func (d *Display) Move(x, y int) error {
 func (d *Display) Close() {
 	_ = d.cmd.Process.Kill()
 	_ = d.cmd.Wait()
+}
+
+// LastInput asks the X server when it last saw input (the screen-saver
+// extension's idle time), which dates an input more closely than the start
+// or the end of the xdotool run that made it.
+func (d *Display) LastInput() (time.Time, error) {
+	conn, err := xgb.NewConnDisplay(d.Name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Close()
+	if err := screensaver.Init(conn); err != nil {
+		return time.Time{}, err
+	}
+	root := xproto.Drawable(xproto.Setup(conn).DefaultScreen(conn).Root)
+	reply, err := screensaver.QueryInfo(conn, root).Reply()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Now().Add(-time.Duration(reply.MsSinceUserInput) * time.Millisecond), nil
 }

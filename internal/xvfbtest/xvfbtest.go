@@ -4,6 +4,7 @@ package xvfbtest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/momonga-project/momonga/internal/xvfb"
 )
@@ -24,11 +25,16 @@ func Start(t testing.TB) string {
 }
 
 // Move moves the pointer on the display, which is user input as the X
-// server sees it.
-func Move(t testing.TB, display string, x, y int) {
+// server sees it, and returns when the server saw it.
+func Move(t testing.TB, display string, x, y int) time.Time {
 	t.Helper()
 	d := &xvfb.Display{Name: display}
 	if err := d.Move(x, y); err != nil {
 		t.Fatal(err)
 	}
+	at, err := d.LastInput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
 }
