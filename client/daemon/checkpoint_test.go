@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/client/idle"
+	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
@@ -95,8 +98,14 @@ func TestStopCheckpointsAndAnotherHostResumes(t *testing.T) {
 		if name != "a" {
 			data = filepath.Join(t.TempDir(), name)
 		}
+		// A host that computes whatever the person does: this test is about
+		// checkpoints.
+		dedicated := prefs.Defaults()
+		dedicated.RunIfUserActive, dedicated.RunOnBattery, dedicated.SuspendCPUPercent = true, true, 0
 		d, err := New(Config{DataDir: data, Project: srv.ClientURL(), CPUs: 1, Name: name,
-			Worker: worker, Events: ev.add, CheckpointInterval: time.Hour})
+			Worker: worker, Events: ev.add, CheckpointInterval: time.Hour,
+			Prefs: &dedicated, Monitor: idle.Unwatched(), Control: "off",
+			Benchmark: func(context.Context) (host.Benchmarks, error) { return host.Benchmarks{}, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,12 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	p := mpb.NewWithContext(ctx, mpb.WithOutput(cfg.Out), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	var volunteerBars []*mpb.Bar
-	// The demo's volunteers compute whatever the person at the machine does,
-	// and each holds only the task it runs, so that all three share the
-	// batch.
-	dedicated := prefs.Defaults()
-	dedicated.RunIfUserActive, dedicated.RunOnBattery, dedicated.SuspendCPUPercent = true, true, 0
-	dedicated.WorkBufMinDays, dedicated.WorkBufExtraDays = 0, 0
+	dedicated := VolunteerPrefs()
 	for i := range cfg.Volunteers {
 		name := fmt.Sprintf("volunteer-%d", i+1)
 		// Each volunteer's bar fills with its share of all the tasks.
@@ -289,4 +284,14 @@ func sumResults(ctx context.Context, adm *admin.Client, batch string) (uint64, e
 		total += n
 	}
 	return total, nil
+}
+
+// VolunteerPrefs are the demo's volunteers' preferences: they compute
+// whatever the person at the machine does, and each holds only the task it
+// runs, so that all of them share the batch.
+func VolunteerPrefs() prefs.Prefs {
+	p := prefs.Defaults()
+	p.RunIfUserActive, p.RunOnBattery, p.SuspendCPUPercent = true, true, 0
+	p.WorkBufMinDays, p.WorkBufExtraDays = 0, 0
+	return p
 }
