@@ -180,6 +180,15 @@ func (p *project) startClient(name string) *proc {
 	if out, err := exec.Command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name).CombinedOutput(); err != nil {
 		p.t.Fatalf("momonga attach: %v\n%s", err, out)
 	}
+	// A dedicated machine: it computes whatever the person and the other
+	// processes (the project, the other clients) do, and holds only the
+	// task it runs, so that the clients share a batch.
+	for _, kv := range [][2]string{{"run_if_user_active", "true"}, {"run_on_battery", "true"}, {"suspend_cpu_percent", "0"},
+		{"work_buf_min_days", "0"}, {"work_buf_extra_days", "0"}} {
+		if out, err := exec.Command(clientBin, "prefs", "set", "--data", dataDir, kv[0], kv[1]).CombinedOutput(); err != nil {
+			p.t.Fatalf("momonga prefs set %s: %v\n%s", kv[0], err, out)
+		}
+	}
 	return start(p.t, dataDir, name, clientBin, "--verbose", "run",
 		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)
 }

@@ -43,6 +43,13 @@ type HostInfo struct {
 	CPUs        int     `json:"cpus"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 	FLOPS       float64 `json:"flops,omitempty"` // floating-point benchmark, operations per second
+	// Added with the client's host measurement.
+	OSVersion      string  `json:"os_version,omitempty"`
+	CPUModel       string  `json:"cpu_model,omitempty"`
+	IOPS           float64 `json:"iops,omitempty"`              // integer benchmark, operations per second
+	MemBytesPerSec float64 `json:"mem_bytes_per_sec,omitempty"` // memory bandwidth benchmark
+	WasmOPS        float64 `json:"wasm_ops,omitempty"`          // reference module under wazero, integers sieved per second
+	DiskFreeBytes  int64   `json:"disk_free_bytes,omitempty"`   // free space the client may use
 }
 
 // Hello registers a host, or updates its description.
@@ -81,6 +88,7 @@ type Assignment struct {
 	Stdin    Hash      `json:"stdin,omitempty"`
 	Limits   Limits    `json:"limits"`
 	Deadline time.Time `json:"deadline"`
+	FPOps    float64   `json:"fpops,omitempty"` // the work unit's estimate, for the host's runtime estimate
 	// Checkpoint, when set, is where the task resumes: the newest checkpoint
 	// the project holds for it, made on this or another host.
 	Checkpoint *CheckpointRef `json:"checkpoint,omitempty"`
@@ -258,10 +266,10 @@ func (m *Command) Validate() error {
 
 func (m *Hello) Validate() error {
 	h := m.Host
-	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 {
-		return Errorf(CodeBadRequest, "host name, os or arch too long")
+	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 {
+		return Errorf(CodeBadRequest, "host name, os, os version, cpu model or arch too long")
 	}
-	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || h.FLOPS < 0 {
+	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || h.FLOPS < 0 || h.IOPS < 0 || h.MemBytesPerSec < 0 || h.WasmOPS < 0 || h.DiskFreeBytes < 0 {
 		return Errorf(CodeBadRequest, "host description out of range")
 	}
 	return nil

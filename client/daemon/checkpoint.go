@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,12 +15,14 @@ import (
 )
 
 // Checkpoints (DESIGN §6, §7): every running task is checkpointed by its
-// worker at the interval its work unit asks for, or CheckpointInterval; each
-// checkpoint is uploaded as a blob and reported with vol.H.ckpt, so that the
-// project can give the task to another host, which resumes it there, when
-// this one departs. A daemon that stops (Ctrl-C, SIGTERM, leaving the
-// project) first has its tasks checkpoint and ships those checkpoints,
-// within StopGrace. A host that dies loses at most one interval of work.
+// worker at the interval its work unit asks for, or CheckpointInterval, or
+// the preference checkpoint_seconds; each checkpoint is uploaded as a blob
+// and reported with vol.H.ckpt to the task's project, so that the project can
+// give the task to another host, which resumes it there, when this one
+// departs. Before a task is suspended for the person it is asked for a
+// checkpoint (workerCheckpointer). A daemon that stops (Ctrl-C, SIGTERM) first
+// has its tasks checkpoint and ships those checkpoints, within StopGrace. A
+// host that dies loses at most one interval of work.
 
 // DefaultCheckpointInterval is BOINC's default "disk interval".
 const DefaultCheckpointInterval = 60 * time.Second
@@ -27,10 +30,17 @@ const DefaultCheckpointInterval = 60 * time.Second
 // checkpointSpec says how a task checkpoints, and fetches the checkpoint it
 // resumes from, if the project gave one. A checkpoint that cannot be fetched
 // is left out: the task then starts from the beginning.
-func (d *Daemon) checkpointSpec(ctx context.Context, a wu.Assignment, dir string) (*runner.CheckpointSpec, error) {
+func (d *Daemon) checkpointSpec(ctx context.Context, t *task, dir string) (*runner.CheckpointSpec, error) {
+	a := t.a
 	interval := d.cfg.CheckpointInterval
-	if a.CheckpointSeconds > 0 {
+	switch {
+	case a.CheckpointSeconds > 0:
 		interval = time.Duration(a.CheckpointSeconds * float64(time.Second))
+	case interval <= 0:
+		interval = d.CheckpointInterval()
+	}
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
 	}
 	spec := &runner.CheckpointSpec{App: a.AppHash, Task: a.Task, Dir: filepath.Join(dir, "checkpoints"), Interval: interval.Seconds()}
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
@@ -39,7 +49,7 @@ func (d *Daemon) checkpointSpec(ctx context.Context, a wu.Assignment, dir string
 	if c := a.Checkpoint; c != nil {
 		var chain []string
 		for _, h := range c.Blobs() {
-			if _, err := d.blob(ctx, h, wu.MaxCheckpointBytes); err != nil {
+			if _, err := d.blob(ctx, t.proj, h, wu.MaxCheckpointBytes); err != nil {
 				d.log.Warn("checkpoint not fetched; the task starts from the beginning", "task", a.Task, "err", err)
 				return spec, nil
 			}
@@ -52,8 +62,8 @@ func (d *Daemon) checkpointSpec(ctx context.Context, a wu.Assignment, dir string
 
 // forgetCheckpoint removes from the blob cache the checkpoint a task was
 // given: it serves that task only, once.
-func (d *Daemon) forgetCheckpoint(a wu.Assignment) {
-	if a.Checkpoint != nil {
+func (d *Daemon) forgetCheckpoint(t *task) {
+	if a := t.a; a.Checkpoint != nil {
 		for _, h := range a.Checkpoint.Blobs() {
 			os.Remove(d.blobPath(h))
 		}
@@ -63,7 +73,7 @@ func (d *Daemon) forgetCheckpoint(a wu.Assignment) {
 // waitShipping waits for the worker to end, shipping each checkpoint it
 // writes to the project meanwhile, and the last one after it ends (the one
 // it writes before it stops).
-func (d *Daemon) waitShipping(ctx context.Context, s *slot, proc *runner.Process) runner.Result {
+func (d *Daemon) waitShipping(ctx context.Context, t *task, proc *runner.Process) runner.Result {
 	ended := make(chan runner.Result, 1)
 	go func() { ended <- proc.Wait() }()
 	var shipped uint64
@@ -72,24 +82,24 @@ func (d *Daemon) waitShipping(ctx context.Context, s *slot, proc *runner.Process
 		if !ok || w.Seq <= shipped {
 			return
 		}
-		if err := d.shipCheckpoint(ctx, s.a, w); err != nil {
+		if err := d.shipCheckpoint(ctx, t, w); err != nil {
 			if ctx.Err() == nil {
-				d.log.Warn("checkpoint not shipped", "task", s.a.Task, "seq", w.Seq, "err", err)
+				d.log.Warn("checkpoint not shipped", "task", t.a.Task, "seq", w.Seq, "err", err)
 			}
 			return
 		}
 		shipped = w.Seq
-		d.cfg.Events(Event{Kind: "checkpoint", Task: s.a.Task, Seq: w.Seq, Progress: w.Progress, CPUSeconds: w.CPUSeconds})
+		d.event(Event{Kind: "checkpoint", Task: t.a.Task, Project: t.proj.url, Seq: w.Seq, Progress: w.Progress, CPUSeconds: w.CPUSeconds})
 	}
-	if c := s.a.Checkpoint; c != nil {
-		d.cfg.Events(Event{Kind: "resumed", Task: s.a.Task, Seq: c.Seq, Progress: c.Progress, CPUSeconds: c.CPUSeconds})
+	if c := t.a.Checkpoint; c != nil {
+		d.event(Event{Kind: "resumed", Task: t.a.Task, Project: t.proj.url, Seq: c.Seq, Progress: c.Progress, CPUSeconds: c.CPUSeconds})
 	}
 	for {
 		select {
 		case res := <-ended:
 			ship()
 			if r := res.Resumed; r != nil && r.Error != "" {
-				d.log.Warn("checkpoint refused; the task started from the beginning", "task", s.a.Task, "reason", r.Error)
+				d.log.Warn("checkpoint refused; the task started from the beginning", "task", t.a.Task, "reason", r.Error)
 			}
 			return res
 		case <-proc.Checkpointed():
@@ -100,7 +110,11 @@ func (d *Daemon) waitShipping(ctx context.Context, s *slot, proc *runner.Process
 
 // shipCheckpoint uploads a checkpoint (and its base, which the project
 // usually holds already) and reports it.
-func (d *Daemon) shipCheckpoint(ctx context.Context, a wu.Assignment, w runner.Written) error {
+func (d *Daemon) shipCheckpoint(ctx context.Context, t *task, w runner.Written) error {
+	c := t.proj.connection()
+	if c == nil {
+		return errors.New("not connected to the project")
+	}
 	paths := []string{w.Path}
 	if w.Base != "" {
 		paths = []string{w.BasePath, w.Path}
@@ -110,60 +124,94 @@ func (d *Daemon) shipCheckpoint(ctx context.Context, a wu.Assignment, w runner.W
 		if err != nil {
 			return fmt.Errorf("read checkpoint: %w", err)
 		}
-		if _, err := d.c.upload(ctx, b); err != nil {
+		if _, err := c.upload(ctx, b); err != nil {
 			return err
 		}
 	}
-	rep := wu.CheckpointReport{V: wu.WireVersion, Task: a.Task, App: a.AppHash, Checkpoint: w.Ref()}
-	return d.c.numbered(ctx, wu.OpCkpt, func(seq uint64) any { rep.Seq = seq; return rep }, &wu.Ack{}, 3)
+	rep := wu.CheckpointReport{V: wu.WireVersion, Task: t.a.Task, App: t.a.AppHash, Checkpoint: w.Ref()}
+	return c.numbered(ctx, wu.OpCkpt, func(seq uint64) any { rep.Seq = seq; return rep }, &wu.Ack{}, 3)
 }
 
 // stopAll asks every running task to checkpoint and stop, and waits, at
 // most StopGrace, for them to end and their checkpoints to be shipped. A
 // command module that has shown no sign of checkpointing through the SDK is
-// stopped at once rather than waited for.
+// stopped at once rather than waited for, and so is a task suspended for the
+// person: it was asked for a checkpoint as it was suspended.
 func (d *Daemon) stopAll() {
 	d.mu.Lock()
-	for _, s := range d.running {
-		if s.proc == nil {
+	for _, t := range d.tasks {
+		if t.proc == nil {
 			continue
 		}
-		if _, made := s.proc.NewestCheckpoint(); s.reactor || made || s.a.Checkpoint != nil {
-			_ = s.proc.StopAfterCheckpoint()
+		if _, made := t.proc.NewestCheckpoint(); !t.stopped && (t.reactor || made || t.a.Checkpoint != nil) {
+			_ = t.proc.StopAfterCheckpoint()
 		} else {
-			_ = s.proc.Kill()
+			_ = t.proc.Kill()
 		}
 	}
-	n := len(d.running)
 	d.mu.Unlock()
-	if n == 0 {
-		return
-	}
 	deadline := time.Now().Add(d.cfg.StopGrace)
-	for d.runningCount() > 0 && time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-		case <-time.After(100 * time.Millisecond):
-		}
+	for d.workersLeft() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the workers end on their own; polled with a deadline
 	}
 }
 
-// progress is what a heartbeat says of a running task: the fraction its app
-// wrote to its progress file. The caller holds d.mu.
-func (d *Daemon) progress(id string) wu.TaskProgress {
-	p := wu.TaskProgress{Task: id}
-	b, err := os.ReadFile(filepath.Join(d.cfg.DataDir, "slots", id, "root", "progress"))
+// workersLeft is how many tasks still have a worker process.
+func (d *Daemon) workersLeft() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, t := range d.tasks {
+		if t.state == stateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// progressLocked is what a heartbeat says of a task: the fraction its app
+// wrote to its progress file, and the CPU time it has used.
+func (d *Daemon) progressLocked(t *task) wu.TaskProgress {
+	p := wu.TaskProgress{Task: t.a.Task, CPUSeconds: t.ran.Seconds()}
+	b, err := os.ReadFile(filepath.Join(d.slotDir(t), "root", "progress"))
 	if err == nil {
 		if f, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && f >= 0 && f <= 1 {
 			p.Fraction = f
 		}
 	}
-	if s := d.running[id]; s != nil && s.proc != nil {
-		if cpu, err := s.proc.CPUTime(); err == nil {
+	if t.proc != nil {
+		if cpu, err := t.proc.CPUTime(); err == nil {
 			p.CPUSeconds = cpu.Seconds()
 		}
 	}
 	return p
+}
+
+// workerCheckpointer asks a task's worker for a checkpoint and waits for it
+// to be written (waitShipping ships it): the Checkpointer a daemon has
+// unless its Config names another.
+type workerCheckpointer struct{}
+
+func (workerCheckpointer) Checkpoint(ctx context.Context, _ string, proc *runner.Process) error {
+	if proc == nil {
+		return nil
+	}
+	before, _ := proc.NewestCheckpoint()
+	if err := proc.RequestCheckpoint(); err != nil {
+		return err
+	}
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if w, ok := proc.NewestCheckpoint(); ok && w.Seq > before.Seq {
+			return nil
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // taskCPU is the CPU time of a task on every host that ran it: this run's,

@@ -1,8 +1,17 @@
 // Package daemon is the volunteer client's long-running part (DESIGN §7): it
-// registers the host with a project, fetches work, runs each task in its own
-// sandboxed worker process, keeps the project informed with heartbeats,
-// ships the tasks' checkpoints (checkpoint.go) and reports results.
-// Everything it must not lose lives in its data directory.
+// is attached to one or more projects, measures the host, fetches work to
+// keep a buffer, runs each task in its own sandboxed worker process when the
+// preferences and the person allow, keeps the projects informed with
+// heartbeats and reports results. Everything it must not lose lives in its
+// data directory: the host identity, the state file (projects, queued
+// tasks, benchmarks), the preferences and the finished reports.
+//
+// One loop decides (reconcile): which tasks hold the slots (client/plan),
+// whether they may run (client/idle), which project to ask for work; each
+// project has a goroutine for its network traffic, and each started task one
+// for its worker process. Running tasks checkpoint and ship their
+// checkpoints (checkpoint.go); each project's credentials and the key its
+// apps must be signed with are its attachment (trust.go).
 package daemon
 
 import (
@@ -16,10 +25,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/client/idle"
+	"github.com/momonga-project/momonga/client/internal/atomicfile"
+	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -27,64 +40,146 @@ import (
 // Config is how a daemon runs.
 type Config struct {
 	DataDir string
-	Project string        // NATS URL of the project; default the one attached to
-	CAFile  string        // TLS authority of the project; default the one given at attach
-	CPUs    int           // tasks run at once; 0 = every core
-	Name    string        // host name shown by the project; default the machine's
-	Worker  runner.Worker // how to start a worker process
-	Logger  *slog.Logger
+	// Project, if set, is attached at start (with the default share) unless
+	// it already is: `momonga run --project URL`.
+	Project string
+	// CAFile is the TLS authority of Project, if it is not the one given
+	// at attach or the system's.
+	CAFile string
+	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
+	Name   string        // host name shown by projects; default the machine's
+	Worker runner.Worker // how to start a worker process
+	Logger *slog.Logger
 	// Events, if set, is told what the daemon does (for progress displays
 	// and tests); it must not block.
 	Events func(Event)
-	// CheckpointInterval is how often running tasks are checkpointed, unless
-	// their work unit asks for another interval; default 60 s
+	// Prefs, if set, replaces prefs.json for this run (the demo computes
+	// whatever the person does).
+	Prefs *prefs.Prefs
+	// Monitor watches the person, other programs and the power source;
+	// nil = this platform's (idle.NewMonitor).
+	Monitor Observer
+	// Benchmark runs the benchmarks; nil = the worker command with
+	// --benchmark, in a process of its own.
+	Benchmark func(ctx context.Context) (host.Benchmarks, error)
+	// Checkpointer is asked for a checkpoint of each task before the
+	// daemon suspends it for the person; nil = the worker's own
 	// (checkpoint.go).
+	Checkpointer Checkpointer
+	// CheckpointInterval is how often running tasks are checkpointed,
+	// unless their work unit asks for another interval; 0 = the
+	// preference checkpoint_seconds (checkpoint.go).
 	CheckpointInterval time.Duration
 	// StopGrace is how long a stopping daemon waits for its tasks to
-	// checkpoint and for the checkpoints to reach the project; default 20 s.
+	// checkpoint and for the checkpoints to reach the projects; default 20 s.
 	StopGrace time.Duration
+	// Control is the control API's loopback address: "" = 127.0.0.1 on a
+	// free port, "off" = no API.
+	Control string
+	// TrimMemory makes an idle daemon give back the memory start-up and
+	// tasks left behind, its executable's pages included. Only a daemon
+	// that has its process to itself (`momonga run`) should: the pages are
+	// the whole process's.
+	TrimMemory bool
 }
+
+// Observer is what the daemon needs of idle.Monitor.
+type Observer interface {
+	Observe(now time.Time, ours []int) idle.Observation
+}
+
+// Checkpointer takes a checkpoint of a running task. Checkpoints belong to
+// the runner (DESIGN §6); the daemon only says when: before it suspends a
+// task because the person came back, and before it stops one.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, task string, proc *runner.Process) error
+}
+
+// checkpointBudget bounds the wait for checkpoints before a suspension, which
+// must still happen within a second of the person's return.
+const checkpointBudget = 400 * time.Millisecond
 
 // Event is something the daemon did.
 type Event struct {
-	Kind   string // "assigned", "started", "resumed", "checkpoint", "finished", "reported", "aborted", "stopped"
-	Task   string
-	Failed bool
-	Reason string
-	// For "started": the worker process. For "resumed" and "checkpoint": the
-	// checkpoint's number, the progress and the task's CPU time in it.
+	Kind    string // "assigned", "started", "resumed", "checkpoint", "finished", "reported", "aborted", "stopped", "suspended", "continued", "recovered"
+	Task    string
+	Project string
+	Failed  bool
+	Reason  string
+	// For "started": the worker process. For "resumed" (from a checkpoint)
+	// and "checkpoint": the checkpoint's number, the progress and the
+	// task's CPU time in it.
 	Pid        int     `json:",omitempty"`
 	Seq        uint64  `json:",omitempty"`
 	Progress   float64 `json:",omitempty"`
 	CPUSeconds float64 `json:",omitempty"`
 }
 
+// DefaultShare is the resource share of a project attached without one.
+const DefaultShare = 100
+
+// Poll intervals of the decision loop: fast while tasks run, since they must
+// stop within a second of the person's return; slow when there is nothing
+// to stop, so that an idle client costs next to nothing.
+const (
+	pollRunning = 200 * time.Millisecond
+	pollHolding = time.Second
+	pollIdle    = 30 * time.Second
+	// dutyPeriod is the cycle of the CPU usage limit: tasks run for
+	// cpu_usage_limit per cent of each.
+	dutyPeriod = time.Second
+	// saveEvery bounds how often the state file is rewritten.
+	saveEvery = 10 * time.Second
+	// benchCheckEvery is how often the daemon looks whether the benchmarks
+	// are stale.
+	benchCheckEvery = 6 * time.Hour
+	// trimAfter is how long the daemon waits, once nothing runs, before it
+	// gives back the memory start-up and tasks left behind.
+	trimAfter = 10 * time.Second
+)
+
 // Daemon is one running client.
 type Daemon struct {
-	cfg  Config
-	id   identity
-	c    *conn
-	log  *slog.Logger
-	beat time.Duration
+	cfg Config
+	id  identity
+	log *slog.Logger
 
-	att   Attachment // the project, as attached or first met
-	flops float64    // benchmark, floating-point operations per second
+	mu            sync.Mutex
+	prefs         prefs.Prefs
+	projects      map[string]*project // by URL
+	tasks         map[string]*task    // by taskKey
+	gov           idle.Governor
+	obs           idle.Observation
+	decision      idle.Decision
+	userSuspended bool
+	info          host.Info
+	bench         host.Benchmarks
+	benchRunning  bool
+	dirty         bool
+	savedAt       time.Time
+	lastTick      time.Time
+	nextObserve   time.Time
+	nextBenchLook time.Time
+	dutyOn        bool
+	dutyUntil     time.Time
+	disk          diskCheck
+	busyAt        time.Time // last time a task had a worker, or the start
+	trimmed       bool      // memory given back since then
+	monitor       Observer
+	closeMonitor  func()
 
-	mu      sync.Mutex
-	running map[string]*slot
-	wg      sync.WaitGroup
-	done    chan string // task ids as their slot frees up
-
-	// workCtx outlives Run's context by StopGrace: tasks checkpoint and
-	// their checkpoints are shipped while the daemon stops.
+	// reconcileMu lets one reconcile run at a time: the loop's, or one the
+	// control API runs so that its answer shows the change.
+	reconcileMu sync.Mutex
+	runCtx      context.Context
+	// workCtx outlives runCtx by StopGrace: tasks checkpoint, and the
+	// projects' connections ship their checkpoints, while the daemon stops.
 	workCtx context.Context
-}
-
-type slot struct {
-	a       wu.Assignment
-	proc    *runner.Process
-	aborted bool
-	reactor bool // the module can be snapshotted between any two steps
+	// fatal has an error that stops the daemon: a project presents another
+	// signing key than the one pinned for it.
+	fatal chan error
+	wg    sync.WaitGroup
+	wake  chan struct{}
 }
 
 // identity is the host's id, kept in the data directory across runs.
@@ -102,19 +197,14 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.Run(ctx)
 }
 
-// New prepares a daemon: its data directory and its host identity.
+// New prepares a daemon: its data directory, host identity, preferences and
+// state.
 func New(cfg Config) (*Daemon, error) {
-	if cfg.CPUs <= 0 {
-		cfg.CPUs = runtime.NumCPU()
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
-	}
-	if cfg.CheckpointInterval <= 0 {
-		cfg.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 20 * time.Second
@@ -126,15 +216,11 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Worker.Command = []string{exe, "worker"}
 	}
-	att, attached, err := LoadAttachment(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Project == "" {
-		cfg.Project = att.URL
-	}
-	if cfg.Project == "" {
-		return nil, errors.New("no project: attach this host first (momonga attach URL --account-key KEY), or name an open project's URL with --project")
+	if cfg.Benchmark == nil {
+		command := append(append([]string(nil), cfg.Worker.Command...), "--benchmark", "--data", cfg.DataDir)
+		cfg.Benchmark = func(ctx context.Context) (host.Benchmarks, error) {
+			return host.RunBenchmarkCommand(ctx, command)
+		}
 	}
 	for _, dir := range []string{"blobs", "slots", "reports", "cache"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
@@ -145,14 +231,40 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if attached && att.Host != id.ID {
-		return nil, fmt.Errorf("%s names host %s but the attachment is for %s: attach again", filepath.Join(cfg.DataDir, "host.json"), id.ID, att.Host)
+	d := &Daemon{
+		cfg:      cfg,
+		id:       id,
+		log:      cfg.Logger.With("host", id.ID),
+		projects: map[string]*project{},
+		tasks:    map[string]*task{},
+		wake:     make(chan struct{}, 1),
+		fatal:    make(chan error, 1),
 	}
-	att.Host = id.ID
-	return &Daemon{cfg: cfg, id: id, att: att, flops: measureFLOPS(), log: cfg.Logger.With("host", id.ID), running: map[string]*slot{}, done: make(chan string, cfg.CPUs)}, nil
+	if cfg.Checkpointer == nil {
+		d.cfg.Checkpointer = workerCheckpointer{}
+	}
+	if cfg.Prefs != nil {
+		d.prefs = *cfg.Prefs
+	} else if d.prefs, err = prefs.Load(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	d.info = host.Measure(cfg.DataDir)
+	d.loadState()
+	if err := d.loadAttachments(); err != nil {
+		return nil, err
+	}
+	if cfg.Project != "" && d.projects[cfg.Project] == nil {
+		if err := checkProjectURL(cfg.Project); err != nil {
+			return nil, err
+		}
+		d.projects[cfg.Project] = newProject(cfg.Project, DefaultShare)
+		d.dirty = true
+	}
+	d.adoptOldReports()
+	return d, nil
 }
 
-// HostID is the id the project knows this host by.
+// HostID is the id projects know this host by.
 func (d *Daemon) HostID() string { return d.id.ID }
 
 func loadIdentity(dir, name string) (identity, error) {
@@ -180,401 +292,147 @@ func loadIdentity(dir, name string) (identity, error) {
 	if id.Name == "" {
 		id.Name, _ = os.Hostname()
 	}
-	return id, writeFileAtomic(p, wu.Encode(id))
-}
-
-// writeFileAtomic replaces p with b so that a crash leaves the old or the
-// new content, never a mix.
-func writeFileAtomic(p string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return id, atomicfile.Write(p, wu.Encode(id), 0o600)
 }
 
 func (d *Daemon) hostInfo() wu.HostInfo {
-	return wu.HostInfo{Name: d.id.Name, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: d.cfg.CPUs, FLOPS: d.flops}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, b := d.info, d.bench
+	return wu.HostInfo{
+		Name: d.id.Name, OS: in.OS, Arch: in.Arch, CPUs: d.slotsLocked(), MemoryBytes: in.MemoryBytes,
+		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS,
+		OSVersion: truncate(in.OSVersion, 256), CPUModel: truncate(in.CPUModel, 256), DiskFreeBytes: max(in.DiskFreeBytes, 0),
+	}
 }
 
-// Run connects, registers and computes until ctx ends. Running tasks are
-// stopped when it returns; their leases run out and the project gives them
-// to other hosts.
-func (d *Daemon) Run(ctx context.Context) error {
-	opts, err := d.connectOptions()
-	if err != nil {
-		return err
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
-	c, err := dial(d.cfg.Project, d.id.ID, d.id.Name, d.log, opts...)
-	if err != nil {
-		return err
-	}
-	d.c = c
-	defer c.close()
-	hello, err := c.hello(ctx, d.hostInfo())
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("register with project: %w", err)
-	}
-	if err := d.pin(hello.SigningKey); err != nil {
-		return err
-	}
-	d.beat = time.Duration(hello.BeatSeconds * float64(time.Second))
-	if d.beat <= 0 {
-		d.beat = 10 * time.Second
-	}
-	d.log.Info("registered", "project", hello.Project, "beat", d.beat)
+	return s
+}
 
+// Run measures the host, runs the benchmarks if they are stale, serves the
+// control API, and computes until ctx ends. Running tasks are stopped when
+// it returns and stay queued in the state file for the next run.
+func (d *Daemon) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	d.workCtx = workCtx
 	ctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.runCtx, d.workCtx = ctx, workCtx
+	d.mu.Unlock()
+	if d.cfg.Monitor != nil {
+		d.monitor = d.cfg.Monitor
+	} else {
+		m := idle.NewMonitor(d.log)
+		d.monitor, d.closeMonitor = m, m.Close
+	}
+	var ctl *control.Server
+	if d.cfg.Control != "off" {
+		var err error
+		if ctl, err = control.Listen(d.cfg.DataDir, d.cfg.Control, d, d.log); err != nil {
+			cancel()
+			stopWork()
+			return err
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := ctl.Serve(ctx); err != nil {
+				d.log.Warn("control API stopped", "err", err)
+			}
+		}()
+	}
 	defer func() {
 		cancel()
 		d.stopAll()
 		stopWork()
-		d.killAll()
 		d.wg.Wait()
+		d.mu.Lock()
+		d.saveStateLocked()
+		d.mu.Unlock()
+		if d.closeMonitor != nil {
+			d.closeMonitor()
+		}
 	}()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.beatLoop(ctx)
-	}()
-	d.sendPendingReports(ctx)
-	return d.workLoop(ctx)
-}
-
-func (d *Daemon) workLoop(ctx context.Context) error {
-	wait := time.Duration(0)
+	if d.bench.Stale(d.info, time.Now()) {
+		d.runBenchmarks(ctx)
+	}
+	d.mu.Lock()
+	d.busyAt = time.Now()
+	for _, p := range d.projects {
+		d.startProjectLocked(p)
+	}
+	d.mu.Unlock()
 	for {
+		next := d.reconcile(time.Now())
+		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-d.done:
-			wait = 0
-			continue
-		case <-time.After(wait):
-		}
-		free := d.cfg.CPUs - d.runningCount()
-		if free <= 0 {
-			wait = time.Hour // until a slot frees up
-			continue
-		}
-		var rep wu.WorkReply
-		err := d.c.numbered(ctx, wu.OpWork, func(seq uint64) any {
-			return wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: free}
-		}, &rep, 3)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case wu.ErrorCode(err) == wu.CodeNotFound:
-			// The project forgot this host (a new project data directory):
-			// register again.
-			if _, err := d.c.hello(ctx, d.hostInfo()); err != nil && ctx.Err() == nil {
-				d.log.Warn("register again", "err", err)
-			}
-			wait = time.Second
-			continue
-		case err != nil:
-			d.log.Warn("work request", "err", err)
-			wait = 5 * time.Second
-			continue
-		}
-		for _, a := range rep.Assignments {
-			d.start(ctx, a)
-		}
-		wait = 0
-		if len(rep.Assignments) < free {
-			wait = time.Duration(rep.RetrySeconds * float64(time.Second))
-			if wait <= 0 {
-				wait = 5 * time.Second
-			}
-		}
-	}
-}
-
-func (d *Daemon) runningCount() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.running)
-}
-
-func (d *Daemon) start(ctx context.Context, a wu.Assignment) {
-	s := &slot{a: a}
-	d.mu.Lock()
-	d.running[a.Task] = s
-	d.mu.Unlock()
-	d.cfg.Events(Event{Kind: "assigned", Task: a.Task})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.runTask(ctx, s)
-		d.mu.Lock()
-		delete(d.running, a.Task)
-		d.mu.Unlock()
-		select {
-		case d.done <- a.Task:
-		default:
-		}
-	}()
-}
-
-// runTask fetches what a task needs, runs it in a worker and reports it.
-func (d *Daemon) runTask(ctx context.Context, s *slot) {
-	a := s.a
-	dir := filepath.Join(d.cfg.DataDir, "slots", a.Task)
-	// A slot left by a run that crashed must not leak into this one: the
-	// task starts from its checkpoint or from nothing.
-	os.RemoveAll(dir)
-	defer os.RemoveAll(dir)
-	defer d.forgetCheckpoint(a)
-	report := wu.Report{V: wu.WireVersion, Task: a.Task, Outcome: wu.OutcomeFailure}
-	res, output, err := d.execute(d.workCtx, s, dir)
-	switch {
-	case res.Stopped || d.workCtx.Err() != nil || ctx.Err() != nil && (res.Failed || err != nil):
-		// Stopping: the task goes back to the project when its lease runs
-		// out, and resumes elsewhere from its newest checkpoint. (One that
-		// finished meanwhile is still reported.)
-		d.cfg.Events(Event{Kind: "stopped", Task: a.Task, Reason: res.Reason})
-		return
-	case s.isAborted(&d.mu):
-		d.cfg.Events(Event{Kind: "aborted", Task: a.Task})
-		return
-	case err != nil:
-		report.Reason = err.Error()
-	case res.Failed:
-		report.ExitCode, report.Reason, report.CPUSeconds = res.ExitCode, res.Reason, taskCPU(res)
-	default:
-		report.ExitCode, report.CPUSeconds = res.ExitCode, taskCPU(res)
-		report.Outcome = wu.OutcomeSuccess
-		report.Output = wu.HashOf(output)
-		report.OutputSize = int64(len(output))
-		if err := d.keepBlob(report.Output, output); err != nil {
-			report.Outcome, report.Reason = wu.OutcomeFailure, "keep output: "+err.Error()
-		}
-	}
-	d.cfg.Events(Event{Kind: "finished", Task: a.Task, Failed: report.Outcome != wu.OutcomeSuccess, Reason: report.Reason})
-	// The report is on disk before it is sent, so a crash between finishing
-	// and reporting loses nothing.
-	if err := writeFileAtomic(d.reportPath(a.Task), wu.Encode(report)); err != nil {
-		d.log.Warn("save report", "task", a.Task, "err", err)
-	}
-	d.sendReport(d.workCtx, report)
-}
-
-func (s *slot) isAborted(mu *sync.Mutex) bool {
-	mu.Lock()
-	defer mu.Unlock()
-	return s.aborted
-}
-
-func (d *Daemon) execute(ctx context.Context, s *slot, dir string) (runner.Result, []byte, error) {
-	a := s.a
-	module, err := d.blob(ctx, a.AppHash, a.AppSize)
-	if err != nil {
-		return runner.Result{}, nil, fmt.Errorf("fetch app %s: %w", a.App, err)
-	}
-	if err := d.verifyModule(a, module); err != nil {
-		d.log.Error("app refused", "err", err)
-		return runner.Result{}, nil, err
-	}
-	if err := wu.CheckModule(module); err != nil {
-		return runner.Result{}, nil, fmt.Errorf("app %s: %w", a.App, err)
-	}
-	if m, err := wu.ParseModule(module); err == nil {
-		d.mu.Lock()
-		s.reactor = m.IsReactor()
-		d.mu.Unlock()
-	}
-	spec := runner.Spec{
-		Module:   d.blobPath(a.AppHash),
-		Name:     a.App,
-		Args:     a.Args,
-		Dir:      filepath.Join(dir, "root"),
-		Output:   filepath.Join(dir, "stdout"),
-		Limits:   a.Limits.WithDefaults(),
-		CacheDir: filepath.Join(d.cfg.DataDir, "cache"),
-		Seed:     a.WorkUnit,
-	}
-	if spec.Checkpoint, err = d.checkpointSpec(ctx, a, dir); err != nil {
-		return runner.Result{}, nil, err
-	}
-	if a.Stdin != "" {
-		if _, err := d.blob(ctx, a.Stdin, wu.MaxOutputBytes); err != nil {
-			return runner.Result{}, nil, fmt.Errorf("fetch input: %w", err)
-		}
-		spec.Stdin = d.blobPath(a.Stdin)
-	}
-	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
-		return runner.Result{}, nil, err
-	}
-	proc, err := d.cfg.Worker.Start(ctx, spec)
-	if err != nil {
-		return runner.Result{}, nil, fmt.Errorf("start worker: %w", err)
-	}
-	d.mu.Lock()
-	s.proc = proc
-	aborted := s.aborted
-	d.mu.Unlock()
-	if aborted {
-		_ = proc.Kill()
-	}
-	d.cfg.Events(Event{Kind: "started", Task: a.Task, Pid: proc.Pid()})
-	res := d.waitShipping(ctx, s, proc)
-	if res.Failed {
-		return res, nil, nil
-	}
-	out, err := os.ReadFile(spec.Output)
-	if err != nil {
-		return res, nil, fmt.Errorf("read output: %w", err)
-	}
-	return res, out, nil
-}
-
-func (d *Daemon) blobPath(h wu.Hash) string { return filepath.Join(d.cfg.DataDir, "blobs", string(h)) }
-
-// blob returns a blob from the cache, downloading it first if need be.
-func (d *Daemon) blob(ctx context.Context, h wu.Hash, maxBytes int64) ([]byte, error) {
-	if !h.Valid() {
-		return nil, fmt.Errorf("malformed blob hash %q", h)
-	}
-	if b, err := os.ReadFile(d.blobPath(h)); err == nil && wu.HashOf(b) == h {
-		return b, nil
-	}
-	b, err := d.c.download(ctx, h, maxBytes)
-	if err != nil {
-		return nil, err
-	}
-	return b, d.keepBlob(h, b)
-}
-
-func (d *Daemon) keepBlob(h wu.Hash, b []byte) error { return writeFileAtomic(d.blobPath(h), b) }
-
-func (d *Daemon) reportPath(task string) string {
-	return filepath.Join(d.cfg.DataDir, "reports", task+".json")
-}
-
-// sendReport uploads a successful task's output, then reports the task,
-// retrying until the project answers or the daemon stops.
-func (d *Daemon) sendReport(ctx context.Context, r wu.Report) {
-	if r.Outcome == wu.OutcomeSuccess {
-		out, err := os.ReadFile(d.blobPath(r.Output))
-		if err == nil && wu.HashOf(out) != r.Output {
-			err = errors.New("output changed on disk")
-		}
-		if err == nil {
-			_, err = d.c.upload(ctx, out)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("upload result", "task", r.Task, "err", err)
-			}
-			return
-		}
-	}
-	err := d.c.numbered(ctx, wu.OpResult, func(seq uint64) any { r.Seq = seq; return r }, &wu.Ack{}, -1)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		// The project refused the report for good (the task is no longer
-		// ours, for example); keeping it would only resend it forever.
-		d.log.Warn("report refused", "task", r.Task, "err", err)
-	}
-	os.Remove(d.reportPath(r.Task))
-	d.cfg.Events(Event{Kind: "reported", Task: r.Task, Failed: err != nil || r.Outcome != wu.OutcomeSuccess, Reason: r.Reason})
-}
-
-// sendPendingReports sends the reports a previous run finished but did not
-// get to send.
-func (d *Daemon) sendPendingReports(ctx context.Context) {
-	paths, _ := filepath.Glob(filepath.Join(d.cfg.DataDir, "reports", "*.json"))
-	sort.Strings(paths)
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		var r wu.Report
-		if err == nil {
-			r, err = wu.Decode[wu.Report](b)
-		}
-		if err != nil {
-			d.log.Warn("unreadable saved report, dropped", "file", p, "err", err)
-			os.Remove(p)
-			continue
-		}
-		d.sendReport(ctx, r)
-	}
-}
-
-func (d *Daemon) beatLoop(ctx context.Context) {
-	t := time.NewTicker(d.beat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
+		case err := <-d.fatal:
+			t.Stop()
+			return err
+		case <-d.wake:
 		case <-t.C:
 		}
-		d.mu.Lock()
-		var tasks []wu.TaskProgress
-		for id := range d.running {
-			tasks = append(tasks, wu.TaskProgress{Task: id})
-		}
-		d.mu.Unlock()
-		if len(tasks) == 0 {
-			continue
-		}
-		sort.Slice(tasks, func(i, j int) bool { return tasks[i].Task < tasks[j].Task })
-		var rep wu.BeatReply
-		err := d.c.numbered(ctx, wu.OpBeat, func(seq uint64) any {
-			return wu.Beat{V: wu.WireVersion, Seq: seq, Tasks: tasks}
-		}, &rep, 2)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("heartbeat", "err", err)
-			}
-			continue
-		}
-		for _, id := range rep.Abort {
-			d.abort(id)
-		}
+		t.Stop()
 	}
 }
 
-// abort stops a task the project no longer wants from this host.
-func (d *Daemon) abort(id string) {
+// kick makes the decision loop run now.
+func (d *Daemon) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) event(e Event) { d.cfg.Events(e) }
+
+// runBenchmarks runs the benchmarks and keeps their figures. It does not
+// hold the lock: the control API keeps answering meanwhile.
+func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	d.mu.Lock()
-	var proc *runner.Process
-	if s := d.running[id]; s != nil {
-		s.aborted = true
-		proc = s.proc
+	if d.benchRunning {
+		d.mu.Unlock()
+		return host.Benchmarks{}, errors.New("the benchmarks are already running")
 	}
+	d.benchRunning = true
 	d.mu.Unlock()
-	if proc != nil {
-		d.log.Info("aborting task at the project's request", "task", id)
-		_ = proc.Kill()
-	}
-}
-
-func (d *Daemon) killAll() {
+	b, err := d.cfg.Benchmark(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, s := range d.running {
-		if s.proc != nil {
-			_ = s.proc.Kill()
+	d.benchRunning = false
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("benchmarks", "err", err)
+		}
+		return b, err
+	}
+	d.info = host.Measure(d.cfg.DataDir)
+	if b.Fingerprint == "" {
+		b.Fingerprint = d.info.Fingerprint()
+	}
+	if b.At.IsZero() {
+		b.At = time.Now()
+	}
+	d.bench = b
+	d.dirty = true
+	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "seconds", b.Seconds)
+	return b, nil
+}
+
+// slotsLocked is how many tasks may run at once.
+func (d *Daemon) slotsLocked() int {
+	n := int(float64(runtime.NumCPU()) * d.prefs.MaxCPUsPercent / 100)
+	if d.cfg.CPUs > 0 {
+		n = min(n, d.cfg.CPUs)
+		if d.prefs.MaxCPUsPercent >= 100 {
+			n = d.cfg.CPUs
 		}
 	}
+	return max(n, 1)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/momonga-project/momonga/client/internal/atomicfile"
 
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -28,12 +29,17 @@ import (
 //	              pinned: a module not signed with it is never run
 //	ca.pem        the certificate authority of the project's TLS listener,
 //	              when it was given at attach
+//
+// Those are the first project's. A host attached to several keeps the
+// others' attachments, and TLS authorities, under attachments/, by a hash
+// of their URL; one nkey serves them all.
 
 // Files of the attachment in the data directory.
 const (
 	seedFile       = "host.nk"
 	attachmentFile = "project.json"
 	caFile         = "ca.pem"
+	attachmentsDir = "attachments"
 )
 
 // Attachment is what a host knows of the project it computes for.
@@ -84,8 +90,11 @@ func Attach(ctx context.Context, cfg AttachConfig) (Attachment, error) {
 		if err != nil {
 			return Attachment{}, fmt.Errorf("CA file: %w", err)
 		}
-		caPath = filepath.Join(cfg.DataDir, caFile)
-		if err := writeFileAtomic(caPath, pem); err != nil {
+		caPath = caPathFor(cfg.DataDir, cfg.URL)
+		if err := os.MkdirAll(filepath.Dir(caPath), 0o700); err != nil {
+			return Attachment{}, err
+		}
+		if err := atomicfile.Write(caPath, pem, 0o600); err != nil {
 			return Attachment{}, err
 		}
 	}
@@ -131,16 +140,25 @@ func Attach(ctx context.Context, cfg AttachConfig) (Attachment, error) {
 		}
 	}
 	a := Attachment{URL: cfg.URL, Project: rep.Project, Host: rep.Host, User: rep.User, SigningKey: rep.SigningKey, Credentials: true, CA: caPath != ""}
-	if err := writeFileAtomic(filepath.Join(cfg.DataDir, "host.json"), wu.Encode(identity{ID: rep.Host, Name: name})); err != nil {
-		return a, err
+	// The first project's host id names the host to open projects too;
+	// other projects' ids stay in their attachments.
+	idPath := filepath.Join(cfg.DataDir, "host.json")
+	if _, err := os.Stat(idPath); errors.Is(err, os.ErrNotExist) {
+		if err := atomicfile.Write(idPath, wu.Encode(identity{ID: rep.Host, Name: name}), 0o600); err != nil {
+			return a, err
+		}
 	}
 	return a, saveAttachment(cfg.DataDir, a)
 }
 
-// LoadAttachment reads the attachment in a data directory; ok is false when
-// the host never attached.
+// LoadAttachment reads the first project's attachment in a data directory;
+// ok is false when the host never attached.
 func LoadAttachment(dir string) (a Attachment, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, attachmentFile))
+	return readAttachment(filepath.Join(dir, attachmentFile))
+}
+
+func readAttachment(p string) (a Attachment, ok bool, err error) {
+	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return a, false, nil
 	}
@@ -148,14 +166,86 @@ func LoadAttachment(dir string) (a Attachment, ok bool, err error) {
 		return a, false, err
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
-		return a, false, fmt.Errorf("%s is corrupt (%v): attach again", filepath.Join(dir, attachmentFile), err)
+		return a, false, fmt.Errorf("%s is corrupt (%v): attach again", p, err)
 	}
 	return a, true, nil
 }
 
+// attachmentPath is where the attachment to the project at url lives: the
+// first one attached in project.json, the others under attachments/.
+func attachmentPath(dir, url string) string {
+	if first, ok, _ := LoadAttachment(dir); !ok || first.URL == url {
+		return filepath.Join(dir, attachmentFile)
+	}
+	return filepath.Join(dir, attachmentsDir, projectKey(url)+".json")
+}
+
+func caPathFor(dir, url string) string {
+	if attachmentPath(dir, url) == filepath.Join(dir, attachmentFile) {
+		return filepath.Join(dir, caFile)
+	}
+	return filepath.Join(dir, attachmentsDir, projectKey(url)+".ca.pem")
+}
+
+// loadAttachmentFor reads the attachment to the project at url; a project
+// never attached (an open one) has none yet.
+func loadAttachmentFor(dir, url string) (Attachment, bool, error) {
+	return readAttachment(attachmentPath(dir, url))
+}
+
+// allAttachments reads every attachment in the data directory.
+func allAttachments(dir string) ([]Attachment, error) {
+	paths, _ := filepath.Glob(filepath.Join(dir, attachmentsDir, "*.json"))
+	paths = append([]string{filepath.Join(dir, attachmentFile)}, paths...)
+	var out []Attachment
+	for _, p := range paths {
+		a, ok, err := readAttachment(p)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
 func saveAttachment(dir string, a Attachment) error {
+	p := attachmentPath(dir, a.URL)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
 	b, _ := json.MarshalIndent(a, "", "  ")
-	return writeFileAtomic(filepath.Join(dir, attachmentFile), append(b, '\n'))
+	return atomicfile.Write(p, append(b, '\n'), 0o600)
+}
+
+// removeAttachment forgets the attachment to a project left (the host's
+// nkey stays: other projects know it).
+func removeAttachment(dir, url string) {
+	p := attachmentPath(dir, url)
+	if a, ok, _ := readAttachment(p); ok && a.URL == url {
+		os.Remove(p)
+		if a.CA {
+			os.Remove(caPathFor(dir, url))
+		}
+	}
+}
+
+// loadAttachments attaches the daemon to every project the host was
+// attached to with `momonga attach`, as the state file may not know them
+// yet.
+func (d *Daemon) loadAttachments() error {
+	as, err := allAttachments(d.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if d.projects[a.URL] == nil && checkProjectURL(a.URL) == nil {
+			d.projects[a.URL] = newProject(a.URL, DefaultShare)
+			d.dirty = true
+		}
+	}
+	return nil
 }
 
 // loadOrCreateSeed reads the host's nkey, making one on first use. The
@@ -189,11 +279,27 @@ func loadOrCreateSeed(dir string) (nkeys.KeyPair, error) {
 	return kp, f.Close()
 }
 
-// connectOptions are the options that identify the host to its project:
-// its nkey when it attached, the TLS authority it was given.
-func (d *Daemon) connectOptions() ([]nats.Option, error) {
+// attachment is what the host knows of the project at url: its attachment,
+// or for an open project never met, the host's own id.
+func (d *Daemon) attachment(url string) (Attachment, error) {
+	a, ok, err := loadAttachmentFor(d.cfg.DataDir, url)
+	if err != nil {
+		return a, err
+	}
+	if !ok || a.URL != url {
+		a = Attachment{URL: url}
+	}
+	if a.Host == "" {
+		a.Host = d.id.ID
+	}
+	return a, nil
+}
+
+// connectOptions are the options that identify the host to a project: its
+// nkey when it attached, the TLS authority it was given.
+func (d *Daemon) connectOptions(att Attachment) ([]nats.Option, error) {
 	var opts []nats.Option
-	if d.att.Credentials {
+	if att.Credentials {
 		kp, err := loadOrCreateSeed(d.cfg.DataDir)
 		if err != nil {
 			return nil, err
@@ -201,9 +307,12 @@ func (d *Daemon) connectOptions() ([]nats.Option, error) {
 		pub, _ := kp.PublicKey()
 		opts = append(opts, nats.Nkey(pub, kp.Sign))
 	}
-	ca := d.cfg.CAFile
-	if ca == "" && d.att.CA {
-		ca = filepath.Join(d.cfg.DataDir, caFile)
+	ca := ""
+	if att.URL == d.cfg.Project {
+		ca = d.cfg.CAFile
+	}
+	if ca == "" && att.CA {
+		ca = caPathFor(d.cfg.DataDir, att.URL)
 	}
 	if ca != "" {
 		opts = append(opts, nats.RootCAs(ca))
@@ -212,27 +321,44 @@ func (d *Daemon) connectOptions() ([]nats.Option, error) {
 }
 
 // pin checks the project's signing key from its hello against the one
-// pinned at attach, pinning it on first use for an open project.
-func (d *Daemon) pin(key string) error {
+// pinned at attach, pinning it on first use for an open project. A project
+// met first at another address (the same name) keeps the key pinned there.
+// It returns the attachment with the key pinned.
+func (d *Daemon) pin(att Attachment, name, key string) (Attachment, error) {
+	pinned := att.SigningKey
+	if pinned == "" && name != "" {
+		others, err := allAttachments(d.cfg.DataDir)
+		if err != nil {
+			return att, err
+		}
+		for _, o := range others {
+			if o.Project == name && o.URL != att.URL && o.SigningKey != "" {
+				pinned = o.SigningKey
+			}
+		}
+	}
 	switch {
 	case key == "":
-		return errors.New("the project signs no apps (it has no signing key): refusing to compute for it")
-	case d.att.SigningKey == "":
+		return att, errors.New("the project signs no apps (it has no signing key): refusing to compute for it")
+	case pinned != "" && pinned != key:
+		return att, fmt.Errorf("the project's signing key is now %s, not %s as pinned when this host attached: refusing its apps (if the project really changed its key, attach again)", key, pinned)
+	case att.SigningKey == "":
 		if _, err := wu.ParsePublicKey(key); err != nil {
-			return fmt.Errorf("the project's signing key: %w", err)
+			return att, fmt.Errorf("the project's signing key: %w", err)
 		}
-		d.att.SigningKey = key
-		return saveAttachment(d.cfg.DataDir, d.att)
-	case d.att.SigningKey != key:
-		return fmt.Errorf("the project's signing key is now %s, not %s as pinned when this host attached: refusing its apps (if the project really changed its key, attach again)", key, d.att.SigningKey)
+		att.SigningKey = key
+		if att.Project == "" {
+			att.Project = name
+		}
+		return att, saveAttachment(d.cfg.DataDir, att)
 	}
-	return nil
+	return att, nil
 }
 
-// verifyModule refuses a module that is not signed with the pinned key, or
-// that is not the module signed.
-func (d *Daemon) verifyModule(a wu.Assignment, module []byte) error {
-	key, err := wu.ParsePublicKey(d.att.SigningKey)
+// verifyModule refuses a module that is not signed with the project's
+// pinned key, or that is not the module signed.
+func verifyModule(att Attachment, a wu.Assignment, module []byte) error {
+	key, err := wu.ParsePublicKey(att.SigningKey)
 	if err != nil {
 		return fmt.Errorf("no pinned signing key: %w", err)
 	}
@@ -244,20 +370,4 @@ func (d *Daemon) verifyModule(a wu.Assignment, module []byte) error {
 		return fmt.Errorf("refusing to run app %s (sha256 %s): %w", a.App, a.AppHash.Short(), err)
 	}
 	return nil
-}
-
-// measureFLOPS times a floating-point loop, the benchmark the host's credit
-// claims are computed from (operations per second of one core).
-func measureFLOPS() float64 {
-	const n = 1 << 22
-	start := time.Now()
-	x, y := 1.0, 1.0000001
-	for i := 0; i < n; i++ {
-		x = x*y + 1e-9 // two operations
-	}
-	sec := time.Since(start).Seconds()
-	if sec <= 0 || math.IsNaN(x) {
-		return 0
-	}
-	return 2 * n / sec
 }

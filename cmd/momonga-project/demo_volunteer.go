@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/momonga-project/momonga/client/daemon"
+	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/cmd/internal/demo"
 )
@@ -31,7 +34,12 @@ func demoVolunteerCommand() *cli.Command {
 			defer stop()
 			var mu sync.Mutex
 			enc := json.NewEncoder(os.Stdout)
+			dedicated := demo.VolunteerPrefs()
 			return daemon.Run(ctx, daemon.Config{
+				Prefs:              &dedicated,
+				Monitor:            idle.Unwatched(),
+				Benchmark:          func(context.Context) (host.Benchmarks, error) { return host.Benchmarks{}, nil },
+				Control:            "off",
 				DataDir:            c.String("data"),
 				Project:            c.String("project"),
 				CPUs:               1,

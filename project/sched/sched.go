@@ -329,6 +329,7 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 		Stdin:    u.Stdin,
 		Limits:   u.Limits,
 		Deadline: t.Deadline,
+		FPOps:    u.FPOps,
 
 		Checkpoint:        t.Checkpoint,
 		CheckpointSeconds: u.CheckpointSeconds,

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/runner"
 )
 
@@ -41,12 +43,25 @@ func SignalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // WorkerCommand is the hidden subcommand a daemon re-executes its own binary
-// with to run one task in a separate process.
+// with to run one task in a separate process, or (--benchmark) to run the
+// benchmarks away from the daemon's memory.
 var WorkerCommand = &cli.Command{
 	Name:   "worker",
 	Hidden: true,
 	Usage:  "run one task (started by the daemon, reads its spec on stdin)",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "benchmark", Usage: "run the benchmarks and write them as JSON"},
+		&cli.StringFlag{Name: "data", Usage: "the client's data directory (for --benchmark)"},
+	},
 	Action: func(c *cli.Context) error {
+		if c.Bool("benchmark") {
+			data := c.String("data")
+			cache := ""
+			if data != "" {
+				cache = filepath.Join(data, "cache")
+			}
+			os.Exit(host.BenchmarkMain(c.Context, os.Stdout, data, cache))
+		}
 		os.Exit(runner.WorkerMain(os.Stdin, os.Stdout))
 		return nil
 	},

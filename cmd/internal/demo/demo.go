@@ -29,6 +29,9 @@ import (
 
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/daemon"
+	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/client/idle"
+	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
@@ -127,6 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	p := mpb.NewWithContext(ctx, mpb.WithOutput(cfg.Out), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	var volunteerBars []*mpb.Bar
+	dedicated := VolunteerPrefs()
 	for i := range cfg.Volunteers {
 		name := fmt.Sprintf("volunteer-%d", i+1)
 		// Each volunteer's bar fills with its share of all the tasks.
@@ -144,11 +148,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("attach %s: %w", name, err)
 		}
 		d, err := daemon.New(daemon.Config{
-			DataDir: dir,
-			CPUs:    1,
-			Name:    name,
-			Worker:  cfg.Worker,
-			Logger:  cfg.Logger.With("volunteer", name),
+			DataDir:   dir,
+			CPUs:      1,
+			Name:      name,
+			Worker:    cfg.Worker,
+			Logger:    cfg.Logger.With("volunteer", name),
+			Prefs:     &dedicated,
+			Monitor:   idle.Unwatched(),
+			Benchmark: func(context.Context) (host.Benchmarks, error) { return host.Benchmarks{}, nil },
+			Control:   "off",
 			Events: func(e daemon.Event) {
 				if e.Kind == "reported" {
 					bar.IncrInt64(1)
@@ -276,4 +284,14 @@ func sumResults(ctx context.Context, adm *admin.Client, batch string) (uint64, e
 		total += n
 	}
 	return total, nil
+}
+
+// VolunteerPrefs are the demo's volunteers' preferences: they compute
+// whatever the person at the machine does, and each holds only the task it
+// runs, so that all of them share the batch.
+func VolunteerPrefs() prefs.Prefs {
+	p := prefs.Defaults()
+	p.RunIfUserActive, p.RunOnBattery, p.SuspendCPUPercent = true, true, 0
+	p.WorkBufMinDays, p.WorkBufExtraDays = 0, 0
+	return p
 }

@@ -1,0 +1,473 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/client/idle"
+	"github.com/momonga-project/momonga/client/prefs"
+	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/project/server"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// The test binary doubles as a stand-in worker that speaks the worker
+// protocol (a runner.Spec in, a runner.Result out) without WebAssembly, so
+// that these tests are about the daemon and cost no compilation: a task
+// with args "block" waits until it is killed or its daemon goes away; "out
+// X" writes X as its output.
+// (TestMain, in checkpoint_test.go, runs it.)
+const argFakeWorker = "momonga-daemon-test-fake-worker"
+
+func fakeWorker() int {
+	dec := json.NewDecoder(os.Stdin)
+	var spec runner.Spec
+	if err := dec.Decode(&spec); err != nil {
+		return 2
+	}
+	if len(spec.Args) > 0 && spec.Args[0] == "block" {
+		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), os.Stdin))
+		return 3
+	}
+	out := ""
+	if len(spec.Args) > 1 {
+		out = spec.Args[1]
+	}
+	if err := os.WriteFile(spec.Output, []byte(out), 0o600); err != nil {
+		return 2
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(runner.Result{})
+	return 0
+}
+
+func testWorker(t *testing.T) runner.Worker {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runner.Worker{Command: []string{exe, argFakeWorker}}
+}
+
+// project is a project server on loopback with the primes app published.
+type testProject struct {
+	srv *server.Server
+	adm *admin.Client
+	app string
+}
+
+func startProject(t *testing.T) *testProject {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Second,
+		Sched: sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond},
+		Trust: server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	adm, err := admin.Dial(ctx, srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(adm.Close)
+	module, err := wu.PrepareModule(apps.Primes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := adm.AddApp(ctx, "primes", module, wu.SignApp(key(1), module).Encode(), wu.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testProject{srv: srv, adm: adm, app: app.Name}
+}
+
+func (p *testProject) submit(t *testing.T, batch string, limits wu.Limits, args ...[]string) {
+	t.Helper()
+	sub := wu.Submit{Batch: batch, App: p.app, Replication: 1, Quorum: 1, Limits: limits}
+	for _, a := range args {
+		sub.Units = append(sub.Units, wu.UnitSpec{Args: a})
+	}
+	if _, err := p.adm.Submit(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *testProject) batch(t *testing.T, name string) wu.BatchStatus {
+	t.Helper()
+	for _, b := range p.srv.Status().Batches {
+		if b.Name == name {
+			return b
+		}
+	}
+	return wu.BatchStatus{}
+}
+
+// fakeObserver is the person, other programs and the power source, as the
+// test sets them.
+type fakeObserver struct {
+	mu        sync.Mutex
+	lastInput time.Time
+	otherCPU  float64
+	onBattery bool
+}
+
+func (f *fakeObserver) Observe(now time.Time, _ []int) idle.Observation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return idle.Observation{Now: now, LastInput: f.lastInput, OtherCPU: f.otherCPU, OnBattery: f.onBattery}
+}
+
+func (f *fakeObserver) set(fn func(f *fakeObserver)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// runDaemon runs a daemon until the test ends.
+func runDaemon(t *testing.T, cfg Config) *Daemon {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if len(cfg.Worker.Command) == 0 {
+		cfg.Worker = testWorker(t)
+	}
+	if cfg.Benchmark == nil {
+		cfg.Benchmark = func(context.Context) (host.Benchmarks, error) { return host.Benchmarks{FLOPS: 1e9}, nil }
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// procState is a process's state letter from /proc: R, S, T (stopped)...
+func procState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+func workerPIDs(d *Daemon) []int {
+	var pids []int
+	for _, t := range d.Tasks() {
+		if t.PID != 0 {
+			pids = append(pids, t.PID)
+		}
+	}
+	return pids
+}
+
+func allStopped(pids []int) bool {
+	for _, pid := range pids {
+		if procState(pid) != 'T' {
+			return false
+		}
+	}
+	return len(pids) > 0
+}
+
+func noneStopped(pids []int) bool {
+	for _, pid := range pids {
+		if s := procState(pid); s == 'T' || s == 0 {
+			return false
+		}
+	}
+	return len(pids) > 0
+}
+
+func quickPrefs() *prefs.Prefs {
+	p := prefs.Defaults()
+	p.IdleMinutes = 0.05 // 3 s
+	return &p
+}
+
+func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
+	proj := startProject(t)
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"}, []string{"block"})
+	obs := &fakeObserver{lastInput: time.Now().Add(-time.Hour)}
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Monitor: obs, Prefs: quickPrefs(), Control: "off"})
+
+	waitFor(t, 20*time.Second, "two running tasks", func() bool { return noneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
+	pids := workerPIDs(d)
+	input := time.Now()
+	obs.set(func(f *fakeObserver) { f.lastInput = input })
+	waitFor(t, 5*time.Second, "tasks stopped", func() bool { return allStopped(pids) })
+	took := time.Since(input)
+	t.Logf("input to all tasks stopped: %v", took)
+	if took > time.Second {
+		t.Errorf("tasks stopped %v after input, want within 1 s", took)
+	}
+	if s := d.Status(); s.Computing || !s.UserActive || !strings.Contains(s.Reason, "in use") || s.Suspended != 2 {
+		t.Errorf("status while in use: %+v", s)
+	}
+	// They resume once the idle time (3 s) has passed, not before.
+	waitFor(t, 10*time.Second, "tasks resumed", func() bool { return noneStopped(pids) })
+	if idleFor := time.Since(input); idleFor < 3*time.Second {
+		t.Errorf("resumed after %v without input, want 3 s", idleFor)
+	}
+}
+
+func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
+	proj := startProject(t)
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"})
+	obs := &fakeObserver{}
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: obs, Prefs: quickPrefs()})
+	waitFor(t, 20*time.Second, "a running task", func() bool { return noneStopped(workerPIDs(d)) })
+	pids := workerPIDs(d)
+
+	obs.set(func(f *fakeObserver) { f.otherCPU = 0.5 })
+	waitFor(t, 5*time.Second, "suspended for other programs", func() bool { return allStopped(pids) })
+	if r := d.Status().Reason; !strings.Contains(r, "other programs use 50%") {
+		t.Errorf("reason %q", r)
+	}
+	obs.set(func(f *fakeObserver) { f.otherCPU = 0; f.onBattery = true })
+	waitFor(t, 5*time.Second, "suspended on battery", func() bool { return strings.Contains(d.Status().Reason, "on battery") })
+	obs.set(func(f *fakeObserver) { f.onBattery = false })
+
+	// `momonga suspend` through the control API holds them whatever else.
+	c, err := control.Dial(d.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := c.Suspend(ctx)
+	if err != nil || !st.UserSuspended || st.Computing {
+		t.Fatalf("suspend: %+v, %v", st, err)
+	}
+	if _, err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, idle.CPUCalm+5*time.Second, "resumed", func() bool { return noneStopped(pids) })
+
+	// A wrong token is refused.
+	addr, _ := os.ReadFile(filepath.Join(d.cfg.DataDir, control.AddrFile))
+	if _, err := control.NewClient(strings.TrimSpace(string(addr)), "wrong").Suspend(ctx); err == nil {
+		t.Error("suspend with a wrong token accepted")
+	}
+	if d.Status().UserSuspended {
+		t.Error("suspended by a caller without the token")
+	}
+	// An out-of-range preference is refused with its range.
+	if _, err := c.SetPref(ctx, "suspend_cpu_percent", "250"); err == nil || !strings.Contains(err.Error(), "from 0 to 100") {
+		t.Errorf("out of range preference: %v", err)
+	}
+}
+
+func TestCPUUsageLimitByDutyCycle(t *testing.T) {
+	proj := startProject(t)
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"})
+	p := quickPrefs()
+	p.CPUUsageLimit = 40
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off"})
+	waitFor(t, 20*time.Second, "a worker", func() bool { return len(workerPIDs(d)) == 1 })
+	pid := workerPIDs(d)[0]
+	var stopped, samples int
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		samples++
+		if procState(pid) == 'T' {
+			stopped++
+		}
+	}
+	frac := float64(stopped) / float64(samples)
+	t.Logf("stopped %.0f%% of the time with cpu_usage_limit 40", 100*frac)
+	if frac < 0.45 || frac > 0.75 {
+		t.Errorf("stopped %.2f of the time, want about 0.6", frac)
+	}
+}
+
+func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
+	proj := startProject(t)
+	p := quickPrefs()
+	p.RAMIdlePercent = 1
+	in := host.Measure(t.TempDir())
+	big := min(in.MemoryBytes/50, wu.MaxMemoryBytes) // 2% of the memory: over the 1% budget
+	proj.submit(t, "big", wu.Limits{MemoryBytes: big}, []string{"block"})
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off"})
+	waitFor(t, 20*time.Second, "the task assigned", func() bool { return len(d.Tasks()) == 1 })
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if tk := d.Tasks()[0]; tk.State != "queued" {
+			t.Fatalf("a task over the memory budget started: %+v", tk)
+		}
+	}
+	if _, err := d.SetPref("ram_idle_percent", "90"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the task started within a larger budget", func() bool { return len(workerPIDs(d)) == 1 })
+
+	// With no free disk allowed, no work is fetched.
+	p2 := quickPrefs()
+	p2.DiskMinFreeGB = 1e6
+	proj.submit(t, "more", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
+	d2 := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p2, Control: "off"})
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if n := len(d2.Tasks()); n != 0 {
+			t.Fatalf("fetched %d tasks with no disk to spare", n)
+		}
+	}
+}
+
+func TestSeveralProjects(t *testing.T) {
+	a, b := startProject(t), startProject(t)
+	for i, p := range []*testProject{a, b} {
+		var units [][]string
+		for j := range 3 {
+			units = append(units, []string{"out", fmt.Sprintf("p%d-%d", i, j)})
+		}
+		p.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, units...)
+	}
+	var mu sync.Mutex
+	reported := map[string]int{}
+	d := runDaemon(t, Config{Project: a.srv.ClientURL(), CPUs: 2, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off",
+		Events: func(e Event) {
+			if e.Kind == "reported" && !e.Failed {
+				mu.Lock()
+				reported[e.Project]++
+				mu.Unlock()
+			}
+		}})
+	if err := d.Attach(context.Background(), b.srv.ClientURL(), 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Attach(context.Background(), "http://example.org", 0); err == nil {
+		t.Error("attached an http URL")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.batch(t, "b").Done() || !b.batch(t, "b").Done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The project may judge the last result before its reply reaches the
+	// client.
+	waitFor(t, 10*time.Second, "three reports to each project", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reported[a.srv.ClientURL()] == 3 && reported[b.srv.ClientURL()] == 3
+	})
+	ps := d.Projects()
+	if len(ps) != 2 || ps[0].Share+ps[1].Share != DefaultShare+300 {
+		t.Errorf("projects %+v", ps)
+	}
+	if err := d.Detach(b.srv.ClientURL()); err != nil || len(d.Projects()) != 1 {
+		t.Errorf("detach: %v, %+v", err, d.Projects())
+	}
+}
+
+// TestCorruptStateRecovers damages the state file of a client that holds a
+// finished result for a project: the client notices at start, sets the file
+// aside, and still delivers the result.
+func TestCorruptStateRecovers(t *testing.T) {
+	proj := startProject(t)
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "42"})
+	dir := t.TempDir()
+	first, err := New(Config{DataDir: dir, Worker: testWorker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take the task by hand, as this host, and finish it on disk as a client
+	// that crashed before reporting would have.
+	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.hello(ctx, wu.HostInfo{Name: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	var rep wu.WorkReply
+	if err := c.numbered(ctx, wu.OpWork, func(seq uint64) any { return wu.WorkRequest{V: 1, Seq: seq, Slots: 1} }, &rep, 1); err != nil || len(rep.Assignments) != 1 {
+		t.Fatalf("work: %+v, %v", rep, err)
+	}
+	c.close()
+	out := []byte("42")
+	if err := first.keepBlob(wu.HashOf(out), out); err != nil {
+		t.Fatal(err)
+	}
+	r := savedReport{Project: proj.srv.ClientURL(), Report: wu.Report{V: 1, Task: rep.Assignments[0].Task, Outcome: wu.OutcomeSuccess,
+		Output: wu.HashOf(out), OutputSize: 2}}
+	if err := first.saveReport(r); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"sum":"00","state":{"v":1,"projects":[{"url":"nats://nowhere:1"`), 0o600)
+
+	var recovered sync.Once
+	saw := make(chan string, 1)
+	runDaemon(t, Config{DataDir: dir, Monitor: &fakeObserver{}, Control: "off", Events: func(e Event) {
+		if e.Kind == "recovered" {
+			recovered.Do(func() { saw <- e.Reason })
+		}
+	}})
+	select {
+	case reason := <-saw:
+		t.Logf("recovered: %s", reason)
+	default:
+		t.Error("no recovery event for a damaged state file")
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, stateFile+".corrupt-*")); len(aside) != 1 {
+		t.Errorf("damaged file not set aside: %v", aside)
+	}
+	waitFor(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
+}
+
+// TestFetchesWorkSubmittedLater: a client that found no work asks again
+// when the project's retry time (doubled on each empty reply) has passed,
+// even with nothing else to wake it.
+func TestFetchesWorkSubmittedLater(t *testing.T) {
+	proj := startProject(t)
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off"})
+	waitFor(t, 10*time.Second, "an empty work reply", func() bool {
+		ps := d.Projects()
+		return len(ps) == 1 && ps[0].Connected && !ps[0].NextFetch.IsZero()
+	})
+	submitted := time.Now()
+	proj.submit(t, "late", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
+	waitFor(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
+	t.Logf("done %v after submission", time.Since(submitted).Round(time.Millisecond))
+}
