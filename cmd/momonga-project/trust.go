@@ -218,23 +218,10 @@ func userCommand() *cli.Command {
 				},
 			},
 			{
-				Name:  "list",
-				Usage: "list users, their teams, hosts and credit",
-				Flags: toolFlags(),
-				Action: func(c *cli.Context) error {
-					ctx, adm, done, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer done()
-					acc, err := adm.Accounts(ctx)
-					if err != nil {
-						return err
-					}
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					printCredit(w, acc.Users, nil)
-					return w.Flush()
-				},
+				Name:   "list",
+				Usage:  "list users, their teams, hosts and credit",
+				Flags:  toolFlags(),
+				Action: listAccounts(false),
 			},
 		},
 	}
@@ -285,23 +272,10 @@ func teamCommand() *cli.Command {
 				},
 			},
 			{
-				Name:  "list",
-				Usage: "list teams and their credit",
-				Flags: toolFlags(),
-				Action: func(c *cli.Context) error {
-					ctx, adm, done, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer done()
-					acc, err := adm.Accounts(ctx)
-					if err != nil {
-						return err
-					}
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					printCredit(w, nil, acc.Teams)
-					return w.Flush()
-				},
+				Name:   "list",
+				Usage:  "list teams and their credit",
+				Flags:  toolFlags(),
+				Action: listAccounts(true),
 			},
 		},
 	}
@@ -348,5 +322,27 @@ func printCredit(w io.Writer, users []wu.UserStatus, teams []wu.TeamStatus) {
 		for _, t := range teams {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%.2f\t%.2f\n", t.Name, t.ID, t.Founder, t.Members, t.Credit, t.RAC)
 		}
+	}
+}
+
+// listAccounts prints the users, or the teams, with their credit.
+func listAccounts(teams bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		ctx, adm, done, err := dial(c)
+		if err != nil {
+			return err
+		}
+		defer done()
+		acc, err := adm.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		if teams {
+			printCredit(w, nil, acc.Teams)
+		} else {
+			printCredit(w, acc.Users, nil)
+		}
+		return w.Flush()
 	}
 }
