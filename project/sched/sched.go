@@ -343,6 +343,14 @@ func (m *Machine) beat(id string, req wu.Beat) (*wu.BeatReply, error) {
 	rep := &wu.BeatReply{V: wu.WireVersion}
 	for _, p := range req.Tasks {
 		t := m.st.Tasks[p.Task]
+		if t != nil && t.State == wu.TaskUnsent && t.Host == id {
+			// The lease ran out (the project was down, or the host's beats
+			// were late) and nobody has taken the task since: its holder is
+			// still computing it, so it keeps it. Its place in the queue is
+			// dropped when it reaches the front.
+			t.State = wu.TaskAssigned
+			m.st.Assigned[t.ID] = true
+		}
 		if t == nil || t.State != wu.TaskAssigned || t.Host != id {
 			rep.Abort = append(rep.Abort, p.Task)
 			continue

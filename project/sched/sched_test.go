@@ -362,3 +362,43 @@ func TestSnapshotRestoreContinuesIdentically(t *testing.T) {
 		}
 	}
 }
+
+func TestHolderKeepsATaskItBeatsForBeforeAnyoneElseTakesIt(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, 1, 1)
+	h.hello("a")
+	h.hello("b")
+	a := h.work("a", 1)
+	// The project was down longer than the lease: the first tick after it
+	// comes back puts the task back in the queue.
+	h.tick(2 * time.Minute)
+	if n := h.batch().Tasks[wu.TaskUnsent]; n != 1 {
+		t.Fatalf("after the lease ran out: %+v", h.batch())
+	}
+	var br wu.BeatReply
+	h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.7}}}, &br))
+	if len(br.Abort) != 0 {
+		t.Fatalf("the holder, still computing, was told to abort %v", br.Abort)
+	}
+	if got := h.work("b", 1); len(got) != 0 {
+		t.Fatalf("b got %+v, a task its holder kept", got)
+	}
+	h.must(h.report("a", a[0].Task, "x"))
+	if bs := h.batch(); bs.Valid != 1 || bs.Tasks[wu.TaskReported] != 1 {
+		t.Fatalf("batch %+v", bs)
+	}
+	// Once another host has it, the old holder is told to stop.
+	h2 := newHarness(t)
+	h2.setup(1, 1, 1)
+	h2.hello("a")
+	h2.hello("b")
+	a2 := h2.work("a", 1)
+	h2.tick(2 * time.Minute)
+	if got := h2.work("b", 1); len(got) != 1 {
+		t.Fatal("b did not get the lost task")
+	}
+	h2.must(h2.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a2[0].Task}}}, &br))
+	if len(br.Abort) != 1 {
+		t.Fatalf("old holder not told to abort: %+v", br)
+	}
+}
