@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -66,17 +64,11 @@ func benchDispatch(c *cli.Context) error {
 	for _, t := range c.StringSlice("transport") {
 		cfg.Transports = append(cfg.Transports, bench.Transport(t))
 	}
-	if p := c.String("cpuprofile"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	rep, err := bench.Dispatch(ctx, cfg)
 	if err != nil {
 		return err

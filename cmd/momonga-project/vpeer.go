@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -244,17 +242,11 @@ func benchVpeerCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
 			defer stop()
-			if p := c.String("cpuprofile"); p != "" {
-				f, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			rep, err := vpeerbench.Run(ctx, vpeerbench.Config{
 				Members: c.IntSlice("members"),
 				Entries: c.Int("entries"),
