@@ -58,10 +58,25 @@ type Config struct {
 	// then runs no NATS server, gateway or stats page, only members of the
 	// project's virtual peer, with the policy the project recorded.
 	Join string
-	// JoinOptions connect to Join: on a secured project the project's
-	// credentials (nats.UserCredentials with its admin.creds) and the CA
-	// of its TLS certificate.
+	// JoinOptions connect to Join or NATSURL: on a secured project the
+	// project's credentials (nats.UserCredentials with its admin.creds) and
+	// the CA of its TLS certificate.
 	JoinOptions []nats.Option
+	// NATSURL, when set, is an external NATS server or cluster the project
+	// is served on instead of an embedded server. Its security is its own:
+	// the project's auth callout does not run there.
+	NATSURL string
+	// Cluster, when its Name is set, makes the embedded server one of a
+	// NATS cluster of servers routed to each other (cluster.go).
+	Cluster Cluster
+	// Replicas is the replication of the log, the snapshot store, the
+	// membership bucket, the blob store and the uploads in progress:
+	// default 1, or in cluster mode min(3, servers in the cluster).
+	Replicas int
+	// GroupSize is how many members the virtual peer keeps, all processes
+	// together; default Members, or in cluster mode Members on each server.
+	// A group already recorded keeps its size.
+	GroupSize int
 	// Heartbeat and Lapse time the virtual peer's membership (defaults one
 	// and three seconds): a member or lease holder silent for Lapse is
 	// replaced.
@@ -112,6 +127,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Members <= 0 {
 		cfg.Members = 1
 	}
+	if cfg.Cluster.Name != "" {
+		if err := cfg.Cluster.check(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+		if cfg.Cluster.Name != "" {
+			cfg.Replicas = min(3, cfg.Cluster.Size())
+		}
+	}
+	if cfg.Replicas > 5 {
+		return nil, fmt.Errorf("%d replicas: JetStream keeps at most 5", cfg.Replicas)
+	}
+	if cfg.GroupSize <= 0 {
+		cfg.GroupSize = cfg.Members
+		if cfg.Cluster.Name != "" {
+			cfg.GroupSize = cfg.Members * cfg.Cluster.Size()
+		}
+	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
 	}
@@ -120,17 +155,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s.trust.wake = make(chan struct{}, 1)
+	s.trust.revoked = make(chan struct{}, 1)
 	ok := false
 	defer func() {
 		if !ok {
 			s.shutdown()
 		}
 	}()
-	if cfg.Join != "" {
+	if cfg.Join != "" && cfg.NATSURL != "" {
+		return nil, errors.New("join a project or serve one on an external NATS, not both")
+	}
+	if cfg.NATSURL != "" && cfg.Cluster.Name != "" {
+		return nil, errors.New("a project on an external NATS runs no NATS server of its own to cluster")
+	}
+	switch {
+	case cfg.Join != "":
 		if err := s.connect(cfg.Join, cfg.JoinOptions); err != nil {
 			return nil, err
 		}
-	} else {
+	case cfg.NATSURL != "":
+		if err := s.connect(cfg.NATSURL, cfg.JoinOptions); err != nil {
+			return nil, err
+		}
+	default:
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
@@ -206,19 +254,36 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 	cfg := s.cfg
 	size := cfg.Members
 	if cfg.Join == "" {
-		if s.log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: 1, Storage: jetstream.FileStorage}); err != nil {
-			return nil, err
-		}
-		if snaps, err = jetlog.OpenSnapshots(ctx, js, SnapshotsBucket, 1); err != nil {
-			return nil, err
-		}
-		if reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, 1); err != nil {
+		r := s.cfg.Replicas
+		err := s.untilClusterReady(ctx, func() error {
+			if s.log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
+				return err
+			}
+			if snaps, err = jetlog.OpenSnapshots(ctx, js, SnapshotsBucket, r); err != nil {
+				return err
+			}
+			reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, r)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 		params, _ := json.Marshal(cfg.Sched)
-		if err := vpeer.WriteSpec(ctx, reg, Group, vpeer.GroupSpec{Size: size, Params: params}); err != nil {
+		spec := vpeer.GroupSpec{Size: cfg.GroupSize, Params: params}
+		if !s.shared() {
+			err = vpeer.WriteSpec(ctx, reg, Group, spec)
+		} else if spec, err = vpeer.EnsureSpec(ctx, reg, Group, spec); err == nil && !bytes.Equal(spec.Params, params) {
+			// Members must all run the same policy: the first server
+			// to start recorded it.
+			cfg.Logger.Warn("the scheduler's policy recorded by the first server differs from this server's flags; using the recorded one", "recorded", string(spec.Params))
+		}
+		if err != nil {
 			return nil, err
 		}
+		if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
+			return nil, fmt.Errorf("the scheduler's policy: %w", err)
+		}
+		size = spec.Size
 	} else {
 		if s.log, err = jetlog.Bind(ctx, js, LogStream); err != nil {
 			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
@@ -257,14 +322,24 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 }
 
 func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStream) error {
-	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
+	var (
+		store   *blobs.Store
+		uploads *blobs.Uploads
+	)
+	err := s.untilClusterReady(ctx, func() (err error) {
+		if store, err = blobs.Open(ctx, js, blobs.Bucket, s.cfg.Replicas); err != nil {
+			return err
+		}
+		uploads, err = blobs.OpenUploads(ctx, js, store, s.cfg.Replicas, wu.MaxOutputBytes)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	s.gw = &gateway{
 		log:     s.log,
 		blobs:   store,
-		uploads: &blobs.Uploads{Store: store, Dir: filepath.Join(s.cfg.DataDir, "uploads"), MaxBytes: wu.MaxOutputBytes},
+		uploads: uploads,
 		status:  s.Status,
 		results: s.Results,
 		logger:  s.cfg.Logger.With("part", "gateway"),
@@ -338,6 +413,8 @@ func (s *Server) startNATS() error {
 	}
 	opts := &natsserver.Options{
 		ServerName: "momonga",
+		// A server name of its own matters only in a cluster
+		// (clusterOptions); a single server keeps this one.
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
@@ -346,6 +423,9 @@ func (s *Server) startNATS() error {
 		MaxPayload: 1 << 20,
 	}
 	if err := s.secureOptions(opts); err != nil {
+		return err
+	}
+	if err := s.clusterOptions(opts); err != nil {
 		return err
 	}
 	ns, err := natsserver.NewServer(opts)
@@ -385,7 +465,7 @@ func (s *Server) startHTTP() error {
 // ClientURL is the NATS URL volunteers and tools connect to.
 func (s *Server) ClientURL() string {
 	if s.ns == nil {
-		return s.cfg.Join
+		return s.nc.ConnectedUrlRedacted()
 	}
 	return s.ns.ClientURL()
 }
@@ -482,7 +562,6 @@ func (s *Server) shutdown() {
 	}
 	if s.gw != nil {
 		s.gw.wg.Wait()
-		s.gw.uploads.Close()
 	}
 	if s.nc != nil {
 		s.nc.Close()
