@@ -150,15 +150,30 @@ const clusterWait = 2 * time.Minute
 // untilClusterReady runs fn, and on a shared NATS runs it again until it
 // succeeds: until the cluster has elected its JetStream meta leader and
 // enough servers have joined, creating a replicated stream fails.
-func (s *Server) untilClusterReady(ctx context.Context, fn func() error) error {
+func (s *Server) untilClusterReady(ctx context.Context, fn func(context.Context) error) error {
 	if !s.shared() {
-		return fn()
+		return fn(ctx)
 	}
 	ctx, cancel := context.WithTimeout(ctx, clusterWait)
 	defer cancel()
 	var logged time.Time
-	for {
-		err := fn()
+	for s.ns != nil && !s.ns.JetStreamIsCurrent() {
+		// No meta leader yet: a request to create a stream would wait
+		// for its time-out.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the NATS cluster has elected no JetStream leader (are a majority of its servers up?): %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// Servers starting together create the same streams at once, and a
+	// request that collides with another's may get no answer: try again
+	// soon, then more patiently, as on a loaded machine creating a
+	// replicated stream takes longer.
+	for attempt := time.Second; ; attempt = min(2*attempt, 10*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := fn(actx)
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -169,7 +184,7 @@ func (s *Server) untilClusterReady(ctx context.Context, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the NATS cluster is not ready for %d replicas (are enough of its servers up?): %w", s.cfg.Replicas, err)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

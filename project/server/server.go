@@ -255,7 +255,7 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 	size := cfg.Members
 	if cfg.Join == "" {
 		r := s.cfg.Replicas
-		err := s.untilClusterReady(ctx, func() error {
+		err := s.untilClusterReady(ctx, func(ctx context.Context) error {
 			if s.log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
 				return err
 			}
@@ -326,7 +326,7 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 		store   *blobs.Store
 		uploads *blobs.Uploads
 	)
-	err := s.untilClusterReady(ctx, func() (err error) {
+	err := s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
 		if store, err = blobs.Open(ctx, js, blobs.Bucket, s.cfg.Replicas); err != nil {
 			return err
 		}
