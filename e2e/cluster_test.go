@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -169,6 +171,24 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 		t.Logf("write pause after killing the log's leader: %.1f s (%d probe appends in all)", pause.Seconds(), appends)
 	}
 
+	// Both surviving members apply the log to its end, whichever server
+	// their readers had to move to: the tools may ask either.
+	var members []vpeer.MemberStatus
+	var target uint64
+	if !poll(20*time.Second, func() bool {
+		members = p.vpeerMembers()
+		if target == 0 && len(members) > 0 {
+			target = members[0].LogLast
+		}
+		behind := len(members) != 2
+		for _, m := range members {
+			behind = behind || m.Applied < target
+		}
+		return target > 0 && !behind
+	}) {
+		t.Errorf("members %+v have not all applied the log up to %d", members, target)
+	}
+
 	dir, manifest := p.results(spec.Batch)
 	checkManifest(t, manifest, spec.Batch, units, quorum)
 	checkPrimeResults(t, dir, want)
@@ -186,6 +206,17 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	if valid != units*quorum {
 		t.Errorf("hosts hold %d valid results; want exactly %d (%d work units × quorum %d)", valid, units*quorum, units, quorum)
 	}
+}
+
+// vpeerMembers lists the scheduler's members, as `vpeer status --json`
+// reports them.
+func (p *project) vpeerMembers() []vpeer.MemberStatus {
+	out, _, err := p.cli("vpeer status", "--json", "--wait", "1s")
+	var groups []vpeer.GroupSummary
+	if err != nil || json.Unmarshal([]byte(out), &groups) != nil || len(groups) != 1 {
+		return nil
+	}
+	return groups[0].Members
 }
 
 // connect opens a connection of the project's tools to url.

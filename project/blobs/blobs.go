@@ -54,6 +54,20 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
 }
 
+// Bind returns the Store of an existing bucket without changing its
+// configuration, as the project's tools find it: opening it with their own
+// settings would, on a cluster, change its replication.
+func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
+	obs, err := js.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("the project has no blob store %s yet: start `momonga-project serve` first", bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find blob store %s: %w", bucket, err)
+	}
+	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
+}
+
 // Put stores b and returns its hash. Storing a blob that is there already
 // does nothing.
 func (s *Store) Put(ctx context.Context, b []byte) (wu.Hash, error) {

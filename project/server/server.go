@@ -304,12 +304,16 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 		size = spec.Size
 	}
 	policy := s.cfg.Sched
+	var log vpeer.Log = s.log
+	if s.shared() || cfg.Join != "" {
+		log = guardedLog{trimmingLog: s.log, stall: 3 * time.Second, logger: cfg.Logger.With("part", "vpeer")}
+	}
 	return vpeer.NewGroup(vpeer.GroupConfig{
 		Name:          Group,
 		Size:          size,
 		Capacity:      cfg.Members,
 		Registry:      reg,
-		Log:           s.log,
+		Log:           log,
 		Snapshots:     snaps,
 		NewMachine:    func() vpeer.StateMachine { return s.observe(sched.New(policy)) },
 		Reply:         s.nc.Publish,
