@@ -12,9 +12,9 @@ import (
 
 // guardedLog is the scheduler's log as members read it on a shared NATS.
 // When the server leading the log's stream dies, a member's reader has to
-// move to a consumer on another server; in the cluster test a reader was
-// seen to stay silent for good after such a move while the log grew, its
-// member falling behind for ever. So a reader that delivers nothing for
+// move to a consumer on another server; in one run of the cluster test a
+// member stopped applying at the kill while the log grew, and fell behind
+// for good. So a reader that delivers nothing for
 // stall while the log holds records it has not delivered is started again
 // after the last record it delivered, and a reader that fails while the
 // cluster elects a new leader is tried again rather than stopping its
