@@ -102,8 +102,8 @@ func freePorts(t *testing.T, n int) []int {
 
 // TestClusterSurvivesTheLogLeadersDeath runs a batch on a project served by
 // a cluster of three processes, each with its own data directory, embedded
-// NATS server, scheduler member and gateway, and each volunteer attached to
-// a different one. During the batch the process whose NATS server leads the
+// NATS server, scheduler member and gateway; each volunteer is given all
+// three servers' URLs, a different one first. During the batch the process whose NATS server leads the
 // scheduler log's stream (R3) is killed with SIGKILL. The batch completes,
 // every work unit valid, with exactly quorum results credited for each.
 //
@@ -116,8 +116,13 @@ func freePorts(t *testing.T, n int) []int {
 // and elect another.
 func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	p, servers := newCluster(t, 3)
-	for i, s := range servers {
-		p.url = s.url
+	// Each volunteer is given every server's URL, its own server's first.
+	for i := range servers {
+		var urls []string
+		for j := range servers {
+			urls = append(urls, servers[(i+j)%len(servers)].url)
+		}
+		p.url = strings.Join(urls, ",")
 		p.startClient(fmt.Sprintf("vol%d", i+1))
 	}
 	p.url = servers[0].url
