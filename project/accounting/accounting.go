@@ -49,6 +49,13 @@ type Grant struct {
 	Credit float64   `json:"credit"` // Cobblestones
 	Sent   time.Time `json:"sent"`   // when the task went out: where its RAC starts
 	At     time.Time `json:"at"`     // the scheduler's time when it granted
+
+	// Opening marks a balance carried over from a scheduler that counted
+	// credit itself, before this peer existed: it names one account (Host,
+	// User or Team) and brings its total, recent average and results.
+	Opening bool           `json:"opening,omitempty"`
+	RAC     credit.Average `json:"rac,omitzero"`
+	Results int            `json:"results,omitempty"`
 }
 
 // MaxGrant bounds the credit of one grant (a million years of a 1 PFLOPS
@@ -57,15 +64,28 @@ const MaxGrant = 1e17
 
 // check reports what makes g unusable.
 func (g Grant) check() error {
+	named := 0
+	for _, id := range []string{g.Host, g.User, g.Team} {
+		if id != "" {
+			named++
+		}
+	}
 	switch {
 	case g.ID == 0:
 		return fmt.Errorf("grant has no id")
+	case g.Opening && named != 1:
+		return fmt.Errorf("opening balance %d names %d accounts; it names one host, user or team", g.ID, named)
+	case g.Opening && (!(g.RAC.Avg >= 0 && g.RAC.Avg <= MaxGrant) || g.Results < 0):
+		return fmt.Errorf("opening balance %d has a recent average of %g and %d results", g.ID, g.RAC.Avg, g.Results)
+	case !g.Opening && (g.RAC.Avg != 0 || !g.RAC.Time.IsZero() || g.Results != 0):
+		return fmt.Errorf("grant %d brings a recent average or results: only an opening balance does", g.ID)
+	case !(g.Credit >= 0 && g.Credit <= MaxGrant):
+		return fmt.Errorf("grant %d has credit %g; a grant is 0 to %g Cobblestones", g.ID, g.Credit, float64(MaxGrant))
+	case g.Opening:
 	case g.Host == "":
 		return fmt.Errorf("grant %d names no host", g.ID)
 	case g.Team != "" && g.User == "":
 		return fmt.Errorf("grant %d names a team but no user", g.ID)
-	case !(g.Credit >= 0 && g.Credit <= MaxGrant):
-		return fmt.Errorf("grant %d has credit %g; a grant is 0 to %g Cobblestones", g.ID, g.Credit, float64(MaxGrant))
 	}
 	return nil
 }
@@ -117,8 +137,21 @@ type Account struct {
 
 func (a *Account) add(g Grant) {
 	a.Credit += g.Credit
-	a.RAC.Add(g.At, g.Sent, g.Credit)
-	a.Results++
+	if !g.Opening {
+		a.RAC.Add(g.At, g.Sent, g.Credit)
+		a.Results++
+		return
+	}
+	a.Results += g.Results
+	if a.RAC.Time.IsZero() {
+		a.RAC = g.RAC
+		return
+	}
+	at := a.RAC.Time
+	if g.RAC.Time.After(at) {
+		at = g.RAC.Time
+	}
+	a.RAC = credit.Average{Avg: a.RAC.At(at) + g.RAC.At(at), Time: at}
 }
 
 // state is the whole replicated state, and the snapshot (JSON: maps are

@@ -99,6 +99,9 @@ func TestBadDeliveriesChangeNothing(t *testing.T) {
 		"no host":          wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{ID: 1, Credit: 1}}}),
 		"team but no user": wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{ID: 1, Host: "h", Team: "t", Credit: 1}}}),
 		"id zero":          wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{Host: "h", Credit: 1}}}),
+		"opening of two":   wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{ID: 1, Opening: true, Host: "h", User: "u", Credit: 1}}}),
+		"grant with RAC":   wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{ID: 1, Host: "h", Credit: 1, RAC: credit.Average{Avg: 1}}}}),
+		"grant w/ results": wu.Encode(Delivery{V: 1, Source: "sched", Grants: []Grant{{ID: 1, Host: "h", Credit: 1, Results: 3}}}),
 	}
 	for name, payload := range bad {
 		m := New()
@@ -131,6 +134,30 @@ func TestRACFollowsTheGrantTimes(t *testing.T) {
 	m.Ledger("sched", nil).Fill(g.At.Add(credit.HalfLife), nil, nil, st)
 	if r := st[0].RAC / want.Avg; math.Abs(r-0.5) > 1e-9 || st[0].Credit != 100 {
 		t.Fatalf("team after a half-life: %+v (ratio %g)", st[0], r)
+	}
+}
+
+func TestOpeningBalancesCarryCreditOver(t *testing.T) {
+	m := New()
+	old := credit.Average{Avg: 8, Time: t0}
+	rc := m.Receive(Delivery{V: 1, Source: "sched", Grants: []Grant{
+		{ID: 1, Opening: true, Host: "h", Credit: 50, RAC: old, Results: 4},
+		{ID: 2, Opening: true, Team: "t", Credit: 70, RAC: old},
+		{ID: 3, Host: "h", User: "u", Team: "t", Credit: 10, Sent: t0, At: t0.Add(credit.HalfLife)},
+	}})
+	if rc.Error != nil || rc.Through != 3 {
+		t.Fatalf("receipt %+v", rc)
+	}
+	l := m.Ledger("sched", nil)
+	h := l.Host("h")
+	var want credit.Average
+	want = old
+	want.Add(t0.Add(credit.HalfLife), t0, 10)
+	if h.Credit != 60 || h.Results != 5 || math.Abs(h.RAC.Avg-want.Avg) > 1e-9 {
+		t.Fatalf("host after its opening balance and a grant: %+v, want RAC %+v", h, want)
+	}
+	if u, tm := l.User("u"), l.Team("t"); u.Credit != 10 || u.Results != 1 || tm.Credit != 80 || tm.Results != 1 {
+		t.Fatalf("user %+v, team %+v", u, tm)
 	}
 }
 

@@ -1,9 +1,11 @@
 package sched
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/momonga-project/momonga/project/accounting"
+	"github.com/momonga-project/momonga/project/credit"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -77,6 +79,62 @@ func checkOutbox(out []accounting.Grant, last uint64) error {
 	for i, g := range out {
 		if want := last - uint64(len(out)-1-i); g.ID != want {
 			return fmt.Errorf("output %d where %d belongs (the last output made is %d)", g.ID, want, last)
+		}
+	}
+	return nil
+}
+
+// legacyAccount is credit as a version-2 snapshot kept it, in the host,
+// user and team tables.
+type legacyAccount struct {
+	Credit float64        `json:"credit"`
+	RAC    credit.Average `json:"rac"`
+	Valid  int            `json:"valid"` // hosts only
+}
+
+// openingBalances carries the credit of a version-2 snapshot (tables, its
+// JSON section) over to the accounting peer: one opening balance per host,
+// user and team with credit, in the outbox before any new grant. Every
+// member restoring the same snapshot makes the same balances.
+func openingBalances(tables []byte, st *state) error {
+	var legacy struct {
+		Hosts map[string]legacyAccount `json:"hosts"`
+		Users map[string]legacyAccount `json:"users"`
+		Teams map[string]legacyAccount `json:"teams"`
+	}
+	if err := json.Unmarshal(tables, &legacy); err != nil {
+		return err
+	}
+	valid := map[string]int{} // results of each user's hosts
+	for _, h := range st.Hosts {
+		valid[h.User] += h.Valid
+	}
+	for _, t := range []struct {
+		accounts map[string]legacyAccount
+		grant    func(id string, a legacyAccount) accounting.Grant
+	}{
+		{legacy.Hosts, func(id string, a legacyAccount) accounting.Grant {
+			return accounting.Grant{Host: id, Results: a.Valid}
+		}},
+		{legacy.Users, func(id string, a legacyAccount) accounting.Grant {
+			return accounting.Grant{User: id, Results: valid[id]}
+		}},
+		// Which results a team's credit came from depends on when its
+		// members joined it: that is not in the snapshot.
+		{legacy.Teams, func(id string, a legacyAccount) accounting.Grant { return accounting.Grant{Team: id} }},
+	} {
+		for _, id := range sortedKeys(t.accounts) {
+			a := t.accounts[id]
+			if !(a.Credit > 0 || a.RAC.Avg > 0) || id == "" {
+				continue
+			}
+			g := t.grant(id, a)
+			st.NextOutput++
+			g.ID, g.Opening = st.NextOutput, true
+			g.Credit = min(max(a.Credit, 0), accounting.MaxGrant)
+			g.RAC = credit.Average{Avg: min(max(a.RAC.Avg, 0), accounting.MaxGrant), Time: a.RAC.Time}
+			g.Results = max(g.Results, 0)
+			st.Outbox = append(st.Outbox, g)
 		}
 	}
 	return nil

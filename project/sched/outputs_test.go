@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/momonga-project/momonga/project/accounting"
+	"github.com/momonga-project/momonga/project/credit"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -94,5 +95,98 @@ func TestRestoreRefusesAnOutboxWithAGap(t *testing.T) {
 	err := New(Config{}).Restore(bytes.NewReader(h.snapshot()))
 	if err == nil || !strings.Contains(err.Error(), "outbox") {
 		t.Fatalf("restore of an outbox 1, 9: %v", err)
+	}
+}
+
+// legacySnapshot turns a snapshot of h into the version-2 layout, where
+// the scheduler kept credit itself: the same, with credit and recent average
+// in the JSON tables of hosts, users and teams.
+func legacySnapshot(t *testing.T, h *harness, credits map[string]map[string]legacyAccount) []byte {
+	t.Helper()
+	b := h.snapshot()
+	d := &decoder{b: b, off: len(snapshotMagic)}
+	d.uint()
+	d.time()
+	d.uint()
+	d.count()
+	d.count()
+	d.count()
+	start := d.off
+	small := d.bytes()
+	end := d.off
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	var tb map[string]any
+	if err := json.Unmarshal(small, &tb); err != nil {
+		t.Fatal(err)
+	}
+	for table, accounts := range credits {
+		for id, a := range accounts {
+			rec := tb[table].(map[string]any)[id].(map[string]any)
+			rec["credit"], rec["rac"] = a.Credit, a.RAC
+		}
+	}
+	delete(tb, "outbox") // a version-2 scheduler had none
+	delete(tb, "next_output")
+	small, _ = json.Marshal(tb)
+	e := &encoder{}
+	e.b = append(e.b, snapshotMagic...)
+	e.uint(legacyCreditVersion)
+	e.b = append(e.b, b[len(snapshotMagic)+1:start]...)
+	e.uint(uint64(len(small)))
+	e.b = append(e.b, small...)
+	return append(e.b, b[end:]...)
+}
+
+func TestRestoreCarriesVersion2CreditOver(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.req("adm:test", wu.OpTeamAdd, wu.TeamAdd{V: 1, Name: "t"}, nil))
+	h.addUser("ann", "t")
+	a := h.attachHost("ann", 1)
+	h.hello("b")
+	h.addApp("app", wu.Policy{Replication: 1, Quorum: 1})
+	h.submitUnits("app", "b", 1, 0)
+	ta := h.work(a, 1)
+	h.must(h.reportCPU(a, ta[0].Task, "r", 100))
+	st := h.m.Status()
+	user, team := st.Users[0].ID, st.Teams[0].ID
+	rac := credit.Average{Avg: 3, Time: h.now}
+	snap := legacySnapshot(t, h, map[string]map[string]legacyAccount{
+		"hosts": {a: {Credit: 12, RAC: rac}, "b": {}},
+		"users": {user: {Credit: 12, RAC: rac}},
+		"teams": {team: {Credit: 20, RAC: rac}},
+	})
+	r := New(Config{})
+	if err := r.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	out := r.Outbox(0)
+	if len(out) != 3 || r.LastOutput() != 3 || out[0].ID != 1 {
+		t.Fatalf("opening balances %+v, last output %d; want one each for the host, user and team with credit, from 1", out, r.LastOutput())
+	}
+	acct := accounting.New()
+	if rc := acct.Receive(accounting.Delivery{V: 1, Source: "sched", Grants: out}); rc.Error != nil {
+		t.Fatal(rc.Error)
+	}
+	l := acct.Ledger("sched", nil)
+	if got := l.Host(a); got.Credit != 12 || got.RAC != rac || got.Results != 1 {
+		t.Errorf("host: %+v", got)
+	}
+	if got := l.User(user); got.Credit != 12 || got.Results != 1 {
+		t.Errorf("user: %+v", got)
+	}
+	if got := l.Team(team); got.Credit != 20 || got.RAC != rac {
+		t.Errorf("team: %+v", got)
+	}
+	// The restored scheduler writes the current version, which restores
+	// to the same state, balances still in the outbox.
+	var cur bytes.Buffer
+	if err := r.Snapshot(&cur); err != nil {
+		t.Fatal(err)
+	}
+	again := New(Config{})
+	if err := again.Restore(bytes.NewReader(cur.Bytes())); err != nil || len(again.Outbox(0)) != 3 {
+		t.Fatalf("restore of the migrated state: %v, outbox %d", err, len(again.Outbox(0)))
 	}
 }

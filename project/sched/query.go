@@ -1,6 +1,8 @@
 package sched
 
 import (
+	"time"
+
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -40,6 +42,9 @@ func (m *Machine) Status() wu.StatusReply {
 	rep.Users, rep.Teams = m.accounts(false)
 	return rep
 }
+
+// Now is the time of the newest tick applied.
+func (m *Machine) Now() time.Time { return m.st.Now }
 
 // Results lists a page of a batch's work units with their canonical results.
 func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {

@@ -40,10 +40,14 @@ import (
 //
 // Integers are varints, floats IEEE bits, times seconds and nanoseconds.
 // The version goes up when the layout changes; Restore refuses a version it
-// does not know.
+// does not know. Version 3 added the outbox; version 2 is still read.
 const (
 	snapshotMagic   = "msched"
-	snapshotVersion = 2
+	snapshotVersion = 3
+	// legacyCreditVersion is the layout before the accounting peer: the
+	// same, but with credit kept in the host, user and team tables.
+	// Restore reads it and carries that credit over (openingBalances).
+	legacyCreditVersion = 2
 )
 
 // tables is the snapshot's JSON section: everything whose size follows the
@@ -443,8 +447,9 @@ func (d *decoder) state() *state {
 		return nil
 	}
 	d.off = len(snapshotMagic)
-	if v := d.uint(); v != snapshotVersion && d.err == nil {
-		d.fail("snapshot version %d, this scheduler reads %d", v, snapshotVersion)
+	v := d.uint()
+	if v != snapshotVersion && v != legacyCreditVersion && d.err == nil {
+		d.fail("snapshot version %d, this scheduler reads %d and %d", v, legacyCreditVersion, snapshotVersion)
 	}
 	st := newState()
 	st.Now = d.time()
@@ -467,6 +472,11 @@ func (d *decoder) state() *state {
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
 			d.fail("outbox: %v", err)
+		}
+		if v == legacyCreditVersion && d.err == nil {
+			if err := openingBalances(small, st); err != nil {
+				d.fail("credit: %v", err)
+			}
 		}
 	}
 

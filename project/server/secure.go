@@ -203,7 +203,7 @@ func (s *Server) Accounts() (rep wu.AccountsReply) {
 		acked   uint64
 	)
 	err := s.query(func(m *sched.Machine) {
-		rep, now = m.Accounts(), m.Status().Now
+		rep, now = m.Accounts(), m.Now()
 		pending, acked = outbox(m, 0)
 	})
 	if err != nil {
