@@ -183,18 +183,7 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 		t.Fatalf("kills %v, lease holders %v, while the volunteers worked: make the batch longer", kills, leaders)
 	}
 
-	// Every output delivered and acknowledged: the outbox empties.
-	vpeertest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		var last uint64
-		var pending int
-		if err := p.srv.query(func(m *sched.Machine) { last, pending = m.LastOutput(), len(m.Outbox(0)) }); err != nil {
-			return err
-		}
-		if last != units || pending != 0 {
-			return fmt.Errorf("%d outputs made, %d not acknowledged", last, pending)
-		}
-		return nil
-	})
+	waitDelivered(t, p.srv, units)
 	stopBg()
 	bg.Wait()
 
@@ -241,6 +230,23 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 	if injected.Load() == 0 {
 		t.Error("no duplicate delivery was injected")
 	}
+}
+
+// waitDelivered waits until the scheduler has made outputs outputs and had
+// every one acknowledged by the accounting peer: its outbox is empty.
+func waitDelivered(t *testing.T, srv *Server, outputs uint64) {
+	t.Helper()
+	vpeertest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		var last uint64
+		var pending int
+		if err := srv.query(func(m *sched.Machine) { last, pending = m.LastOutput(), len(m.Outbox(0)) }); err != nil {
+			return err
+		}
+		if last != outputs || pending != 0 {
+			return fmt.Errorf("%d outputs made, %d not acknowledged; want %d made, all acknowledged", last, pending, outputs)
+		}
+		return nil
+	})
 }
 
 // TestForwarderRoundStopsAtAGap checks the forwarder's handling of
