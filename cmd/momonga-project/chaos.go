@@ -149,7 +149,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "longest time without a request served\t%s\n", seconds(rep.Longest))
 	fmt.Fprintf(w, "unavailability windows (> %s)\t%d\n", rep.Gap, len(rep.Windows))
 	for _, win := range rep.Windows {
-		fmt.Fprintf(w, "  from %s\t%s\n", seconds(win.Start), seconds(win.Length))
+		fmt.Fprintf(w, "  from %s\t%s, fewest members serving %d\n", seconds(win.Start), seconds(win.Length), win.MinLive)
 	}
 
 	fmt.Fprintln(w, "\nMEMBERS\t")
@@ -206,6 +206,10 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 		fmt.Fprintf(w, "  error\t%s\n", msg)
 	}
 	fmt.Fprintf(w, "exactly once\t%s\n", yesNo(e.ExactlyOnce))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%s\n", chaosNote)
 	if events {
 		fmt.Fprintln(w, "\nAT\tPOSITION\tPROCESS\tEVENT\tMEMBER\tDETAIL")
 		for _, ev := range rep.Events {
@@ -214,6 +218,18 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	}
 	return w.Flush()
 }
+
+// chaosNote says how to read the model beside the run.
+const chaosNote = `What the model's failure means here: the model counts a group as failed once fewer than a majority
+of its members live, because a group that orders entries among its members cannot go on without one.
+This group's log is a JetStream stream, ordered by the NATS server, so the members need no majority:
+any one member that has caught up with the log answers every request, and the others only add
+answers the volunteer ignores. A request goes unanswered only while no member serves (every one dead,
+or its replacement still waiting for the slot to lapse, restoring a snapshot or replaying), or while
+the log itself cannot be written. The unavailability windows above are those times; P(no member live)
+is the model's figure for them. Fewer than a majority serving costs nothing visible, except that while
+the lease holder is gone (until its lease lapses) no tick enters the log, so leases and deadlines
+are not judged.`
 
 func firstHash(m map[string]string) string {
 	for _, h := range m {

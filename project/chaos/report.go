@@ -43,9 +43,10 @@ type Report struct {
 	// ExpectedPlannedKills allows for the time a position waits for its
 	// replacement, when nothing is killed there.
 	ExpectedPlannedKills float64 `json:"expected_planned_kills"`
-	// Replacements counts replacements serving during the run, from the
-	// departure to the replacement's member being ready; RestoredSnapshot
-	// those that started from a snapshot.
+	// Replacements counts the replacements that came to serve, during the
+	// run or before the end state, each timed from the departure to the
+	// replacement's member being ready; RestoredSnapshot counts those that
+	// started from a snapshot.
 	Replacements     int           `json:"replacements"`
 	ReplaceMean      time.Duration `json:"replace_mean_ns"`
 	ReplaceMax       time.Duration `json:"replace_max_ns"`
@@ -116,6 +117,9 @@ func (rep *Report) finish(r *run) {
 		}
 	}
 	rep.Live = Live(rep.Events, cfg.Members, cfg.Duration)
+	for i, w := range rep.Windows {
+		rep.Windows[i].MinLive = MinLive(rep.Events, w.Start, w.Start+w.Length)
+	}
 
 	r.mu.Lock()
 	replaced := append([]time.Duration(nil), r.replaced...)

@@ -119,6 +119,39 @@ func Live(events []Event, members int, end time.Duration) Liveness {
 type Window struct {
 	Start  time.Duration `json:"start_ns"` // since the run started
 	Length time.Duration `json:"length_ns"`
+	// MinLive is the fewest members serving during the window (from the
+	// member processes' events; -1 when not worked out).
+	MinLive int `json:"min_live"`
+}
+
+// MinLive returns the fewest members serving at any time in [from, to].
+func MinLive(events []Event, from, to time.Duration) int {
+	evs := slices.Clone(events)
+	slices.SortStableFunc(evs, func(a, b Event) int { return int(min(max(a.At-b.At, -1), 1)) })
+	type proc struct{ position, gen int }
+	live := map[proc]bool{}
+	least := -1
+	for _, e := range evs {
+		if e.At > to {
+			break
+		}
+		if e.At >= from && least < 0 {
+			least = len(live) // as the window opens
+		}
+		switch e.Kind {
+		case EventReady:
+			live[proc{e.Position, e.Gen}] = true
+		case EventKill, EventExit:
+			delete(live, proc{e.Position, e.Gen})
+		}
+		if e.At >= from {
+			least = min(least, len(live))
+		}
+	}
+	if least < 0 {
+		least = len(live)
+	}
+	return least
 }
 
 // Windows returns the gaps longer than gap between from, the successful
@@ -134,7 +167,7 @@ func Windows(successes []time.Duration, from, to, gap time.Duration) []Window {
 			continue
 		}
 		if t-last > gap {
-			ws = append(ws, Window{Start: last, Length: t - last})
+			ws = append(ws, Window{Start: last, Length: t - last, MinLive: -1})
 		}
 		last = max(last, t)
 	}

@@ -32,6 +32,14 @@ func TestLive(t *testing.T) {
 	if want := (Span{Longest: s, LongestAt: 12 * s, Total: s, Count: 1}); l.None != want {
 		t.Errorf("none alive %+v, want %+v", l.None, want)
 	}
+	for _, c := range []struct {
+		from, to time.Duration
+		want     int
+	}{{0, 10 * s, 2}, {0, 9 * s, 3}, {11500 * time.Millisecond, 12500 * time.Millisecond, 0}, {15 * s, 30 * s, 2}, {21 * s, 25 * s, 3}} {
+		if got := MinLive(evs, c.from, c.to); got != c.want {
+			t.Errorf("fewest serving in [%s, %s]: %d, want %d", c.from, c.to, got, c.want)
+		}
+	}
 	// 3×10 + 2×1 + 1×1 + 0×1 + 1×1 + 2×6 + 3×10 member-seconds.
 	if l.MemberSeconds != 76 {
 		t.Errorf("%g member-seconds, want 76", l.MemberSeconds)
@@ -48,11 +56,11 @@ func TestLiveNobodyAtStart(t *testing.T) {
 func TestWindows(t *testing.T) {
 	ok := []time.Duration{500 * time.Millisecond, 900 * time.Millisecond, 4 * s, 3 * s, 4500 * time.Millisecond}
 	got := Windows(ok, 0, 7*s, s)
-	want := []Window{{Start: 900 * time.Millisecond, Length: 2100 * time.Millisecond}, {Start: 4500 * time.Millisecond, Length: 2500 * time.Millisecond}}
+	want := []Window{{Start: 900 * time.Millisecond, Length: 2100 * time.Millisecond, MinLive: -1}, {Start: 4500 * time.Millisecond, Length: 2500 * time.Millisecond, MinLive: -1}}
 	if !slices.Equal(got, want) {
 		t.Errorf("windows %v, want %v", got, want)
 	}
-	if got := Windows(nil, 0, 3*s, s); !slices.Equal(got, []Window{{0, 3 * s}}) {
+	if got := Windows(nil, 0, 3*s, s); !slices.Equal(got, []Window{{0, 3 * s, -1}}) {
 		t.Errorf("nothing served: windows %v, want the whole run", got)
 	}
 }
