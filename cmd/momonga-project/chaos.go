@@ -146,7 +146,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 		fmt.Fprintf(w, "errors: %s\t%d\n", k, rep.Errors[k])
 	}
 	fmt.Fprintf(w, "not sent (every volunteer waiting)\t%d\n", rep.Skipped)
-	fmt.Fprintf(w, "longest time without a request served\t%s\n", seconds(rep.Longest))
+	fmt.Fprintf(w, "longest time without a request served\t%s, from %s\n", seconds(rep.Longest), seconds(rep.LongestAt))
 	fmt.Fprintf(w, "unavailability windows (> %s)\t%d\n", rep.Gap, len(rep.Windows))
 	for _, win := range rep.Windows {
 		fmt.Fprintf(w, "  from %s\t%s, fewest members serving %d\n", seconds(win.Start), seconds(win.Length), win.MinLive)

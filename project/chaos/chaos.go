@@ -219,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	load.run(ctx, r.t0, cfg.Duration)
 	r.stopKilling()
 	rep := r.report(load)
-	cfg.Progress("run over: %d requests, %d served, %d kills; settling", rep.Requests, rep.Served, rep.Kills)
+	cfg.Progress("run over: %d requests, %d served, %d kills; settling", rep.Requests, rep.Served, rep.PlannedKills)
 
 	rep.End = r.settle(ctx, load, srv)
 	stopRun()

@@ -31,8 +31,9 @@ type Report struct {
 	P99     time.Duration `json:"p99_ns"`
 	// Windows are the times longer than Gap in which no request was
 	// served; Longest is the longest time without one, window or not.
-	Windows []Window      `json:"windows"`
-	Longest time.Duration `json:"longest_without_service_ns"`
+	Windows   []Window      `json:"windows"`
+	Longest   time.Duration `json:"longest_without_service_ns"`
+	LongestAt time.Duration `json:"longest_without_service_at_ns"`
 
 	// What happened to the members.
 	Kills             int     `json:"kills"`
@@ -82,7 +83,9 @@ func (r *run) report(l *load) Report {
 	l.mu.Unlock()
 	rep.Windows = Windows(successes, 0, cfg.Duration, cfg.Gap)
 	for _, w := range Windows(successes, 0, cfg.Duration, 0) {
-		rep.Longest = max(rep.Longest, w.Length)
+		if w.Length > rep.Longest {
+			rep.Longest, rep.LongestAt = w.Length, w.Start
+		}
 	}
 	rep.PlannedKills = len(Plan(cfg.Seed, cfg.Members, cfg.HalfLife, cfg.Replace, cfg.Duration))
 	rep.ExpectedKills = ExpectedKills(cfg.Members, cfg.HalfLife, cfg.Duration)

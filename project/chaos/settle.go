@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -120,7 +121,7 @@ func (r *run) settle(ctx context.Context, l *load, srv *server.Server) EndState 
 		fail("the %d members did not all hash their state at %d within %s", r.cfg.Members, mark, settle)
 	}
 
-	st, hash, err := audit(ctx, nc, r.cfg.SnapshotEvery, mark)
+	st, hash, err := audit(ctx, nc, r.cfg.SnapshotEvery, mark, r.cfg.Logger)
 	if err != nil {
 		fail("audit: %v", err)
 		return end
@@ -171,7 +172,7 @@ func (end *EndState) check(l *load, st wu.StatusReply) {
 // audit builds one more replica of the scheduler, outside the group: it
 // restores the newest snapshot from before mark, replays the log through
 // mark and returns the scheduler's status and its own state hash at mark.
-func audit(ctx context.Context, nc *nats.Conn, every, mark uint64) (wu.StatusReply, string, error) {
+func audit(ctx context.Context, nc *nats.Conn, every, mark uint64, logger *slog.Logger) (wu.StatusReply, string, error) {
 	var st wu.StatusReply
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -200,7 +201,7 @@ func audit(ctx context.Context, nc *nats.Conn, every, mark uint64) (wu.StatusRep
 	machine := sched.New(policy)
 	m := vpeer.NewMember(vpeer.MemberConfig{
 		ID: "chaos-audit", Log: log, Machine: machine, Snapshots: snapshotsBefore{snaps, mark}, SnapshotEvery: every,
-		Leading: func() bool { return false },
+		Leading: func() bool { return false }, Logger: logger,
 	})
 	mctx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
