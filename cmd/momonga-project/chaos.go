@@ -156,6 +156,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "kills (SIGKILL)\t%d (schedule for the seed: %d; expected %.1f = members × duration × ln2/half-life, %.1f allowing for replacement delays)\n",
 		rep.Kills, rep.PlannedKills, rep.ExpectedKills, rep.ExpectedPlannedKills)
 	fmt.Fprintf(w, "  of which before the member was ready\t%d\n", rep.KilledBeforeReady)
+	fmt.Fprintf(w, "  of which of the lease holder\t%d\n", rep.LeaseHolderKills)
 	fmt.Fprintf(w, "processes that ended by themselves\t%d\n", rep.Exits)
 	fmt.Fprintf(w, "replacements serving\t%d, %d from a snapshot; kill → serving mean %s, max %s\n", rep.Replacements, rep.RestoredSnapshot, seconds(rep.ReplaceMean), seconds(rep.ReplaceMax))
 	fmt.Fprintf(w, "members serving, mean\t%.2f of %d\n", rep.Live.MeanAlive, rep.Members)

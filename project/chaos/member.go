@@ -15,12 +15,13 @@ import (
 
 // memberEvent is a line a member process writes on its standard output.
 type memberEvent struct {
-	Event    string `json:"event"` // "joined", "ready" or "displaced"
+	Event    string `json:"event"` // "joined", "ready", "lease" (taken or lost: Leading says) or "displaced"
 	Process  string `json:"process,omitempty"`
 	Member   string `json:"member,omitempty"`
 	Slot     int    `json:"slot"`
 	Restored uint64 `json:"restored,omitempty"` // the snapshot it started from; 0: the whole log replayed
 	Applied  uint64 `json:"applied,omitempty"`
+	Leading  bool   `json:"leading,omitempty"`
 }
 
 // errDisplaced ends a member process whose member stopped, its slot taken
@@ -99,8 +100,9 @@ func MemberMain(ctx context.Context, args []string, in io.Reader, out io.Writer,
 	if err := enc.Encode(ev); err != nil {
 		return err
 	}
-	t := time.NewTicker(*heartbeat)
+	t := time.NewTicker(*heartbeat / 4)
 	defer t.Stop()
+	leading := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,9 +111,16 @@ func MemberMain(ctx context.Context, args []string, in io.Reader, out io.Writer,
 			return srv.Close()
 		case <-t.C:
 		}
-		if len(g.Members()) == 0 {
+		ms := g.Members()
+		if len(ms) == 0 {
 			_ = enc.Encode(memberEvent{Event: "displaced", Process: g.Process()})
 			return errDisplaced
+		}
+		if l := ms[0].Status().Leading; l != leading {
+			leading = l
+			if err := enc.Encode(memberEvent{Event: "lease", Process: g.Process(), Member: ms[0].ID(), Leading: l}); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// leaseHolder marks the kill of a lease holder in its event's detail.
+const leaseHolder = "lease holder"
+
 // run holds the member processes of a chaos run and what happened to them.
 type run struct {
 	cfg  Config
@@ -40,6 +43,7 @@ type proc struct {
 	base          time.Time // its lifetime counts from here
 	killAt        time.Time // zero before the run began
 	ready, gone   bool
+	leading       bool // its member holds the group's lease
 }
 
 type procMsg struct {
@@ -219,7 +223,11 @@ func (r *run) step(now time.Time) {
 			_ = p.cmd.Process.Kill() // SIGKILL where there are signals
 			_ = p.stdin.Close()
 			p.gone = true
-			r.event(now, i, p.gen, EventKill, "", fmt.Sprintf("pid %d, after %s", p.cmd.Process.Pid, p.killAt.Sub(p.base).Round(time.Millisecond)))
+			detail := fmt.Sprintf("pid %d, after %s", p.cmd.Process.Pid, p.killAt.Sub(p.base).Round(time.Millisecond))
+			if p.leading {
+				detail += ", " + leaseHolder
+			}
+			r.event(now, i, p.gen, EventKill, "", detail)
 			r.restartAt[i] = p.killAt.Add(r.cfg.Replace)
 			if r.downAt[i].IsZero() {
 				r.downAt[i] = now
@@ -255,6 +263,13 @@ func (r *run) handle(m procMsg) {
 		if r.downAt[m.position].IsZero() {
 			r.downAt[m.position] = m.at
 		}
+	case m.ev.Event == "lease" && !p.gone:
+		p.leading = m.ev.Leading
+		what := "lease lost"
+		if m.ev.Leading {
+			what = "lease taken"
+		}
+		r.event(m.at, m.position, m.gen, EventLease, m.ev.Member, what)
 	case m.ev.Event == "ready" && !p.gone:
 		p.ready = true
 		from := "replayed the whole log"

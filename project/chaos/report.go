@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,7 @@ type Report struct {
 	// What happened to the members.
 	Kills             int     `json:"kills"`
 	KilledBeforeReady int     `json:"killed_before_ready"` // killed while still restoring or waiting for a slot
+	LeaseHolderKills  int     `json:"lease_holder_kills"`  // killed while holding the lease: no ticks until it lapses
 	Exits             int     `json:"exits"`               // processes that ended by themselves
 	PlannedKills      int     `json:"planned_kills"`       // Plan's, for the seed
 	ExpectedKills     float64 `json:"expected_kills"`      // members × duration × ln 2 / half-life
@@ -103,6 +105,9 @@ func (rep *Report) finish(r *run) {
 		switch e.Kind {
 		case EventKill:
 			rep.Kills++
+			if strings.HasSuffix(e.Detail, leaseHolder) {
+				rep.LeaseHolderKills++
+			}
 		case EventExit:
 			rep.Exits++
 		}

@@ -11,6 +11,7 @@ const (
 	EventReady = "ready" // its member caught up with the log and serves
 	EventKill  = "kill"  // it was killed (SIGKILL)
 	EventExit  = "exit"  // it ended by itself: a departure nobody planned
+	EventLease = "lease" // its member took or lost the group's lease
 )
 
 // Event is something that happened to a member process.
