@@ -159,7 +159,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "  of which of the lease holder\t%d\n", rep.LeaseHolderKills)
 	fmt.Fprintf(w, "processes that ended by themselves\t%d\n", rep.Exits)
 	fmt.Fprintf(w, "replacements serving\t%d, %d from a snapshot; kill → serving mean %s, max %s\n", rep.Replacements, rep.RestoredSnapshot, seconds(rep.ReplaceMean), seconds(rep.ReplaceMax))
-	fmt.Fprintf(w, "members serving, mean\t%.2f of %d\n", rep.Live.MeanAlive, rep.Members)
+	fmt.Fprintf(w, "members serving\tmean %.2f of %d, fewest %d\n", rep.Live.MeanAlive, rep.Members, rep.FewestLive)
 	fmt.Fprintf(w, "fewer than a majority serving\t%s in all, %d times, longest %s\n", seconds(rep.Live.BelowMajority.Total), rep.Live.BelowMajority.Count, seconds(rep.Live.BelowMajority.Longest))
 	fmt.Fprintf(w, "no member serving\t%s in all, %d times, longest %s\n", seconds(rep.Live.None.Total), rep.Live.None.Count, seconds(rep.Live.None.Longest))
 

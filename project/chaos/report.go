@@ -55,6 +55,7 @@ type Report struct {
 	ReplaceMax       time.Duration `json:"replace_max_ns"`
 	RestoredSnapshot int           `json:"restored_snapshot"`
 	Live             Liveness      `json:"live"`
+	FewestLive       int           `json:"fewest_live"` // members serving, at the worst moment of the run
 
 	// The reliability model (vpeer/reliability) with the same members and
 	// half-life: the probability of losing the majority, and of having no
@@ -125,6 +126,7 @@ func (rep *Report) finish(r *run) {
 		}
 	}
 	rep.Live = Live(rep.Events, cfg.Members, cfg.Duration)
+	rep.FewestLive = MinLive(rep.Events, 0, cfg.Duration)
 	for i, w := range rep.Windows {
 		rep.Windows[i].MinLive = MinLive(rep.Events, w.Start, w.Start+w.Length)
 	}
