@@ -131,7 +131,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "%g requests/s from %d volunteers, timeout %s; slots lapse after %s; snapshots every %d records; %d work units queued\n\n",
 		rep.Rate, rep.Volunteers, rep.Timeout, rep.Lapse, rep.SnapshotEvery, rep.Units)
 
-	fmt.Fprintln(w, "VOLUNTEERS\t")
+	fmt.Fprintln(w, "VOLUNTEERS")
 	fmt.Fprintf(w, "requests sent\t%d (%.1f/s)\n", rep.Requests, float64(rep.Requests)/rep.Duration.Seconds())
 	fmt.Fprintf(w, "served\t%d (%.2f%%), p50 %s, p99 %s\n", rep.Served, 100*float64(rep.Served)/float64(max(1, rep.Requests)), rep.P50.Round(10*time.Microsecond), rep.P99.Round(10*time.Microsecond))
 	kinds := make([]string, 0, len(rep.Errors))
@@ -152,7 +152,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 		fmt.Fprintf(w, "  from %s\t%s, fewest members serving %d\n", seconds(win.Start), seconds(win.Length), win.MinLive)
 	}
 
-	fmt.Fprintln(w, "\nMEMBERS\t")
+	fmt.Fprintln(w, "\nMEMBERS")
 	fmt.Fprintf(w, "kills (SIGKILL)\t%d (schedule for the seed: %d; expected %.1f = members × duration × ln2/half-life, %.1f allowing for replacement delays)\n",
 		rep.Kills, rep.PlannedKills, rep.ExpectedKills, rep.ExpectedPlannedKills)
 	fmt.Fprintf(w, "  of which before the member was ready\t%d\n", rep.KilledBeforeReady)
@@ -163,7 +163,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "fewer than a majority serving\t%s in all, %d times, longest %s\n", seconds(rep.Live.BelowMajority.Total), rep.Live.BelowMajority.Count, seconds(rep.Live.BelowMajority.Longest))
 	fmt.Fprintf(w, "no member serving\t%s in all, %d times, longest %s\n", seconds(rep.Live.None.Total), rep.Live.None.Count, seconds(rep.Live.None.Longest))
 
-	fmt.Fprintln(w, "\nMODEL (vpeer reliability, same members and half-life)\t")
+	fmt.Fprintln(w, "\nMODEL (vpeer reliability, same members and half-life)")
 	fmt.Fprintf(w, "P(majority lost within %s)\t%.4g with τ = %s", rep.Duration, rep.ModelLoseMajority, rep.Replace)
 	if rep.ReplaceMean > 0 {
 		fmt.Fprintf(w, "; %.4g with τ = %s measured", rep.ModelLoseMajorityMeasured, seconds(rep.ReplaceMean))
@@ -179,7 +179,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintf(w, "observed\tmajority lost: %s; no member serving: %s\n", yesNo(rep.Live.BelowMajority.Count > 0), yesNo(rep.Live.None.Count > 0))
 
 	e := rep.End
-	fmt.Fprintln(w, "\nEND\t")
+	fmt.Fprintln(w, "\nEND")
 	fmt.Fprintf(w, "requests retried after the run\t%d (volunteers still unanswered: %d)\n", e.Retried, e.Unanswered)
 	fmt.Fprintf(w, "group whole again\t%s after the run\n", seconds(e.WholeAfter))
 	switch {
