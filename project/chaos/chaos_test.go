@@ -40,6 +40,9 @@ func testMember(args []string) *exec.Cmd {
 // and followed by a replacement, the members' state hashes equal at the
 // end, and every request applied exactly once.
 func TestChaosRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs member processes for 15 s; skipped with -short")
+	}
 	const seed = 2
 	halfLife, replace, duration := 5*time.Second, time.Second, 15*time.Second
 	planned := Plan(seed, 3, halfLife, replace, duration)

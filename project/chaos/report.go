@@ -84,7 +84,7 @@ func (r *run) report(l *load) Report {
 	l.mu.Lock()
 	rep.Skipped = l.skipped
 	l.mu.Unlock()
-	rep.Windows = Windows(successes, 0, cfg.Duration, cfg.Gap)
+	rep.Windows = append([]Window{}, Windows(successes, 0, cfg.Duration, cfg.Gap)...)
 	for _, w := range Windows(successes, 0, cfg.Duration, 0) {
 		if w.Length > rep.Longest {
 			rep.Longest, rep.LongestAt = w.Length, w.Start
