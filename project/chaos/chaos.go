@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		r.control(runCtx)
 	}()
 	load.run(ctx, r.t0, cfg.Duration)
-	r.stopKilling()
+	sleep(ctx, time.Until(r.t0.Add(cfg.Duration+50*time.Millisecond))) // the last kills are done
 	rep := r.report(load)
 	cfg.Progress("run over: %d requests, %d served, %d kills; settling", rep.Requests, rep.Served, rep.PlannedKills)
 

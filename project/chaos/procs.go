@@ -25,8 +25,7 @@ type run struct {
 	quit chan struct{} // closed by stopAll: readers stop sending
 
 	mu        sync.Mutex
-	t0        time.Time // when the load began; zero before
-	killing   bool
+	t0        time.Time   // when the load began; zero before
 	procs     []*proc     // the newest process at each position
 	restartAt []time.Time // when each position's next process starts; zero: none due
 	downAt    []time.Time // when each position lost its last serving process; zero: it serves
@@ -182,17 +181,11 @@ func (r *run) whole() bool {
 func (r *run) begin(t0 time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.t0, r.killing = t0, true
+	r.t0 = t0
 	for i, p := range r.procs {
 		p.base = t0
 		p.killAt = t0.Add(Lifetime(r.cfg.Seed, r.cfg.HalfLife, i, p.gen))
 	}
-}
-
-func (r *run) stopKilling() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.killing = false
 }
 
 // control kills and replaces member processes on schedule and follows
@@ -212,14 +205,14 @@ func (r *run) control(ctx context.Context) {
 	}
 }
 
-// step kills the processes whose time has come while the run lasts, and
-// starts the replacements that are due.
+// step kills the processes whose time has come, if it comes before the
+// end of the run, and starts the replacements that are due.
 func (r *run) step(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	end := r.t0.Add(r.cfg.Duration)
 	for i, p := range r.procs {
-		if r.killing && !p.gone && !p.killAt.IsZero() && !now.Before(p.killAt) && p.killAt.Before(end) {
+		if !p.gone && !p.killAt.IsZero() && !now.Before(p.killAt) && p.killAt.Before(end) {
 			_ = p.cmd.Process.Kill() // SIGKILL where there are signals
 			_ = p.stdin.Close()
 			p.gone = true

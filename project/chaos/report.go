@@ -40,7 +40,7 @@ type Report struct {
 	Kills             int     `json:"kills"`
 	KilledBeforeReady int     `json:"killed_before_ready"` // killed while still restoring or waiting for a slot
 	LeaseHolderKills  int     `json:"lease_holder_kills"`  // killed while holding the lease: no ticks until it lapses
-	Exits             int     `json:"exits"`               // processes that ended by themselves
+	Exits             int     `json:"exits"`               // processes that ended by themselves, during the run or after
 	PlannedKills      int     `json:"planned_kills"`       // Plan's, for the seed
 	ExpectedKills     float64 `json:"expected_kills"`      // members × duration × ln 2 / half-life
 	// ExpectedPlannedKills allows for the time a position waits for its
@@ -100,9 +100,6 @@ func (r *run) report(l *load) Report {
 func (rep *Report) finish(r *run) {
 	cfg := r.cfg
 	for _, e := range rep.Events {
-		if e.At < 0 || e.At >= cfg.Duration {
-			continue
-		}
 		switch e.Kind {
 		case EventKill:
 			rep.Kills++
