@@ -18,6 +18,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -88,30 +89,14 @@ const (
 const settle = 90 * time.Second
 
 func (cfg *Config) setDefaults() error {
-	if cfg.Rate == 0 {
-		cfg.Rate = DefaultRate
-	}
-	if cfg.Volunteers == 0 {
-		cfg.Volunteers = DefaultVolunteers
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Gap == 0 {
-		cfg.Gap = DefaultGap
-	}
-	if cfg.Heartbeat == 0 {
-		cfg.Heartbeat = DefaultHeartbeat
-	}
-	if cfg.Lapse == 0 {
-		cfg.Lapse = DefaultLapse
-	}
-	if cfg.Tick == 0 {
-		cfg.Tick = DefaultTick
-	}
-	if cfg.SnapshotEvery == 0 {
-		cfg.SnapshotEvery = DefaultSnapshotEvery
-	}
+	cfg.Rate = cmp.Or(cfg.Rate, DefaultRate)
+	cfg.Volunteers = cmp.Or(cfg.Volunteers, DefaultVolunteers)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.Gap = cmp.Or(cfg.Gap, DefaultGap)
+	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	cfg.Lapse = cmp.Or(cfg.Lapse, DefaultLapse)
+	cfg.Tick = cmp.Or(cfg.Tick, DefaultTick)
+	cfg.SnapshotEvery = cmp.Or(cfg.SnapshotEvery, DefaultSnapshotEvery)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
