@@ -52,6 +52,8 @@ func vpeerCommand() *cli.Command {
 		Usage: "operate and model the project's virtual peers (the replicated scheduler and accounting)",
 		Subcommands: []*cli.Command{
 			reliabilityCommand(),
+			chaosCommand(),
+			chaosMemberCommand(),
 			{
 				Name:  "status",
 				Usage: "show each virtual peer: members, applied sequence and lag, state hashes at a common sequence, lease holder, snapshots",

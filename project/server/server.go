@@ -59,6 +59,13 @@ type Config struct {
 	// then runs no NATS server, gateway or stats page, only members of the
 	// project's virtual peer, with the policy the project recorded.
 	Join string
+	// MembersElsewhere runs no member in this process: the scheduler's
+	// Members members run in processes that join (serve --join). Start then
+	// returns once the gateway serves, perhaps before any member does
+	// (WaitForMembers waits for them), and what needs a member's state here
+	// (Status, Results, the validator, checkpoint collection) is not
+	// available: a harness for members that come and go, as `vpeer chaos`.
+	MembersElsewhere bool
 	// JoinOptions connect to Join: on a secured project the project's
 	// credentials (nats.UserCredentials with its admin.creds) and the CA
 	// of its TLS certificate.
@@ -156,6 +163,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.group = group
 	if err := s.openAcct(ctx, js); err != nil {
 		return nil, err
+	}
+	if cfg.MembersElsewhere {
+		if err := s.startElsewhere(ctx, js); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -318,8 +332,10 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 	if err := s.startCallout(); err != nil {
 		return err
 	}
-	s.startTrustLoops(runCtx, s.log, store)
-	s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
+	if !s.cfg.MembersElsewhere { // they read a member's state
+		s.startTrustLoops(runCtx, s.log, store)
+		s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
+	}
 	if s.cfg.speculate {
 		s.gw.speculate = s.speculate
 	}
