@@ -182,18 +182,9 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	fmt.Fprintln(w, "\nEND")
 	fmt.Fprintf(w, "requests retried after the run\t%d (volunteers still unanswered: %d)\n", e.Retried, e.Unanswered)
 	fmt.Fprintf(w, "group whole again\t%s after the run\n", seconds(e.WholeAfter))
-	switch {
-	case e.Hashes == nil:
-		fmt.Fprintf(w, "state hashes\tnot compared\n")
-	case e.Agree:
-		fmt.Fprintf(w, "state hashes at %d\tall %d members agree (%s)\n", e.Common, len(e.Hashes), short(firstHash(e.Hashes)))
-	default:
-		fmt.Fprintf(w, "state hashes at %d\tMEMBERS DISAGREE\n", e.Common)
-		for id, h := range e.Hashes {
-			fmt.Fprintf(w, "  %s\t%s\n", id, short(h))
-		}
-	}
+	printHashes(w, "state hashes", e.Common, e.Hashes, e.Agree)
 	fmt.Fprintf(w, "fresh replica's hash at %d\t%s (%s)\n", e.Common, short(e.AuditHash), map[bool]string{true: "agrees", false: "DISAGREES or missing"}[e.AuditAgrees])
+	printHashes(w, "accounting peer's hashes", e.AcctCommon, e.AcctHashes, e.AcctAgree)
 	fmt.Fprintf(w, "tasks given to volunteers\t%d, to two hosts: %d\n", e.Assigned, len(e.Duplicates))
 	fmt.Fprintf(w, "results acknowledged\t%d; the scheduler has %d reported, %d units valid; refused: %d\n", e.Acked, e.StateReported, e.StateValid, len(e.Refused))
 	fmt.Fprintf(w, "tasks out on volunteers\t%d held, the scheduler has %d assigned\n", e.Held, e.StateAssigned)
@@ -247,4 +238,19 @@ func short(h string) string {
 		return "-"
 	}
 	return h
+}
+
+// printHashes prints whether a group's members agreed at a snapshot point.
+func printHashes(w io.Writer, what string, at uint64, hashes map[string]string, agree bool) {
+	switch {
+	case hashes == nil:
+		fmt.Fprintf(w, "%s\tnot compared\n", what)
+	case agree:
+		fmt.Fprintf(w, "%s at %d\tall %d members agree (%s)\n", what, at, len(hashes), short(firstHash(hashes)))
+	default:
+		fmt.Fprintf(w, "%s at %d\tMEMBERS DISAGREE\n", what, at)
+		for id, h := range hashes {
+			fmt.Fprintf(w, "  %s\t%s\n", id, short(h))
+		}
+	}
 }

@@ -89,6 +89,9 @@ func TestChaosRun(t *testing.T) {
 	if end.Members != 3 || !end.Agree || len(end.Hashes) != 3 {
 		t.Errorf("at the end %d members, hashes %v, agree %v", end.Members, end.Hashes, end.Agree)
 	}
+	if !end.AcctAgree || len(end.AcctHashes) != 3 {
+		t.Errorf("at the end the accounting peer's hashes %v, agree %v", end.AcctHashes, end.AcctAgree)
+	}
 	if !end.AuditAgrees {
 		t.Errorf("the fresh replica's hash %q does not match the members' %v", end.AuditHash, end.Hashes)
 	}

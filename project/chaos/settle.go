@@ -39,6 +39,11 @@ type EndState struct {
 	Common uint64            `json:"common"`
 	Hashes map[string]string `json:"hashes,omitempty"`
 	Agree  bool              `json:"agree"`
+	// The same for the accounting peer, whose members run in the same
+	// processes.
+	AcctCommon uint64            `json:"acct_common"`
+	AcctHashes map[string]string `json:"acct_hashes,omitempty"`
+	AcctAgree  bool              `json:"acct_agree"`
 	// Audit is a fresh replica built from the newest snapshot and the log
 	// after the run (no slot, no lease, no replies): its hash at Common, and
 	// whether it matches the members'.
@@ -91,34 +96,18 @@ func (r *run) settle(ctx context.Context, l *load, srv *server.Server) EndState 
 		return end
 	}
 	defer nc.Close()
-	mark, err := jetlog.RequestSnapshot(ctx, nc, server.Group)
+	mark, hashes, agree, err := r.hashesAt(ctx, nc, server.Group)
+	end.Common, end.Hashes, end.Agree = mark, hashes, agree
 	if err != nil {
 		fail("%v", err)
 		return end
 	}
-	end.Common = mark
-	for ctx.Err() == nil {
-		reports, _ := jetlog.GatherStatus(ctx, nc, server.Group, 100*time.Millisecond)
-		gs := vpeer.Summarize(reports)
-		if len(gs) == 1 && len(gs[0].Members) == r.cfg.Members && gs[0].Common >= mark {
-			g := gs[0]
-			end.Members, end.Agree = len(g.Members), g.Agree
-			end.Hashes = map[string]string{}
-			for _, m := range g.Members {
-				i := slices.IndexFunc(m.Checkpoints, func(c vpeer.Checkpoint) bool { return c.Seq == mark })
-				if i < 0 {
-					end.Agree = false
-					continue
-				}
-				end.Hashes[m.ID] = m.Checkpoints[i].Hash
-			}
-			end.Agree = end.Agree && len(slices.Compact(slices.Sorted(maps.Values(end.Hashes)))) == 1
-			break
-		}
-		sleep(ctx, 50*time.Millisecond)
-	}
-	if end.Hashes == nil {
-		fail("the %d members did not all hash their state at %d within %s", r.cfg.Members, mark, settle)
+	end.Members = len(hashes)
+	// The accounting peer's members live in the same processes and were
+	// killed with them: they too must agree.
+	end.AcctCommon, end.AcctHashes, end.AcctAgree, err = r.hashesAt(ctx, nc, server.AcctGroup)
+	if err != nil {
+		fail("accounting peer: %v", err)
 	}
 
 	st, hash, err := audit(ctx, nc, r.cfg.SnapshotEvery, mark, r.cfg.Logger)
@@ -135,6 +124,36 @@ func (r *run) settle(ctx context.Context, l *load, srv *server.Server) EndState 
 	}
 	end.check(l, st)
 	return end
+}
+
+// hashesAt asks group's members for a snapshot point and waits until every
+// one of the run's members has hashed its state there: the point, the
+// hashes by member and whether they are all equal.
+func (r *run) hashesAt(ctx context.Context, nc *nats.Conn, group string) (uint64, map[string]string, bool, error) {
+	mark, err := jetlog.RequestSnapshot(ctx, nc, group)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	for ctx.Err() == nil {
+		reports, _ := jetlog.GatherStatus(ctx, nc, group, 100*time.Millisecond)
+		gs := vpeer.Summarize(reports)
+		if len(gs) == 1 && len(gs[0].Members) == r.cfg.Members && gs[0].Common >= mark {
+			agree := gs[0].Agree
+			hashes := map[string]string{}
+			for _, m := range gs[0].Members {
+				i := slices.IndexFunc(m.Checkpoints, func(c vpeer.Checkpoint) bool { return c.Seq == mark })
+				if i < 0 {
+					agree = false
+					continue
+				}
+				hashes[m.ID] = m.Checkpoints[i].Hash
+			}
+			agree = agree && len(slices.Compact(slices.Sorted(maps.Values(hashes)))) == 1
+			return mark, hashes, agree, nil
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	return mark, nil, false, fmt.Errorf("the %d members of %s did not all hash their state at %d within %s", r.cfg.Members, group, mark, settle)
 }
 
 // check compares the scheduler's state with what the volunteers saw.
