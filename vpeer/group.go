@@ -525,6 +525,19 @@ func (g *Group) leads(id string) bool {
 	return g.lease.holder == id && time.Since(g.lease.renewed) < g.cfg.Lapse-g.cfg.Heartbeat/2
 }
 
+// Leading reports whether a member of this process holds the group's lease
+// and may act on it: the once-only side effects of the group (DESIGN §5)
+// that live outside the members, such as delivering outputs to another
+// virtual peer, are done by the process for which this is true. Two
+// processes may both see true for up to a heartbeat while the lease moves,
+// so those side effects must be harmless when repeated.
+func (g *Group) Leading() bool {
+	g.mu.Lock()
+	holder := g.lease.holder
+	g.mu.Unlock()
+	return holder != "" && g.leads(holder)
+}
+
 func (g *Group) floorSeq() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -706,14 +719,4 @@ func (g *GroupSummary) common() {
 		}
 		return
 	}
-}
-
-// HoldsLease reports whether a member of this process holds the group's
-// lease and may act on it: the process that does the side effects that
-// must happen once.
-func (g *Group) HoldsLease() bool {
-	g.mu.Lock()
-	holder := g.lease.holder
-	g.mu.Unlock()
-	return holder != "" && g.leads(holder)
 }

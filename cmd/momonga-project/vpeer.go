@@ -23,7 +23,7 @@ import (
 // membersFlag sizes the scheduler's virtual peer. MOMONGA_MEMBERS sets it
 // for commands started by scripts and tests that do not pass it.
 var membersFlag = &cli.IntFlag{Name: "members", Value: 1, EnvVars: []string{"MOMONGA_MEMBERS"},
-	Usage: "members of the scheduler's virtual peer, each applying the whole log (with --join: how many this process may run)"}
+	Usage: "members of each of the project's virtual peers (the scheduler's and the accounting's), each applying its whole log (with --join: how many of each this process may run)"}
 
 // join runs `serve --join`: members of the virtual peer of the project at
 // --nats-url, taking slots that are free or lapse, until ctx ends.
@@ -37,8 +37,8 @@ func join(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("momonga-project %s joined virtual peer %s at %s as %s: up to %d members\n",
-		cliutil.Version, server.Group, c.String("nats-url"), srv.Group().Process(), c.Int("members"))
+	fmt.Printf("momonga-project %s joined virtual peers %s and %s at %s as %s: up to %d members of each\n",
+		cliutil.Version, server.Group, server.AcctGroup, c.String("nats-url"), srv.Group().Process(), c.Int("members"))
 	select {
 	case <-ctx.Done():
 	case <-srv.Done():
@@ -49,9 +49,11 @@ func join(ctx context.Context, c *cli.Context) error {
 func vpeerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "vpeer",
-		Usage: "operate and model the project's virtual peers (the replicated scheduler)",
+		Usage: "operate and model the project's virtual peers (the replicated scheduler and accounting)",
 		Subcommands: []*cli.Command{
 			reliabilityCommand(),
+			chaosCommand(),
+			chaosMemberCommand(),
 			{
 				Name:  "status",
 				Usage: "show each virtual peer: members, applied sequence and lag, state hashes at a common sequence, lease holder, snapshots",
@@ -66,7 +68,7 @@ func vpeerCommand() *cli.Command {
 				Name:  "snapshot",
 				Usage: "take a snapshot now: every member records its state hash and the lease holder stores a snapshot",
 				Flags: append(toolFlags(),
-					&cli.StringFlag{Name: "group", Value: "sched", Usage: "virtual peer"},
+					&cli.StringFlag{Name: "group", Value: "sched", Usage: "virtual peer (sched or acct)"},
 					&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for the snapshot"},
 				),
 				Action: vpeerSnapshot,

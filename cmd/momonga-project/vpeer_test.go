@@ -41,9 +41,13 @@ func TestVpeerStatusAndSnapshot(t *testing.T) {
 	if !strings.Contains(out, "stored; all 2 members agree") {
 		t.Fatalf("vpeer snapshot printed:\n%s", out)
 	}
+	// The accounting peer runs beside the scheduler's, as many members.
+	if out := run(t, "vpeer", "snapshot", "--group", server.AcctGroup, "--server", srv.ClientURL()); !strings.Contains(out, "stored; all 2 members agree") {
+		t.Fatalf("vpeer snapshot --group acct printed:\n%s", out)
+	}
 	out = run(t, "vpeer", "status", "--server", srv.ClientURL())
 	t.Logf("vpeer status:\n%s", out)
-	for _, want := range []string{"virtual peer sched: 2 of 2 members", "all 2 members agree", "snapshot at ", "spare processes: " + spare.Group().Process() + " (1 free)", "holder"} {
+	for _, want := range []string{"virtual peer sched: 2 of 2 members", "virtual peer acct: 2 of 2 members", "all 2 members agree", "snapshot at ", "spare processes: " + spare.Group().Process() + " (1 free)", "holder"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("vpeer status lacks %q:\n%s", want, out)
 		}
@@ -52,7 +56,12 @@ func TestVpeerStatusAndSnapshot(t *testing.T) {
 	if err := json.Unmarshal([]byte(run(t, "vpeer", "status", "--json", "--server", srv.ClientURL())), &groups); err != nil {
 		t.Fatal(err)
 	}
-	if len(groups) != 1 || len(groups[0].Members) != 2 || !groups[0].Agree || groups[0].Lease == "" || len(groups[0].Snapshots) == 0 {
-		t.Fatalf("vpeer status --json: %+v", groups)
+	if len(groups) != 2 || groups[0].Group != server.AcctGroup || groups[1].Group != server.Group {
+		t.Fatalf("vpeer status --json lists %d groups, want acct and sched: %+v", len(groups), groups)
+	}
+	for _, g := range groups {
+		if len(g.Members) != 2 || !g.Agree || g.Lease == "" || len(g.Snapshots) == 0 {
+			t.Fatalf("vpeer status --json, group %s: %+v", g.Group, g)
+		}
 	}
 }

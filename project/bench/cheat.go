@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -323,8 +324,15 @@ func runCheat(ctx context.Context, cfg CheatConfig, sc Scenario) (CheatRow, erro
 	for _, h := range hosts {
 		strategy[h.id] = h.strategy
 	}
+	// The scheduler's grants counted as the accounting peer counts them.
+	acct := accounting.New()
+	if rc := acct.Receive(accounting.Delivery{V: accounting.Version, Source: "sched", Grants: s.m.Outbox(0)}); rc.Error != nil {
+		return row, fmt.Errorf("accounting: %v", rc.Error)
+	}
+	st := s.m.Status()
+	acct.Ledger("sched", nil).Fill(st.Now, st.Hosts, st.Users, st.Teams)
 	total := 0.0
-	for _, hs := range s.m.Status().Hosts {
+	for _, hs := range st.Hosts {
 		total += hs.Credit
 		if strategy[hs.ID] == Honest {
 			row.HonestInvalid += hs.Invalid

@@ -30,6 +30,8 @@ var purePackages = map[string]string{
 	"github.com/momonga-project/momonga/workunits":      "../../workunits",
 	"github.com/momonga-project/momonga/project/sched":  ".",
 	"github.com/momonga-project/momonga/project/credit": "../credit",
+	// The accounting virtual peer's state machine, fed by the scheduler.
+	"github.com/momonga-project/momonga/project/accounting": "../accounting",
 }
 
 func TestPurePackagesDependOnNothingImpure(t *testing.T) {

@@ -1,11 +1,15 @@
 package sched
 
 import (
+	"time"
+
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // Status summarises the state for `momonga-project status` and the stats
-// page. Lists are sorted so that every member gives the same answer.
+// page. Lists are sorted so that every member gives the same answer. Credit
+// is not the scheduler's: the accounting peer fills it in
+// (accounting.Ledger.Fill).
 func (m *Machine) Status() wu.StatusReply {
 	rep := wu.StatusReply{V: wu.WireVersion, Project: m.cfg.Project, Now: m.st.Now}
 	for _, name := range sortedKeys(m.st.Apps) {
@@ -29,8 +33,7 @@ func (m *Machine) Status() wu.StatusReply {
 	for _, id := range sortedKeys(m.st.Hosts) {
 		h := m.st.Hosts[id]
 		hs := wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
-			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Credit: h.Credit}
-		hs.RAC, hs.Streak, hs.Revoked = h.RAC.At(m.st.Now), h.Streak, h.Revoked
+			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked}
 		if u := m.st.Users[h.User]; u != nil {
 			hs.User = u.Name
 		}
@@ -39,6 +42,9 @@ func (m *Machine) Status() wu.StatusReply {
 	rep.Users, rep.Teams = m.accounts(false)
 	return rep
 }
+
+// Now is the time of the newest tick applied.
+func (m *Machine) Now() time.Time { return m.st.Now }
 
 // Results lists a page of a batch's work units with their canonical results.
 func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {
@@ -68,8 +74,8 @@ func (m *Machine) Accounts() wu.AccountsReply {
 	return rep
 }
 
-// accounts lists users and teams with their credit decayed to the state's
-// time; e-mail addresses only when asked, as the stats page must not show
+// accounts lists users and teams, without their credit (the accounting
+// peer's); e-mail addresses only when asked, as the stats page must not show
 // them.
 func (m *Machine) accounts(withEmail bool) ([]wu.UserStatus, []wu.TeamStatus) {
 	hosts := map[string]int{}
@@ -82,7 +88,7 @@ func (m *Machine) accounts(withEmail bool) ([]wu.UserStatus, []wu.TeamStatus) {
 	users := make([]wu.UserStatus, 0, len(m.st.Users))
 	for _, id := range sortedKeys(m.st.Users) {
 		u := m.st.Users[id]
-		us := wu.UserStatus{ID: u.ID, Name: u.Name, Created: u.Created, Hosts: hosts[id], Credit: u.Credit, RAC: u.RAC.At(m.st.Now)}
+		us := wu.UserStatus{ID: u.ID, Name: u.Name, Created: u.Created, Hosts: hosts[id]}
 		if withEmail {
 			us.Email = u.Email
 		}
@@ -95,7 +101,7 @@ func (m *Machine) accounts(withEmail bool) ([]wu.UserStatus, []wu.TeamStatus) {
 	teams := make([]wu.TeamStatus, 0, len(m.st.Teams))
 	for _, id := range sortedKeys(m.st.Teams) {
 		t := m.st.Teams[id]
-		ts := wu.TeamStatus{ID: t.ID, Name: t.Name, Created: t.Created, Members: members[id], Credit: t.Credit, RAC: t.RAC.At(m.st.Now)}
+		ts := wu.TeamStatus{ID: t.ID, Name: t.Name, Created: t.Created, Members: members[id]}
 		if f := m.st.Users[t.Founder]; f != nil {
 			ts.Founder = f.Name
 		}

@@ -174,6 +174,8 @@ func (m *Machine) dispatch(cmd wu.Command) []byte {
 		return body(cmd, m.checkpoint)
 	case wu.OpCkptDropped:
 		return body(cmd, m.checkpointsDropped)
+	case OpOutputsAcked:
+		return body(cmd, m.outputsAcked)
 	}
 	if reply, ok := m.dispatchAccounts(cmd); ok {
 		return reply

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -19,6 +20,8 @@ type harness struct {
 	seq uint64
 	now time.Time
 	hs  map[string]uint64 // next request seq per requester
+	// acct counts the credit the scheduler grants (status).
+	acct *accounting.Machine
 }
 
 func newHarness(t testing.TB) *harness {
@@ -30,6 +33,20 @@ func newHarness(t testing.TB) *harness {
 func (h *harness) apply(cmd wu.Command) []byte {
 	h.seq++
 	return h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Payload: wu.Encode(cmd)})
+}
+
+// status is the scheduler's status with the credit an accounting machine
+// counts from the outbox, as the project server shows it.
+func (h *harness) status() wu.StatusReply {
+	if h.acct == nil {
+		h.acct = accounting.New()
+	}
+	if rc := h.acct.Receive(accounting.Delivery{V: 1, Source: "sched", Grants: h.m.Outbox(0)}); rc.Error != nil {
+		h.t.Fatalf("accounting refused the outbox: %v", rc.Error)
+	}
+	st := h.m.Status()
+	h.acct.Ledger("sched", nil).Fill(st.Now, st.Hosts, st.Users, st.Teams)
+	return st
 }
 
 func (h *harness) tick(d time.Duration) {
@@ -141,19 +158,19 @@ func TestLifecycleValidatesOnQuorumAndCreditsOnce(t *testing.T) {
 	if b.Valid != 3 || b.Pending != 0 || !b.Done() {
 		t.Fatalf("batch %+v, want 3 valid", b)
 	}
-	st := h.m.Status()
+	st := h.status()
 	for _, hs := range st.Hosts {
 		if hs.Valid != 3 || hs.Credit <= 0 {
 			t.Fatalf("host %s: %+v, want 3 valid results with credit", hs.ID, hs)
 		}
 	}
 	// A retried report (same seq) is answered again but credits nothing.
-	before := h.m.Status().Hosts[0].Credit
+	before := h.status().Hosts[0].Credit
 	if e := h.reqSeq("a", h.hs["a"], wu.OpResult, wu.Report{V: 1, Seq: 1, Task: as[2].Task, Outcome: wu.OutcomeSuccess,
 		Output: wu.HashOf([]byte("4\n")), OutputSize: 2}, nil); e != nil {
 		t.Fatalf("retry of an accepted report: %v", e)
 	}
-	if after := h.m.Status().Hosts[0].Credit; after != before {
+	if after := h.status().Hosts[0].Credit; after != before {
 		t.Fatalf("retry changed credit %v → %v", before, after)
 	}
 	var rr wu.ResultsReply
@@ -242,7 +259,7 @@ func TestDisagreementIssuesMoreReplicasThenErrors(t *testing.T) {
 	if bs := h.batch(); bs.Valid != 1 {
 		t.Fatalf("two of three agreeing: %+v", bs)
 	}
-	st := h.m.Status()
+	st := h.status()
 	if st.Hosts[0].Invalid != 1 || st.Hosts[0].Credit != 0 || st.Hosts[1].Valid != 1 || st.Hosts[2].Valid != 1 {
 		t.Fatalf("validity per host: %+v", st.Hosts)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -29,7 +30,8 @@ import (
 //	magic "msched", version uvarint
 //	now, next unit
 //	tables:    the tables that grow with hosts and people, not with work
-//	           (apps, hosts, users, teams, signatures, pending comparisons):
+//	           (apps, hosts, users, teams, signatures, pending comparisons,
+//	           the outbox of outputs for the accounting peer):
 //	           length, then JSON, so that a field added to them needs nothing here
 //	batches:   count, then sorted by name: name, app, pending, valid, errored,
 //	           units (count, then each unit with its tasks), names
@@ -38,10 +40,14 @@ import (
 //
 // Integers are varints, floats IEEE bits, times seconds and nanoseconds.
 // The version goes up when the layout changes; Restore refuses a version it
-// does not know.
+// does not know. Version 3 added the outbox; version 2 is still read.
 const (
 	snapshotMagic   = "msched"
-	snapshotVersion = 2
+	snapshotVersion = 3
+	// legacyCreditVersion is the layout before the accounting peer: the
+	// same, but with credit kept in the host, user and team tables.
+	// Restore reads it and carries that credit over (openingBalances).
+	legacyCreditVersion = 2
 )
 
 // tables is the snapshot's JSON section: everything whose size follows the
@@ -57,6 +63,9 @@ type tables struct {
 	AppSigs  map[wu.Hash]string `json:"app_sigs"`
 	Compare  map[string]bool    `json:"compare"`
 	Garbage  []wu.Hash          `json:"garbage,omitempty"`
+
+	Outbox     []accounting.Grant `json:"outbox,omitempty"`
+	NextOutput uint64             `json:"next_output,omitempty"`
 }
 
 // Snapshot writes the whole state.
@@ -168,7 +177,8 @@ func (e *encoder) state(st *state) error {
 	e.uint(uint64(len(st.Assigned)))
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
-		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage})
+		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage,
+		Outbox: st.Outbox, NextOutput: st.NextOutput})
 	if err != nil {
 		return err
 	}
@@ -437,8 +447,9 @@ func (d *decoder) state() *state {
 		return nil
 	}
 	d.off = len(snapshotMagic)
-	if v := d.uint(); v != snapshotVersion && d.err == nil {
-		d.fail("snapshot version %d, this scheduler reads %d", v, snapshotVersion)
+	v := d.uint()
+	if v != snapshotVersion && v != legacyCreditVersion && d.err == nil {
+		d.fail("snapshot version %d, this scheduler reads %d and %d", v, legacyCreditVersion, snapshotVersion)
 	}
 	st := newState()
 	st.Now = d.time()
@@ -458,6 +469,15 @@ func (d *decoder) state() *state {
 		st.NextUser, st.NextTeam, st.NextHost = tb.NextUser, tb.NextTeam, tb.NextHost
 		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
 		st.Garbage = tb.Garbage
+		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
+		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
+			d.fail("outbox: %v", err)
+		}
+		if v == legacyCreditVersion && d.err == nil {
+			if err := openingBalances(small, st); err != nil {
+				d.fail("credit: %v", err)
+			}
+		}
 	}
 
 	numbered := make([]*task, 0, tasks)

@@ -3,7 +3,7 @@ package sched
 import (
 	"time"
 
-	"github.com/momonga-project/momonga/project/credit"
+	"github.com/momonga-project/momonga/project/accounting"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -44,6 +44,11 @@ type state struct {
 	// Garbage lists checkpoint blobs no task needs any more, for the
 	// project to delete (OpCkptDropped then removes them from here).
 	Garbage []wu.Hash `json:"garbage,omitempty"`
+	// Outbox holds the credit granted (outputs for the accounting virtual
+	// peer, outputs.go) that the accounting peer has not acknowledged yet,
+	// oldest first; NextOutput is the id of the last output made.
+	Outbox     []accounting.Grant `json:"outbox,omitempty"`
+	NextOutput uint64             `json:"next_output,omitempty"`
 }
 
 func newState() *state {
@@ -136,36 +141,30 @@ type host struct {
 	Valid    int         `json:"valid"`
 	Invalid  int         `json:"invalid"`
 	Lost     int         `json:"lost"`
-	Credit   float64     `json:"credit"`
 
-	RAC     credit.Average `json:"rac,omitzero"`
-	User    string         `json:"user,omitempty"` // owner's id; "" for a host of an open project
-	NKey    string         `json:"nkey,omitempty"` // public key it authenticates with
-	Created time.Time      `json:"created,omitzero"`
-	Revoked bool           `json:"revoked,omitempty"`
+	User    string    `json:"user,omitempty"` // owner's id; "" for a host of an open project
+	NKey    string    `json:"nkey,omitempty"` // public key it authenticates with
+	Created time.Time `json:"created,omitzero"`
+	Revoked bool      `json:"revoked,omitempty"`
 	// Streak counts the host's consecutive results that agreed with another
 	// host's; one invalid result resets it (adaptive replication).
 	Streak int `json:"streak,omitempty"`
 }
 
 type user struct {
-	ID      string         `json:"id"`
-	Name    string         `json:"name"`
-	Email   string         `json:"email,omitempty"`
-	KeyHash wu.Hash        `json:"key_hash"`
-	Team    string         `json:"team,omitempty"` // team id
-	Created time.Time      `json:"created"`
-	Credit  float64        `json:"credit"`
-	RAC     credit.Average `json:"rac,omitzero"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Email   string    `json:"email,omitempty"`
+	KeyHash wu.Hash   `json:"key_hash"`
+	Team    string    `json:"team,omitempty"` // team id
+	Created time.Time `json:"created"`
 }
 
 type team struct {
-	ID      string         `json:"id"`
-	Name    string         `json:"name"`
-	Founder string         `json:"founder,omitempty"` // user id
-	Created time.Time      `json:"created"`
-	Credit  float64        `json:"credit"`
-	RAC     credit.Average `json:"rac,omitzero"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Founder string    `json:"founder,omitempty"` // user id
+	Created time.Time `json:"created"`
 }
 
 // session is the de-duplication record of one requester (a host, or one run

@@ -56,7 +56,7 @@ func (h *harness) reportCPU(host, taskID, output string, cpu float64) *wu.Error 
 }
 
 func (h *harness) hostStatus(id string) wu.HostStatus {
-	for _, hs := range h.m.Status().Hosts {
+	for _, hs := range h.status().Hosts {
 		if hs.ID == id {
 			return hs
 		}
@@ -289,7 +289,7 @@ func TestCreditIsCappedAndRACDecays(t *testing.T) {
 	// Both claim a month of CPU time: far above what the unit is worth.
 	h.must(h.reportCPU(a, ta[0].Task, "r", 30*86400))
 	h.must(h.reportCPU(b, tb[0].Task, "r", 30*86400))
-	st := h.m.Status()
+	st := h.status()
 	for _, hs := range st.Hosts {
 		if math.Abs(hs.Credit-10) > 1e-9 {
 			t.Fatalf("host %s granted %g, want the unit's size, 10", hs.ID, hs.Credit)
@@ -309,9 +309,9 @@ func TestCreditIsCappedAndRACDecays(t *testing.T) {
 
 	// With no more credit, recent average credit halves every week, for
 	// hosts, users and teams alike; the clock is the log's ticks.
-	before := h.m.Status()
+	before := h.status()
 	h.tick(credit.HalfLife)
-	after := h.m.Status()
+	after := h.status()
 	for i := range before.Hosts {
 		if r := after.Hosts[i].RAC / before.Hosts[i].RAC; math.Abs(r-0.5) > 1e-9 || before.Hosts[i].RAC <= 0 {
 			t.Errorf("host RAC %g → %g", before.Hosts[i].RAC, after.Hosts[i].RAC)

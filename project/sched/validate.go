@@ -162,8 +162,9 @@ func (m *Machine) judgeLate(u *unit, t *task) {
 	}
 }
 
-// validated marks t valid and grants its host, the host's user and the
-// user's team the credit g.
+// validated marks t valid and grants the credit g to its host, the host's
+// user and the user's team: the grant goes to the outbox, for the
+// accounting virtual peer to count (outputs.go).
 func (m *Machine) validated(t *task, g float64, verified bool) {
 	t.Validity = wu.ValidityValid
 	t.Credit = g
@@ -172,19 +173,7 @@ func (m *Machine) validated(t *task, g float64, verified bool) {
 	if verified {
 		h.Streak++
 	}
-	now := m.st.Now
-	h.Credit += g
-	h.RAC.Add(now, t.Sent, g)
-	usr := m.st.Users[h.User]
-	if usr == nil {
-		return
-	}
-	usr.Credit += g
-	usr.RAC.Add(now, t.Sent, g)
-	if tm := m.st.Teams[usr.Team]; tm != nil {
-		tm.Credit += g
-		tm.RAC.Add(now, t.Sent, g)
-	}
+	m.grant(t, h, g)
 }
 
 // invalidate marks t invalid: its host loses its record of valid results.

@@ -54,7 +54,7 @@ func (s *Server) collectCheckpoints(ctx context.Context, log vpeer.Log, store *b
 			return
 		case <-t.C:
 		}
-		if !s.group.HoldsLease() {
+		if !s.group.Leading() {
 			continue
 		}
 		var garbage []wu.Hash

@@ -56,7 +56,7 @@ func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
 	}
 	holders := func() (n int) {
 		for _, srv := range servers {
-			if srv.group.HoldsLease() {
+			if srv.group.Leading() {
 				n++
 			}
 		}

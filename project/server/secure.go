@@ -12,6 +12,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/project/sched"
@@ -194,15 +195,29 @@ func (d directory) UserByKeyHash(h wu.Hash) (id string, ok bool) {
 
 // Accounts lists users and teams, e-mail addresses included.
 func (s *Server) Accounts() (rep wu.AccountsReply) {
-	if err := s.query(func(m *sched.Machine) { rep = m.Accounts() }); err != nil {
-		rep = wu.AccountsReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")}
+	var (
+		now     time.Time
+		pending []accounting.Grant
+		acked   uint64
+	)
+	err := s.query(func(m *sched.Machine) {
+		rep, now = m.Accounts(), m.Now()
+		pending, acked = outbox(m, 0)
+	})
+	if err != nil {
+		return wu.AccountsReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	if err := s.fillCredit(ctx, now, acked, pending, nil, rep.Users, rep.Teams); err != nil {
+		return wu.AccountsReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the accounting peer is not ready; retry in a few seconds")}
 	}
 	return rep
 }
 
 // observed is the scheduler as the member applies it, telling the server's
 // side effects what was applied: revocations close connections, results
-// and verdicts wake the validator.
+// and verdicts wake the validator and the forwarder of credit.
 type observed struct {
 	*sched.Machine
 	s *Server
@@ -217,6 +232,7 @@ func (o observed) Apply(e vpeer.Entry) []byte {
 		signal(o.s.trust.revoked)
 	case wu.OpResult, wu.OpCompare:
 		signal(o.s.trust.wake)
+		signal(o.s.outputs)
 	}
 	return reply
 }
@@ -248,7 +264,7 @@ func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blob
 	s.trust.wg.Go(func() {
 		validator.Run(ctx, validator.Config{
 			Pending: func(limit int) (p []sched.Comparison) {
-				if !s.group.HoldsLease() {
+				if !s.group.Leading() {
 					return nil // the lease holder's process compares
 				}
 				_ = s.query(func(m *sched.Machine) { p = m.PendingComparisons(limit) })

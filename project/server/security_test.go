@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -492,5 +493,22 @@ func TestAttachedHostsComputeWithSignedApps(t *testing.T) {
 	acc, err := p.adm.Accounts(ctx)
 	if err != nil || len(acc.Users) != 1 || acc.Users[0].Hosts != 1 {
 		t.Fatalf("accounts %+v %v", acc, err)
+	}
+
+	// Its result is credited by the accounting peer: the project's
+	// connection delivers the grant there and acknowledges it.
+	out := []byte("4\n")
+	put := blobRequest(t, nc, wu.VolunteerSubject(a.id, wu.OpBlobPut), map[string]string{
+		wu.HeaderHash: string(wu.HashOf(out)), wu.HeaderSize: strconv.Itoa(len(out)), wu.HeaderOffset: "0"}, out)
+	if e := put.Header.Get(wu.HeaderError); e != "" {
+		t.Fatal(e)
+	}
+	report := wu.Report{V: 1, Seq: 101, Task: as.Task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(out), OutputSize: int64(len(out)), CPUSeconds: 1}
+	if r := request(t, nc, wu.VolunteerSubject(a.id, wu.OpResult), wu.Encode(report)); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	waitDelivered(t, p.srv, 1)
+	if acc, err := p.adm.Accounts(ctx); err != nil || acc.Users[0].Credit <= 0 {
+		t.Fatalf("accounts after a valid result: %+v %v", acc, err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/project/sched"
@@ -58,6 +59,13 @@ type Config struct {
 	// then runs no NATS server, gateway or stats page, only members of the
 	// project's virtual peer, with the policy the project recorded.
 	Join string
+	// MembersElsewhere runs no member in this process: the scheduler's
+	// Members members run in processes that join (serve --join). Start then
+	// returns once the gateway serves, perhaps before any member does
+	// (WaitForMembers waits for them), and what needs a member's state here
+	// (Status, Results, the validator, checkpoint collection) is not
+	// available: a harness for members that come and go, as `vpeer chaos`.
+	MembersElsewhere bool
 	// JoinOptions connect to Join or NATSURL: on a secured project the
 	// project's credentials (nats.UserCredentials with its admin.creds) and
 	// the CA of its TLS certificate.
@@ -104,6 +112,12 @@ type Server struct {
 	gw     *gateway
 	http   *http.Server
 	httpLn net.Listener
+
+	// The accounting virtual peer (accounting.go), and the forwarder's
+	// wake-up when the scheduler may have granted credit.
+	acctLog *jetlog.Log
+	acct    *vpeer.Group
+	outputs chan struct{}
 
 	trust trustParts
 
@@ -154,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SigningKey != nil {
 		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}), outputs: make(chan struct{}, 1)}
 	s.trust.wake = make(chan struct{}, 1)
 	s.trust.revoked = make(chan struct{}, 1)
 	ok := false
@@ -195,36 +209,55 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.group = group
+	if err := s.openAcct(ctx, js); err != nil {
+		return nil, err
+	}
+	if cfg.MembersElsewhere {
+		if err := s.startElsewhere(ctx, js); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		// Run returns only when runCtx ends.
-		_ = group.Run(runCtx)
-	})
-	wg.Go(func() {
-		if err := jetlog.ServeGroup(runCtx, s.nc, group, s.log); err != nil {
-			s.runErr = err
-			cfg.Logger.Error("virtual peer status", "err", err)
-			cancel()
-		}
-	})
+	var errOnce sync.Once
+	for _, p := range []struct {
+		group *vpeer.Group
+		log   *jetlog.Log
+	}{{group, s.log}, {s.acct, s.acctLog}} {
+		wg.Go(func() {
+			// Run returns only when runCtx ends.
+			_ = p.group.Run(runCtx)
+		})
+		wg.Go(func() {
+			if err := jetlog.ServeGroup(runCtx, s.nc, p.group, p.log); err != nil {
+				errOnce.Do(func() { s.runErr = err })
+				cfg.Logger.Error("virtual peer status", "group", p.group.Name(), "err", err)
+				cancel()
+			}
+		})
+	}
 	go func() {
 		wg.Wait()
 		close(s.done)
 	}()
+	s.startForwarder(runCtx)
 	if cfg.Join != "" {
 		// A joining process may be a spare, with no member until one lapses.
 		ok = true
 		return s, nil
 	}
-	select {
-	case <-group.Ready():
-	case <-s.done:
-		return nil, fmt.Errorf("scheduler failed to start: %w", s.runErr)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for _, g := range []*vpeer.Group{group, s.acct} {
+		select {
+		case <-g.Ready():
+		case <-s.done:
+			return nil, fmt.Errorf("virtual peer %s failed to start: %w", g.Name(), s.runErr)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if err := s.waitForTime(ctx); err != nil {
 		return nil, err
@@ -241,88 +274,104 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// peerAssets names the JetStream assets of one virtual peer.
+type peerAssets struct {
+	group, stream, subject, snapshots string
+	tick                              time.Duration // how often its lease holder appends a tick; 0: never
+}
+
 // openGroup opens the log, the snapshot store and the registry and makes
 // this process's part of the scheduler's virtual peer. The process that
 // serves the project creates them and records the policy; a joining one
 // finds them and reads it.
 func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.Group, error) {
+	params, _ := json.Marshal(s.cfg.Sched)
+	assets := peerAssets{group: Group, stream: LogStream, subject: LogSubject, snapshots: SnapshotsBucket, tick: s.cfg.TickInterval}
+	log, group, spec, err := s.openPeer(ctx, js, assets, params, func() vpeer.StateMachine { return s.observe(sched.New(s.cfg.Sched)) })
+	if err != nil {
+		return nil, err
+	}
+	// Joining, or on a shared NATS, the policy is the one recorded.
+	if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
+		return nil, fmt.Errorf("the scheduler's policy: %w", err)
+	}
+	s.log = log
+	return group, nil
+}
+
+// openPeer opens (or, joining, finds) the log, snapshot store and spec of
+// the virtual peer a names, and makes this process's part of it. The group's
+// machines are made with newMachine once the group runs, after openPeer has
+// returned.
+func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAssets, params []byte, newMachine func() vpeer.StateMachine) (*jetlog.Log, *vpeer.Group, vpeer.GroupSpec, error) {
 	var (
+		log   *jetlog.Log
 		snaps *jetlog.Snapshots
 		reg   *jetlog.Registry
+		spec  = vpeer.GroupSpec{Size: s.cfg.GroupSize, Params: params}
 		err   error
 	)
 	cfg := s.cfg
-	size := cfg.Members
 	if cfg.Join == "" {
-		r := s.cfg.Replicas
-		err := s.untilClusterReady(ctx, func(ctx context.Context) error {
-			if s.log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: LogStream, Subject: LogSubject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
+		r := cfg.Replicas
+		err = s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
+			if log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: a.stream, Subject: a.subject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
 				return err
 			}
-			if snaps, err = jetlog.OpenSnapshots(ctx, js, SnapshotsBucket, r); err != nil {
+			if snaps, err = jetlog.OpenSnapshots(ctx, js, a.snapshots, r); err != nil {
 				return err
 			}
 			reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, r)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, spec, err
 		}
-		params, _ := json.Marshal(cfg.Sched)
-		spec := vpeer.GroupSpec{Size: cfg.GroupSize, Params: params}
 		if !s.shared() {
-			err = vpeer.WriteSpec(ctx, reg, Group, spec)
-		} else if spec, err = vpeer.EnsureSpec(ctx, reg, Group, spec); err == nil && !bytes.Equal(spec.Params, params) {
+			err = vpeer.WriteSpec(ctx, reg, a.group, spec)
+		} else if spec, err = vpeer.EnsureSpec(ctx, reg, a.group, spec); err == nil && !bytes.Equal(spec.Params, params) {
 			// Members must all run the same policy: the first server
 			// to start recorded it.
-			cfg.Logger.Warn("the scheduler's policy recorded by the first server differs from this server's flags; using the recorded one", "recorded", string(spec.Params))
+			cfg.Logger.Warn("the policy recorded by the first server differs from this server's flags; using the recorded one",
+				"group", a.group, "recorded", string(spec.Params))
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, spec, err
 		}
-		if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
-			return nil, fmt.Errorf("the scheduler's policy: %w", err)
-		}
-		size = spec.Size
 	} else {
-		if s.log, err = jetlog.Bind(ctx, js, LogStream); err != nil {
-			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		if log, err = jetlog.Bind(ctx, js, a.stream); err != nil {
+			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
-		if snaps, err = jetlog.BindSnapshots(ctx, js, SnapshotsBucket); err != nil {
-			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		if snaps, err = jetlog.BindSnapshots(ctx, js, a.snapshots); err != nil {
+			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
 		if reg, err = jetlog.BindRegistry(ctx, js, MembersBucket); err != nil {
-			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
-		spec, err := vpeer.ReadSpec(ctx, reg, Group)
-		if err != nil {
-			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		if spec, err = vpeer.ReadSpec(ctx, reg, a.group); err != nil {
+			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
-		if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
-			return nil, fmt.Errorf("join %s: the scheduler's policy: %w", cfg.Join, err)
-		}
-		size = spec.Size
 	}
-	policy := s.cfg.Sched
-	var log vpeer.Log = s.log
+	var read vpeer.Log = log
 	if s.shared() || cfg.Join != "" {
-		log = guardedLog{trimmingLog: s.log, stall: 3 * time.Second, logger: cfg.Logger.With("part", "vpeer")}
+		read = guardedLog{trimmingLog: log, stall: 3 * time.Second, logger: cfg.Logger.With("part", "vpeer", "group", a.group)}
 	}
-	return vpeer.NewGroup(vpeer.GroupConfig{
-		Name:          Group,
-		Size:          size,
+	group, err := vpeer.NewGroup(vpeer.GroupConfig{
+		Name:          a.group,
+		Size:          spec.Size,
 		Capacity:      cfg.Members,
 		Registry:      reg,
-		Log:           log,
+		Log:           read,
 		Snapshots:     snaps,
-		NewMachine:    func() vpeer.StateMachine { return s.observe(sched.New(policy)) },
+		NewMachine:    newMachine,
 		Reply:         s.nc.Publish,
-		TickInterval:  cfg.TickInterval,
+		TickInterval:  a.tick,
 		SnapshotEvery: cfg.SnapshotEvery,
 		Heartbeat:     cfg.Heartbeat,
 		Lapse:         cfg.Lapse,
 		Logger:        cfg.Logger.With("part", "vpeer"),
 	})
+	return log, group, spec, err
 }
 
 func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStream) error {
@@ -357,8 +406,10 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 	if err := s.startCallout(); err != nil {
 		return err
 	}
-	s.startTrustLoops(runCtx, s.log, store)
-	s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
+	if !s.cfg.MembersElsewhere { // they read a member's state
+		s.startTrustLoops(runCtx, s.log, store)
+		s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
+	}
 	if s.cfg.speculate {
 		s.gw.speculate = s.speculate
 	}
@@ -490,17 +541,25 @@ func (s *Server) StatsURL() string {
 const queryTimeout = 10 * time.Second
 
 // Status is the scheduler's state in brief, as a member of this process
-// has applied it.
+// has applied it, with the credit the accounting peer counts.
 func (s *Server) Status() wu.StatusReply {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	var rep wu.StatusReply
+	var (
+		rep     wu.StatusReply
+		pending []accounting.Grant
+		acked   uint64
+	)
 	err := s.group.Query(ctx, func(m *vpeer.Member) {
 		rep = machineOf(m).Status()
 		rep.Applied = m.Applied()
+		pending, acked = outbox(machineOf(m), 0)
 	})
 	if err != nil {
 		return wu.StatusReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")}
+	}
+	if err := s.fillCredit(ctx, rep.Now, acked, pending, rep.Hosts, rep.Users, rep.Teams); err != nil {
+		return wu.StatusReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeInternal, "the accounting peer is not ready; retry in a few seconds")}
 	}
 	return rep
 }

@@ -474,6 +474,12 @@ func members(groups []*vpeer.Group) []vpeer.MemberStatus {
 // does and waits until every member's hash there is known and equal.
 func sameState(t *testing.T, srv *Server) vpeer.GroupSummary {
 	t.Helper()
+	return sameStateOf(t, srv, Group)
+}
+
+// sameStateOf is sameState for the virtual peer named group.
+func sameStateOf(t *testing.T, srv *Server, group string) vpeer.GroupSummary {
+	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -481,13 +487,13 @@ func sameState(t *testing.T, srv *Server) vpeer.GroupSummary {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	mark, err := jetlog.RequestSnapshot(ctx, nc, Group)
+	mark, err := jetlog.RequestSnapshot(ctx, nc, group)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var g vpeer.GroupSummary
 	vpeertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		reports, err := jetlog.GatherStatus(ctx, nc, Group, 100*time.Millisecond)
+		reports, err := jetlog.GatherStatus(ctx, nc, group, 100*time.Millisecond)
 		if err != nil {
 			return err
 		}

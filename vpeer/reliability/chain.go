@@ -11,7 +11,7 @@ import (
 // n. Row sums fall short of zero by the rate of failing from that state.
 func (m Model) generator() [][]float64 {
 	n, lambda, mu := m.Members, m.DepartureRate(), m.replaceRate()
-	states := n - Quorum(n) + 1
+	states := n - m.need() + 1
 	q := make([][]float64, states)
 	for i := range q {
 		q[i] = make([]float64, states)
@@ -30,7 +30,8 @@ func (m Model) generator() [][]float64 {
 }
 
 // Survival returns R(t), the probability that a group that starts with all
-// members live has kept a majority throughout the time t.
+// members live has kept a majority (or the Need members) throughout the
+// time t.
 func (m Model) Survival(t time.Duration) (float64, error) {
 	if err := m.Validate(); err != nil {
 		return 0, err
@@ -140,7 +141,7 @@ func (m Model) MTTFHours() (float64, error) {
 	}
 	n, lambda, mu := m.Members, m.DepartureRate(), m.replaceRate()
 	total, down := 0.0, 0.0
-	for k := n; k >= Quorum(n); k-- {
+	for k := n; k >= m.need(); k-- {
 		down = (1 + float64(n-k)*mu*down) / (float64(k) * lambda)
 		total += down
 	}

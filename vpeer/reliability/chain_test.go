@@ -332,6 +332,8 @@ func TestInvalidModels(t *testing.T) {
 		{Model{Members: 3, HalfLife: -time.Hour, Replace: time.Minute}, "half-life must be positive"},
 		{Model{Members: 3, HalfLife: time.Hour, Replace: 0}, "replacement time must be positive, got 0s"},
 		{Model{Members: 3, HalfLife: time.Hour, Replace: -time.Second}, "replacement time must be positive"},
+		{Model{Members: 3, HalfLife: time.Hour, Replace: time.Minute, Need: 4}, "live members needed must be between 1 and the 3 members"},
+		{Model{Members: 3, HalfLife: time.Hour, Replace: time.Minute, Need: -1}, "live members needed must be between 1 and the 3 members"},
 	} {
 		_, errR := c.m.Survival(day)
 		_, errM := c.m.MTTFHours()
@@ -343,5 +345,38 @@ func TestInvalidModels(t *testing.T) {
 	}
 	if _, err := model(3, time.Minute).Survival(-time.Hour); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "horizon must not be negative") {
 		t.Errorf("negative horizon: error %v", err)
+	}
+}
+
+// Need changes only the number of live members the group needs: the
+// majority is the default, all n fail at the first departure, and fewer
+// needed survive longer.
+func TestNeed(t *testing.T) {
+	const n = 5
+	m := model(n, time.Minute)
+	def, _ := m.Survival(day)
+	m.Need = Quorum(n)
+	if r, _ := m.Survival(day); r != def {
+		t.Errorf("Need = majority: R(24h) = %g, want the default %g", r, def)
+	}
+	m.Need = n
+	want := math.Exp(-n * m.DepartureRate() * 24)
+	if r, _ := m.Survival(day); relErr(r, want) > 1e-9 {
+		t.Errorf("Need = n: R(24h) = %g, want exp(-nλt) = %g", r, want)
+	}
+	if mttf, _ := m.MTTFHours(); relErr(mttf, 1/(n*m.DepartureRate())) > 1e-12 {
+		t.Errorf("Need = n: MTTF %g h, want 1/(nλ)", mttf)
+	}
+	prev := 0.0
+	for need := n; need >= 1; need-- {
+		m.Need = need
+		r, err := m.Survival(day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r <= prev {
+			t.Errorf("Need %d: R(24h) = %g, not above %g for Need %d", need, r, prev, need+1)
+		}
+		prev = r
 	}
 }

@@ -41,6 +41,10 @@
 // takes 60 s". With τ = 300 s, seven members survive a day with probability
 // 0.758 only.
 //
+// Model.Need replaces the majority by another count of live members: Need 1
+// asks how likely a group is ever to have no live member at all, which is
+// what stops a group whose log is ordered outside its members (see below).
+//
 // Consequences of the failure rule: one member fails at its first
 // departure, whatever τ; two members fail at the first of their two
 // departures; an even n tolerates no more departures than n−1 and has more
@@ -108,6 +112,20 @@ type Model struct {
 	Members  int           // configured group size n
 	HalfLife time.Duration // time by which half of the members have departed
 	Replace  time.Duration // mean time from a departure until its replacement serves
+	// Need is how many live members the group needs; 0 means a majority
+	// (Quorum). A group that orders entries among its members needs a
+	// majority; a group whose log is ordered elsewhere (a JetStream stream)
+	// serves while any member is live, and Need 1 gives the probability
+	// that it ever has none.
+	Need int
+}
+
+// need is the number of live members the group needs.
+func (m Model) need() int {
+	if m.Need > 0 {
+		return m.Need
+	}
+	return Quorum(m.Members)
 }
 
 // Quorum is the number of live members a group of n needs: a majority.
@@ -118,6 +136,9 @@ func Quorum(n int) int { return n/2 + 1 }
 func (m Model) Validate() error {
 	if m.Members < 1 || m.Members > MaxMembers {
 		return fmt.Errorf("%w: members must be between 1 and %d, got %d", ErrInvalid, MaxMembers, m.Members)
+	}
+	if m.Need < 0 || m.Need > m.Members {
+		return fmt.Errorf("%w: the live members needed must be between 1 and the %d members (0: a majority), got %d", ErrInvalid, m.Members, m.Need)
 	}
 	if m.HalfLife <= 0 {
 		return fmt.Errorf("%w: half-life must be positive, got %s", ErrInvalid, m.HalfLife)

@@ -118,7 +118,7 @@ func newGroup(m Model, rng *rand.Rand) *group {
 		next:     make([]float64, m.Members),
 		lifetime: 1 / m.DepartureRate(),
 		replace:  m.Replace.Hours(),
-		quorum:   Quorum(m.Members),
+		quorum:   m.need(),
 		rng:      rng,
 	}
 }

@@ -23,19 +23,22 @@ func TestSimulatedSurvivalAgreesWithChain(t *testing.T) {
 		replace time.Duration
 		horizon time.Duration
 		trials  int
+		need    int
 	}{
-		{1, time.Minute, day, 20000},
-		{1, time.Minute, time.Hour, 20000}, // R = 1/2 exactly
-		{2, time.Minute, time.Hour, 20000}, // R = 1/4
-		{3, time.Minute, day, 20000},
-		{4, time.Minute, day, 20000},
-		{5, time.Minute, day, 20000},
-		{7, time.Minute, day, 20000},
-		{7, 5 * time.Minute, day, 20000},
-		{6, 5 * time.Minute, day, 20000},
-		{5, 20 * time.Minute, 6 * time.Hour, 20000},
+		{1, time.Minute, day, 20000, 0},
+		{1, time.Minute, time.Hour, 20000, 0}, // R = 1/2 exactly
+		{2, time.Minute, time.Hour, 20000, 0}, // R = 1/4
+		{3, time.Minute, day, 20000, 0},
+		{4, time.Minute, day, 20000, 0},
+		{5, time.Minute, day, 20000, 0},
+		{7, time.Minute, day, 20000, 0},
+		{7, 5 * time.Minute, day, 20000, 0},
+		{6, 5 * time.Minute, day, 20000, 0},
+		{5, 20 * time.Minute, 6 * time.Hour, 20000, 0},
+		{3, 20 * time.Minute, 6 * time.Hour, 20000, 1}, // until no member is live
 	} {
 		m := model(c.n, c.replace)
+		m.Need = c.need
 		want, err := m.Survival(c.horizon)
 		if err != nil {
 			t.Fatal(err)
@@ -46,8 +49,8 @@ func TestSimulatedSurvivalAgreesWithChain(t *testing.T) {
 		}
 		sigma := math.Sqrt(want * (1 - want) / float64(c.trials))
 		if math.Abs(got.R-want) > 4*sigma+1e-12 {
-			t.Errorf("n=%d replace=%s t=%s: simulated R = %.5f ± %.5f (%d/%d), chain gives %.5f (%.1fσ)",
-				c.n, c.replace, c.horizon, got.R, got.StdErr, got.Survived, got.Trials, want, (got.R-want)/sigma)
+			t.Errorf("n=%d need=%d replace=%s t=%s: simulated R = %.5f ± %.5f (%d/%d), chain gives %.5f (%.1fσ)",
+				c.n, c.need, c.replace, c.horizon, got.R, got.StdErr, got.Survived, got.Trials, want, (got.R-want)/sigma)
 		}
 	}
 }

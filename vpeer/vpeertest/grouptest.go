@@ -259,6 +259,9 @@ func TestGroup(t *testing.T, newEnv func(t *testing.T) Env) {
 		if n := len(spare.Status(context.Background()).Members); n != 0 {
 			t.Fatalf("the spare runs %d members while the group is full", n)
 		}
+		if !a.Leading() || spare.Leading() {
+			t.Fatalf("Leading: %v for the process holding the lease, %v for the spare", a.Leading(), spare.Leading())
+		}
 		if err := a.Stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -268,6 +271,13 @@ func TestGroup(t *testing.T, newEnv func(t *testing.T) Env) {
 				t.Fatalf("member %s runs in %s", m.ID, m.Process)
 			}
 		}
+		// The once-only side effects outside the members follow the lease.
+		CheckFor(t, 2*Timeout, 10*time.Millisecond, func() error {
+			if a.Leading() || !spare.Leading() {
+				return fmt.Errorf("Leading: %v for the stopped process, %v for the spare holding the lease", a.Leading(), spare.Leading())
+			}
+			return nil
+		})
 		after, _ := SameState(t, env.Log, spare)
 		if after != before {
 			t.Fatalf("state changed across the replacement with no new records: %s → %s", before, after)
