@@ -97,3 +97,35 @@ func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
 		t.Fatalf("uploaded blob: %d bytes, %v; want the %d uploaded", len(got), err, size)
 	}
 }
+
+func TestClusterSizeAndBadFlags(t *testing.T) {
+	routes := []string{"nats://127.0.0.1:6221", "nats://127.0.0.1:6222", "nats://127.0.0.1:6223"}
+	for _, c := range []struct {
+		cluster Cluster
+		size    int
+	}{
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: routes}, 3},                    // its own route among them
+		{Cluster{Name: "c", Listen: "127.0.0.1:6224", Routes: routes}, 4},                    // the others' only
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: routes[1:2]}, 2},               // one other
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: append(routes, routes[0])}, 3}, // repeated
+	} {
+		if err := c.cluster.check(); err != nil {
+			t.Errorf("%+v: %v", c.cluster, err)
+		}
+		if got := c.cluster.Size(); got != c.size {
+			t.Errorf("%+v: size %d, want %d", c.cluster, got, c.size)
+		}
+	}
+	for _, bad := range []Cluster{
+		{Name: "c", Routes: routes},
+		{Name: "c", Listen: "6221", Routes: routes},
+		{Name: "c", Listen: "127.0.0.1:6221"},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"127.0.0.1:6222"}},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"http://127.0.0.1:6222"}},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"nats://127.0.0.1"}},
+	} {
+		if err := bad.check(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
