@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
 	"github.com/momonga-project/momonga/project/sched"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -128,4 +133,83 @@ func TestClusterSizeAndBadFlags(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
+}
+
+// Two secured servers given the same keys file form a cluster and serve the
+// project together (R2); a third with keys of its own is refused by their
+// route listeners and never serves.
+func TestSecuredClusterSharesKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three NATS servers")
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	if _, err := auth.LoadOrCreateKeys(dirs[0]); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := os.ReadFile(filepath.Join(dirs[0], auth.KeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirs[1], auth.KeysFile), keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freeLoopbackPorts(t, 3)
+	routes := []string{"nats://127.0.0.1:" + strconv.Itoa(ports[0]), "nats://127.0.0.1:" + strconv.Itoa(ports[1])}
+	config := func(i int) Config {
+		return Config{DataDir: dirs[i], NATSListen: "127.0.0.1:0", Sched: sched.Config{Lease: time.Minute},
+			Cluster: Cluster{Name: "c", Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Routes: routes}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var servers [2]*Server
+	errs := make(chan error, 2)
+	for i := range servers {
+		go func() {
+			srv, err := Start(ctx, config(i))
+			servers[i] = srv
+			errs <- err
+		}()
+	}
+	for range servers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, srv := range servers {
+		t.Cleanup(func() { srv.Close() })
+	}
+	adm, err := admin.Dial(ctx, servers[1].ClientURL(), nats.UserCredentials(servers[0].AdminCreds()))
+	if err != nil {
+		t.Fatalf("the tools' credentials of one server on the other: %v", err)
+	}
+	defer adm.Close()
+	if _, err := adm.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ocancel()
+	srv, err := Start(octx, config(2))
+	if err == nil {
+		srv.Close()
+		t.Fatal("a server with keys of its own joined the cluster")
+	}
+	if !strings.Contains(err.Error(), "no JetStream leader") {
+		t.Errorf("a server with keys of its own: %v; want it to find no JetStream leader, its routes refused", err)
+	}
+}
+
+// freeLoopbackPorts finds n free loopback ports for routes.
+func freeLoopbackPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }
