@@ -219,8 +219,12 @@ func DecodeLimit[T any, P interface {
 	if len(b) > limit {
 		return v, Errorf(CodeTooLarge, "message of %d bytes is over the %d-byte limit", len(b), limit)
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, Errorf(CodeBadRequest, "malformed message: %v", err)
+	if !decodeFast(b, &v) {
+		var zero T
+		v = zero
+		if err := json.Unmarshal(b, &v); err != nil {
+			return v, Errorf(CodeBadRequest, "malformed message: %v", err)
+		}
 	}
 	if err := P(&v).Validate(); err != nil {
 		return v, err
@@ -230,6 +234,9 @@ func DecodeLimit[T any, P interface {
 
 // Encode writes a message. Messages are plain data: encoding cannot fail.
 func Encode(v any) []byte {
+	if b, ok := encodeFast(v); ok {
+		return b
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic("workunits: encode: " + err.Error())
