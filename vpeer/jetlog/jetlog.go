@@ -140,9 +140,9 @@ func (l *Log) Append(ctx context.Context, r vpeer.Record) (uint64, error) {
 // is set on the JetStream handle (jetstream.WithPublishAsyncMaxPending,
 // default 4000); past that, AppendAsync blocks for a while and then fails.
 func (l *Log) AppendAsync(r vpeer.Record) (*PendingAppend, error) {
-	// Expecting the stream catches a subject captured by some other stream
-	// after this one was deleted, for the price of one header.
-	f, err := l.js.PublishMsgAsync(l.message(r), jetstream.WithExpectStream(l.name))
+	// No expected-stream header: every member would read it back with
+	// every record. acked checks which stream stored the record instead.
+	f, err := l.js.PublishMsgAsync(l.message(r))
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
 	}
@@ -194,6 +194,11 @@ func (l *Log) acked(r vpeer.Record, ack *jetstream.PubAck, err error) (uint64, e
 			return 0, vpeer.ErrDuplicate
 		}
 		return 0, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
+	}
+	if ack.Stream != l.name {
+		// The subject was captured by some other stream, after this one
+		// was deleted.
+		return 0, fmt.Errorf("jetlog: append %q to %s: stored in stream %s", r.ID, l.name, ack.Stream)
 	}
 	if ack.Duplicate {
 		return ack.Sequence, vpeer.ErrDuplicate
