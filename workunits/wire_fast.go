@@ -585,6 +585,15 @@ func (w *writer) float(f float64) {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte tells the bytes a JSON string holds as they are: printable
+// ASCII but for the quote, the backslash and HTML's <, > and &.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // str writes s quoted and escaped as encoding/json does, with HTML's
 // special characters escaped too and invalid UTF-8 replaced.
 func (w *writer) str(s string) {
@@ -592,11 +601,11 @@ func (w *writer) str(s string) {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
