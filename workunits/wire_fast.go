@@ -23,10 +23,10 @@ import (
 // kept in the replicated state, whose hash every member must agree on, old
 // members and new alike.
 
-// decodeFast decodes b into v if v is a hot message and b is in the plain
-// form; it reports false when it leaves b to encoding/json, after which v
-// must be reset to its zero value.
-func decodeFast(b []byte, v any) bool {
+// decodeFast decodes b into v and checks it, if v is a hot message and b
+// is in the plain form; it reports false when it leaves b to
+// encoding/json, and v is then to be dropped.
+func decodeFast(b []byte, v any) (ok bool, err error) {
 	r := reader{b: b}
 	switch v := v.(type) {
 	case *Command:
@@ -38,10 +38,26 @@ func decodeFast(b []byte, v any) bool {
 	case *Report:
 		r.report(v)
 	default:
-		return false
+		return false, nil
 	}
 	r.ws()
-	return !r.bad && r.i == len(b)
+	if r.bad || r.i != len(b) {
+		return false, nil
+	}
+	// Checked here, where the type is known, rather than through the
+	// caller's type parameter, which would move the caller's value to the
+	// heap.
+	switch v := v.(type) {
+	case *Command:
+		err = v.Validate()
+	case *WorkRequest:
+		err = v.Validate()
+	case *Beat:
+		err = v.Validate()
+	case *Report:
+		err = v.Validate()
+	}
+	return true, err
 }
 
 // reader reads one JSON message in the plain form, until it gives up.
