@@ -108,7 +108,8 @@ type Member struct {
 	storing bool         // a goroutine is storing snapshots
 	pending *snapshotJob // the next one it stores
 
-	// Owned by the goroutine inside Run.
+	// Owned by Run and the Log.Read it calls, which hands records to apply
+	// one at a time (not necessarily on Run's goroutine).
 	tickTime time.Time // latest Tick time applied
 	caughtUp uint64    // LastSeq when Run started: older records get no reply
 	isReady  bool
@@ -269,7 +270,7 @@ func (m *Member) restoreOne(ctx context.Context, seq uint64) (SnapshotInfo, erro
 	return info, nil
 }
 
-// apply applies one record; it runs on Run's goroutine only.
+// apply applies one record; Log.Read calls it one record at a time.
 func (m *Member) apply(r Record) error {
 	switch prev := m.applied.Load(); {
 	case r.Seq <= prev:

@@ -219,17 +219,25 @@ func DecodeLimit[T any, P interface {
 	if len(b) > limit {
 		return v, Errorf(CodeTooLarge, "message of %d bytes is over the %d-byte limit", len(b), limit)
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, Errorf(CodeBadRequest, "malformed message: %v", err)
-	}
-	if err := P(&v).Validate(); err != nil {
+	if ok, err := decodeFast(b, &v); ok {
 		return v, err
 	}
-	return v, nil
+	// A value of its own, so that v need not live on the heap.
+	p := new(T)
+	if err := json.Unmarshal(b, p); err != nil {
+		return *p, Errorf(CodeBadRequest, "malformed message: %v", err)
+	}
+	if err := P(p).Validate(); err != nil {
+		return *p, err
+	}
+	return *p, nil
 }
 
 // Encode writes a message. Messages are plain data: encoding cannot fail.
 func Encode(v any) []byte {
+	if b, ok := encodeFast(v); ok {
+		return b
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic("workunits: encode: " + err.Error())

@@ -66,6 +66,8 @@ type Machine struct {
 	st  *state
 	ix  indexes
 	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
+
+	workReply wu.WorkReply // scratch of work, not state
 }
 
 var _ vpeer.StateMachine = (*Machine)(nil)
@@ -144,16 +146,36 @@ func (m *Machine) Apply(e vpeer.Entry) []byte {
 			"request %d is older than the last %d requests of %s: send hello and start again", cmd.Seq, m.cfg.ReplyWindow, cmd.Host)})
 	}
 	reply := m.dispatch(cmd)
-	s.Replies[cmd.Seq] = reply
-	if cmd.Seq > s.Last {
-		s.Last = cmd.Seq
-	}
-	for q := range s.Replies {
-		if q+uint64(m.cfg.ReplyWindow) <= s.Last {
-			delete(s.Replies, q)
-		}
-	}
+	s.remember(cmd.Seq, reply, uint64(m.cfg.ReplyWindow))
 	return reply
+}
+
+// remember keeps the reply to request seq and forgets those that fell out
+// of the window: the replies to every q with q+window <= Last, in uint64
+// arithmetic. None had before this request, when Last was prev, so only the
+// q with q+window in (prev, Last] and seq itself can have now: a few
+// deletions rather than a walk over the map, unless the requester jumped
+// far ahead.
+func (s *session) remember(seq uint64, reply []byte, window uint64) {
+	s.Replies[seq] = reply
+	prev := s.Last
+	if seq > s.Last {
+		s.Last = seq
+	}
+	if s.Last-prev > window {
+		for q := range s.Replies {
+			if q+window <= s.Last {
+				delete(s.Replies, q)
+			}
+		}
+		return
+	}
+	for i := uint64(1); i <= s.Last-prev; i++ {
+		delete(s.Replies, prev+i-window)
+	}
+	if seq+window <= s.Last {
+		delete(s.Replies, seq)
+	}
 }
 
 func (m *Machine) dispatch(cmd wu.Command) []byte {
@@ -257,17 +279,19 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &wu.WorkReply{V: wu.WireVersion}
+	// The reply is encoded before the next entry is applied, so one serves
+	// every request.
+	rep := &m.workReply
+	*rep = wu.WorkReply{V: wu.WireVersion, Assignments: rep.Assignments[:0]}
 	var skipped []string
 	for len(rep.Assignments) < req.Slots {
-		tid, ok := m.popUnsent()
+		t, ok := m.popUnsent()
 		if !ok {
 			break
 		}
-		t := m.st.Tasks[tid]
 		u := m.st.Units[t.Unit]
 		if m.holdsReplica(h, u, t.ID) {
-			skipped = append(skipped, tid)
+			skipped = append(skipped, t.ID)
 			continue
 		}
 		rep.Assignments = append(rep.Assignments, m.assign(t, u, h))
@@ -280,17 +304,17 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 }
 
 // popUnsent takes the next task that is still unsent, retries first.
-func (m *Machine) popUnsent() (string, bool) {
+func (m *Machine) popUnsent() (*task, bool) {
 	for _, q := range []*[]string{&m.st.Retry, &m.st.Unsent} {
 		for len(*q) > 0 {
 			id := (*q)[0]
 			*q = (*q)[1:]
 			if t := m.st.Tasks[id]; t != nil && t.State == wu.TaskUnsent {
-				return id, true
+				return t, true
 			}
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // holdsReplica reports whether h, or another host of the same user, holds
@@ -299,8 +323,11 @@ func (m *Machine) popUnsent() (string, bool) {
 func (m *Machine) holdsReplica(h *host, u *unit, except string) bool {
 	owner := m.owner(h)
 	for _, tid := range u.Tasks {
+		if tid == except {
+			continue
+		}
 		t := m.st.Tasks[tid]
-		if tid == except || t.Host == "" || t.State != wu.TaskAssigned && t.State != wu.TaskReported {
+		if t.Host == "" || t.State != wu.TaskAssigned && t.State != wu.TaskReported {
 			continue
 		}
 		if other := m.st.Hosts[t.Host]; t.Host == h.ID || other != nil && m.owner(other) == owner {

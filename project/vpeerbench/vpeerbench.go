@@ -462,7 +462,7 @@ func (b *bench) raw(ctx context.Context) (float64, error) {
 			inFlight = inFlight[1:]
 		}
 		msg := &nats.Msg{Subject: name, Data: payload, Header: nats.Header{jetlog.HeaderReplyTo: {"_INBOX.bench." + strconv.Itoa(i)}}}
-		f, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(name))
+		f, err := b.js.PublishMsgAsync(msg)
 		if err != nil {
 			return 0, err
 		}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,9 +140,9 @@ func (l *Log) Append(ctx context.Context, r vpeer.Record) (uint64, error) {
 // is set on the JetStream handle (jetstream.WithPublishAsyncMaxPending,
 // default 4000); past that, AppendAsync blocks for a while and then fails.
 func (l *Log) AppendAsync(r vpeer.Record) (*PendingAppend, error) {
-	// Expecting the stream catches a subject captured by some other stream
-	// after this one was deleted, for the price of one header.
-	f, err := l.js.PublishMsgAsync(l.message(r), jetstream.WithExpectStream(l.name))
+	// No expected-stream header: every member would read it back with
+	// every record. acked checks which stream stored the record instead.
+	f, err := l.js.PublishMsgAsync(l.message(r))
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
 	}
@@ -194,6 +195,11 @@ func (l *Log) acked(r vpeer.Record, ack *jetstream.PubAck, err error) (uint64, e
 		}
 		return 0, fmt.Errorf("jetlog: append %q to %s: %w", r.ID, l.name, err)
 	}
+	if ack.Stream != l.name {
+		// The subject was captured by some other stream, after this one
+		// was deleted.
+		return 0, fmt.Errorf("jetlog: append %q to %s: stored in stream %s", r.ID, l.name, ack.Stream)
+	}
 	if ack.Duplicate {
 		return ack.Sequence, vpeer.ErrDuplicate
 	}
@@ -206,6 +212,9 @@ func (l *Log) acked(r vpeer.Record, ack *jetstream.PubAck, err error) (uint64, e
 // for new records until ctx is done (it then returns ctx.Err()) or fn
 // returns an error (returned as is). A record with a malformed header is
 // delivered with Record.Err set.
+//
+// fn runs on the consumer's delivery goroutine, one record after the
+// other, and never after Read has returned.
 func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
 	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -218,34 +227,55 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
 	defer l.deleteConsumer(cons)
+	var (
+		mu      sync.Mutex
+		stopped bool // under mu: fn is not called any more
+		ended   = make(chan error, 1)
+	)
+	// A callback rather than an iterator: the iterator's Next costs a
+	// timer and a select for every record, which members applying tens of
+	// thousands of records a second noticed.
+	handle := func(msg jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		r, err := decode(msg)
+		if err != nil {
+			err = fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
+		} else {
+			err = fn(r)
+		}
+		if err != nil {
+			stopped = true
+			ended <- err
+		}
+	}
 	// Short pull requests with frequent heartbeats: a reader falling behind
 	// under load was seen to stop receiving while the client still counted
 	// on an outstanding pull request, until two heartbeats went missing (ten
 	// seconds with the defaults, one second with these).
-	it, err := cons.Messages(jetstream.PullHeartbeat(500*time.Millisecond), jetstream.PullExpiry(2*time.Second))
+	cc, err := cons.Consume(handle, jetstream.PullHeartbeat(500*time.Millisecond), jetstream.PullExpiry(2*time.Second),
+		jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {
+			// The ordered consumer recovers by itself from what it
+			// reports here; a closed connection closes it.
+		}))
 	if err != nil {
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
 	}
-	defer it.Stop()
-	// Next blocks while the ordered consumer re-creates itself after a
-	// disconnection; stopping the iterator ends that too.
-	defer context.AfterFunc(ctx, it.Stop)()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
-		}
-		r, err := decode(msg)
-		if err != nil {
-			return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case err = <-ended:
+	case <-cc.Closed():
+		err = fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, jetstream.ErrMsgIteratorClosed)
 	}
+	cc.Stop()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	return err
 }
 
 // deleteConsumer removes the server side of a finished read at once rather
@@ -267,13 +297,13 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 // message, so every reader skips it alike. Only a message without stream
 // metadata, which JetStream never delivers, is an error.
 func decode(msg jetstream.Msg) (vpeer.Record, error) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return vpeer.Record{}, fmt.Errorf("message on %s without stream metadata: %w", msg.Subject(), err)
+	seq, ok := streamSeq(msg.Reply())
+	if !ok {
+		return vpeer.Record{}, fmt.Errorf("message on %s without stream metadata: reply subject %q", msg.Subject(), msg.Reply())
 	}
 	h := msg.Headers()
 	r := vpeer.Record{
-		Seq:     meta.Sequence.Stream,
+		Seq:     seq,
 		ID:      h.Get(jetstream.MsgIDHeader),
 		ReplyTo: h.Get(HeaderReplyTo),
 		Payload: msg.Data(),
@@ -294,6 +324,33 @@ func decode(msg jetstream.Msg) (vpeer.Record, error) {
 		r.Err = fmt.Errorf("record %d: %s header %q", r.Seq, HeaderSnapshot, v)
 	}
 	return r, nil
+}
+
+// streamSeq reads a message's stream sequence number from its reply
+// subject, as Msg.Metadata does but without allocating: every member reads
+// it for every record. The subject is $JS.ACK.<stream>.<consumer>.
+// <delivered>.<stream seq>.<consumer seq>.<time>.<pending>, with
+// <domain>.<account hash> after $JS.ACK and a token at the end on newer
+// servers.
+func streamSeq(reply string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return 0, false
+	}
+	skip := 3 // stream, consumer, delivered
+	switch n := strings.Count(rest, ".") + 3; {
+	case n == 9:
+	case n >= 11:
+		skip += 2
+	default:
+		return 0, false
+	}
+	for range skip {
+		_, rest, _ = strings.Cut(rest, ".")
+	}
+	tok, _, _ := strings.Cut(rest, ".")
+	seq, err := strconv.ParseUint(tok, 10, 64)
+	return seq, err == nil && seq > 0
 }
 
 // Trim purges the records up to and including seq from the stream.

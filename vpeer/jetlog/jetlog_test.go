@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,6 +75,25 @@ func TestAppendAsync(t *testing.T) {
 	}
 	if seq, err := p.Wait(ctx); !errors.Is(err, vpeer.ErrDuplicate) || seq != 8 {
 		t.Fatalf("async duplicate = %d, %v; want 8, ErrDuplicate", seq, err)
+	}
+}
+
+// TestAppendToCapturedSubject deletes a log's stream and lets another
+// stream take its subject: appending then fails instead of feeding the
+// other stream unnoticed.
+func TestAppendToCapturedSubject(t *testing.T) {
+	s := startServer(t, t.TempDir(), 0)
+	_, js := connect(t, s)
+	ctx := context.Background()
+	l := open(t, js, jetlog.Config{Stream: "GONE"})
+	if err := js.DeleteStream(ctx, "GONE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"vpeer.GONE"}}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := l.Append(ctx, vpeer.Record{Payload: []byte("x")}); err == nil || !strings.Contains(err.Error(), "OTHER") {
+		t.Fatalf("append to a captured subject = %d, %v", seq, err)
 	}
 }
 
