@@ -52,6 +52,26 @@ func WriteSpec(ctx context.Context, reg Registry, group string, spec GroupSpec) 
 	}
 }
 
+// EnsureSpec records spec for group in reg unless a spec is there already,
+// and returns the spec the group has: what several processes starting a
+// group together call, so that they all agree on the first one written
+// whatever each was given.
+func EnsureSpec(ctx context.Context, reg Registry, group string, spec GroupSpec) (GroupSpec, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return spec, err
+	}
+	_, err = reg.Create(ctx, specKey(group), b)
+	switch {
+	case err == nil:
+		return spec, nil
+	case errors.Is(err, ErrConflict):
+		return ReadSpec(ctx, reg, group)
+	default:
+		return spec, fmt.Errorf("vpeer: write the spec of group %s: %w", group, err)
+	}
+}
+
 // ReadSpec reads the spec of group from reg.
 func ReadSpec(ctx context.Context, reg Registry, group string) (GroupSpec, error) {
 	var spec GroupSpec

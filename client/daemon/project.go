@@ -101,17 +101,22 @@ func (p *project) tasksLocked(d *Daemon) []*task {
 	return out
 }
 
-// checkProjectURL refuses what cannot be a project's NATS address.
+// checkProjectURL refuses what cannot be a project's NATS address: one NATS
+// URL, or the comma-separated URLs of the servers of a project's cluster
+// (the client connects to any of them).
 func checkProjectURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not a project address: give its NATS URL, e.g. nats://project.example.org:4222", s)
+	for one := range strings.SplitSeq(s, ",") {
+		u, err := url.Parse(one)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%q is not a project address: give its NATS URL, e.g. nats://project.example.org:4222, or its servers' URLs separated by commas", s)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%q: a project address starts with nats://, tls://, ws:// or wss://", s)
+		}
 	}
-	switch u.Scheme {
-	case "nats", "tls", "ws", "wss":
-		return nil
-	}
-	return fmt.Errorf("%q: a project address starts with nats://, tls://, ws:// or wss://", s)
+	return nil
 }
 
 func (d *Daemon) startProjectLocked(p *project) {

@@ -120,9 +120,14 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "host-burst", Value: 200, Usage: "requests one host may send at once above its rate"},
 			membersFlag,
 			&cli.BoolFlag{Name: "join", Usage: "add up to --members members to the virtual peer of the project at --nats-url, instead of serving a project"},
-			&cli.StringFlag{Name: "nats-url", Usage: "NATS URL of the project to join", Value: "nats://127.0.0.1:4222"},
-			&cli.StringFlag{Name: "creds", Usage: "with --join: the project's credentials (its DATA/" + server.AdminCredsFile + ")", EnvVars: []string{"MOMONGA_CREDS"}},
-			&cli.StringFlag{Name: "ca", Usage: "with --join: PEM file of the authority that signed the project's TLS certificate", EnvVars: []string{"MOMONGA_CA"}},
+			&cli.StringFlag{Name: "nats-url", Usage: "with --join: NATS URL of the project to join; without: serve the project on this external NATS server or cluster instead of an embedded one", Value: "nats://127.0.0.1:4222"},
+			&cli.StringFlag{Name: "creds", Usage: "with --join or --nats-url: the project's credentials (its DATA/" + server.AdminCredsFile + ")", EnvVars: []string{"MOMONGA_CREDS"}},
+			&cli.StringFlag{Name: "ca", Usage: "with --join or --nats-url: PEM file of the authority that signed the project's TLS certificate", EnvVars: []string{"MOMONGA_CA"}},
+			&cli.StringFlag{Name: "cluster-name", Usage: "make the embedded NATS server one of this NATS cluster (with --cluster-listen and --routes)"},
+			&cli.StringFlag{Name: "cluster-listen", Usage: "host:port this server takes the cluster's routes on"},
+			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
+			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
+			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -140,15 +145,30 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := server.Start(ctx, server.Config{
+			cfg := server.Config{
 				DataDir:    c.String("data"),
 				NATSListen: c.String("nats-listen"),
 				HTTPListen: c.String("http"),
 				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
 				Members:    c.Int("members"),
+				GroupSize:  c.Int("group-size"),
+				Replicas:   c.Int("replicas"),
 				Logger:     cliutil.Logger(c),
 				Trust:      trust,
-			})
+				Cluster: server.Cluster{
+					Name:   c.String("cluster-name"),
+					Listen: c.String("cluster-listen"),
+					Routes: routes(c.StringSlice("routes")),
+				},
+			}
+			if c.IsSet("nats-url") {
+				// A project on an external NATS server or cluster.
+				cfg.NATSURL, cfg.JoinOptions = c.String("nats-url"), toolOptions(c)
+			}
+			if cfg.Cluster.Name == "" && (cfg.Cluster.Listen != "" || len(cfg.Cluster.Routes) > 0) {
+				return fmt.Errorf("--cluster-listen and --routes need --cluster-name")
+			}
+			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -157,7 +177,9 @@ func serveCommand() *cli.Command {
 				fmt.Printf(", stats %s", u)
 			}
 			fmt.Println()
-			if p := srv.AdminCreds(); p != "" {
+			if cfg.NATSURL != "" {
+				fmt.Println("external NATS: its own accounts and permissions protect the project")
+			} else if p := srv.AdminCreds(); p != "" {
 				fmt.Printf("project tools: --creds %s\n", p)
 			} else {
 				fmt.Println("open mode: NATS accepts anyone, with no credentials")
@@ -169,6 +191,19 @@ func serveCommand() *cli.Command {
 			return srv.Close()
 		},
 	}
+}
+
+// routes splits comma-separated route addresses.
+func routes(flags []string) []string {
+	var rs []string
+	for _, f := range flags {
+		for r := range strings.SplitSeq(f, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				rs = append(rs, r)
+			}
+		}
+	}
+	return rs
 }
 
 func dial(c *cli.Context) (context.Context, *admin.Client, func(), error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -60,7 +61,8 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "create the project's app-signing key (ed25519) in a data directory",
 		Description: "Writes DATA/" + signing.PrivateFile + " (mode 0600) and DATA/" + signing.PublicFile + ". The server needs only the public\n" +
-			"key; the private one signs apps (`app sign`) and may be moved to an offline machine.",
+			"key; the private one signs apps (`app sign`) and may be moved to an offline machine. Also writes DATA/" + auth.KeysFile + "\n" +
+			"(mode 0600), the keys of the project's NATS accounts, which every server of a cluster needs a copy of.",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "data", Usage: "data directory", Required: true}},
 		Action: func(c *cli.Context) error {
 			pub, err := signing.Init(c.String("data"))
@@ -69,6 +71,13 @@ func initCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "signing key: %s\npublic key:  %s (%s)\n",
 				filepath.Join(c.String("data"), signing.PrivateFile), wu.FormatPublicKey(pub), filepath.Join(c.String("data"), signing.PublicFile))
+			// The NATS keys too, so that the servers of a cluster can be
+			// given the same ones before any of them starts.
+			if _, err := auth.LoadOrCreateKeys(c.String("data")); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "NATS keys:   %s (a cluster's servers all need a copy, with %s)\n",
+				filepath.Join(c.String("data"), auth.KeysFile), signing.PublicFile)
 			return nil
 		},
 	}

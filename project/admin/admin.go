@@ -46,7 +46,7 @@ func Dial(ctx context.Context, url string, opts ...nats.Option) (*Client, error)
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
+	store, err := blobs.Bind(ctx, js, blobs.Bucket)
 	if err != nil {
 		nc.Close()
 		return nil, err

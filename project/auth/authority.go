@@ -270,3 +270,10 @@ func (a *Authority) attachUserJWT(nkey, userKey string, expires time.Time) (stri
 	uc.Expires = expires.Unix()
 	return uc.Encode(a.keys.Attach)
 }
+
+// RouteCredentials are the user and password of the routes between the
+// servers of a cluster. They derive from the project's keys, so the servers
+// of a cluster share them by sharing the keys file.
+func (a *Authority) RouteCredentials() (user, password string) {
+	return "momonga-route", a.keys.routePassword()
+}

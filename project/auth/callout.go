@@ -60,7 +60,9 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, throttled: map[string]time.Time{}}
-	sub, err := nc.Subscribe(natsserver.AuthCalloutSubject, s.handle)
+	// A queue group: in a cluster each server asks the callout of its own
+	// process, which keeps the host accounts in that server's resolver.
+	sub, err := nc.QueueSubscribe(natsserver.AuthCalloutSubject, "auth", s.handle)
 	if err != nil {
 		return nil, fmt.Errorf("auth callout: %w", err)
 	}

@@ -31,6 +31,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,4 +173,12 @@ func writePrivate(p string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), p)
+}
+
+// routePassword is what the servers of a cluster that share these keys
+// present to each other's route listeners.
+func (k *Keys) routePassword() string {
+	mac := hmac.New(sha256.New, k.HostSecret)
+	mac.Write([]byte("momonga cluster routes"))
+	return hex.EncodeToString(mac.Sum(nil))
 }

@@ -9,12 +9,8 @@ package blobs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,6 +54,20 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
 }
 
+// Bind returns the Store of an existing bucket without changing its
+// configuration, as the project's tools find it: opening it with their own
+// settings would, on a cluster, change its replication.
+func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
+	obs, err := js.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("the project has no blob store %s yet: start `momonga-project serve` first", bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find blob store %s: %w", bucket, err)
+	}
+	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
+}
+
 // Put stores b and returns its hash. Storing a blob that is there already
 // does nothing.
 func (s *Store) Put(ctx context.Context, b []byte) (wu.Hash, error) {
@@ -69,29 +79,6 @@ func (s *Store) Put(ctx context.Context, b []byte) (wu.Hash, error) {
 		return "", fmt.Errorf("put blob %s: %w", h.Short(), err)
 	}
 	return h, nil
-}
-
-// PutVerified stores what r yields under want, after checking that its
-// SHA-256 is want. r is read twice (hash, then store), so it must be a file
-// or similar that can seek back.
-func (s *Store) PutVerified(ctx context.Context, want wu.Hash, r io.ReadSeeker) error {
-	sum := sha256.New()
-	if _, err := io.Copy(sum, r); err != nil {
-		return fmt.Errorf("hash blob %s: %w", want.Short(), err)
-	}
-	if got := wu.Hash(hex.EncodeToString(sum.Sum(nil))); got != want {
-		return wu.Errorf(wu.CodeBadRequest, "blob content hashes to %s, not %s", got.Short(), want.Short())
-	}
-	if _, ok, err := s.Size(ctx, want); err != nil || ok {
-		return err
-	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind blob %s: %w", want.Short(), err)
-	}
-	if _, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: string(want)}, r); err != nil {
-		return fmt.Errorf("put blob %s: %w", want.Short(), err)
-	}
-	return nil
 }
 
 // Size reports whether a blob is stored, and its size.
@@ -185,103 +172,4 @@ func (s *Store) Delete(ctx context.Context, h wu.Hash) error {
 		return fmt.Errorf("delete blob %s: %w", h.Short(), err)
 	}
 	return nil
-}
-
-// Uploads assembles chunked uploads in files under a directory, and stores
-// each one in the Store once it is whole and its hash checks out.
-type Uploads struct {
-	Store    *Store
-	Dir      string
-	MaxBytes int64 // largest blob accepted
-
-	mu   sync.Mutex
-	open map[string]*upload // by uploader and hash
-}
-
-type upload struct {
-	f    *os.File
-	size int64
-	done int64
-}
-
-// Chunk takes the chunk at offset of the blob want of the given size from
-// uploader. It returns how many bytes of the blob the project now holds (the
-// whole size once stored): an uploader that lost track resumes from there.
-func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size, offset int64, data []byte) (int64, error) {
-	if !want.Valid() {
-		return 0, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", want)
-	}
-	if size < 0 || size > u.MaxBytes {
-		return 0, wu.Errorf(wu.CodeTooLarge, "blob of %d bytes is over the %d-byte limit", size, u.MaxBytes)
-	}
-	if n, ok, err := u.Store.Size(ctx, want); err != nil {
-		return 0, err
-	} else if ok {
-		if n != size {
-			return 0, wu.Errorf(wu.CodeBadRequest, "blob %s has %d bytes, not %d", want.Short(), n, size)
-		}
-		return size, nil
-	}
-	key := uploader + "/" + string(want)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.open == nil {
-		u.open = map[string]*upload{}
-	}
-	up := u.open[key]
-	if up == nil || up.size != size {
-		if up != nil {
-			u.drop(key, up)
-		}
-		if offset != 0 {
-			return 0, nil // start again from the beginning
-		}
-		if err := os.MkdirAll(u.Dir, 0o700); err != nil {
-			return 0, fmt.Errorf("upload directory: %w", err)
-		}
-		f, err := os.CreateTemp(u.Dir, "upload-*")
-		if err != nil {
-			return 0, fmt.Errorf("start upload of %s: %w", want.Short(), err)
-		}
-		up = &upload{f: f, size: size}
-		u.open[key] = up
-	}
-	if offset != up.done {
-		return up.done, nil
-	}
-	if up.done+int64(len(data)) > size {
-		u.drop(key, up)
-		return 0, wu.Errorf(wu.CodeBadRequest, "chunk runs past the blob's declared size of %d bytes", size)
-	}
-	if _, err := up.f.Write(data); err != nil {
-		u.drop(key, up)
-		return 0, fmt.Errorf("write upload of %s: %w", want.Short(), err)
-	}
-	up.done += int64(len(data))
-	if up.done < size {
-		return up.done, nil
-	}
-	defer u.drop(key, up)
-	if _, err := up.f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewind upload of %s: %w", want.Short(), err)
-	}
-	if err := u.Store.PutVerified(ctx, want, up.f); err != nil {
-		return 0, err
-	}
-	return size, nil
-}
-
-func (u *Uploads) drop(key string, up *upload) {
-	up.f.Close()
-	os.Remove(up.f.Name())
-	delete(u.open, key)
-}
-
-// Close abandons every unfinished upload.
-func (u *Uploads) Close() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for k, up := range u.open {
-		u.drop(k, up)
-	}
 }

@@ -42,8 +42,9 @@ const gcInterval = 5 * time.Second
 // collectCheckpoints deletes the checkpoint blobs on the scheduler's
 // garbage list, then appends OpCkptDropped so that the list empties on every
 // member. It is a side effect that must happen once, so it belongs to the
-// lease holder (DESIGN §5): with one member, this server. Deleting is
-// idempotent, so a round cut short is simply repeated.
+// lease holder (DESIGN §5): in a cluster, the process whose member holds
+// it. Deleting is idempotent, so a round cut short, or one that overlaps
+// with a new holder's, is simply repeated.
 func (s *Server) collectCheckpoints(ctx context.Context, log vpeer.Log, store *blobs.Store) {
 	t := time.NewTicker(gcInterval)
 	defer t.Stop()
@@ -52,6 +53,9 @@ func (s *Server) collectCheckpoints(ctx context.Context, log vpeer.Log, store *b
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !s.group.Leading() {
+			continue
 		}
 		var garbage []wu.Hash
 		_ = s.query(func(m *sched.Machine) { garbage = m.Garbage() })

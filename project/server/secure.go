@@ -91,8 +91,6 @@ type trustParts struct {
 
 // secureOptions sets up operator mode and TLS on opts.
 func (s *Server) secureOptions(opts *natsserver.Options) error {
-	s.trust.wake = make(chan struct{}, 1)
-	s.trust.revoked = make(chan struct{}, 1)
 	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
 		tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: s.cfg.TLSCert, KeyFile: s.cfg.TLSKey})
 		if err != nil {
@@ -266,6 +264,9 @@ func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blob
 	s.trust.wg.Go(func() {
 		validator.Run(ctx, validator.Config{
 			Pending: func(limit int) (p []sched.Comparison) {
+				if !s.group.Leading() {
+					return nil // the lease holder's process compares
+				}
 				_ = s.query(func(m *sched.Machine) { p = m.PendingComparisons(limit) })
 				return p
 			},

@@ -66,10 +66,25 @@ type Config struct {
 	// (Status, Results, the validator, checkpoint collection) is not
 	// available: a harness for members that come and go, as `vpeer chaos`.
 	MembersElsewhere bool
-	// JoinOptions connect to Join: on a secured project the project's
-	// credentials (nats.UserCredentials with its admin.creds) and the CA
-	// of its TLS certificate.
+	// JoinOptions connect to Join or NATSURL: on a secured project the
+	// project's credentials (nats.UserCredentials with its admin.creds) and
+	// the CA of its TLS certificate.
 	JoinOptions []nats.Option
+	// NATSURL, when set, is an external NATS server or cluster the project
+	// is served on instead of an embedded server. Its security is its own:
+	// the project's auth callout does not run there.
+	NATSURL string
+	// Cluster, when its Name is set, makes the embedded server one of a
+	// NATS cluster of servers routed to each other (cluster.go).
+	Cluster Cluster
+	// Replicas is the replication of the log, the snapshot store, the
+	// membership bucket, the blob store and the uploads in progress:
+	// default 1, or in cluster mode min(3, servers in the cluster).
+	Replicas int
+	// GroupSize is how many members the virtual peer keeps, all processes
+	// together; default Members, or in cluster mode Members on each server.
+	// A group already recorded keeps its size.
+	GroupSize int
 	// Heartbeat and Lapse time the virtual peer's membership (defaults one
 	// and three seconds): a member or lease holder silent for Lapse is
 	// replaced.
@@ -126,6 +141,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Members <= 0 {
 		cfg.Members = 1
 	}
+	if cfg.Cluster.Name != "" {
+		if err := cfg.Cluster.check(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+		if cfg.Cluster.Name != "" {
+			cfg.Replicas = min(3, cfg.Cluster.Size())
+		}
+	}
+	if cfg.Replicas > 5 {
+		return nil, fmt.Errorf("%d replicas: JetStream keeps at most 5", cfg.Replicas)
+	}
+	if cfg.GroupSize <= 0 {
+		cfg.GroupSize = cfg.Members
+		if cfg.Cluster.Name != "" {
+			cfg.GroupSize = cfg.Members * cfg.Cluster.Size()
+		}
+	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
 	}
@@ -134,17 +169,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{}), outputs: make(chan struct{}, 1)}
+	s.trust.wake = make(chan struct{}, 1)
+	s.trust.revoked = make(chan struct{}, 1)
 	ok := false
 	defer func() {
 		if !ok {
 			s.shutdown()
 		}
 	}()
-	if cfg.Join != "" {
+	if cfg.Join != "" && cfg.NATSURL != "" {
+		return nil, errors.New("join a project or serve one on an external NATS, not both")
+	}
+	if cfg.NATSURL != "" && cfg.Cluster.Name != "" {
+		return nil, errors.New("a project on an external NATS runs no NATS server of its own to cluster")
+	}
+	switch {
+	case cfg.Join != "":
 		if err := s.connect(cfg.Join, cfg.JoinOptions); err != nil {
 			return nil, err
 		}
-	} else {
+	case cfg.NATSURL != "":
+		if err := s.connect(cfg.NATSURL, cfg.JoinOptions); err != nil {
+			return nil, err
+		}
+	default:
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
@@ -243,10 +291,9 @@ func (s *Server) openGroup(ctx context.Context, js jetstream.JetStream) (*vpeer.
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Join != "" {
-		if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
-			return nil, fmt.Errorf("join %s: the scheduler's policy: %w", s.cfg.Join, err)
-		}
+	// Joining, or on a shared NATS, the policy is the one recorded.
+	if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
+		return nil, fmt.Errorf("the scheduler's policy: %w", err)
 	}
 	s.log = log
 	return group, nil
@@ -261,21 +308,34 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAss
 		log   *jetlog.Log
 		snaps *jetlog.Snapshots
 		reg   *jetlog.Registry
-		spec  = vpeer.GroupSpec{Size: s.cfg.Members, Params: params}
+		spec  = vpeer.GroupSpec{Size: s.cfg.GroupSize, Params: params}
 		err   error
 	)
 	cfg := s.cfg
 	if cfg.Join == "" {
-		if log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: a.stream, Subject: a.subject, Replicas: 1, Storage: jetstream.FileStorage}); err != nil {
+		r := cfg.Replicas
+		err = s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
+			if log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: a.stream, Subject: a.subject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
+				return err
+			}
+			if snaps, err = jetlog.OpenSnapshots(ctx, js, a.snapshots, r); err != nil {
+				return err
+			}
+			reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, r)
+			return err
+		})
+		if err != nil {
 			return nil, nil, spec, err
 		}
-		if snaps, err = jetlog.OpenSnapshots(ctx, js, a.snapshots, 1); err != nil {
-			return nil, nil, spec, err
+		if !s.shared() {
+			err = vpeer.WriteSpec(ctx, reg, a.group, spec)
+		} else if spec, err = vpeer.EnsureSpec(ctx, reg, a.group, spec); err == nil && !bytes.Equal(spec.Params, params) {
+			// Members must all run the same policy: the first server
+			// to start recorded it.
+			cfg.Logger.Warn("the policy recorded by the first server differs from this server's flags; using the recorded one",
+				"group", a.group, "recorded", string(spec.Params))
 		}
-		if reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, 1); err != nil {
-			return nil, nil, spec, err
-		}
-		if err := vpeer.WriteSpec(ctx, reg, a.group, spec); err != nil {
+		if err != nil {
 			return nil, nil, spec, err
 		}
 	} else {
@@ -292,12 +352,16 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAss
 			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
 	}
+	var read vpeer.Log = log
+	if s.shared() || cfg.Join != "" {
+		read = guardedLog{trimmingLog: log, stall: 3 * time.Second, logger: cfg.Logger.With("part", "vpeer", "group", a.group)}
+	}
 	group, err := vpeer.NewGroup(vpeer.GroupConfig{
 		Name:          a.group,
 		Size:          spec.Size,
 		Capacity:      cfg.Members,
 		Registry:      reg,
-		Log:           log,
+		Log:           read,
 		Snapshots:     snaps,
 		NewMachine:    newMachine,
 		Reply:         s.nc.Publish,
@@ -311,14 +375,24 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAss
 }
 
 func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStream) error {
-	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
+	var (
+		store   *blobs.Store
+		uploads *blobs.Uploads
+	)
+	err := s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
+		if store, err = blobs.Open(ctx, js, blobs.Bucket, s.cfg.Replicas); err != nil {
+			return err
+		}
+		uploads, err = blobs.OpenUploads(ctx, js, store, s.cfg.Replicas, wu.MaxOutputBytes)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	s.gw = &gateway{
 		log:     s.log,
 		blobs:   store,
-		uploads: &blobs.Uploads{Store: store, Dir: filepath.Join(s.cfg.DataDir, "uploads"), MaxBytes: wu.MaxOutputBytes},
+		uploads: uploads,
 		status:  s.Status,
 		results: s.Results,
 		logger:  s.cfg.Logger.With("part", "gateway"),
@@ -394,6 +468,8 @@ func (s *Server) startNATS() error {
 	}
 	opts := &natsserver.Options{
 		ServerName: "momonga",
+		// A server name of its own matters only in a cluster
+		// (clusterOptions); a single server keeps this one.
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
@@ -402,6 +478,9 @@ func (s *Server) startNATS() error {
 		MaxPayload: 1 << 20,
 	}
 	if err := s.secureOptions(opts); err != nil {
+		return err
+	}
+	if err := s.clusterOptions(opts); err != nil {
 		return err
 	}
 	ns, err := natsserver.NewServer(opts)
@@ -441,7 +520,7 @@ func (s *Server) startHTTP() error {
 // ClientURL is the NATS URL volunteers and tools connect to.
 func (s *Server) ClientURL() string {
 	if s.ns == nil {
-		return s.cfg.Join
+		return s.nc.ConnectedUrlRedacted()
 	}
 	return s.ns.ClientURL()
 }
@@ -546,7 +625,6 @@ func (s *Server) shutdown() {
 	}
 	if s.gw != nil {
 		s.gw.wg.Wait()
-		s.gw.uploads.Close()
 	}
 	if s.nc != nil {
 		s.nc.Close()

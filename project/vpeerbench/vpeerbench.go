@@ -2,13 +2,16 @@
 // (`momonga-project bench vpeer`, DESIGN §5).
 //
 // Apply: a group of 1, 3 or 5 members, each with its own scheduler, follows
-// a JetStream log on an embedded server while work requests from many hosts
+// a JetStream log while work requests from many hosts
 // are appended to it, asynchronously with up to Window in flight (the
 // gateway's case with many volunteers); the rate is entries appended over
 // the time until every member has applied the last one. Beside it, the same
 // number of records published the same way to a plain stream of the same
-// server gives the raw JetStream rate, and the ratio of the two what the
-// members cost on top.
+// replication gives the raw JetStream rate, and the ratio of the two what the
+// members cost on top. The log is R1 on one embedded server, then R3 on a
+// cluster of three embedded servers in this process, each with its own
+// store, routed to each other on loopback; the members and the publisher
+// are connected to the first.
 //
 // Restore: a scheduler holding a given number of work units (replication 2,
 // half the tasks assigned, a tenth of those reported) stores a snapshot; a
@@ -21,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -113,23 +119,25 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer os.RemoveAll(dir)
 		cfg.DataDir = dir
 	}
-	b, err := start(cfg)
+	b, err := start(ctx, cfg, 1)
 	if err != nil {
 		return Report{}, err
 	}
 	defer b.close()
 
 	rep := Report{CPUs: runtime.GOMAXPROCS(0)}
-	for _, n := range cfg.Members {
-		cfg.Progress("apply: %d members on an R1 log, %d entries", n, cfg.Entries)
-		row, err := b.apply(ctx, n)
-		if err != nil {
-			return rep, fmt.Errorf("apply with %d members: %w", n, err)
-		}
-		rep.Apply = append(rep.Apply, row)
+	if err := b.applyRows(ctx, &rep); err != nil {
+		return rep, err
 	}
-	for _, n := range cfg.Members {
-		rep.Apply = append(rep.Apply, ApplyRow{Log: "R3", Members: n, Note: "not measured: no cluster mode yet"})
+	cfg.Progress("apply: starting a cluster of three servers")
+	r3, err := start(ctx, cfg, 3)
+	if err != nil {
+		return rep, fmt.Errorf("a cluster of three servers: %w", err)
+	}
+	err = r3.applyRows(ctx, &rep)
+	r3.close()
+	if err != nil {
+		return rep, err
 	}
 	for _, units := range cfg.Units {
 		cfg.Progress("restore: building a scheduler with %d work units", units)
@@ -142,58 +150,158 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return rep, nil
 }
 
-// bench is an embedded server and a connection to it.
+// bench is one embedded server, or a cluster of them, and a connection to
+// the first; its streams have one replica on each server.
 type bench struct {
-	cfg     Config
-	ns      *natsserver.Server
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	streams int
+	cfg      Config
+	servers  []*natsserver.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	replicas int
+	streams  int
 }
 
-func start(cfg Config) (*bench, error) {
-	ns, err := natsserver.NewServer(&natsserver.Options{
-		JetStream:  true,
-		StoreDir:   cfg.DataDir,
-		DontListen: true,
-		NoLog:      true,
-		NoSigs:     true,
-		MaxPayload: 8 << 20, // submissions of 10,000 units are a few megabytes
-	})
-	if err != nil {
-		return nil, err
+// start starts n embedded servers, routed to each other on loopback when
+// there are several, and waits until they can create replicated streams.
+func start(ctx context.Context, cfg Config, n int) (*bench, error) {
+	b := &bench{cfg: cfg, replicas: n}
+	ok := false
+	defer func() {
+		if !ok {
+			b.close()
+		}
+	}()
+	var routes []*url.URL
+	var ports []int
+	if n > 1 {
+		var err error
+		if ports, err = freePorts(n); err != nil {
+			return nil, err
+		}
+		for _, p := range ports {
+			routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+		}
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded NATS server did not start")
+	for i := range n {
+		opts := &natsserver.Options{
+			JetStream:  true,
+			StoreDir:   filepath.Join(cfg.DataDir, fmt.Sprintf("r%d-%d", n, i)),
+			DontListen: n == 1,
+			Host:       "127.0.0.1",
+			Port:       natsserver.RANDOM_PORT,
+			NoLog:      true,
+			NoSigs:     true,
+			MaxPayload: 8 << 20, // submissions of 10,000 units are a few megabytes
+		}
+		if n > 1 {
+			opts.ServerName = fmt.Sprintf("bench-%d", i)
+			opts.Cluster = natsserver.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: ports[i]}
+			opts.Routes = routes
+		}
+		ns, err := natsserver.NewServer(opts)
+		if err != nil {
+			return nil, err
+		}
+		b.servers = append(b.servers, ns)
+		go ns.Start()
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	for _, ns := range b.servers {
+		if !ns.ReadyForConnections(30 * time.Second) {
+			return nil, errors.New("embedded NATS server did not start")
+		}
+	}
+	var err error
+	b.nc, err = nats.Connect("", nats.InProcessServer(b.servers[0]), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		cfg.Logger.Warn("nats", "err", err)
 	}))
 	if err != nil {
-		ns.Shutdown()
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*cfg.Window))
-	if err != nil {
-		nc.Close()
-		ns.Shutdown()
+	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4*cfg.Window)); err != nil {
 		return nil, err
 	}
-	return &bench{cfg: cfg, ns: ns, nc: nc, js: js}, nil
+	if err := b.waitCluster(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return b, nil
+}
+
+// waitCluster waits until every server has a current JetStream meta
+// leader and a replicated stream can be made.
+func (b *bench) waitCluster(ctx context.Context) error {
+	if b.replicas == 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		current := true
+		for _, ns := range b.servers {
+			current = current && ns.JetStreamIsCurrent()
+		}
+		if current {
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := b.js.CreateStream(actx, jetstream.StreamConfig{Name: "READY", Replicas: b.replicas, Storage: jetstream.MemoryStorage})
+			acancel()
+			if err == nil {
+				return b.js.DeleteStream(ctx, "READY")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster cannot make an R%d stream: %w", b.replicas, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// freePorts finds n free loopback ports for routes.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 func (b *bench) close() {
-	b.nc.Close()
-	b.ns.Shutdown()
-	b.ns.WaitForShutdown()
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	for _, ns := range b.servers {
+		ns.Shutdown()
+	}
+	for _, ns := range b.servers {
+		ns.WaitForShutdown()
+	}
+}
+
+// logName is "R1", "R3": how the rows name the log's replication.
+func (b *bench) logName() string { return "R" + strconv.Itoa(b.replicas) }
+
+// applyRows measures every group size on b's log.
+func (b *bench) applyRows(ctx context.Context, rep *Report) error {
+	for _, n := range b.cfg.Members {
+		b.cfg.Progress("apply: %d members on an %s log, %d entries", n, b.logName(), b.cfg.Entries)
+		row, err := b.apply(ctx, n)
+		if err != nil {
+			return fmt.Errorf("apply with %d members on %s: %w", n, b.logName(), err)
+		}
+		rep.Apply = append(rep.Apply, row)
+	}
+	return nil
 }
 
 // newLog makes a stream of its own for one measurement.
 func (b *bench) newLog(ctx context.Context, what string) (*jetlog.Log, error) {
 	b.streams++
-	return jetlog.Open(ctx, b.js, jetlog.Config{Stream: fmt.Sprintf("%s%d", what, b.streams), Storage: jetstream.FileStorage})
+	return jetlog.Open(ctx, b.js, jetlog.Config{Stream: fmt.Sprintf("%s%d", what, b.streams), Storage: jetstream.FileStorage, Replicas: b.replicas})
 }
 
 // policy is the scheduler's: long leases, so that nothing is lost while
@@ -276,12 +384,12 @@ func hostName(i int) string { return "h" + strconv.Itoa(i) }
 
 // apply measures a group of n members.
 func (b *bench) apply(ctx context.Context, n int) (ApplyRow, error) {
-	row := ApplyRow{Log: "R1", Members: n, Measured: true, Entries: b.cfg.Entries}
+	row := ApplyRow{Log: b.logName(), Members: n, Measured: true, Entries: b.cfg.Entries}
 	l, err := b.newLog(ctx, "APPLY")
 	if err != nil {
 		return row, err
 	}
-	reg, err := jetlog.OpenRegistry(ctx, b.js, fmt.Sprintf("APPLYREG%d", b.streams), 1)
+	reg, err := jetlog.OpenRegistry(ctx, b.js, fmt.Sprintf("APPLYREG%d", b.streams), b.replicas)
 	if err != nil {
 		return row, err
 	}
@@ -340,7 +448,7 @@ func (b *bench) apply(ctx context.Context, n int) (ApplyRow, error) {
 func (b *bench) raw(ctx context.Context) (float64, error) {
 	b.streams++
 	name := fmt.Sprintf("RAW%d", b.streams)
-	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.FileStorage, Replicas: b.replicas}); err != nil {
 		return 0, err
 	}
 	payload := command(wu.OpWork, "h1", 1, wu.WorkRequest{V: 1, Seq: 1, Slots: 1})

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
+	"github.com/momonga-project/momonga/project/blobs"
+	"github.com/momonga-project/momonga/project/sched"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// Two processes serve one project on an external NATS server: each runs one
+// member of a group of two and a gateway, they agree on the group, one of
+// them holds the lease, and an upload whose chunks the queue group spreads
+// over both gateways is stored whole.
+func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var servers [2]*Server
+	for i := range servers {
+		srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSURL: ns.ClientURL(), GroupSize: 2, Members: 1,
+			Sched: sched.Config{Lease: time.Duration(i+1) * time.Minute}, Heartbeat: 100 * time.Millisecond,
+			Trust: Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}})
+		if err != nil {
+			t.Fatalf("process %d: %v", i+1, err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		servers[i] = srv
+	}
+	for i, srv := range servers {
+		if n := len(srv.Group().Members()); n != 1 {
+			t.Errorf("process %d runs %d members, want 1", i+1, n)
+		}
+		// The second process adopted the policy the first recorded.
+		if srv.cfg.Sched.Lease != time.Minute {
+			t.Errorf("process %d runs the scheduler with a %s lease; the first recorded 1m", i+1, srv.cfg.Sched.Lease)
+		}
+	}
+	holders := func() (n int) {
+		for _, srv := range servers {
+			if srv.group.Leading() {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for holders() != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := holders(); n != 1 {
+		t.Errorf("%d processes hold the lease, want 1", n)
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	blob := bytes.Repeat([]byte("0123456789abcdef"), 5*blobs.ChunkBytes/16+7)
+	h, size := wu.HashOf(blob), len(blob)
+	for offset := 0; offset < size; {
+		end := min(offset+blobs.ChunkBytes, size)
+		reply := blobRequest(t, nc, wu.VolunteerSubject("h1", wu.OpBlobPut), map[string]string{
+			wu.HeaderHash: string(h), wu.HeaderSize: strconv.Itoa(size), wu.HeaderOffset: strconv.Itoa(offset)}, blob[offset:end])
+		done, err := strconv.Atoi(reply.Header.Get(wu.HeaderDone))
+		if err != nil || done != end {
+			t.Fatalf("chunk at %d: done %q (%s), want %d", offset, reply.Header.Get(wu.HeaderDone), reply.Header.Get(wu.HeaderError), end)
+		}
+		offset = end
+	}
+	adm, err := admin.Dial(ctx, ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	got, err := adm.Blob(ctx, h)
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("uploaded blob: %d bytes, %v; want the %d uploaded", len(got), err, size)
+	}
+}
+
+func TestClusterSizeAndBadFlags(t *testing.T) {
+	routes := []string{"nats://127.0.0.1:6221", "nats://127.0.0.1:6222", "nats://127.0.0.1:6223"}
+	for _, c := range []struct {
+		cluster Cluster
+		size    int
+	}{
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: routes}, 3},                    // its own route among them
+		{Cluster{Name: "c", Listen: "127.0.0.1:6224", Routes: routes}, 4},                    // the others' only
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: routes[1:2]}, 2},               // one other
+		{Cluster{Name: "c", Listen: "127.0.0.1:6221", Routes: append(routes, routes[0])}, 3}, // repeated
+	} {
+		if err := c.cluster.check(); err != nil {
+			t.Errorf("%+v: %v", c.cluster, err)
+		}
+		if got := c.cluster.Size(); got != c.size {
+			t.Errorf("%+v: size %d, want %d", c.cluster, got, c.size)
+		}
+	}
+	for _, bad := range []Cluster{
+		{Name: "c", Routes: routes},
+		{Name: "c", Listen: "6221", Routes: routes},
+		{Name: "c", Listen: "127.0.0.1:6221"},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"127.0.0.1:6222"}},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"http://127.0.0.1:6222"}},
+		{Name: "c", Listen: "127.0.0.1:6221", Routes: []string{"nats://127.0.0.1"}},
+	} {
+		if err := bad.check(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// Two secured servers given the same keys file form a cluster and serve the
+// project together (R2); a third with keys of its own is refused by their
+// route listeners and never serves.
+func TestSecuredClusterSharesKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three NATS servers")
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	if _, err := auth.LoadOrCreateKeys(dirs[0]); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := os.ReadFile(filepath.Join(dirs[0], auth.KeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirs[1], auth.KeysFile), keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freeLoopbackPorts(t, 3)
+	routes := []string{"nats://127.0.0.1:" + strconv.Itoa(ports[0]), "nats://127.0.0.1:" + strconv.Itoa(ports[1])}
+	config := func(i int) Config {
+		return Config{DataDir: dirs[i], NATSListen: "127.0.0.1:0", Sched: sched.Config{Lease: time.Minute},
+			Cluster: Cluster{Name: "c", Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Routes: routes}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var servers [2]*Server
+	errs := make(chan error, 2)
+	for i := range servers {
+		go func() {
+			srv, err := Start(ctx, config(i))
+			servers[i] = srv
+			errs <- err
+		}()
+	}
+	for range servers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, srv := range servers {
+		t.Cleanup(func() { srv.Close() })
+	}
+	adm, err := admin.Dial(ctx, servers[1].ClientURL(), nats.UserCredentials(servers[0].AdminCreds()))
+	if err != nil {
+		t.Fatalf("the tools' credentials of one server on the other: %v", err)
+	}
+	defer adm.Close()
+	if _, err := adm.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ocancel()
+	srv, err := Start(octx, config(2))
+	if err == nil {
+		srv.Close()
+		t.Fatal("a server with keys of its own joined the cluster")
+	}
+	if !strings.Contains(err.Error(), "no JetStream leader") {
+		t.Errorf("a server with keys of its own: %v; want it to find no JetStream leader, its routes refused", err)
+	}
+}
+
+// freeLoopbackPorts finds n free loopback ports for routes.
+func freeLoopbackPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
