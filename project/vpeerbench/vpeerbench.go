@@ -422,7 +422,10 @@ func (b *bench) apply(ctx context.Context, n int) (ApplyRow, error) {
 	for i := range b.cfg.Entries {
 		h := i % hosts
 		seqs[h]++
-		r := vpeer.Record{ReplyTo: "_INBOX.bench." + strconv.Itoa(i), Payload: command(wu.OpWork, hostName(h), seqs[h], wu.WorkRequest{V: 1, Seq: seqs[h], Slots: 1})}
+		// Carried as the gateway writes it: a de-duplication id and the
+		// requester's inbox.
+		reply := "_INBOX.bench." + strconv.Itoa(i)
+		r := vpeer.Record{ID: hostName(h) + "." + strconv.FormatUint(seqs[h], 10) + "." + reply, ReplyTo: reply, Payload: command(wu.OpWork, hostName(h), seqs[h], wu.WorkRequest{V: 1, Seq: seqs[h], Slots: 1})}
 		if err := a.add(ctx, r); err != nil {
 			return row, err
 		}
@@ -461,7 +464,8 @@ func (b *bench) raw(ctx context.Context) (float64, error) {
 			}
 			inFlight = inFlight[1:]
 		}
-		msg := &nats.Msg{Subject: name, Data: payload, Header: nats.Header{jetlog.HeaderReplyTo: {"_INBOX.bench." + strconv.Itoa(i)}}}
+		reply := "_INBOX.bench." + strconv.Itoa(i)
+		msg := &nats.Msg{Subject: name, Data: payload, Header: nats.Header{jetlog.HeaderReplyTo: {reply}, jetstream.MsgIDHeader: {"h1." + strconv.Itoa(i) + "." + reply}}}
 		f, err := b.js.PublishMsgAsync(msg)
 		if err != nil {
 			return 0, err
