@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -107,19 +108,41 @@ func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 	if ok {
 		return b, nil
 	}
-	b, err := s.obs.GetBytes(ctx, string(h))
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short())
+	var err error
+	for try := 0; ; try++ {
+		b, err = s.obs.GetBytes(ctx, string(h))
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short())
+		}
+		if err == nil && wu.HashOf(b) != h {
+			err = jetstream.ErrDigestMismatch
+		}
+		// A blob is named by its hash, so every complete copy is the same;
+		// but a second put of it (two gateways finishing one upload after
+		// a retry) replaces its chunks, and a read across the change sees
+		// a mix. Read it again once the put is done.
+		if !errors.Is(err, jetstream.ErrDigestMismatch) || try == getTries-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("get blob %s: %w", h.Short(), ctx.Err())
+		case <-time.After(time.Duration(try+1) * 50 * time.Millisecond):
+		}
+	}
+	if errors.Is(err, jetstream.ErrDigestMismatch) {
+		return nil, fmt.Errorf("blob %s is corrupt in the store", h.Short())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get blob %s: %w", h.Short(), err)
 	}
-	if wu.HashOf(b) != h {
-		return nil, fmt.Errorf("blob %s is corrupt in the store", h.Short())
-	}
 	s.remember(h, b)
 	return b, nil
 }
+
+// getTries is how many times Get reads a blob whose content does not match
+// its hash before it calls it corrupt.
+const getTries = 5
 
 func (s *Store) remember(h wu.Hash, b []byte) {
 	if len(b) > cacheBytes/4 {

@@ -1,0 +1,97 @@
+package blobs
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// flaky answers GetBytes with what a read across a change of the object's
+// chunks gives (the object store's digest check failing) for its first
+// bad reads, then with the stored object; corrupt makes it return other
+// bytes, which no retry cures.
+type flaky struct {
+	jetstream.ObjectStore
+	bad     int
+	corrupt bool
+	reads   int
+}
+
+func (f *flaky) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
+	f.reads++
+	if f.corrupt {
+		return []byte("not the blob"), nil
+	}
+	if f.reads <= f.bad {
+		return nil, jetstream.ErrDigestMismatch
+	}
+	return f.ObjectStore.GetBytes(ctx, name, opts...)
+}
+
+func TestGetReadsAgainAfterADigestMismatch(t *testing.T) {
+	ctx := context.Background()
+	ns, err := natsserver.NewServer(&natsserver.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := Open(ctx, js, Bucket, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := bytes.Repeat([]byte("momonga "), 50_000)
+	h, err := store.Put(ctx, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := store.obs
+
+	// Mismatches that pass: read again until the object reads whole.
+	f := &flaky{ObjectStore: real, bad: getTries - 1}
+	s := &Store{obs: f, cache: map[wu.Hash][]byte{}}
+	b, err := s.Get(ctx, h)
+	if err != nil || !bytes.Equal(b, blob) {
+		t.Fatalf("after %d mismatches: %d bytes, %v", f.bad, len(b), err)
+	}
+	if f.reads != getTries {
+		t.Errorf("read %d times, want %d", f.reads, getTries)
+	}
+
+	// Mismatches that last: the blob is called corrupt.
+	f = &flaky{ObjectStore: real, bad: getTries}
+	s = &Store{obs: f, cache: map[wu.Hash][]byte{}}
+	if _, err := s.Get(ctx, h); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("after %d mismatches: %v, want the blob called corrupt", f.bad, err)
+	}
+
+	// Bytes that are not the blob, however often they are read.
+	f = &flaky{ObjectStore: real, corrupt: true}
+	s = &Store{obs: f, cache: map[wu.Hash][]byte{}}
+	if _, err := s.Get(ctx, h); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("other bytes: %v, want the blob called corrupt", err)
+	}
+	if f.reads != getTries {
+		t.Errorf("other bytes read %d times, want %d", f.reads, getTries)
+	}
+}
