@@ -36,8 +36,11 @@ func (f *flaky) GetBytes(ctx context.Context, name string, opts ...jetstream.Get
 	return f.ObjectStore.GetBytes(ctx, name, opts...)
 }
 
-func TestGetReadsAgainAfterADigestMismatch(t *testing.T) {
-	ctx := context.Background()
+// StartJetStream starts a JetStream server in the test's process, stopped
+// when the test ends, and returns a client of it (for this package's
+// tests, inside and outside the package).
+func StartJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +59,12 @@ func TestGetReadsAgainAfterADigestMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func TestGetReadsAgainAfterADigestMismatch(t *testing.T) {
+	ctx := context.Background()
+	js := StartJetStream(t)
 	store, err := Open(ctx, js, Bucket, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -4,38 +4,10 @@ import (
 	"bytes"
 	"context"
 	"testing"
-	"time"
-
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/momonga-project/momonga/project/blobs"
 	wu "github.com/momonga-project/momonga/workunits"
 )
-
-func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // Two gateways (two Uploads on one stream) take alternate chunks of one
 // upload, as a queue group spreads them in a cluster; the blob is stored
@@ -43,7 +15,7 @@ func startJetStream(t *testing.T) jetstream.JetStream {
 // uploader where the upload stands.
 func TestUploadChunksReachDifferentGateways(t *testing.T) {
 	ctx := context.Background()
-	js := startJetStream(t)
+	js := blobs.StartJetStream(t)
 	store, err := blobs.Open(ctx, js, blobs.Bucket, 1)
 	if err != nil {
 		t.Fatal(err)
