@@ -58,8 +58,10 @@ func app() *cli.App {
 				Name:      "results",
 				Usage:     "download a batch's canonical results, one file per work unit, plus manifest.json",
 				ArgsUsage: "BATCH",
-				Flags:     append(toolFlags(), &cli.StringFlag{Name: "out", Usage: "directory to write into (required)"}),
-				Action:    results,
+				Flags: append(toolFlags(),
+					&cli.StringFlag{Name: "out", Usage: "directory to write into (required)"},
+					&cli.StringFlag{Name: "manifest", Value: "manifest.json", Usage: "file name of the manifest in --out"}),
+				Action: results,
 			},
 			{
 				Name:  "demo",
@@ -380,7 +382,15 @@ func results(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.String("out")
+	out, manifestName := c.String("out"), c.String("manifest")
+	if !wu.ValidName(manifestName) {
+		return fmt.Errorf("--manifest %q: a file name of letters, digits and . _ - is needed", manifestName)
+	}
+	for _, u := range res.Units {
+		if u.Name == manifestName {
+			return fmt.Errorf("work unit %s of batch %s has the manifest's file name; name the manifest otherwise with --manifest NAME", u.Name, res.Batch)
+		}
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -399,7 +409,7 @@ func results(c *cli.Context) error {
 		valid++
 	}
 	manifest, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "manifest.json"), append(manifest, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, manifestName), append(manifest, '\n'), 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("batch %s: %d of %d work units valid, results in %s\n", res.Batch, valid, len(res.Units), out)
