@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
@@ -212,4 +215,137 @@ func freeLoopbackPorts(t *testing.T, n int) []int {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
+}
+
+// startNATSCluster starts n NATS servers with JetStream in the test's
+// process, routed to each other on loopback, and returns them.
+func startNATSCluster(t *testing.T, n int) []*natsserver.Server {
+	t.Helper()
+	ports := freeLoopbackPorts(t, n)
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	var servers []*natsserver.Server
+	for i := range n {
+		ns, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: "ext-" + strconv.Itoa(i), Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: natsserver.ClusterOpts{Name: "ext", Host: "127.0.0.1", Port: ports[i]}, Routes: routes,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		servers = append(servers, ns)
+	}
+	for _, ns := range servers {
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats server not ready")
+		}
+	}
+	return servers
+}
+
+// Two processes serve one project on an external cluster of three NATS
+// servers, as `serve --nats-url n1,n2,n3 --replicas 3` does: both virtual
+// peers' logs are replicated on all three, and when the server that leads
+// the scheduler's log stops, the log takes records again once the others
+// have elected a new leader, and both processes' members apply them.
+func TestServeOnAnExternalCluster(t *testing.T) {
+	servers := startNATSCluster(t, 3)
+	var urls []string
+	for _, ns := range servers {
+		urls = append(urls, ns.ClientURL())
+	}
+	all := strings.Join(urls, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var procs [2]*Server
+	for i := range procs {
+		srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSURL: all, Replicas: 3, GroupSize: 2, Members: 1,
+			Heartbeat: 100 * time.Millisecond, Trust: Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}})
+		if err != nil {
+			t.Fatalf("process %d: %v", i+1, err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		procs[i] = srv
+	}
+	nc, err := nats.Connect(all, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := ""
+	for _, name := range []string{LogStream, AcctStream} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := st.CachedInfo()
+		if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			t.Fatalf("stream %s: %d replicas configured, cluster %+v; want 3", name, info.Config.Replicas, info.Cluster)
+		}
+		if name == LogStream {
+			leader = info.Cluster.Leader
+		}
+	}
+
+	adm, err := admin.Dial(ctx, all, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := adm.AddTeam(ctx, "before", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range servers {
+		if ns.Name() == leader {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
+	var after error
+	for try := 0; ; try++ {
+		callCtx, callCancel := context.WithTimeout(ctx, 3*time.Second)
+		_, after = adm.AddTeam(callCtx, "after", "")
+		callCancel()
+		if after == nil || strings.Contains(after.Error(), "exists") || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the log took no record after its leader %s stopped: %v", leader, after)
+	}
+	for i, srv := range procs {
+		for {
+			var teams []string
+			if err := srv.query(func(m *sched.Machine) {
+				for _, tm := range m.Status().Teams {
+					teams = append(teams, tm.Name)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(teams, "before") && slices.Contains(teams, "after") {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("process %d's member has teams %v, want before and after", i+1, teams)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	st, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("log leader %s stopped; the log's new leader is %s", leader, st.CachedInfo().Cluster.Leader)
 }
