@@ -258,9 +258,13 @@ func signal(c chan struct{}) {
 	}
 }
 
-// startTrustLoops starts the validator and, on a secured server, the loop
-// that closes revoked hosts' connections.
-func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blobs.Store) {
+// startLeaseDuties starts, in a process that runs members of the
+// scheduler's virtual peer, the side effects its lease holder does once
+// for the group (DESIGN §5): comparing outputs (the validator) and deleting
+// old checkpoints. They run in every such process, joined ones too, and act
+// only while a member of this process holds the lease, so they follow the
+// lease wherever it goes.
+func (s *Server) startLeaseDuties(ctx context.Context, store *blobs.Store) {
 	s.trust.wg.Go(func() {
 		validator.Run(ctx, validator.Config{
 			Pending: func(limit int) (p []sched.Comparison) {
@@ -280,13 +284,19 @@ func (s *Server) startTrustLoops(ctx context.Context, log vpeer.Log, store *blob
 				}
 				return store.Get(ctx, h)
 			},
-			Append:   log.Append,
+			Append:   s.log.Append,
 			Interval: s.cfg.ValidateInterval,
 			Wake:     s.trust.wake,
 			Now:      s.cfg.Now,
 			Logger:   s.cfg.Logger.With("part", "validator"),
 		})
 	})
+	s.trust.wg.Go(func() { s.collectCheckpoints(ctx, s.log, store) })
+}
+
+// startRevokeLoop starts, on a secured server, the loop that closes
+// revoked hosts' connections.
+func (s *Server) startRevokeLoop(ctx context.Context) {
 	if s.trust.callout == nil {
 		return
 	}

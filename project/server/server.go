@@ -246,7 +246,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	s.startForwarder(runCtx)
 	if cfg.Join != "" {
-		// A joining process may be a spare, with no member until one lapses.
+		// A joining process may be a spare, with no member until one
+		// lapses; once one of its members holds the lease, it does the
+		// lease holder's duties.
+		var store *blobs.Store
+		err := s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
+			store, err = blobs.Bind(ctx, js, blobs.Bucket)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("join %s: %w", cfg.Join, err)
+		}
+		s.startLeaseDuties(runCtx, store)
 		ok = true
 		return s, nil
 	}
@@ -406,9 +417,9 @@ func (s *Server) startGateway(ctx, runCtx context.Context, js jetstream.JetStrea
 	if err := s.startCallout(); err != nil {
 		return err
 	}
+	s.startRevokeLoop(runCtx)
 	if !s.cfg.MembersElsewhere { // they read a member's state
-		s.startTrustLoops(runCtx, s.log, store)
-		s.trust.wg.Go(func() { s.collectCheckpoints(runCtx, s.log, store) })
+		s.startLeaseDuties(runCtx, store)
 	}
 	if s.cfg.speculate {
 		s.gw.speculate = s.speculate

@@ -223,6 +223,21 @@ func TestStatsPageServesStatus(t *testing.T) {
 // validator, which reads them, can tell the scheduler so.
 func TestValidatorComparesFuzzyOutputs(t *testing.T) {
 	srv, nc, adm := startServer(t)
+	reportFuzzyPair(t, nc, adm)
+	waitUnitValid(t, adm, "f")
+	for _, h := range srv.Status().Hosts {
+		if h.Valid != 1 || h.Credit <= 0 {
+			t.Errorf("host %s: %d valid, credit %g", h.ID, h.Valid, h.Credit)
+		}
+	}
+}
+
+// reportFuzzyPair publishes an app whose outputs agree within a tolerance,
+// submits batch "f" of one unit with quorum 2, and has hosts h1 and h2
+// compute it with outputs that differ in the last digits: only a comparison
+// by the validator can make the unit valid.
+func reportFuzzyPair(t *testing.T, nc *nats.Conn, adm *admin.Client) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := adm.AddApp(ctx, "float", apps.Primes, signed(apps.Primes), wu.Policy{Replication: 2, Quorum: 2, Tolerance: wu.Tolerance{Rel: 1e-9}}); err != nil {
 		t.Fatal(err)
@@ -253,9 +268,15 @@ func TestValidatorComparesFuzzyOutputs(t *testing.T) {
 			t.Fatal(a.Error)
 		}
 	}
+}
+
+// waitUnitValid waits up to 10 s for the first unit of batch to be valid.
+func waitUnitValid(t *testing.T, adm *admin.Client, batch string) {
+	t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := adm.Results(ctx, "f")
+		res, err := adm.Results(ctx, batch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,9 +288,67 @@ func TestValidatorComparesFuzzyOutputs(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
-	for _, h := range srv.Status().Hosts {
-		if h.Valid != 1 || h.Credit <= 0 {
-			t.Errorf("host %s: %d valid, credit %g", h.ID, h.Valid, h.Credit)
+}
+
+// The validator runs where the scheduler's lease is: when a joined
+// process's member holds it, that process compares the outputs.
+func TestValidatorRunsWhereTheLeaseIs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	timing := Config{Heartbeat: 100 * time.Millisecond, Lapse: 300 * time.Millisecond, TickInterval: 100 * time.Millisecond}
+	cfg := timing
+	cfg.DataDir, cfg.NATSListen, cfg.Sched, cfg.Members = t.TempDir(), "127.0.0.1:0", sched.Config{Lease: time.Minute}, 2
+	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	jcfg := timing
+	jcfg.Join, jcfg.Members = srv.ClientURL(), 1
+	spare, err := Start(ctx, jcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	// Kill the serving process's lease holder until the joined process's
+	// member holds the lease; the serving process keeps (or takes again)
+	// the other slot, so that its gateway can answer queries.
+	for !spare.Group().Leading() || !hasReadyMember(srv) {
+		if ctx.Err() != nil {
+			t.Fatal("the joined process never held the lease")
+		}
+		for _, m := range srv.Group().Members() {
+			if m.Status().Leading {
+				srv.Group().Kill(m.ID())
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling the group
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	adm, err := admin.Dial(ctx, srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	reportFuzzyPair(t, nc, adm)
+	waitUnitValid(t, adm, "f")
+	if srv.Group().Leading() || !spare.Group().Leading() {
+		t.Errorf("the lease moved during the test (serving process leading %v, joined %v)", srv.Group().Leading(), spare.Group().Leading())
+	}
+}
+
+func hasReadyMember(s *Server) bool {
+	for _, m := range s.Group().Members() {
+		select {
+		case <-m.Ready():
+			return true
+		default:
 		}
 	}
+	return false
 }
