@@ -3,6 +3,8 @@ package blobs
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,64 @@ func TestGetReadsAgainAfterADigestMismatch(t *testing.T) {
 	}
 	if f.reads != getTries {
 		t.Errorf("other bytes read %d times, want %d", f.reads, getTries)
+	}
+}
+
+// failingPut fails its first Put, as a time-out or a server away would.
+type failingPut struct {
+	jetstream.ObjectStore
+	failed bool
+}
+
+func (f *failingPut) Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	if !f.failed {
+		f.failed = true
+		_, _ = io.Copy(io.Discard, r)
+		return nil, errors.New("nats: timeout")
+	}
+	return f.ObjectStore.Put(ctx, meta, r)
+}
+
+// An upload whose blob fails to be stored keeps its staged chunks: the
+// uploader's next try of the last chunk stores the blob without sending
+// the rest again, and only then is it told the project holds it all.
+func TestUploadKeptWhenTheBlobFailsToBeStored(t *testing.T) {
+	ctx := context.Background()
+	js := StartJetStream(t)
+	store, err := Open(ctx, js, Bucket, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.obs = &failingPut{ObjectStore: store.obs}
+	up, err := OpenUploads(ctx, js, store, 1, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := bytes.Repeat([]byte("momonga "), 2*ChunkBytes/8+100)
+	h, size := wu.HashOf(blob), int64(len(blob))
+	var last int64
+	for off := int64(0); off < size; off += ChunkBytes {
+		last = off
+		done, err := up.Chunk(ctx, "h1", h, size, off, blob[off:min(off+ChunkBytes, size)])
+		if off+ChunkBytes < size && (err != nil || done != off+ChunkBytes) {
+			t.Fatalf("chunk at %d: done %d, %v", off, done, err)
+		}
+		if off+ChunkBytes >= size && err == nil {
+			t.Fatalf("the last chunk was taken (done %d) though the blob could not be stored", done)
+		}
+	}
+	info, err := up.stream.Info(ctx)
+	if err != nil || info.State.Msgs != 3 {
+		t.Fatalf("staged chunks after the failed store: %+v, %v; want all 3 kept", info.State, err)
+	}
+	done, err := up.Chunk(ctx, "h1", h, size, last, blob[last:])
+	if err != nil || done != size {
+		t.Fatalf("the last chunk again: done %d, %v; want %d", done, err, size)
+	}
+	if b, err := store.Get(ctx, h); err != nil || !bytes.Equal(b, blob) {
+		t.Fatalf("stored blob: %d bytes, %v", len(b), err)
+	}
+	if info, err := up.stream.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("staged chunks left after the blob was stored: %+v, %v", info.State, err)
 	}
 }

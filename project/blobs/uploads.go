@@ -87,6 +87,13 @@ func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size
 	if err != nil {
 		return 0, err
 	}
+	if done == size {
+		// Every chunk is staged, but the blob is not stored yet: the
+		// gateway that took the last chunk is still storing it, or failed
+		// to. Store it here (putStaged does nothing if it is there by then),
+		// so that size is answered only once the blob is stored.
+		return u.finish(ctx, subject, want, size)
+	}
 	if offset != done {
 		return done, nil
 	}
@@ -112,8 +119,19 @@ func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size
 	if done < size {
 		return done, nil
 	}
-	defer u.drop(ctx, subject)
-	if err := u.store.putStaged(ctx, want, func(w io.Writer) error { return u.read(ctx, subject, size, w) }); err != nil {
+	return u.finish(ctx, subject, want, size)
+}
+
+// finish stores the blob whose chunks are all staged on subject and drops
+// them. A failure to store that may pass (a time-out, a server away) keeps
+// them, so that the uploader's next try stores the blob without sending it
+// again; staged content that is not the blob is dropped, to start again.
+func (u *Uploads) finish(ctx context.Context, subject string, want wu.Hash, size int64) (int64, error) {
+	err := u.store.putStaged(ctx, want, func(w io.Writer) error { return u.read(ctx, subject, size, w) })
+	if err == nil || wu.ErrorCode(err) == wu.CodeBadRequest {
+		u.drop(ctx, subject)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return size, nil
