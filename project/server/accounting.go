@@ -206,12 +206,37 @@ func deliverOutputs(ctx context.Context, nc *nats.Conn, log vpeer.Log, d account
 	return rc, nil
 }
 
-// ackOutputs appends OpOutputsAcked to the scheduler's log.
-func ackOutputs(ctx context.Context, log vpeer.Log, through uint64) error {
+// ackOutputs appends OpOutputsAcked to the scheduler's log and waits for a
+// member's answer: an acknowledgement the scheduler refuses (beyond the
+// last output it made, which only a log reset behind the accounting peer's
+// back can cause) is an error, not a trimmed outbox.
+func ackOutputs(ctx context.Context, nc *nats.Conn, log vpeer.Log, through uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, receiptTimeout)
+	defer cancel()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	cmd := wu.Command{V: wu.WireVersion, Op: sched.OpOutputsAcked, Body: wu.Encode(sched.OutputsAcked{V: 1, Through: through})}
-	_, err := log.Append(ctx, vpeer.Record{ID: "sched.acked." + strconv.FormatUint(through, 10), Payload: wu.Encode(cmd)})
-	if err != nil && !errors.Is(err, vpeer.ErrDuplicate) {
+	_, err = log.Append(ctx, vpeer.Record{ID: "sched.acked." + strconv.FormatUint(through, 10), ReplyTo: inbox, Payload: wu.Encode(cmd)})
+	if errors.Is(err, vpeer.ErrDuplicate) {
+		return nil // the same acknowledgement is in the log already
+	}
+	if err != nil {
 		return fmt.Errorf("acknowledge outputs to the scheduler: %w", err)
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("acknowledge outputs to the scheduler: no answer: %w", err)
+	}
+	var ack wu.Ack
+	if err := json.Unmarshal(msg.Data, &ack); err != nil {
+		return fmt.Errorf("acknowledge outputs to the scheduler: %w", err)
+	}
+	if ack.Error != nil {
+		return fmt.Errorf("the scheduler refused the acknowledgement of outputs up to %d: %w", through, ack.Error)
 	}
 	return nil
 }
@@ -233,7 +258,7 @@ func (s *Server) newForwarder(leading func() bool) *forwarder {
 		deliver: func(ctx context.Context, d accounting.Delivery) (accounting.Receipt, error) {
 			return deliverOutputs(ctx, s.nc, s.acctLog, d)
 		},
-		ack:      func(ctx context.Context, through uint64) error { return ackOutputs(ctx, s.log, through) },
+		ack:      func(ctx context.Context, through uint64) error { return ackOutputs(ctx, s.nc, s.log, through) },
 		batch:    256,
 		interval: 200 * time.Millisecond,
 		wake:     s.outputs,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -286,5 +287,18 @@ func TestForwarderRoundStopsAtAGap(t *testing.T) {
 	}
 	if _, err := f.round(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An acknowledgement beyond the last output the scheduler made is refused
+// by it, and the forwarder hears so instead of taking it as done.
+func TestAcknowledgementRefusedIsAnError(t *testing.T) {
+	srv, _, _ := startServer(t)
+	ctx := context.Background()
+	// On the server's connection, as the forwarder does: the reply's
+	// publisher follows the subscription on the same connection.
+	err := ackOutputs(ctx, srv.nc, srv.log, 1_000_000)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("acknowledging output 1000000 of none: %v, want a refusal", err)
 	}
 }
