@@ -18,20 +18,9 @@ import (
 // command: `app add` exports their mutable globals, which a raw reactor
 // lacks, rather than refusing them.
 func TestAppAddPreparesReactors(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	keys := t.TempDir()
-	pub, err := signing.Init(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Trust: server.Trust{Open: true, SigningKey: pub}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, key := startOpenProject(t)
 	for _, name := range []string{"mandelr", "mandelc"} {
-		args := []string{"momonga-project", "app", "add", "--server", srv.ClientURL(), "--key", filepath.Join(keys, signing.PrivateFile),
+		args := []string{"momonga-project", "app", "add", "--server", srv.ClientURL(), "--key", key,
 			name, filepath.Join("..", "..", "apps", name+".wasm")}
 		if err := app().Run(args); err != nil {
 			t.Fatalf("%v: %v", args, err)
@@ -47,21 +36,10 @@ func TestAppAddPreparesReactors(t *testing.T) {
 // be overwritten by it, so `results` refuses before it writes anything and
 // says how to name the manifest otherwise; with --manifest it writes both.
 func TestResultsManifestNameClash(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	keys := t.TempDir()
-	pub, err := signing.Init(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Trust: server.Trust{Open: true, SigningKey: pub}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, key := startOpenProject(t)
 	url := srv.ClientURL()
 	run := func(args ...string) error { return app().Run(append([]string{"momonga-project"}, args...)) }
-	if err := run("app", "add", "--server", url, "--key", filepath.Join(keys, signing.PrivateFile), "primes", filepath.Join("..", "..", "apps", "primes.wasm")); err != nil {
+	if err := run("app", "add", "--server", url, "--key", key, "primes", filepath.Join("..", "..", "apps", "primes.wasm")); err != nil {
 		t.Fatal(err)
 	}
 	spec := filepath.Join(t.TempDir(), "spec.json")
@@ -73,7 +51,7 @@ func TestResultsManifestNameClash(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "out")
-	err = run("results", "--server", url, "--out", out, "b")
+	err := run("results", "--server", url, "--out", out, "b")
 	if err == nil || !strings.Contains(err.Error(), "--manifest") {
 		t.Fatalf("results with a unit named manifest.json: %v, want a refusal naming --manifest", err)
 	}
@@ -94,4 +72,23 @@ func TestResultsManifestNameClash(t *testing.T) {
 	if err := run("results", "--server", url, "--out", out, "--manifest", "../x", "b"); err == nil {
 		t.Error("--manifest ../x was taken")
 	}
+}
+
+// startOpenProject starts an open project server with a signing key of its
+// own, stopped when the test ends, and returns it and the key's file.
+func startOpenProject(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys := t.TempDir()
+	pub, err := signing.Init(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Trust: server.Trust{Open: true, SigningKey: pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, filepath.Join(keys, signing.PrivateFile)
 }
