@@ -185,6 +185,7 @@ func printChaos(out io.Writer, rep chaos.Report, events bool) error {
 	printHashes(w, "state hashes", e.Common, e.Hashes, e.Agree)
 	fmt.Fprintf(w, "fresh replica's hash at %d\t%s (%s)\n", e.Common, short(e.AuditHash), map[bool]string{true: "agrees", false: "DISAGREES or missing"}[e.AuditAgrees])
 	printHashes(w, "accounting peer's hashes", e.AcctCommon, e.AcctHashes, e.AcctAgree)
+	fmt.Fprintf(w, "credit counted\t%d grants made by the scheduler; a fresh accounting replica applied %d, counting %d results (%.6g credit)\n", e.Outputs, e.AcctThrough, e.AcctResults, e.AcctCredit)
 	fmt.Fprintf(w, "tasks given to volunteers\t%d, to two hosts: %d\n", e.Assigned, len(e.Duplicates))
 	fmt.Fprintf(w, "results acknowledged\t%d; the scheduler has %d reported, %d units valid; refused: %d\n", e.Acked, e.StateReported, e.StateValid, len(e.Refused))
 	fmt.Fprintf(w, "tasks out on volunteers\t%d held, the scheduler has %d assigned\n", e.Held, e.StateAssigned)

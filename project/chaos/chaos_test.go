@@ -92,6 +92,9 @@ func TestChaosRun(t *testing.T) {
 	if !end.AcctAgree || len(end.AcctHashes) != 3 {
 		t.Errorf("at the end the accounting peer's hashes %v, agree %v", end.AcctHashes, end.AcctAgree)
 	}
+	if end.Outputs == 0 || end.AcctThrough != end.Outputs || end.AcctResults != end.StateValid {
+		t.Errorf("the scheduler made %d grants for %d valid units; the accounting peer applied %d and counted %d results", end.Outputs, end.StateValid, end.AcctThrough, end.AcctResults)
+	}
 	if !end.AuditAgrees {
 		t.Errorf("the fresh replica's hash %q does not match the members' %v", end.AuditHash, end.Hashes)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/vpeer"
@@ -44,6 +45,13 @@ type EndState struct {
 	AcctCommon uint64            `json:"acct_common"`
 	AcctHashes map[string]string `json:"acct_hashes,omitempty"`
 	AcctAgree  bool              `json:"acct_agree"`
+	// Outputs is how many grants the scheduler made; AcctThrough how many
+	// of them a fresh replica of the accounting peer found applied, and
+	// AcctResults and AcctCredit what it counted.
+	Outputs     uint64  `json:"outputs"`
+	AcctThrough uint64  `json:"acct_through"`
+	AcctResults int     `json:"acct_results"`
+	AcctCredit  float64 `json:"acct_credit"`
 	// Audit is a fresh replica built from the newest snapshot and the log
 	// after the run (no slot, no lease, no replies): its hash at Common, and
 	// whether it matches the members'.
@@ -110,10 +118,15 @@ func (r *run) settle(ctx context.Context, l *load, srv *server.Server) EndState 
 		fail("accounting peer: %v", err)
 	}
 
-	st, hash, err := audit(ctx, nc, r.cfg.SnapshotEvery, mark, r.cfg.Logger)
+	st, hash, outputs, err := audit(ctx, nc, r.cfg.SnapshotEvery, mark, r.cfg.Logger)
 	if err != nil {
 		fail("audit: %v", err)
 		return end
+	}
+	end.Outputs = outputs
+	end.AcctThrough, end.AcctResults, end.AcctCredit, err = auditAccounting(ctx, nc, outputs, r.cfg.Logger)
+	if err != nil {
+		fail("accounting audit: %v", err)
 	}
 	end.AuditHash = hash
 	if hash != "" {
@@ -185,37 +198,41 @@ func (end *EndState) check(l *load, st wu.StatusReply) {
 	if end.StateAssigned != end.Held {
 		end.Mismatches = append(end.Mismatches, fmt.Sprintf("the scheduler has %d tasks assigned, the volunteers hold %d", end.StateAssigned, end.Held))
 	}
+	// Every unit has one replica here: one grant for each valid unit,
+	// counted once by the accounting peer.
+	if end.Outputs != uint64(end.StateValid) || end.AcctThrough != end.Outputs || end.AcctResults != end.StateValid {
+		end.Mismatches = append(end.Mismatches, fmt.Sprintf("the scheduler made %d grants for %d valid units; the accounting peer applied %d and counted %d results", end.Outputs, end.StateValid, end.AcctThrough, end.AcctResults))
+	}
 	end.ExactlyOnce = len(end.Duplicates) == 0 && len(end.Refused) == 0 && len(end.Mismatches) == 0 && end.Unanswered == 0
 }
 
 // audit builds one more replica of the scheduler, outside the group: it
 // restores the newest snapshot from before mark, replays the log through
 // mark and returns the scheduler's status and its own state hash at mark.
-func audit(ctx context.Context, nc *nats.Conn, every, mark uint64, logger *slog.Logger) (wu.StatusReply, string, error) {
-	var st wu.StatusReply
+func audit(ctx context.Context, nc *nats.Conn, every, mark uint64, logger *slog.Logger) (st wu.StatusReply, hash string, outputs uint64, err error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return st, "", err
+		return st, "", 0, err
 	}
 	log, err := jetlog.Bind(ctx, js, server.LogStream)
 	if err != nil {
-		return st, "", err
+		return st, "", 0, err
 	}
 	snaps, err := jetlog.BindSnapshots(ctx, js, server.SnapshotsBucket)
 	if err != nil {
-		return st, "", err
+		return st, "", 0, err
 	}
 	reg, err := jetlog.BindRegistry(ctx, js, server.MembersBucket)
 	if err != nil {
-		return st, "", err
+		return st, "", 0, err
 	}
 	spec, err := vpeer.ReadSpec(ctx, reg, server.Group)
 	if err != nil {
-		return st, "", err
+		return st, "", 0, err
 	}
 	var policy sched.Config
 	if err := json.Unmarshal(spec.Params, &policy); err != nil {
-		return st, "", fmt.Errorf("the scheduler's policy: %w", err)
+		return st, "", 0, fmt.Errorf("the scheduler's policy: %w", err)
 	}
 	machine := sched.New(policy)
 	m := vpeer.NewMember(vpeer.MemberConfig{
@@ -230,18 +247,67 @@ func audit(ctx context.Context, nc *nats.Conn, every, mark uint64, logger *slog.
 		select {
 		case err := <-ran:
 			ran <- err
-			return st, "", fmt.Errorf("replica stopped: %w", err)
+			return st, "", 0, fmt.Errorf("replica stopped: %w", err)
 		default:
 		}
-		return st, "", err
+		return st, "", 0, err
 	}
-	m.Query(func() { st = machine.Status() })
+	m.Query(func() { st, outputs = machine.Status(), machine.LastOutput() })
 	for _, c := range m.Status().Checkpoints {
 		if c.Seq == mark {
-			return st, c.Hash, nil
+			return st, c.Hash, outputs, nil
 		}
 	}
-	return st, "", errors.New("the replica has no hash at the snapshot point")
+	return st, "", outputs, errors.New("the replica has no hash at the snapshot point")
+}
+
+// auditAccounting builds one more replica of the accounting peer, outside
+// the group, and follows its log until it has applied the scheduler's
+// outputs up to want (the last one the scheduler made): how far it got,
+// and the results and credit it counted.
+func auditAccounting(ctx context.Context, nc *nats.Conn, want uint64, logger *slog.Logger) (through uint64, results int, credit float64, err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	log, err := jetlog.Bind(ctx, js, server.AcctStream)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	snaps, err := jetlog.BindSnapshots(ctx, js, server.AcctSnapshotsBucket)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	machine := accounting.New()
+	m := vpeer.NewMember(vpeer.MemberConfig{
+		ID: "chaos-audit-acct", Log: log, Machine: machine, Snapshots: snaps,
+		Leading: func() bool { return false }, Logger: logger,
+	})
+	mctx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(mctx) }()
+	defer func() { stop(); <-ran }()
+	for {
+		select {
+		case <-m.Ready():
+			m.Query(func() {
+				through = machine.Through(server.AcctSource)
+				credit, results = machine.Totals()
+			})
+			if through >= want {
+				return through, results, credit, nil
+			}
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return through, results, credit, fmt.Errorf("the accounting peer applied the scheduler's outputs up to %d of %d", through, want)
+		case err := <-ran:
+			ran <- err
+			return through, results, credit, fmt.Errorf("accounting replica stopped: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // snapshotsBefore hides the snapshots at or after seq, so that a replica
