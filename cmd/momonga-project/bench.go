@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -74,9 +73,7 @@ func benchDispatch(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return cliutil.PrintJSON(c.App.Writer, rep)
 	}
 	return printDispatch(c.App.Writer, rep, c.Bool("secure"))
 }

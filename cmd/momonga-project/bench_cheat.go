@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -51,9 +50,7 @@ func benchCheat(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return cliutil.PrintJSON(c.App.Writer, rows)
 	}
 	return printCheat(c.App.Writer, c, rows)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
@@ -66,9 +65,7 @@ func benchCheckpoint(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"checkpoints": rows, "apps": appRows})
+		return cliutil.PrintJSON(c.App.Writer, map[string]any{"checkpoints": rows, "apps": appRows})
 	}
 	return printCheckpointBench(c.App.Writer, rows, appRows)
 }

@@ -342,9 +342,7 @@ func status(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return cliutil.PrintJSON(os.Stdout, st)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "project %s at %s (log entry %d)\n\n", st.Project, st.Now.Format(time.RFC3339), st.Applied)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/vpeer/reliability"
 )
 
@@ -129,9 +129,7 @@ func reliabilityAction(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return cliutil.PrintJSON(c.App.Writer, rep)
 	}
 	return printReliability(c.App.Writer, rep)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -102,9 +101,7 @@ func vpeerStatus(c *cli.Context) error {
 	}
 	groups := vpeer.Summarize(reports)
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(groups)
+		return cliutil.PrintJSON(c.App.Writer, groups)
 	}
 	return printGroups(c.App.Writer, groups)
 }
@@ -264,9 +261,7 @@ func benchVpeerCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return cliutil.PrintJSON(c.App.Writer, rep)
 			}
 			return printVpeerBench(c.App.Writer, rep)
 		},

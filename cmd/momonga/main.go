@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,9 +189,7 @@ func oneArg(c *cli.Context, what string) (string, error) {
 func output(c *cli.Context, v any, print func(io.Writer, any)) error {
 	w := c.App.Writer
 	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return cliutil.PrintJSON(w, v)
 	}
 	print(w, v)
 	return nil

@@ -4,6 +4,8 @@ package cliutil
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -65,4 +67,11 @@ var WorkerCommand = &cli.Command{
 		os.Exit(runner.WorkerMain(os.Stdin, os.Stdout))
 		return nil
 	},
+}
+
+// PrintJSON writes v to w as indented JSON: what a command's --json prints.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
