@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,15 +129,7 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	p.mustCLI("app add", "primes", primesWasm)
 
 	const units, width, quorum = 60, 100_000, 2
-	sieve := newPrimeSieve(units * width)
-	spec := batchSpec{App: "primes", Batch: "primes-cluster", Replication: quorum, Quorum: quorum}
-	want := map[string]int{}
-	for i := range units {
-		a, b := i*width, (i+1)*width
-		name := fmt.Sprintf("u%02d", i)
-		spec.Units = append(spec.Units, unitSpec{Name: name, Args: []string{strconv.Itoa(a), strconv.Itoa(b)}})
-		want[name] = sieve.count(a, b)
-	}
+	spec, want := primesBatch("primes-cluster", units, width, quorum)
 	p.mustCLI("submit", "--spec", p.writeSpec(spec))
 	before := p.waitStatus(60*time.Second, "a quarter of the batch to be valid", func(st wu.StatusReply) bool {
 		b, _ := batchStatus(st, spec.Batch)

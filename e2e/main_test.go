@@ -545,6 +545,22 @@ func poll(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
+// primesBatch is a batch of the primes app with the given name: units work
+// units named u00, u01, … counting the primes in successive ranges of
+// width, each computed by quorum hosts; and the count each must return.
+func primesBatch(name string, units, width, quorum int) (batchSpec, map[string]int) {
+	sieve := newPrimeSieve(units * width)
+	spec := batchSpec{App: "primes", Batch: name, Replication: quorum, Quorum: quorum}
+	want := map[string]int{}
+	for i := range units {
+		a, b := i*width, (i+1)*width
+		unit := fmt.Sprintf("u%02d", i)
+		spec.Units = append(spec.Units, unitSpec{Name: unit, Args: []string{strconv.Itoa(a), strconv.Itoa(b)}})
+		want[unit] = sieve.count(a, b)
+	}
+	return spec, want
+}
+
 // primeSieve tells composites from primes below its length.
 type primeSieve []bool // true: composite
 

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -21,15 +20,7 @@ func TestServerKilledMidBatch(t *testing.T) {
 	p.mustCLI("app add", "primes", primesWasm)
 
 	const units, width, quorum = 60, 100_000, 2
-	sieve := newPrimeSieve(units * width)
-	spec := batchSpec{App: "primes", Batch: "primes-crash", Replication: quorum, Quorum: quorum}
-	want := map[string]int{}
-	for i := range units {
-		a, b := i*width, (i+1)*width
-		name := fmt.Sprintf("u%02d", i)
-		spec.Units = append(spec.Units, unitSpec{Name: name, Args: []string{strconv.Itoa(a), strconv.Itoa(b)}})
-		want[name] = sieve.count(a, b)
-	}
+	spec, want := primesBatch("primes-crash", units, width, quorum)
 	p.mustCLI("submit", "--spec", p.writeSpec(spec))
 	for i := 1; i <= 3; i++ {
 		p.startClient(fmt.Sprintf("vol%d", i))
