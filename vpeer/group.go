@@ -594,6 +594,54 @@ func (g *Group) Query(ctx context.Context, fn func(*Member)) error {
 	}
 }
 
+// QueryLatest is Query for a reader that must see every record the log
+// held when it was called: a linearizable read, as etcd's ReadIndex. It
+// reads the log's last sequence number and runs fn on a ready member of
+// this process once that member has applied it. Use it where a caller
+// expects to see what it was told is done: the reply to a request may come
+// from a member of another process while this process's members are still
+// behind. It waits, until ctx is done, through a log that cannot answer
+// (a replicated stream electing a leader) and through the replacement of
+// the member it was waiting on.
+func (g *Group) QueryLatest(ctx context.Context, fn func(*Member)) error {
+	var last uint64
+	for {
+		var err error
+		if last, err = g.cfg.Log.LastSeq(ctx); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vpeer: group %s: the log's last record: %w", g.cfg.Name, err)
+		case <-time.After(g.cfg.Heartbeat / 10):
+		}
+	}
+	for {
+		// The member furthest ahead, waited on for a while only: it may be
+		// killed, and another may get there first.
+		var best *groupMember
+		for _, m := range g.local() {
+			if m.serving() && (best == nil || m.Applied() > best.Applied()) {
+				best = m
+			}
+		}
+		if best != nil {
+			wctx, cancel := context.WithTimeout(ctx, g.cfg.Heartbeat)
+			err := best.WaitApplied(wctx, last)
+			cancel()
+			if err == nil {
+				best.Query(func() { fn(best.Member) })
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vpeer: group %s: no member of this process applied record %d: %w", g.cfg.Name, last, ctx.Err())
+		case <-time.After(g.cfg.Heartbeat / 10):
+		}
+	}
+}
+
 // ProcessStatus is what one process reports about its part of a group.
 type ProcessStatus struct {
 	Group    string `json:"group"`

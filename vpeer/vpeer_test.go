@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/momonga-project/momonga/vpeer"
 	"github.com/momonga-project/momonga/vpeer/vpeertest"
@@ -229,4 +230,82 @@ func TestMemberRetriesFailedSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	vpeertest.WaitStored(t, s, mark)
+}
+
+// heldLog is a log whose readers see no record past a limit until it is
+// lifted: a member of this process falling behind the log.
+type heldLog struct {
+	*vpeer.MemLog
+	limit atomic.Uint64 // 0: no limit
+	moved chan struct{} // closed when the limit is lifted
+}
+
+func (l *heldLog) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
+	return l.MemLog.Read(ctx, from, func(r vpeer.Record) error {
+		if lim := l.limit.Load(); lim != 0 && r.Seq > lim {
+			select {
+			case <-l.moved:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return fn(r)
+	})
+}
+
+func TestQueryLatestSeesWhatTheLogHolds(t *testing.T) {
+	log := &heldLog{MemLog: vpeer.NewMemLog(), moved: make(chan struct{})}
+	env := vpeertest.Env{Log: log, Snapshots: &vpeer.MemSnapshots{}, Registry: &vpeer.MemRegistry{}}
+	g := vpeertest.StartGroup(t, env, vpeer.GroupConfig{Name: "g", Size: 1, TickInterval: time.Hour})
+	vpeertest.WaitGroupReady(t, 1, g)
+	ctx, cancel := context.WithTimeout(context.Background(), vpeertest.Timeout)
+	defer cancel()
+	get := func(query func(context.Context, func(*vpeer.Member)) error) (int64, error) {
+		var v int64
+		err := query(ctx, func(m *vpeer.Member) { v = m.Machine().(*vpeertest.KV).Get("x") })
+		return v, err
+	}
+
+	// Applied by another process's member, say, and acknowledged: this
+	// process's member has not read it yet.
+	log.limit.Store(vpeertest.Append(t, log, vpeer.Record{Payload: []byte("set x 1")}))
+	vpeertest.Append(t, log, vpeer.Record{Payload: []byte("set x 2")})
+	vpeertest.CheckFor(t, vpeertest.Timeout, 5*time.Millisecond, func() error {
+		if v, err := get(g.Query); err != nil || v != 1 {
+			return fmt.Errorf("x = %d (%v), want 1 applied", v, err)
+		}
+		return nil
+	})
+	if v, err := get(g.Query); err != nil || v != 1 {
+		t.Fatalf("Query: x = %d (%v); want 1, the member being held back", v, err)
+	}
+
+	latest := make(chan int64, 1)
+	go func() {
+		v, err := get(g.QueryLatest)
+		if err != nil {
+			t.Error(err)
+		}
+		latest <- v
+	}()
+	select {
+	case v := <-latest:
+		t.Fatalf("QueryLatest answered x = %d before the member applied the log's last record", v)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(log.moved)
+	if v := <-latest; v != 2 {
+		t.Fatalf("QueryLatest: x = %d, want 2", v)
+	}
+
+	// With nothing to wait for, it answers at once, and it gives up with
+	// ctx.
+	if v, err := get(g.QueryLatest); err != nil || v != 2 {
+		t.Fatalf("QueryLatest: x = %d (%v), want 2", v, err)
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if err := g.QueryLatest(done, func(*vpeer.Member) { t.Error("ran with ctx done") }); err == nil {
+		t.Fatal("QueryLatest with ctx done: no error")
+	}
 }

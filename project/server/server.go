@@ -551,8 +551,10 @@ func (s *Server) StatsURL() string {
 // as while the only one is being replaced.
 const queryTimeout = 10 * time.Second
 
-// Status is the scheduler's state in brief, as a member of this process
-// has applied it, with the credit the accounting peer counts.
+// Status is the scheduler's state in brief, with the credit the accounting
+// peer counts, as of the log's last record when it was asked: it shows
+// every request a volunteer or scientist was told is done, even when the
+// reply came from a member of another process.
 func (s *Server) Status() wu.StatusReply {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
@@ -561,7 +563,7 @@ func (s *Server) Status() wu.StatusReply {
 		pending []accounting.Grant
 		acked   uint64
 	)
-	err := s.group.Query(ctx, func(m *vpeer.Member) {
+	err := s.group.QueryLatest(ctx, func(m *vpeer.Member) {
 		rep = machineOf(m).Status()
 		rep.Applied = m.Applied()
 		pending, acked = outbox(machineOf(m), 0)
@@ -575,11 +577,12 @@ func (s *Server) Status() wu.StatusReply {
 	return rep
 }
 
-// Results lists a page of one batch's results.
+// Results lists a page of one batch's results, as of the log's last record
+// (see Status).
 func (s *Server) Results(q wu.ResultsQuery) (rep wu.ResultsReply, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	qerr := s.group.Query(ctx, func(m *vpeer.Member) { rep, err = machineOf(m).Results(q) })
+	qerr := s.group.QueryLatest(ctx, func(m *vpeer.Member) { rep, err = machineOf(m).Results(q) })
 	if qerr != nil {
 		return rep, wu.Errorf(wu.CodeInternal, "the scheduler is not ready; retry in a few seconds")
 	}
