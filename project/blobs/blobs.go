@@ -29,6 +29,10 @@ const ChunkBytes = 512 << 10
 // Store is the blob store of one project.
 type Store struct {
 	obs jetstream.ObjectStore
+	// claims says which gateway puts a blob (see putOnce); nil when the
+	// project has no claims bucket.
+	claims   jetstream.KeyValue
+	claimTTL time.Duration
 
 	mu    sync.Mutex
 	cache map[wu.Hash][]byte // recently read blobs, for chunked downloads
@@ -40,8 +44,13 @@ type Store struct {
 // volunteers fetch the same app, chunk by chunk.
 const cacheBytes = 64 << 20
 
-// Open creates (or opens) the bucket and returns its Store.
+// Open creates (or opens) the bucket, and the bucket of claims on putting
+// its blobs, and returns its Store.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
+	return open(ctx, js, bucket, replicas, claimTTL)
+}
+
+func open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, ttl time.Duration) (*Store, error) {
 	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      bucket,
 		Description: "momonga blobs by sha-256",
@@ -52,7 +61,11 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("open blob store %s: %w", bucket, err)
 	}
-	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
+	claims, err := openClaims(ctx, js, bucket, replicas, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{obs: obs, claims: claims, claimTTL: ttl, cache: map[wu.Hash][]byte{}}, nil
 }
 
 // Bind returns the Store of an existing bucket without changing its
@@ -66,17 +79,32 @@ func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("find blob store %s: %w", bucket, err)
 	}
-	return &Store{obs: obs, cache: map[wu.Hash][]byte{}}, nil
+	s := &Store{obs: obs, cache: map[wu.Hash][]byte{}}
+	claims, err := js.KeyValue(ctx, claimsBucket(bucket))
+	switch {
+	case err == nil:
+		s.claims = claims
+		if st, err := claims.Status(ctx); err == nil {
+			s.claimTTL = st.TTL()
+		}
+		if s.claimTTL <= 0 {
+			s.claimTTL = claimTTL
+		}
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, fmt.Errorf("find blob claims %s: %w", claimsBucket(bucket), err)
+	}
+	return s, nil
 }
 
 // Put stores b and returns its hash. Storing a blob that is there already
 // does nothing.
 func (s *Store) Put(ctx context.Context, b []byte) (wu.Hash, error) {
 	h := wu.HashOf(b)
-	if _, ok, err := s.Size(ctx, h); err != nil || ok {
-		return h, err
-	}
-	if _, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: string(h)}, bytes.NewReader(b)); err != nil {
+	err := s.putOnce(ctx, h, func(ctx context.Context) error {
+		_, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: string(h)}, bytes.NewReader(b))
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("put blob %s: %w", h.Short(), err)
 	}
 	return h, nil
@@ -118,9 +146,10 @@ func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 			err = jetstream.ErrDigestMismatch
 		}
 		// A blob is named by its hash, so every complete copy is the same;
-		// but a second put of it (two gateways finishing one upload after
-		// a retry) replaces its chunks, and a read across the change sees
-		// a mix. Read it again once the put is done.
+		// but a second put of it replaces its chunks, and a read across
+		// the change sees a mix. Puts are claimed (see putOnce), yet a
+		// claim expires when its process is thought dead: read it again
+		// once the put is done.
 		if !errors.Is(err, jetstream.ErrDigestMismatch) || try == getTries-1 {
 			break
 		}

@@ -201,13 +201,15 @@ func (s *Store) putStaged(ctx context.Context, want wu.Hash, emit func(io.Writer
 	if got := wu.Hash(hex.EncodeToString(sum.Sum(nil))); got != want {
 		return wu.Errorf(wu.CodeBadRequest, "blob content hashes to %s, not %s", got.Short(), want.Short())
 	}
-	if _, ok, err := s.Size(ctx, want); err != nil || ok {
-		return err // stored already, by another gateway finishing the same upload
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(emit(pw)) }()
-	_, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: string(want)}, pr)
-	pr.CloseWithError(err)
+	// Stored already, perhaps by another gateway finishing the same upload
+	// or another host's upload of the same output: putOnce does nothing.
+	err := s.putOnce(ctx, want, func(ctx context.Context) error {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(emit(pw)) }()
+		_, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: string(want)}, pr)
+		pr.CloseWithError(err)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("put blob %s: %w", want.Short(), err)
 	}
