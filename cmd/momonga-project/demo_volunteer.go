@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/momonga-project/momonga/client/daemon"
-	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/cmd/internal/demo"
@@ -38,7 +36,7 @@ func demoVolunteerCommand() *cli.Command {
 			return daemon.Run(ctx, daemon.Config{
 				Prefs:              &dedicated,
 				Monitor:            idle.Unwatched(),
-				Benchmark:          func(context.Context) (host.Benchmarks, error) { return host.Benchmarks{}, nil },
+				Benchmark:          demo.SharedBenchmark(c.String("data")),
 				Control:            "off",
 				DataDir:            c.String("data"),
 				Project:            c.String("project"),
