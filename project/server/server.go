@@ -363,16 +363,13 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAss
 			return nil, nil, spec, fmt.Errorf("join %s: %w", cfg.Join, err)
 		}
 	}
-	var read vpeer.Log = log
-	if s.shared() || cfg.Join != "" {
-		read = guardedLog{trimmingLog: log, stall: 3 * time.Second, logger: cfg.Logger.With("part", "vpeer", "group", a.group)}
-	}
+	log = log.Logged(cfg.Logger.With("part", "vpeer", "group", a.group), 0)
 	group, err := vpeer.NewGroup(vpeer.GroupConfig{
 		Name:          a.group,
 		Size:          spec.Size,
 		Capacity:      cfg.Members,
 		Registry:      reg,
-		Log:           read,
+		Log:           log,
 		Snapshots:     snaps,
 		NewMachine:    newMachine,
 		Reply:         s.nc.Publish,

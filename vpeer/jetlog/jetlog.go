@@ -19,9 +19,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +65,27 @@ type Log struct {
 	stream  jetstream.Stream
 	name    string
 	subject string
+	stall   time.Duration // see Read
+	logger  *slog.Logger
+}
+
+// DefaultStall is how long a reader may deliver nothing while the stream
+// holds records it has not delivered before Read replaces it.
+const DefaultStall = 3 * time.Second
+
+func newLog(js jetstream.JetStream, st jetstream.Stream, name, subject string) *Log {
+	return &Log{js: js, stream: st, name: name, subject: subject, stall: DefaultStall, logger: slog.New(slog.DiscardHandler)}
+}
+
+// Logged returns a copy of l that tells logger when Read replaces a
+// reader, and replaces one that stalls for stall (DefaultStall when 0).
+func (l *Log) Logged(logger *slog.Logger, stall time.Duration) *Log {
+	c := *l
+	c.logger = logger.With("stream", l.name)
+	if stall > 0 {
+		c.stall = stall
+	}
+	return &c
 }
 
 var (
@@ -96,7 +119,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: open stream %s: %w", cfg.Stream, err)
 	}
-	return &Log{js: js, stream: stream, name: cfg.Stream, subject: cfg.Subject}, nil
+	return newLog(js, stream, cfg.Stream, cfg.Subject), nil
 }
 
 // Bind returns the log kept in an existing stream, as a process joining a
@@ -110,7 +133,7 @@ func Bind(ctx context.Context, js jetstream.JetStream, stream string) (*Log, err
 	if len(cfg.Subjects) != 1 {
 		return nil, fmt.Errorf("jetlog: stream %s has subjects %v, want one", stream, cfg.Subjects)
 	}
-	return &Log{js: js, stream: st, name: stream, subject: cfg.Subjects[0]}, nil
+	return newLog(js, st, stream, cfg.Subjects[0]), nil
 }
 
 // Append publishes r and waits for the stream to store it. A record whose ID
@@ -209,13 +232,33 @@ func (l *Log) acked(r vpeer.Record, ack *jetstream.PubAck, err error) (uint64, e
 // Read calls fn for every record from sequence from on (1 when from is 0),
 // in order, through an ordered consumer that survives reconnections and
 // server restarts by resuming after the last record it delivered. It waits
-// for new records until ctx is done (it then returns ctx.Err()) or fn
-// returns an error (returned as is). A record with a malformed header is
-// delivered with Record.Err set.
+// for new records until ctx is done (it then returns ctx.Err()), fn
+// returns an error (returned as is) or the connection is closed. A record
+// with a malformed header is delivered with Record.Err set.
+//
+// On a cluster, a reader has more to survive: when the server leading the
+// stream dies, the consumer must move to another, and one was seen to stop
+// delivering for good while the stream grew. So a reader that delivers
+// nothing for the stall time (see Logged; 3 s by default) while the stream
+// holds records it has not delivered, and fn is not running, is replaced by
+// a new one after the last record delivered; a reader that fails (no
+// stream leader during an election) is replaced after a pause.
 //
 // fn runs on the consumer's delivery goroutine, one record after the
 // other, and never after Read has returned.
 func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
+	return resume(ctx, max(from, 1), fn, resumer{
+		read:   l.readOnce,
+		last:   l.LastSeq,
+		closed: l.js.Conn().IsClosed,
+		stall:  l.stall,
+		logger: l.logger,
+	})
+}
+
+// readOnce is one ordered consumer's part of Read. It ends when ctx is
+// done, fn fails (a final error), or the consumer stops.
+func (l *Log) readOnce(ctx context.Context, from uint64, fn func(vpeer.Record) error) error {
 	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   max(from, 1),
@@ -231,6 +274,7 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 		mu      sync.Mutex
 		stopped bool // under mu: fn is not called any more
 		ended   = make(chan error, 1)
+		lastErr atomic.Pointer[error] // what the consumer reported last
 	)
 	// A callback rather than an iterator: the iterator's Next costs a
 	// timer and a select for every record, which members applying tens of
@@ -243,9 +287,9 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 		}
 		r, err := decode(msg)
 		if err != nil {
-			err = fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
-		} else {
-			err = fn(r)
+			err = final{fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)}
+		} else if err = fn(r); err != nil {
+			err = final{err}
 		}
 		if err != nil {
 			stopped = true
@@ -257,9 +301,11 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 	// on an outstanding pull request, until two heartbeats went missing (ten
 	// seconds with the defaults, one second with these).
 	cc, err := cons.Consume(handle, jetstream.PullHeartbeat(500*time.Millisecond), jetstream.PullExpiry(2*time.Second),
-		jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {
-			// The ordered consumer recovers by itself from what it
-			// reports here; a closed connection closes it.
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// The ordered consumer recovers by itself from most of what
+			// it reports here, and a closed connection closes it; Read
+			// replaces a reader that stalls, and says why it may have.
+			lastErr.Store(&err)
 		}))
 	if err != nil {
 		return fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, err)
@@ -270,6 +316,9 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(vpeer.Record) error
 	case err = <-ended:
 	case <-cc.Closed():
 		err = fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, jetstream.ErrMsgIteratorClosed)
+	}
+	if p := lastErr.Load(); p != nil && !errors.As(err, new(final)) {
+		err = fmt.Errorf("%w (the consumer last reported: %v)", err, *p)
 	}
 	cc.Stop()
 	mu.Lock()
