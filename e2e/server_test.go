@@ -31,9 +31,10 @@ func TestServerKilledMidBatch(t *testing.T) {
 		return b.Valid >= units/3
 	})
 	validBefore := mustBatch(t, before, spec.Batch).Valid
-	// Down for longer than a lease: every task out at the crash has lost
-	// its lease when the server comes back, yet its host still computes it
-	// and may report it late.
+	// Down for longer than a lease: the scheduler sees the gap in its log
+	// and gives every task out at the crash a lease's time from the restart
+	// for its host, still computing, to beat again; a host that does not
+	// loses its task, and may report it late.
 	p.restartServer(lease + beat)
 	after, err := p.status()
 	if err != nil {
@@ -60,9 +61,9 @@ func TestServerKilledMidBatch(t *testing.T) {
 	// A work unit is accepted once, when its quorum-th agreeing result
 	// arrives, and that credits exactly quorum results. Nothing is credited
 	// later: accepting cancels every replica still out, and the scheduler
-	// refuses reports of cancelled tasks. A task whose lease ran out during
-	// the outage is still one task: its former host's late report is taken
-	// while nobody else holds it and refused once it went to another host.
+	// refuses reports of cancelled tasks. A task whose lease ran out is
+	// still one task: its former host's late report is taken while nobody
+	// else holds it and refused once it went to another host.
 	// Failures add replicas, not credit. Hence exactly units × quorum valid
 	// results, however the crash fell.
 	valid, invalid, lost := 0, 0, 0

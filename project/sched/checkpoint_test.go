@@ -56,7 +56,7 @@ func TestCheckpointFollowsTheTask(t *testing.T) {
 
 	// Host a departs: its lease runs out, and b gets the task with the newest
 	// checkpoint.
-	h.tick(31 * time.Second)
+	h.pass(31 * time.Second)
 	bs := h.work("b", 1)
 	if len(bs) != 1 || bs[0].Task != a.Task || bs[0].Checkpoint == nil || bs[0].Checkpoint.Seq != 3 || bs[0].Checkpoint.Base != full.Hash {
 		t.Fatalf("reassigned task without its checkpoint: %+v", bs)

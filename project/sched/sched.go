@@ -117,6 +117,9 @@ func New(cfg Config) *Machine {
 func (m *Machine) Apply(e vpeer.Entry) []byte {
 	m.seq = e.Seq
 	if !e.Time.IsZero() && e.Time.After(m.st.Now) {
+		if !m.st.Now.IsZero() && e.Time.Sub(m.st.Now) > m.cfg.Lease {
+			m.resumeAfterOutage(e.Time)
+		}
 		m.st.Now = e.Time
 	}
 	if e.Tick {
@@ -462,6 +465,24 @@ func (m *Machine) addTask(u *unit, urgent bool) *task {
 		m.st.Unsent = append(m.st.Unsent, t.ID)
 	}
 	return t
+}
+
+// resumeAfterOutage gives every assigned task a whole lease from now, the
+// time of the first entry after a gap in the log longer than a lease.
+// While the scheduler runs, its lease holder puts a tick in the log every
+// second or so; such a gap means the project was down (stopped for an
+// upgrade, or every member lost), and its volunteers could not beat
+// meanwhile. Their tasks are not lost for that: they get a lease's time to
+// beat again, as the project had never stopped. Deadlines stay as they
+// are. Every member sees the same gap in the same entries, so all of them
+// extend the same leases.
+func (m *Machine) resumeAfterOutage(now time.Time) {
+	until := now.Add(m.cfg.Lease)
+	for tid := range m.st.Assigned {
+		if t := m.st.Tasks[tid]; t.LeaseUntil.Before(until) {
+			t.LeaseUntil = until
+		}
+	}
 }
 
 func (m *Machine) tick() {

@@ -49,10 +49,21 @@ func (h *harness) status() wu.StatusReply {
 	return st
 }
 
+// tick puts one tick d after the last entry in the log. A d longer than
+// the lease is a gap in the log: the project was down (see pass).
 func (h *harness) tick(d time.Duration) {
 	h.now = h.now.Add(d)
 	h.seq++
 	h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Tick: true})
+}
+
+// pass lets d go by with the project up: a tick every 10 s, as the lease
+// holder puts one every second.
+func (h *harness) pass(d time.Duration) {
+	for ; d > 10*time.Second; d -= 10 * time.Second {
+		h.tick(10 * time.Second)
+	}
+	h.tick(d)
 }
 
 // req sends a request from host as the next in its sequence and decodes
@@ -223,7 +234,7 @@ func TestLeaseExpiryReissuesToAnotherHost(t *testing.T) {
 			t.Fatalf("beat within the lease told a to abort %v", br.Abort)
 		}
 	}
-	h.tick(31 * time.Second)
+	h.pass(31 * time.Second)
 	b := h.work("b", 1)
 	if len(b) != 1 || b[0].Task != a[0].Task {
 		t.Fatalf("after a's lease ran out b got %+v, want %s", b, a[0].Task)
@@ -386,9 +397,9 @@ func TestHolderKeepsATaskItBeatsForBeforeAnyoneElseTakesIt(t *testing.T) {
 	h.hello("a")
 	h.hello("b")
 	a := h.work("a", 1)
-	// The project was down longer than the lease: the first tick after it
-	// comes back puts the task back in the queue.
-	h.tick(2 * time.Minute)
+	// The holder was silent longer than the lease (its network was down):
+	// the task is back in the queue.
+	h.pass(2 * time.Minute)
 	if n := h.batch().Tasks[wu.TaskUnsent]; n != 1 {
 		t.Fatalf("after the lease ran out: %+v", h.batch())
 	}
@@ -410,12 +421,54 @@ func TestHolderKeepsATaskItBeatsForBeforeAnyoneElseTakesIt(t *testing.T) {
 	h2.hello("a")
 	h2.hello("b")
 	a2 := h2.work("a", 1)
-	h2.tick(2 * time.Minute)
+	h2.pass(2 * time.Minute)
 	if got := h2.work("b", 1); len(got) != 1 {
 		t.Fatal("b did not get the lost task")
 	}
 	h2.must(h2.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a2[0].Task}}}, &br))
 	if len(br.Abort) != 1 {
 		t.Fatalf("old holder not told to abort: %+v", br)
+	}
+}
+
+// The project is down longer than a lease (stopped for an upgrade): its
+// volunteers, unable to beat meanwhile, keep their tasks, with a lease's
+// time from the first entry after the gap to beat again.
+func TestLeasesOutliveTheProjectsOutage(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, 2, 2)
+	for _, host := range []string{"a", "b", "c"} {
+		h.hello(host)
+	}
+	a, b := h.work("a", 1), h.work("b", 1)
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("work: a %v, b %v", a, b)
+	}
+	h.pass(20 * time.Second) // b's lease has 10 s left, a's too
+
+	h.tick(time.Hour) // the first tick after an hour's outage
+	if got := h.batch().Tasks[wu.TaskAssigned]; got != 2 {
+		t.Fatalf("after the outage %d tasks assigned, want both kept: %+v", got, h.batch())
+	}
+	if got := h.work("c", 1); len(got) != 0 {
+		t.Fatalf("c got %+v right after the outage", got)
+	}
+	// a beats again within the new lease and keeps its task; b never comes
+	// back, and loses its task a lease after the outage.
+	h.pass(25 * time.Second)
+	var br wu.BeatReply
+	h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.5}}}, &br))
+	if len(br.Abort) != 0 {
+		t.Fatalf("a, beating within the new lease, was told to abort %v", br.Abort)
+	}
+	h.pass(10 * time.Second)
+	c := h.work("c", 1)
+	if len(c) != 1 || c[0].Task != b[0].Task {
+		t.Fatalf("a lease after the outage c got %+v, want b's task %s", c, b[0].Task)
+	}
+	h.must(h.report("a", a[0].Task, "x"))
+	h.must(h.report("c", c[0].Task, "x"))
+	if bs := h.batch(); bs.Valid != 1 || bs.Tasks[wu.TaskReported] != 2 {
+		t.Fatalf("batch %+v", bs)
 	}
 }

@@ -55,7 +55,7 @@ func TestSnapshotRoundTripExact(t *testing.T) {
 	h.must(h.report("b", bs[0].Task, "7"))
 	h.must(h.report("b", bs[1].Task, "8"))
 	h.req("b", wu.OpResult, wu.Report{V: 1, Seq: 1, Task: bs[2].Task, Outcome: wu.OutcomeFailure, Reason: "crashed"}, nil)
-	h.tick(10 * time.Minute) // a's other tasks are lost and go to retry
+	h.pass(10 * time.Minute) // a's other tasks are lost and go to retry
 	h.work("c", 1)
 	h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: as[1].Task, Fraction: 0.5}}}, nil)
 
