@@ -223,5 +223,9 @@ func (s *Store) Delete(ctx context.Context, h wu.Hash) error {
 	if err := s.obs.Delete(ctx, string(h)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", h.Short(), err)
 	}
+	if s.claims != nil {
+		// The claim kept after its put: the blob may be put again at once.
+		_ = s.claims.Delete(ctx, string(h))
+	}
 	return nil
 }

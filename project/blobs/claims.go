@@ -15,10 +15,14 @@ import (
 // its chunks and deletes the old ones, so a reader between the two sees a
 // mix, or nothing; and two hosts that computed one output upload the same
 // blob, often at the same moment. So a putter first creates the key of the
-// blob in a KV bucket of claims; another putter of the same blob waits
-// until it is stored. A claim is renewed while its put runs and deleted
-// after it; the claim of a process that dies expires with the bucket's TTL,
-// and a waiter takes over.
+// blob in a KV bucket of claims, and checks again that the blob is not
+// stored; another putter of the same blob waits until it is. A claim is
+// renewed while its put runs and kept, once the blob is stored, until it
+// expires with the bucket's TTL: a gateway that looked for the blob just
+// before it was stored, or asked a replica that lags, cannot then claim and
+// put it again. A claim is deleted when its put fails or its blob is
+// deleted, and the claim of a process that dies expires: a waiter then
+// takes over.
 
 // claimsBucket is the KV bucket of the claims on a bucket of blobs.
 func claimsBucket(bucket string) string { return bucket + "_PUTS" }
@@ -41,6 +45,18 @@ func openClaims(ctx context.Context, js jetstream.JetStream, bucket string, repl
 	return kv, nil
 }
 
+// heldByAnother reports whether err says that a claim's key was written
+// by someone else: a Create that found it, or a revision that no longer
+// matches (what Create returns, on a replicated bucket, when it loses a race
+// for a key that was deleted).
+func heldByAnother(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // putOnce runs put unless the blob h is stored, once the claim on putting
 // it is this Store's. Without a claims bucket (a project started before
 // there was one) it only checks that the blob is not stored.
@@ -56,7 +72,7 @@ func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context
 		if err == nil {
 			return s.putClaimed(ctx, h, rev, put)
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !heldByAnother(err) {
 			return fmt.Errorf("claim the put of blob %s: %w", h.Short(), err)
 		}
 		select { // another gateway puts it
@@ -67,40 +83,68 @@ func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context
 	}
 }
 
-// putClaimed runs put while renewing the claim of revision rev, and then
-// deletes the claim. A claim that cannot be renewed may be another
-// gateway's by now: the put is cancelled, and fails.
+// errClaimLost cancels a put whose claim may be another gateway's by now.
+var errClaimLost = errors.New("the claim on putting the blob was lost")
+
+// putClaimed runs put, unless the blob was stored between the caller's
+// look and its claim, while renewing the claim of revision rev. The claim
+// is kept when the blob is stored (see above) and deleted when the put
+// fails. A claim that is found taken, gone, or about to expire unrenewed
+// cancels the put.
 func (s *Store) putClaimed(ctx context.Context, h wu.Hash, rev uint64, put func(context.Context) error) error {
+	if _, ok, err := s.Size(ctx, h); err != nil || ok {
+		s.release(ctx, h, rev, err != nil)
+		return err
+	}
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var lost bool
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(s.claimTTL / 3)
-		defer t.Stop()
+		last := time.Now()
+		next := s.claimTTL / 3
 		for {
 			select {
 			case <-pctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(next):
 			}
-			var err error
-			if rev, err = s.claims.Update(pctx, string(h), nil, rev); err != nil && pctx.Err() == nil {
-				cancel(fmt.Errorf("the claim on putting blob %s was lost: %w", h.Short(), err))
+			r, err := s.claims.Update(pctx, string(h), nil, rev)
+			switch {
+			case err == nil:
+				rev, last, next = r, time.Now(), s.claimTTL/3
+			case pctx.Err() != nil:
 				return
+			case heldByAnother(err) || errors.Is(err, jetstream.ErrKeyNotFound) || time.Since(last) > s.claimTTL*5/6:
+				lost = true
+				cancel(fmt.Errorf("%w: %w", errClaimLost, err))
+				return
+			default: // a time-out, an election: try again soon
+				next = s.claimTTL / 12
 			}
 		}
 	}()
 	err := put(pctx)
-	if cause := context.Cause(pctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+	if cause := context.Cause(pctx); err != nil && errors.Is(cause, errClaimLost) {
 		err = cause
 	}
 	cancel(nil)
 	<-renewed
-	// Deleted whether the put worked or not: a waiter then finds the blob,
-	// or takes the claim and puts it itself.
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer dcancel()
-	_ = s.claims.Delete(dctx, string(h), jetstream.LastRevision(rev)) // else it expires
+	if !lost {
+		s.release(ctx, h, rev, err != nil)
+	}
 	return err
+}
+
+// release ends this Store's claim of revision rev on putting h: it is
+// deleted when drop is set (the put failed, so that a waiter takes over),
+// else left to expire.
+func (s *Store) release(ctx context.Context, h wu.Hash, rev uint64, drop bool) {
+	if !drop {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = s.claims.Delete(dctx, string(h), jetstream.LastRevision(rev)) // else it expires
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -99,8 +100,120 @@ func TestOneGatewayPutsABlobAtATime(t *testing.T) {
 			t.Errorf("gateway %d reads %d bytes, %v", i, len(b), err)
 		}
 	}
-	if _, err := stores[0].claims.Get(ctx, string(wu.HashOf(blob))); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Errorf("the claim after the put: %v, want it deleted", err)
+	// The claim is kept until it expires, so that a gateway that looked
+	// before the blob was stored cannot put it again (next test); deleting
+	// the blob frees it.
+	h := wu.HashOf(blob)
+	if _, err := stores[0].claims.Get(ctx, string(h)); err != nil {
+		t.Errorf("the claim after the put: %v, want it kept", err)
+	}
+	if err := stores[1].Delete(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[0].claims.Get(ctx, string(h)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the claim after the blob was deleted: %v, want it gone", err)
+	}
+	if _, err := stores[1].Put(ctx, blob); err != nil {
+		t.Fatalf("put again after the delete: %v", err)
+	}
+	if n := gates[0].puts.Load(); n != 2 {
+		t.Errorf("%d puts, want 2: the first one and the one after the delete", n)
+	}
+}
+
+// slowLook answers its first GetInfo only once hold is closed, telling
+// asked when it has looked: a gateway that found no blob, then paused.
+type slowLook struct {
+	jetstream.ObjectStore
+	looks atomic.Int32
+	asked chan struct{}
+	hold  chan struct{}
+}
+
+func (s *slowLook) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	info, err := s.ObjectStore.GetInfo(ctx, name, opts...)
+	if s.looks.Add(1) == 1 {
+		close(s.asked)
+		<-s.hold
+	}
+	return info, err
+}
+
+// A gateway finds no blob, and claims it only after another has put it:
+// it does not put it again.
+func TestNoSecondPutAfterTheFirstIsDone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stores, gates, started := gateways(t, 2, claimTTL)
+	open := make(chan struct{})
+	close(open)
+	gates[0].release, gates[1].release = open, open
+	go func() {
+		for range started {
+		}
+	}()
+	late := &slowLook{ObjectStore: stores[1].obs, asked: make(chan struct{}), hold: make(chan struct{})}
+	stores[1].obs = late
+	blob := []byte("one output, computed twice")
+	second := make(chan error, 1)
+	go func() { _, err := stores[1].Put(ctx, blob); second <- err }()
+	<-late.asked
+	if _, err := stores[0].Put(ctx, blob); err != nil {
+		t.Fatal(err)
+	}
+	close(late.hold)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if n := gates[0].puts.Load(); n != 1 {
+		t.Errorf("%d puts of one blob, want 1", n)
+	}
+}
+
+// A put whose claim was taken over (it expired unrenewed, and another
+// gateway claimed the blob) is cancelled, and leaves the new claim alone.
+func TestLostClaimCancelsThePut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stores, gates, started := gateways(t, 2, time.Second)
+	held := make(chan struct{})
+	gates[0].release = held
+	defer close(held)
+	blob := []byte("a blob")
+	h := wu.HashOf(blob)
+	first := make(chan error, 1)
+	go func() { _, err := stores[0].Put(ctx, blob); first <- err }()
+	<-started
+	// The claim expires and another gateway takes it.
+	if err := stores[1].claims.Purge(ctx, string(h)); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := stores[1].claims.Create(ctx, string(h), []byte("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; !errors.Is(err, errClaimLost) {
+		t.Fatalf("the put whose claim was taken: %v, want it cancelled", err)
+	}
+	if e, err := stores[1].claims.Get(ctx, string(h)); err != nil || e.Revision() != rev {
+		t.Fatalf("the other gateway's claim after the first gave up: %v, %v; want revision %d kept", e, err, rev)
+	}
+}
+
+func TestHeldByAnother(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{jetstream.ErrKeyExists, true},
+		{fmt.Errorf("create: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}), true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008}, false}, // no cluster leader
+		{context.DeadlineExceeded, false},
+	} {
+		if got := heldByAnother(tc.err); got != tc.want {
+			t.Errorf("heldByAnother(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 

@@ -317,13 +317,19 @@ func (l *Log) readOnce(ctx context.Context, from uint64, fn func(vpeer.Record) e
 	case <-cc.Closed():
 		err = fmt.Errorf("jetlog: read %s from %d: %w", l.name, from, jetstream.ErrMsgIteratorClosed)
 	}
-	if p := lastErr.Load(); p != nil && !errors.As(err, new(final)) {
-		err = fmt.Errorf("%w (the consumer last reported: %v)", err, *p)
-	}
 	cc.Stop()
 	mu.Lock()
 	stopped = true
 	mu.Unlock()
+	// fn may have failed while ctx ended: its error ends Read all the same.
+	select {
+	case ferr := <-ended:
+		err = ferr
+	default:
+	}
+	if p := lastErr.Load(); p != nil && !errors.As(err, new(final)) {
+		err = fmt.Errorf("%w (the consumer last reported: %v)", err, *p)
+	}
 	return err
 }
 
