@@ -33,6 +33,8 @@ type Store struct {
 	// project has no claims bucket.
 	claims   jetstream.KeyValue
 	claimTTL time.Duration
+	// replicated: its bucket has more than one replica, which may lag.
+	replicated bool
 
 	mu    sync.Mutex
 	cache map[wu.Hash][]byte // recently read blobs, for chunked downloads
@@ -65,7 +67,7 @@ func open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, err
 	}
-	return &Store{obs: obs, claims: claims, claimTTL: ttl, cache: map[wu.Hash][]byte{}}, nil
+	return &Store{obs: obs, claims: claims, claimTTL: ttl, replicated: replicas > 1, cache: map[wu.Hash][]byte{}}, nil
 }
 
 // Bind returns the Store of an existing bucket without changing its
@@ -80,6 +82,11 @@ func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, e
 		return nil, fmt.Errorf("find blob store %s: %w", bucket, err)
 	}
 	s := &Store{obs: obs, cache: map[wu.Hash][]byte{}}
+	st, err := obs.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find blob store %s: %w", bucket, err)
+	}
+	s.replicated = st.Replicas() > 1
 	claims, err := js.KeyValue(ctx, claimsBucket(bucket))
 	switch {
 	case err == nil:
@@ -110,8 +117,40 @@ func (s *Store) Put(ctx context.Context, b []byte) (wu.Hash, error) {
 	return h, nil
 }
 
-// Size reports whether a blob is stored, and its size.
-func (s *Store) Size(ctx context.Context, h wu.Hash) (int64, bool, error) {
+// Size reports whether a blob is stored, and its size. On a replicated
+// store a blob another server stored a moment ago is looked for again for
+// a while before Size says it is not there (see missTries).
+func (s *Store) Size(ctx context.Context, h wu.Hash) (n int64, ok bool, err error) {
+	for try := 0; ; try++ {
+		if n, ok, err = s.look(ctx, h); err != nil || ok || !s.again(ctx, try) {
+			return n, ok, err
+		}
+	}
+}
+
+// missTries is how many times a replicated store is asked for a blob it
+// says it does not hold. Reads are answered by any replica (the object
+// store's direct gets), and one that lags may not yet hold a blob whose
+// put the others acknowledged: a tool's upload, checked at once by a
+// gateway on another server. The pauses between tries add up to 1.5 s.
+const missTries = 5
+
+// again reports, after a blob was not found at try, whether to look for it
+// once more, having paused.
+func (s *Store) again(ctx context.Context, try int) bool {
+	if !s.replicated || try >= missTries-1 {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Duration(50<<try) * time.Millisecond):
+		return true
+	}
+}
+
+// look is Size with one look: for a putter, whom the claims guard.
+func (s *Store) look(ctx context.Context, h wu.Hash) (int64, bool, error) {
 	if !h.Valid() {
 		return 0, false, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", h)
 	}
@@ -137,9 +176,13 @@ func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 		return b, nil
 	}
 	var err error
-	for try := 0; ; try++ {
+	for try, misses := 0, 0; ; {
 		b, err = s.obs.GetBytes(ctx, string(h))
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			if s.again(ctx, misses) {
+				misses++
+				continue
+			}
 			return nil, wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short())
 		}
 		if err == nil && wu.HashOf(b) != h {
@@ -153,10 +196,11 @@ func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 		if !errors.Is(err, jetstream.ErrDigestMismatch) || try == getTries-1 {
 			break
 		}
+		try++
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("get blob %s: %w", h.Short(), ctx.Err())
-		case <-time.After(time.Duration(try+1) * 50 * time.Millisecond):
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
 		}
 	}
 	if errors.Is(err, jetstream.ErrDigestMismatch) {

@@ -62,7 +62,7 @@ func heldByAnother(err error) bool {
 // there was one) it only checks that the blob is not stored.
 func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context) error) error {
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
-		if _, ok, err := s.Size(ctx, h); err != nil || ok {
+		if _, ok, err := s.look(ctx, h); err != nil || ok {
 			return err
 		}
 		if s.claims == nil {
@@ -92,7 +92,7 @@ var errClaimLost = errors.New("the claim on putting the blob was lost")
 // fails. A claim that is found taken, gone, or about to expire unrenewed
 // cancels the put.
 func (s *Store) putClaimed(ctx context.Context, h wu.Hash, rev uint64, put func(context.Context) error) error {
-	if _, ok, err := s.Size(ctx, h); err != nil || ok {
+	if _, ok, err := s.look(ctx, h); err != nil || ok {
 		s.release(ctx, h, rev, err != nil)
 		return err
 	}

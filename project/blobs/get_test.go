@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -163,5 +164,90 @@ func TestUploadKeptWhenTheBlobFailsToBeStored(t *testing.T) {
 	}
 	if info, err := up.stream.Info(ctx); err != nil || info.State.Msgs != 0 {
 		t.Fatalf("staged chunks left after the blob was stored: %+v, %v", info.State, err)
+	}
+}
+
+// lagging answers its first misses reads as a replica that has not yet
+// applied a put does: no such object.
+type lagging struct {
+	jetstream.ObjectStore
+	misses, reads int
+}
+
+func (l *lagging) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
+	if l.reads++; l.reads <= l.misses {
+		return nil, jetstream.ErrObjectNotFound
+	}
+	return l.ObjectStore.GetBytes(ctx, name, opts...)
+}
+
+func (l *lagging) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	if l.reads++; l.reads <= l.misses {
+		return nil, jetstream.ErrObjectNotFound
+	}
+	return l.ObjectStore.GetInfo(ctx, name, opts...)
+}
+
+// On a replicated store, a blob just stored through another server may be
+// missing from the replica that answers: it is looked for again before it
+// is called missing. A single replica has no lag: one look is the answer.
+func TestReplicaLagIsWaitedOut(t *testing.T) {
+	ctx := context.Background()
+	js := StartJetStream(t)
+	store, err := Open(ctx, js, Bucket, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("just uploaded")
+	h, err := store.Put(ctx, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent := wu.HashOf([]byte("never uploaded"))
+	real := store.obs
+	for _, replicated := range []bool{true, false} {
+		read := func(f func(s *Store) error) (reads int, err error) {
+			l := &lagging{ObjectStore: real, misses: 2}
+			s := &Store{obs: l, replicated: replicated, cache: map[wu.Hash][]byte{}}
+			err = f(s)
+			return l.reads, err
+		}
+		reads, err := read(func(s *Store) error {
+			b, err := s.Get(ctx, h)
+			if err == nil && !bytes.Equal(b, blob) {
+				err = errors.New("other bytes")
+			}
+			return err
+		})
+		if replicated && (err != nil || reads != 3) {
+			t.Errorf("replicated Get: %v after %d reads; want the blob at the third", err, reads)
+		}
+		if !replicated && (err == nil || reads != 1) {
+			t.Errorf("single-replica Get: %v after %d reads; want not found at once", err, reads)
+		}
+		reads, err = read(func(s *Store) error {
+			n, ok, err := s.Size(ctx, h)
+			if err == nil && (!ok || n != int64(len(blob))) {
+				err = fmt.Errorf("size %d, stored %v", n, ok)
+			}
+			return err
+		})
+		if replicated && (err != nil || reads != 3) {
+			t.Errorf("replicated Size: %v after %d reads; want the blob at the third", err, reads)
+		}
+		if !replicated && (err == nil || reads != 1) {
+			t.Errorf("single-replica Size: %v after %d reads; want not stored at once", err, reads)
+		}
+		reads, err = read(func(s *Store) error {
+			_, err := s.Get(ctx, absent)
+			return err
+		})
+		want := 1
+		if replicated {
+			want = missTries
+		}
+		if e, ok := errors.AsType[*wu.Error](err); !ok || e.Code != wu.CodeNotFound || reads != want {
+			t.Errorf("replicated %v, a blob never stored: %v after %d reads; want not found after %d", replicated, err, reads, want)
+		}
 	}
 }

@@ -74,7 +74,7 @@ func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size
 	if size < 0 || size > u.maxBytes {
 		return 0, wu.Errorf(wu.CodeTooLarge, "blob of %d bytes is over the %d-byte limit", size, u.maxBytes)
 	}
-	if n, ok, err := u.store.Size(ctx, want); err != nil {
+	if n, ok, err := u.store.look(ctx, want); err != nil {
 		return 0, err
 	} else if ok {
 		if n != size {

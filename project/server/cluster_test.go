@@ -39,7 +39,7 @@ func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	var servers [2]*Server
@@ -162,7 +162,7 @@ func TestSecuredClusterSharesKeys(t *testing.T) {
 		return Config{DataDir: dirs[i], NATSListen: "127.0.0.1:0", Sched: sched.Config{Lease: time.Minute},
 			Cluster: Cluster{Name: "c", Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Routes: routes}}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var servers [2]*Server
 	errs := make(chan error, 2)
