@@ -268,8 +268,7 @@ func (s *Store) Delete(ctx context.Context, h wu.Hash) error {
 		return fmt.Errorf("delete blob %s: %w", h.Short(), err)
 	}
 	if s.claims != nil {
-		// The claim kept after its put: the blob may be put again at once.
-		_ = s.claims.Delete(ctx, string(h))
+		s.freeClaim(ctx, h)
 	}
 	return nil
 }

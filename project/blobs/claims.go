@@ -1,7 +1,10 @@
 package blobs
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -57,10 +60,34 @@ func heldByAnother(err error) bool {
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
+// storedClaim is the value of a claim whose blob is stored: Delete frees
+// such a claim, and only such.
+var storedClaim = []byte("stored")
+
+// newToken names one put's claim, so that a gateway whose write of its
+// claim timed out yet was applied can tell the claim is its own.
+func newToken() []byte {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // never fails
+	return []byte(hex.EncodeToString(b))
+}
+
+// owned reads the claim on h and returns its revision when its value is
+// token, that is, when a write of this put's whose answer was lost was
+// applied.
+func (s *Store) owned(ctx context.Context, h wu.Hash, token []byte) (uint64, bool) {
+	e, err := s.claims.Get(ctx, string(h))
+	if err != nil || !bytes.Equal(e.Value(), token) {
+		return 0, false
+	}
+	return e.Revision(), true
+}
+
 // putOnce runs put unless the blob h is stored, once the claim on putting
 // it is this Store's. Without a claims bucket (a project started before
 // there was one) it only checks that the blob is not stored.
 func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context) error) error {
+	token := newToken()
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
 		if _, ok, err := s.look(ctx, h); err != nil || ok {
 			return err
@@ -68,9 +95,16 @@ func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context
 		if s.claims == nil {
 			return put(ctx)
 		}
-		rev, err := s.claims.Create(ctx, string(h), nil)
+		rev, err := s.claims.Create(ctx, string(h), token)
+		if err != nil {
+			// A Create tried before, or this one, may have been applied
+			// though its answer was lost.
+			if r, ok := s.owned(ctx, h, token); ok {
+				rev, err = r, nil
+			}
+		}
 		if err == nil {
-			return s.putClaimed(ctx, h, rev, put)
+			return s.putClaimed(ctx, h, token, rev, put)
 		}
 		if !heldByAnother(err) {
 			return fmt.Errorf("claim the put of blob %s: %w", h.Short(), err)
@@ -87,13 +121,13 @@ func (s *Store) putOnce(ctx context.Context, h wu.Hash, put func(context.Context
 var errClaimLost = errors.New("the claim on putting the blob was lost")
 
 // putClaimed runs put, unless the blob was stored between the caller's
-// look and its claim, while renewing the claim of revision rev. The claim
-// is kept when the blob is stored (see above) and deleted when the put
-// fails. A claim that is found taken, gone, or about to expire unrenewed
-// cancels the put.
-func (s *Store) putClaimed(ctx context.Context, h wu.Hash, rev uint64, put func(context.Context) error) error {
+// look and its claim, while renewing the claim (value token, revision rev).
+// The claim is kept, marked stored, when the blob is stored (see above)
+// and deleted when the put fails. A claim that is found taken, gone, or
+// about to expire unrenewed cancels the put.
+func (s *Store) putClaimed(ctx context.Context, h wu.Hash, token []byte, rev uint64, put func(context.Context) error) error {
 	if _, ok, err := s.look(ctx, h); err != nil || ok {
-		s.release(ctx, h, rev, err != nil)
+		s.release(ctx, h, rev, err == nil)
 		return err
 	}
 	pctx, cancel := context.WithCancelCause(ctx)
@@ -110,7 +144,13 @@ func (s *Store) putClaimed(ctx context.Context, h wu.Hash, rev uint64, put func(
 				return
 			case <-time.After(next):
 			}
-			r, err := s.claims.Update(pctx, string(h), nil, rev)
+			r, err := s.claims.Update(pctx, string(h), token, rev)
+			if err != nil && heldByAnother(err) {
+				// A renewal that timed out may have been applied.
+				if o, ok := s.owned(pctx, h, token); ok {
+					r, err = o, nil
+				}
+			}
 			switch {
 			case err == nil:
 				rev, last, next = r, time.Now(), s.claimTTL/3
@@ -132,19 +172,32 @@ func (s *Store) putClaimed(ctx context.Context, h wu.Hash, rev uint64, put func(
 	cancel(nil)
 	<-renewed
 	if !lost {
-		s.release(ctx, h, rev, err != nil)
+		s.release(ctx, h, rev, err == nil)
 	}
 	return err
 }
 
-// release ends this Store's claim of revision rev on putting h: it is
-// deleted when drop is set (the put failed, so that a waiter takes over),
-// else left to expire.
-func (s *Store) release(ctx context.Context, h wu.Hash, rev uint64, drop bool) {
-	if !drop {
+// release ends this Store's claim of revision rev on putting h: marked
+// stored, to expire, when the blob is stored; else deleted, so that a
+// waiter takes over. A claim that changed meanwhile is not this Store's
+// any more, and is left alone.
+func (s *Store) release(ctx context.Context, h wu.Hash, rev uint64, stored bool) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if stored {
+		_, _ = s.claims.Update(rctx, string(h), storedClaim, rev) // else it expires
 		return
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = s.claims.Delete(dctx, string(h), jetstream.LastRevision(rev)) // else it expires
+	_ = s.claims.Delete(rctx, string(h), jetstream.LastRevision(rev)) // else it expires
+}
+
+// freeClaim deletes the claim on h if it says its blob is stored (the
+// blob was just deleted), so that the blob may be put again at once; a
+// claim of a put under way is left alone.
+func (s *Store) freeClaim(ctx context.Context, h wu.Hash) {
+	e, err := s.claims.Get(ctx, string(h))
+	if err != nil || !bytes.Equal(e.Value(), storedClaim) {
+		return
+	}
+	_ = s.claims.Delete(ctx, string(h), jetstream.LastRevision(e.Revision()))
 }

@@ -304,3 +304,84 @@ func TestClaimRenewedDuringALongPut(t *testing.T) {
 		t.Errorf("%d puts, want 1", n)
 	}
 }
+
+// answersLost applies the first Update and Create of its claims but
+// answers them as a time-out, as when an election eats the answer.
+type answersLost struct {
+	jetstream.KeyValue
+	updates, creates atomic.Int32
+}
+
+func (a *answersLost) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	r, err := a.KeyValue.Update(ctx, key, value, rev)
+	if a.updates.Add(1) == 1 && err == nil {
+		return 0, errors.New("nats: timeout")
+	}
+	return r, err
+}
+
+func (a *answersLost) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	r, err := a.KeyValue.Create(ctx, key, value, opts...)
+	if a.creates.Add(1) == 1 && err == nil {
+		return 0, errors.New("nats: timeout")
+	}
+	return r, err
+}
+
+// A claim whose Create and first renewal were applied but not answered is
+// still the putter's: the put goes on through renewals and stores the
+// blob, and the claim ends marked stored.
+func TestClaimSurvivesLostAnswers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stores, gates, started := gateways(t, 1, 1200*time.Millisecond)
+	kv := &answersLost{KeyValue: stores[0].claims}
+	stores[0].claims = kv
+	held := make(chan struct{})
+	gates[0].release = held
+	blob := []byte("a blob")
+	h := wu.HashOf(blob)
+	done := make(chan error, 1)
+	go func() { _, err := stores[0].Put(ctx, blob); done <- err }()
+	<-started
+	time.Sleep(1500 * time.Millisecond) // several renewals, the first one unanswered
+	close(held)
+	if err := <-done; err != nil {
+		t.Fatalf("the put: %v", err)
+	}
+	if kv.updates.Load() < 2 {
+		t.Fatalf("%d renewals, want the put to outlive one unanswered", kv.updates.Load())
+	}
+	e, err := kv.KeyValue.Get(ctx, string(h))
+	if err != nil || string(e.Value()) != string(storedClaim) {
+		t.Fatalf("the claim after the put: %v, %v; want it marked stored", e, err)
+	}
+}
+
+// Deleting a blob frees its claim only once the blob is stored: the
+// claim of a put under way stays.
+func TestDeleteLeavesAClaimUnderWay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stores, gates, started := gateways(t, 2, claimTTL)
+	held := make(chan struct{})
+	gates[0].release = held
+	blob := []byte("a blob")
+	h := wu.HashOf(blob)
+	done := make(chan error, 1)
+	go func() { _, err := stores[0].Put(ctx, blob); done <- err }()
+	<-started
+	if err := stores[1].Delete(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := stores[1].claims.Get(ctx, string(h)); err != nil || string(e.Value()) == string(storedClaim) {
+		t.Fatalf("the claim of the put under way after the delete: %v, %v; want it kept", e, err)
+	}
+	close(held)
+	if err := <-done; err != nil {
+		t.Fatalf("the put, its blob deleted while it ran: %v", err)
+	}
+	if n := gates[0].puts.Load(); n != 1 {
+		t.Fatalf("%d puts", n)
+	}
+}
