@@ -117,7 +117,7 @@ func New(cfg Config) *Machine {
 func (m *Machine) Apply(e vpeer.Entry) []byte {
 	m.seq = e.Seq
 	if !e.Time.IsZero() && e.Time.After(m.st.Now) {
-		if !m.st.Now.IsZero() && e.Time.Sub(m.st.Now) > m.cfg.Lease {
+		if !m.st.Now.IsZero() && e.Time.Sub(m.st.Now) > m.outageGap() {
 			m.resumeAfterOutage(e.Time)
 		}
 		m.st.Now = e.Time
@@ -467,15 +467,29 @@ func (m *Machine) addTask(u *unit, urgent bool) *task {
 	return t
 }
 
+// minOutageGap is the shortest gap between ticks taken for an outage: five
+// times the lease holder's tick interval, so that late ticks never extend
+// leases again and again.
+const minOutageGap = 5 * time.Second
+
+// outageGap is how long the log may go without a tick before the scheduler
+// takes it for an outage: a host that beats on time may have beaten last a
+// beat before the gap and need a beat after it, so a gap of more than
+// Lease-2·Beat could take its task.
+func (m *Machine) outageGap() time.Duration {
+	return max(m.cfg.Lease-2*m.cfg.Beat, minOutageGap)
+}
+
 // resumeAfterOutage gives every assigned task a whole lease from now, the
-// time of the first entry after a gap in the log longer than a lease.
+// time of the first entry after a gap in the log longer than outageGap.
 // While the scheduler runs, its lease holder puts a tick in the log every
-// second or so; such a gap means the project was down (stopped for an
-// upgrade, or every member lost), and its volunteers could not beat
-// meanwhile. Their tasks are not lost for that: they get a lease's time to
-// beat again, as the project had never stopped. Deadlines stay as they
-// are. Every member sees the same gap in the same entries, so all of them
-// extend the same leases.
+// second; such a gap means the project was down (stopped for an upgrade,
+// every member lost, a long election), and its volunteers could not beat
+// meanwhile, or their beats were stamped with the time before the gap.
+// Their tasks are not lost for that: they get a lease's time to beat
+// again, as the project had never stopped. Deadlines stay as they are.
+// Every member sees the same gap in the same entries, so all of them extend
+// the same leases.
 func (m *Machine) resumeAfterOutage(now time.Time) {
 	until := now.Add(m.cfg.Lease)
 	for tid := range m.st.Assigned {

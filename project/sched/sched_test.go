@@ -57,11 +57,11 @@ func (h *harness) tick(d time.Duration) {
 	h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Tick: true})
 }
 
-// pass lets d go by with the project up: a tick every 10 s, as the lease
-// holder puts one every second.
+// pass lets d go by with the project up: a tick every second, as the
+// lease holder puts them.
 func (h *harness) pass(d time.Duration) {
-	for ; d > 10*time.Second; d -= 10 * time.Second {
-		h.tick(10 * time.Second)
+	for ; d > time.Second; d -= time.Second {
+		h.tick(time.Second)
 	}
 	h.tick(d)
 }
@@ -469,6 +469,40 @@ func TestLeasesOutliveTheProjectsOutage(t *testing.T) {
 	h.must(h.report("a", a[0].Task, "x"))
 	h.must(h.report("c", c[0].Task, "x"))
 	if bs := h.batch(); bs.Valid != 1 || bs.Tasks[wu.TaskReported] != 2 {
+		t.Fatalf("batch %+v", bs)
+	}
+}
+
+// A gap shorter than a lease can still take a task from a host that beats
+// on time: its last beat came just before the gap, and its next one
+// lands after it. Any gap longer than Lease-2·Beat (10 s here) is an
+// outage.
+func TestShortOutageSparesAHostThatBeatsOnTime(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, 1, 1)
+	h.hello("a")
+	h.hello("b")
+	a := h.work("a", 1)
+	beat := func() *wu.Error {
+		var br wu.BeatReply
+		if e := h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.5}}}, &br); e != nil {
+			return e
+		}
+		if len(br.Abort) != 0 {
+			t.Fatalf("a was told to abort %v", br.Abort)
+		}
+		return nil
+	}
+	h.pass(9 * time.Second)
+	h.must(beat())
+	h.tick(25 * time.Second) // an election, say: no tick for 25 s
+	h.pass(8 * time.Second)  // a's next beat is due 10 s after the last
+	if got := h.work("b", 1); len(got) != 0 {
+		t.Fatalf("b got %+v, the task of a host that beat on time", got)
+	}
+	h.must(beat())
+	h.must(h.report("a", a[0].Task, "x"))
+	if bs := h.batch(); bs.Valid != 1 {
 		t.Fatalf("batch %+v", bs)
 	}
 }
