@@ -61,7 +61,22 @@ type MemberConfig struct {
 	// group has applied: the log is never trimmed past it, so a slow member
 	// does not lose its next records. Nil: this member's own.
 	Floor func() uint64
+	// StartTimeout bounds each listing of the snapshots and each reading of
+	// one when the member starts; default DefaultStartTimeout. A listing
+	// that does not end is tried again, and a snapshot that cannot be read
+	// gives way to an older one.
+	StartTimeout time.Duration
 }
+
+// DefaultStartTimeout is MemberConfig.StartTimeout's default. On a loaded
+// cluster a listing of the snapshots (a watch of their store) was seen to
+// wait for an answer that never came, leaving a member that never became
+// ready.
+const DefaultStartTimeout = 30 * time.Second
+
+// listTries is how many times a member lists the snapshots before it
+// replays the log instead.
+const listTries = 3
 
 // keptCheckpoints is how many recent state hashes a member remembers.
 const keptCheckpoints = 8
@@ -113,6 +128,7 @@ type Member struct {
 	tickTime time.Time // latest Tick time applied
 	caughtUp uint64    // LastSeq when Run started: older records get no reply
 	isReady  bool
+	startTO  time.Duration   // MemberConfig.StartTimeout
 	runCtx   context.Context // Run's, for the work it starts in the background
 	bg       sync.WaitGroup  // that work
 }
@@ -137,6 +153,7 @@ func NewMember(cfg MemberConfig) *Member {
 		every:    cfg.SnapshotEvery,
 		keep:     cfg.KeepSnapshots,
 		floor:    cfg.Floor,
+		startTO:  cfg.StartTimeout,
 		ready:    make(chan struct{}),
 	}
 	if m.now == nil {
@@ -153,6 +170,9 @@ func NewMember(cfg MemberConfig) *Member {
 	}
 	if m.keep <= 0 {
 		m.keep = 2
+	}
+	if m.startTO <= 0 {
+		m.startTO = DefaultStartTimeout
 	}
 	return m
 }
@@ -173,7 +193,16 @@ func (m *Member) Run(ctx context.Context) error {
 	var snaps []SnapshotInfo
 	if m.store != nil {
 		var err error
-		if snaps, err = m.store.List(ctx); err != nil {
+		for try := 1; ; try++ {
+			lctx, cancel := context.WithTimeout(ctx, m.startTO)
+			snaps, err = m.store.List(lctx)
+			cancel()
+			if err == nil || ctx.Err() != nil || try == listTries {
+				break
+			}
+			m.logger.Warn("vpeer: snapshots not listed; trying again", "try", try, "err", err)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -245,6 +274,8 @@ func (m *Member) restore(ctx context.Context, snaps []SnapshotInfo, last uint64)
 
 // restoreOne reads, checks and restores the snapshot stored under seq.
 func (m *Member) restoreOne(ctx context.Context, seq uint64) (SnapshotInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.startTO)
+	defer cancel()
 	r, err := m.store.Open(ctx, seq)
 	if err != nil {
 		return SnapshotInfo{}, err

@@ -309,3 +309,61 @@ func TestQueryLatestSeesWhatTheLogHolds(t *testing.T) {
 		t.Fatal("QueryLatest with ctx done: no error")
 	}
 }
+
+// hangingStore is a snapshot store whose first hang listings and reads
+// wait for ctx to end, as a watch whose answer a loaded cluster lost.
+type hangingStore struct {
+	*vpeer.MemSnapshots
+	lists, opens atomic.Int32
+	hang         int32
+}
+
+func (s *hangingStore) List(ctx context.Context) ([]vpeer.SnapshotInfo, error) {
+	if s.lists.Add(1) <= s.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.MemSnapshots.List(ctx)
+}
+
+func (s *hangingStore) Open(ctx context.Context, seq uint64) (io.ReadCloser, error) {
+	if s.opens.Add(1) <= s.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.MemSnapshots.Open(ctx, seq)
+}
+
+// A member starting on a store that does not answer lists it again, and
+// gives a snapshot it cannot read up for an older one, rather than never
+// becoming ready.
+func TestMemberStartsThroughAStoreThatHangs(t *testing.T) {
+	l := vpeer.NewMemLog()
+	store := &vpeer.MemSnapshots{}
+	first := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: store})
+	vpeertest.WaitReady(t, first)
+	var marks []uint64
+	for i := range 2 {
+		vpeertest.Append(t, l, vpeer.Record{Payload: fmt.Appendf(nil, "add x %d", i+1)})
+		mark, err := vpeer.MarkSnapshot(context.Background(), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vpeertest.WaitStored(t, store, mark)
+		marks = append(marks, mark)
+	}
+
+	hanging := &hangingStore{MemSnapshots: store, hang: 1}
+	m := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: hanging, StartTimeout: 50 * time.Millisecond, Leading: func() bool { return false }})
+	vpeertest.WaitReady(t, m)
+	st := m.Status()
+	if hanging.lists.Load() != 2 || st.Restored == nil || st.Restored.Seq != marks[0] {
+		t.Fatalf("after a listing and a read that hung: %d listings, restored %+v; want 2 listings and the older snapshot, at %d",
+			hanging.lists.Load(), st.Restored, marks[0])
+	}
+	var x int64
+	m.Query(func() { x = m.KV.Get("x") })
+	if x != 3 {
+		t.Fatalf("x = %d, want 3", x)
+	}
+}
