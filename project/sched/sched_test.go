@@ -125,6 +125,15 @@ func (h *harness) work(host string, slots int) []wu.Assignment {
 	return r.Assignments
 }
 
+// beat sends a heartbeat from host for task, fraction done, and returns
+// the tasks the host is told to abort.
+func (h *harness) beat(host, task string, fraction float64) []string {
+	h.t.Helper()
+	var br wu.BeatReply
+	h.must(h.req(host, wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: task, Fraction: fraction}}}, &br))
+	return br.Abort
+}
+
 func (h *harness) report(host, taskID, output string) *wu.Error {
 	return h.req(host, wu.OpResult, wu.Report{V: 1, Seq: 1, Task: taskID, Outcome: wu.OutcomeSuccess,
 		Output: wu.HashOf([]byte(output)), OutputSize: int64(len(output)), CPUSeconds: 10}, nil)
@@ -228,10 +237,8 @@ func TestLeaseExpiryReissuesToAnotherHost(t *testing.T) {
 	// Beats keep the lease alive past its first term.
 	for i := 0; i < 4; i++ {
 		h.tick(20 * time.Second)
-		var br wu.BeatReply
-		h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.5}}}, &br))
-		if len(br.Abort) != 0 {
-			t.Fatalf("beat within the lease told a to abort %v", br.Abort)
+		if abort := h.beat("a", a[0].Task, 0.5); len(abort) != 0 {
+			t.Fatalf("beat within the lease told a to abort %v", abort)
 		}
 	}
 	h.pass(31 * time.Second)
@@ -239,10 +246,8 @@ func TestLeaseExpiryReissuesToAnotherHost(t *testing.T) {
 	if len(b) != 1 || b[0].Task != a[0].Task {
 		t.Fatalf("after a's lease ran out b got %+v, want %s", b, a[0].Task)
 	}
-	var br wu.BeatReply
-	h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task}}}, &br))
-	if len(br.Abort) != 1 {
-		t.Fatalf("a was not told to abort the task it lost: %+v", br)
+	if abort := h.beat("a", a[0].Task, 0); len(abort) != 1 {
+		t.Fatalf("a was not told to abort the task it lost: %v", abort)
 	}
 	if e := h.report("a", a[0].Task, "x"); e == nil || e.Code != wu.CodeNotAssigned {
 		t.Fatalf("late report from the lost holder: %v", e)
@@ -403,10 +408,8 @@ func TestHolderKeepsATaskItBeatsForBeforeAnyoneElseTakesIt(t *testing.T) {
 	if n := h.batch().Tasks[wu.TaskUnsent]; n != 1 {
 		t.Fatalf("after the lease ran out: %+v", h.batch())
 	}
-	var br wu.BeatReply
-	h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.7}}}, &br))
-	if len(br.Abort) != 0 {
-		t.Fatalf("the holder, still computing, was told to abort %v", br.Abort)
+	if abort := h.beat("a", a[0].Task, 0.7); len(abort) != 0 {
+		t.Fatalf("the holder, still computing, was told to abort %v", abort)
 	}
 	if got := h.work("b", 1); len(got) != 0 {
 		t.Fatalf("b got %+v, a task its holder kept", got)
@@ -425,9 +428,8 @@ func TestHolderKeepsATaskItBeatsForBeforeAnyoneElseTakesIt(t *testing.T) {
 	if got := h2.work("b", 1); len(got) != 1 {
 		t.Fatal("b did not get the lost task")
 	}
-	h2.must(h2.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a2[0].Task}}}, &br))
-	if len(br.Abort) != 1 {
-		t.Fatalf("old holder not told to abort: %+v", br)
+	if abort := h2.beat("a", a2[0].Task, 0); len(abort) != 1 {
+		t.Fatalf("old holder not told to abort: %v", abort)
 	}
 }
 
@@ -456,10 +458,8 @@ func TestLeasesOutliveTheProjectsOutage(t *testing.T) {
 	// a beats again within the new lease and keeps its task; b never comes
 	// back, and loses its task a lease after the outage.
 	h.pass(25 * time.Second)
-	var br wu.BeatReply
-	h.must(h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.5}}}, &br))
-	if len(br.Abort) != 0 {
-		t.Fatalf("a, beating within the new lease, was told to abort %v", br.Abort)
+	if abort := h.beat("a", a[0].Task, 0.5); len(abort) != 0 {
+		t.Fatalf("a, beating within the new lease, was told to abort %v", abort)
 	}
 	h.pass(10 * time.Second)
 	c := h.work("c", 1)
@@ -483,24 +483,19 @@ func TestShortOutageSparesAHostThatBeatsOnTime(t *testing.T) {
 	h.hello("a")
 	h.hello("b")
 	a := h.work("a", 1)
-	beat := func() *wu.Error {
-		var br wu.BeatReply
-		if e := h.req("a", wu.OpBeat, wu.Beat{V: 1, Seq: 1, Tasks: []wu.TaskProgress{{Task: a[0].Task, Fraction: 0.5}}}, &br); e != nil {
-			return e
+	beat := func() {
+		if abort := h.beat("a", a[0].Task, 0.5); len(abort) != 0 {
+			t.Fatalf("a was told to abort %v", abort)
 		}
-		if len(br.Abort) != 0 {
-			t.Fatalf("a was told to abort %v", br.Abort)
-		}
-		return nil
 	}
 	h.pass(9 * time.Second)
-	h.must(beat())
+	beat()
 	h.tick(25 * time.Second) // an election, say: no tick for 25 s
 	h.pass(8 * time.Second)  // a's next beat is due 10 s after the last
 	if got := h.work("b", 1); len(got) != 0 {
 		t.Fatalf("b got %+v, the task of a host that beat on time", got)
 	}
-	h.must(beat())
+	beat()
 	h.must(h.report("a", a[0].Task, "x"))
 	if bs := h.batch(); bs.Valid != 1 {
 		t.Fatalf("batch %+v", bs)
