@@ -31,9 +31,9 @@ import (
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
