@@ -20,6 +20,7 @@ import (
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/prefs"
+	"github.com/momonga-project/momonga/internal/procstat"
 	"github.com/momonga-project/momonga/internal/xvfb"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/signing"
@@ -521,15 +522,11 @@ func residentBytes(pid int) int64 {
 }
 
 func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return 0
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
+	return st.State
 }
 
 func allStopped(pids []int) bool {
