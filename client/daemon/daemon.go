@@ -11,7 +11,7 @@
 // project has a goroutine for its network traffic, and each started task one
 // for its worker process. Running tasks checkpoint and ship their
 // checkpoints (checkpoint.go); each project's credentials and the key its
-// apps must be signed with are its attachment (trust.go).
+// apps must be signed with are its attachment (attachment.go).
 package daemon
 
 import (

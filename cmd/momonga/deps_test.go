@@ -17,7 +17,7 @@ func TestDependencies(t *testing.T) {
 		Package: deptest.Module + "/cmd/momonga",
 		File:    "depends.txt",
 		Forbidden: map[string]string{
-			deptest.Module + "/project/":     "the volunteer's client links nothing of the project's side (DESIGN §2)",
+			deptest.Module + "/project/":      "the volunteer's client links nothing of the project's side (DESIGN §2)",
 			"github.com/nats-io/nats-server/": "a NATS server's packages in the client wake it every second and double its size",
 			"github.com/nats-io/jwt/":         "the project issues credentials; the client only presents them",
 		},

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/momonga-project/momonga/internal/atomicfile"
-
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
