@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,6 +105,12 @@ type GroupConfig struct {
 	Snapshots  SnapshotStore       // nil: members replay the whole log
 	NewMachine func() StateMachine // a fresh machine for each member started
 	Reply      func(subject string, data []byte) error
+	// Outputs receives the outputs of the records this process's members
+	// apply (see MemberConfig.Outputs), once for each record however many
+	// members here apply it: the first member to get there hands them on.
+	// Records replayed at start are included, so a receiver acts on what
+	// happened while no member ran here too, if it still matters.
+	Outputs func(seq uint64, outs []any)
 
 	TickInterval  time.Duration // how often the lease holder appends a tick; 0: never
 	SnapshotEvery uint64        // see MemberConfig
@@ -147,6 +154,7 @@ type Group struct {
 	floor    uint64               // lowest applied sequence among live slots
 	observed map[string]observation
 
+	emitted   atomic.Uint64 // the last record whose outputs were handed on
 	ready     chan struct{} // closed when a member here is first ready
 	readyOnce sync.Once
 	exited    chan struct{} // a member stopped
@@ -420,6 +428,7 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		Log:           g.cfg.Log,
 		Machine:       g.cfg.NewMachine(),
 		Reply:         g.cfg.Reply,
+		Outputs:       g.emit,
 		TickInterval:  g.cfg.TickInterval,
 		Now:           g.cfg.Now,
 		Logger:        g.cfg.Logger,
@@ -450,6 +459,25 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		case <-gm.done:
 		}
 	})
+}
+
+// emit hands the outputs of record seq to GroupConfig.Outputs unless a
+// member here has already done so: members apply records in order, so the
+// one furthest ahead is the first at each.
+func (g *Group) emit(seq uint64, outs []any) {
+	if g.cfg.Outputs == nil {
+		return
+	}
+	for {
+		last := g.emitted.Load()
+		if seq <= last {
+			return
+		}
+		if g.emitted.CompareAndSwap(last, seq) {
+			break
+		}
+	}
+	g.cfg.Outputs(seq, outs)
 }
 
 // keepLease renews the lease when a member here holds it, and otherwise

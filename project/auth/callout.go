@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/momonga-project/momonga/project/sched"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -24,7 +23,7 @@ const AttachUserPrefix = wu.AttachUser + "/"
 
 // Directory is what the callout asks of the scheduler's replicated state.
 type Directory interface {
-	HostByNKey(nkey string) (sched.HostCredential, bool)
+	HostByNKey(nkey string) (wu.HostCredential, bool)
 	UserByKeyHash(h wu.Hash) (string, bool)
 }
 

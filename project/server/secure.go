@@ -183,7 +183,7 @@ func (s *Server) throttle(host string) {
 // directory answers the callout from the scheduler's state.
 type directory struct{ s *Server }
 
-func (d directory) HostByNKey(nkey string) (hc sched.HostCredential, ok bool) {
+func (d directory) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
 	_ = d.s.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
 	return hc, ok
 }

@@ -183,6 +183,35 @@ func TestMember(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		}
 	})
 
+	t.Run("OutputsHandedOnInOrder", func(t *testing.T) {
+		l := newLog(t)
+		// Records before the member starts are replayed: their outputs
+		// are handed on too.
+		Append(t, l, vpeer.Record{Payload: []byte("set a 1")})
+		Append(t, l, vpeer.Record{Payload: []byte("add a 1")})
+		var (
+			mu  sync.Mutex
+			got []string
+		)
+		m := StartMember(t, vpeer.MemberConfig{Log: l, Outputs: func(seq uint64, outs []any) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range outs {
+				got = append(got, fmt.Sprintf("%d:%v", seq, o))
+			}
+		}})
+		WaitReady(t, m)
+		Append(t, l, vpeer.Record{Payload: []byte("set b 2")})
+		Append(t, l, vpeer.Record{Payload: []byte("get b")})
+		last := Append(t, l, vpeer.Record{Payload: []byte("set a 3")})
+		WaitApplied(t, m, last)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"1:{a 1}", "3:{b 2}", "5:{a 3}"}; !slices.Equal(got, want) {
+			t.Fatalf("outputs %v, want %v", got, want)
+		}
+	})
+
 	t.Run("RepliesOnlyForNewRecords", func(t *testing.T) {
 		l := newLog(t)
 		var old uint64
