@@ -173,6 +173,7 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 		return nil, wu.Errorf(wu.CodeNotFound, "no host %q", req.Host)
 	}
 	h.Revoked = true
+	m.emit(HostRevoked{h.ID})
 	var back []string
 	for tid := range m.st.Assigned {
 		if m.st.Tasks[tid].Host == h.ID {

@@ -43,6 +43,7 @@ func (m *Machine) grant(t *task, h *host, g float64) {
 		out.Team = u.Team
 	}
 	m.st.Outbox = append(m.st.Outbox, out)
+	m.emit(CreditGranted{out.ID})
 }
 
 // outputsAcked trims the outbox up to the acknowledged output.

@@ -22,6 +22,7 @@ type harness struct {
 	hs  map[string]uint64 // next request seq per requester
 	// acct counts the credit the scheduler grants (status).
 	acct *accounting.Machine
+	outs []any // every output of every entry applied, in order
 }
 
 func newHarness(t testing.TB) *harness {
@@ -32,7 +33,9 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) apply(cmd wu.Command) []byte {
 	h.seq++
-	return h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: wu.Encode(cmd)})
+	reply := h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: wu.Encode(cmd)})
+	h.outs = append(h.outs, h.m.Outputs()...)
+	return reply
 }
 
 // status is the scheduler's status with the credit an accounting machine
@@ -55,6 +58,7 @@ func (h *harness) tick(d time.Duration) {
 	h.now = h.now.Add(d)
 	h.seq++
 	h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Tick: true})
+	h.outs = append(h.outs, h.m.Outputs()...)
 }
 
 // pass lets d go by with the project up: a tick every second, as the

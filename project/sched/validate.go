@@ -103,6 +103,7 @@ func (m *Machine) awaitVerdicts(u *unit, outs []output) bool {
 		for j := i + 1; j < len(outs); j++ {
 			if _, known := u.agrees(outs[i].hash, outs[j].hash); !known {
 				m.st.Compare[u.ID] = true
+				m.emit(CompareNeeded{u.ID})
 				return true
 			}
 		}
