@@ -18,6 +18,10 @@ import (
 // delivered twice are ignored by the accounting peer, so a delivery cut
 // short, or repeated by a new lease holder, is harmless.
 
+// OutputSource names the scheduler's outputs in the accounting peer's
+// de-duplication table (accounting.Delivery.Source).
+const OutputSource = "sched"
+
 // OpOutputsAcked is appended by the project itself: the accounting peer has
 // applied every output up to OutputsAcked.Through.
 const OpOutputsAcked = "outputs.acked"

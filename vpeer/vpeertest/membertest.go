@@ -76,8 +76,8 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
 // RunningMember is a Member running in its own goroutine.
 type RunningMember struct {
 	*vpeer.Member
-	KV      *KV
-	Replies *Replies
+	KV      *KV      // StartMember's machine
+	Replies *Replies // StartMember's replies
 	stop    func() error
 }
 
@@ -95,13 +95,22 @@ func (rm *RunningMember) State() (digest string, last uint64) {
 // (whose Machine and Reply it sets) until the test ends or Stop is called.
 func StartMember(t testing.TB, cfg vpeer.MemberConfig) *RunningMember {
 	t.Helper()
-	rm := &RunningMember{KV: NewKV(), Replies: &Replies{}}
-	cfg.Machine = rm.KV
-	cfg.Reply = rm.Replies.Send
+	kv, replies := NewKV(), &Replies{}
+	cfg.Machine = kv
+	cfg.Reply = replies.Send
+	rm := StartMachine(t, cfg)
+	rm.KV, rm.Replies = kv, replies
+	return rm
+}
+
+// StartMachine runs a member over cfg, with the machine and replies it
+// names, until the test ends or Stop is called.
+func StartMachine(t testing.TB, cfg vpeer.MemberConfig) *RunningMember {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = TestLogger(t)
 	}
-	rm.Member = vpeer.NewMember(cfg)
+	rm := &RunningMember{Member: vpeer.NewMember(cfg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rm.Run(ctx) }()
