@@ -49,7 +49,9 @@ func (d *Duties) Forwarder() *Forwarder {
 			err = d.cfg.Sched.Query(ctx, func(m *sched.Machine) { out = m.Outbox(max) })
 			return out, err
 		},
-		Deliver:  func(ctx context.Context, dl accounting.Delivery) (accounting.Receipt, error) { return Deliver(ctx, d.cfg.Acct, dl) },
+		Deliver: func(ctx context.Context, dl accounting.Delivery) (accounting.Receipt, error) {
+			return Deliver(ctx, d.cfg.Acct, dl)
+		},
 		Ack:      func(ctx context.Context, through uint64) error { return Ack(ctx, d.cfg.Sched, through) },
 		Batch:    256,
 		Interval: d.cfg.CreditInterval,

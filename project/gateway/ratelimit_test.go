@@ -60,4 +60,3 @@ func TestRateLimiterWithAnInjectedClock(t *testing.T) {
 		t.Fatalf("%d buckets kept after an hour idle", n)
 	}
 }
-
