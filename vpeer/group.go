@@ -622,6 +622,27 @@ func (g *Group) Query(ctx context.Context, fn func(*Member)) error {
 	}
 }
 
+// WaitTime waits until a member of this process is ready and has applied
+// a tick, or until ctx is done. Before then a machine that measures
+// leases and deadlines from Entry.Time would count them from the zero
+// time.
+func (g *Group) WaitTime(ctx context.Context) error {
+	for {
+		var now time.Time
+		if err := g.Query(ctx, func(m *Member) { now = m.Status().Time }); err != nil {
+			return err
+		}
+		if !now.IsZero() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vpeer: group %s has no time yet: %w", g.cfg.Name, ctx.Err())
+		case <-time.After(g.cfg.Heartbeat / 10):
+		}
+	}
+}
+
 // QueryLatest is Query for a reader that must see every record the log
 // held when it was called: a linearizable read, as etcd's ReadIndex. It
 // reads the log's last sequence number and runs fn on a ready member of

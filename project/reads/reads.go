@@ -145,3 +145,23 @@ func (r Reads) fillCredit(ctx context.Context, now time.Time, acked uint64, pend
 		}
 	}
 }
+
+// query runs fn on a ready member's scheduler.
+func (r Reads) query(fn func(*sched.Machine)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	return r.Sched.Query(ctx, func(m *vpeer.Member) { fn(schedOf(m)) })
+}
+
+// HostByNKey finds the host that authenticates with the public key nkey:
+// the auth callout asks (auth.Directory).
+func (r Reads) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
+	_ = r.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
+	return hc, ok
+}
+
+// UserByKeyHash finds the user holding the account key with hash h.
+func (r Reads) UserByKeyHash(h wu.Hash) (id string, ok bool) {
+	_ = r.query(func(m *sched.Machine) { id, ok = m.UserByKeyHash(h) })
+	return id, ok
+}

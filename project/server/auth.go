@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
@@ -11,10 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/project/auth"
-	"github.com/momonga-project/momonga/project/reads"
-	"github.com/momonga-project/momonga/project/sched"
-	"github.com/momonga-project/momonga/vpeer"
-	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // Trust configures who may connect to the project and what they may send
@@ -29,17 +24,19 @@ type Trust struct {
 	// SigningKey is the public key apps must be signed with. Without one no
 	// app can be published.
 	SigningKey ed25519.PublicKey
-	// HostLimits bound each host on the NATS server.
+	// HostLimits bound each host on the NATS server (default
+	// auth.DefaultLimits).
 	HostLimits auth.Limits
 	// HostRate and HostBurst bound each host's requests per second at the
 	// gateway; FloodAfter refusals within a second throttle the host (its
-	// connections closed, new ones refused) for ThrottleFor.
+	// connections closed, new ones refused) for ThrottleFor (defaults in
+	// gateway.NewRateLimiter; a minute).
 	HostRate    float64
 	HostBurst   int
 	FloodAfter  int
 	ThrottleFor time.Duration
 	// ValidateInterval is how often the validator looks for outputs to
-	// compare without being prompted.
+	// compare without being prompted (default one second).
 	ValidateInterval time.Duration
 	// Now is the clock of rate limits, throttling and the validator;
 	// default time.Now.
@@ -47,25 +44,8 @@ type Trust struct {
 }
 
 func (t Trust) withDefaults() Trust {
-	if t.HostLimits == (auth.Limits{}) {
-		t.HostLimits = auth.DefaultLimits()
-	}
-	if t.HostRate <= 0 {
-		t.HostRate = 20
-	}
-	if t.HostBurst <= 0 {
-		t.HostBurst = 200
-	}
-	if t.FloodAfter <= 0 {
-		// Far above what a big host starting many tasks at once is
-		// refused, far below a flood (hundreds of thousands a second).
-		t.FloodAfter = 1000
-	}
 	if t.ThrottleFor <= 0 {
 		t.ThrottleFor = time.Minute
-	}
-	if t.ValidateInterval <= 0 {
-		t.ValidateInterval = time.Second
 	}
 	if t.Now == nil {
 		t.Now = time.Now
@@ -81,7 +61,6 @@ const AdminCredsFile = "admin.creds"
 // and the auth callout.
 type authParts struct {
 	authority *auth.Authority
-	calloutNC *nats.Conn
 	callout   *auth.Service
 	credsPath string
 }
@@ -132,36 +111,16 @@ func (s *Server) AdminCreds() string { return s.auth.credsPath }
 
 // startCallout starts the auth callout of a secured server. It answers only
 // once the scheduler has replayed its log.
-func (s *Server) startCallout() error {
-	a := s.auth.authority
-	if a == nil {
-		return nil
+func (s *Server) startCallout() (err error) {
+	if s.auth.authority != nil {
+		s.auth.callout, err = s.auth.authority.StartCallout(s.ns, auth.ServiceConfig{
+			Directory: s.reads(),
+			Ready:     s.group.Ready(),
+			Now:       s.cfg.Now,
+			Logger:    s.cfg.Logger.With("part", "auth"),
+		})
 	}
-	c, err := a.CalloutCreds()
-	if err != nil {
-		return err
-	}
-	s.auth.calloutNC, err = nats.Connect("", nats.InProcessServer(s.ns), nats.UserJWTAndSeed(c.JWT, c.Seed), nats.Name("momonga-auth"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect the auth callout: %w", err)
-	}
-	s.auth.callout, err = auth.StartService(s.auth.calloutNC, auth.ServiceConfig{
-		Authority: a,
-		Directory: directory{s.group},
-		Ready:     s.group.Ready(),
-		Now:       s.cfg.Now,
-		Logger:    s.cfg.Logger.With("part", "auth"),
-	})
 	return err
-}
-
-func (s *Server) stopCallout() {
-	if s.auth.callout != nil {
-		s.auth.callout.Close()
-	}
-	if s.auth.calloutNC != nil {
-		s.auth.calloutNC.Close()
-	}
 }
 
 // throttle cuts off a host that floods the gateway.
@@ -172,23 +131,4 @@ func (s *Server) throttle(host string) {
 	if err := s.auth.callout.Throttle(host, s.cfg.ThrottleFor); err != nil {
 		s.cfg.Logger.Warn("throttle host", "host", host, "err", err)
 	}
-}
-
-// directory answers the callout from the scheduler's state.
-type directory struct{ g *vpeer.Group }
-
-func (d directory) query(fn func(*sched.Machine)) {
-	ctx, cancel := context.WithTimeout(context.Background(), reads.Timeout)
-	defer cancel()
-	_ = d.g.Query(ctx, func(m *vpeer.Member) { fn(m.Machine().(*sched.Machine)) })
-}
-
-func (d directory) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
-	d.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
-	return hc, ok
-}
-
-func (d directory) UserByKeyHash(h wu.Hash) (id string, ok bool) {
-	d.query(func(m *sched.Machine) { id, ok = m.UserByKeyHash(h) })
-	return id, ok
 }

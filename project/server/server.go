@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,8 +100,7 @@ type Server struct {
 	store        *blobs.Store
 	duties       atomic.Pointer[duties.Duties]
 	gw           *gateway.Gateway
-	http         *http.Server
-	httpLn       net.Listener
+	stats        *stats.Server
 	auth         authParts
 
 	cancel context.CancelFunc
@@ -194,17 +192,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// peerAssets names the JetStream assets of one virtual peer.
-type peerAssets struct {
-	group, stream, subject, snapshots string
-	tick                              time.Duration // how often its lease holder appends a tick; 0: never
-}
-
 // openPeers opens (joining, finds) both virtual peers.
 func (s *Server) openPeers(ctx context.Context, js jetstream.JetStream) error {
 	params, _ := json.Marshal(s.cfg.Sched)
-	sa := peerAssets{group: Group, stream: LogStream, subject: LogSubject, snapshots: SnapshotsBucket, tick: s.cfg.TickInterval}
-	log, group, spec, err := s.openPeer(ctx, js, sa, params, func() vpeer.StateMachine { return sched.New(s.cfg.Sched) }, s.outputs)
+	sp := jetlog.Peer{Stream: LogStream, Subject: LogSubject, Snapshots: SnapshotsBucket, Registry: MembersBucket}
+	spec, err := s.openPeer(ctx, js, Group, sp, params, &s.log, &s.group, vpeer.GroupConfig{
+		NewMachine:   func() vpeer.StateMachine { return sched.New(s.cfg.Sched) },
+		Outputs:      s.outputs,
+		TickInterval: s.cfg.TickInterval,
+	})
 	if err != nil {
 		return err
 	}
@@ -212,87 +208,56 @@ func (s *Server) openPeers(ctx context.Context, js jetstream.JetStream) error {
 	if err := json.Unmarshal(spec.Params, &s.cfg.Sched); err != nil {
 		return fmt.Errorf("the scheduler's policy: %w", err)
 	}
-	s.log, s.group = log, group
-	aa := peerAssets{group: AcctGroup, stream: AcctStream, subject: AcctSubject, snapshots: AcctSnapshotsBucket}
-	if s.acctLog, s.acct, _, err = s.openPeer(ctx, js, aa, nil, func() vpeer.StateMachine { return accounting.New() }, nil); err != nil {
+	ap := jetlog.Peer{Stream: AcctStream, Subject: AcctSubject, Snapshots: AcctSnapshotsBucket, Registry: MembersBucket}
+	if _, err := s.openPeer(ctx, js, AcctGroup, ap, nil, &s.acctLog, &s.acct, vpeer.GroupConfig{
+		NewMachine: func() vpeer.StateMachine { return accounting.New() },
+	}); err != nil {
 		return fmt.Errorf("accounting: %w", err)
 	}
 	return nil
 }
 
-// openPeer opens (or, joining, finds) the log, snapshot store and spec of
-// the virtual peer a names, and makes this process's part of it. The group's
-// machines are made with newMachine once the group runs.
-func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, a peerAssets, params []byte, newMachine func() vpeer.StateMachine, outputs func(uint64, []any)) (*jetlog.Log, *vpeer.Group, vpeer.GroupSpec, error) {
-	var (
-		log   *jetlog.Log
-		snaps *jetlog.Snapshots
-		reg   *jetlog.Registry
-		spec  = vpeer.GroupSpec{Size: s.cfg.GroupSize, Params: params}
-		err   error
-	)
-	if s.cfg.mode.joins() {
-		err = s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
-			if log, err = jetlog.Bind(ctx, js, a.stream); err != nil {
-				return err
+// openPeer opens (joining, finds) the assets of virtual peer name and its
+// spec, and makes this process's part of it from gc: its machine, and what
+// it does besides applying.
+func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name string, p jetlog.Peer, params []byte, log **jetlog.Log, group **vpeer.Group, gc vpeer.GroupConfig) (vpeer.GroupSpec, error) {
+	var a jetlog.Assets
+	spec := vpeer.GroupSpec{Size: s.cfg.GroupSize, Params: params}
+	join := s.cfg.mode.joins()
+	err := s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
+		if join {
+			if a, err = p.Bind(ctx, js); err == nil {
+				spec, err = vpeer.ReadSpec(ctx, a.Registry, name)
 			}
-			if snaps, err = jetlog.BindSnapshots(ctx, js, a.snapshots); err != nil {
-				return err
-			}
-			if reg, err = jetlog.BindRegistry(ctx, js, MembersBucket); err != nil {
-				return err
-			}
-			spec, err = vpeer.ReadSpec(ctx, reg, a.group)
 			return err
-		})
-		if err != nil {
-			return nil, nil, spec, fmt.Errorf("join: %w", err)
 		}
-	} else {
-		r := s.cfg.Replicas
-		err = s.untilClusterReady(ctx, func(ctx context.Context) (err error) {
-			if log, err = jetlog.Open(ctx, js, jetlog.Config{Stream: a.stream, Subject: a.subject, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
-				return err
-			}
-			if snaps, err = jetlog.OpenSnapshots(ctx, js, a.snapshots, r); err != nil {
-				return err
-			}
-			reg, err = jetlog.OpenRegistry(ctx, js, MembersBucket, r)
-			return err
-		})
-		if err != nil {
-			return nil, nil, spec, err
-		}
-		if !s.cfg.mode.shared() {
-			err = vpeer.WriteSpec(ctx, reg, a.group, spec)
-		} else if spec, err = vpeer.EnsureSpec(ctx, reg, a.group, spec); err == nil && !bytes.Equal(spec.Params, params) {
-			// Members must all run the same policy: the first server
-			// to start recorded it.
+		a, err = p.Open(ctx, js, s.cfg.Replicas)
+		return err
+	})
+	switch {
+	case err != nil && join:
+		return spec, fmt.Errorf("join: %w", err)
+	case err != nil || join:
+	case !s.cfg.mode.shared():
+		err = vpeer.WriteSpec(ctx, a.Registry, name, spec)
+	default:
+		// Members must all run the same policy: the first server to start
+		// recorded it.
+		if spec, err = vpeer.EnsureSpec(ctx, a.Registry, name, spec); err == nil && !bytes.Equal(spec.Params, params) {
 			s.cfg.Logger.Warn("the policy recorded by the first server differs from this server's flags; using the recorded one",
-				"group", a.group, "recorded", string(spec.Params))
-		}
-		if err != nil {
-			return nil, nil, spec, err
+				"group", name, "recorded", string(spec.Params))
 		}
 	}
-	log = log.Logged(s.cfg.Logger.With("part", "vpeer", "group", a.group), 0)
-	group, err := vpeer.NewGroup(vpeer.GroupConfig{
-		Name:          a.group,
-		Size:          spec.Size,
-		Capacity:      s.cfg.Members,
-		Registry:      reg,
-		Log:           log,
-		Snapshots:     snaps,
-		NewMachine:    newMachine,
-		Reply:         s.nc.Publish,
-		Outputs:       outputs,
-		TickInterval:  a.tick,
-		SnapshotEvery: s.cfg.SnapshotEvery,
-		Heartbeat:     s.cfg.Heartbeat,
-		Lapse:         s.cfg.Lapse,
-		Logger:        s.cfg.Logger.With("part", "vpeer"),
-	})
-	return log, group, spec, err
+	if err != nil {
+		return spec, err
+	}
+	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
+	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
+	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
+	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
+	gc.Logger = s.cfg.Logger.With("part", "vpeer")
+	*group, err = vpeer.NewGroup(gc)
+	return spec, err
 }
 
 // openStore opens the blob store, or joining finds it.
@@ -372,11 +337,11 @@ func (p schedPeer) Query(ctx context.Context, fn func(*sched.Machine)) error {
 }
 
 // waitReady waits until a member of each virtual peer here has replayed
-// its log and the scheduler has applied a tick: before one, it would hand
+// its log, and the scheduler has applied a tick: before one, it would hand
 // out tasks with leases counted from the zero time, all lost at the first
 // tick.
 func (s *Server) waitReady(ctx context.Context) error {
-	for _, g := range []*vpeer.Group{s.group, s.acct} {
+	for _, g := range []*vpeer.Group{s.acct, s.group} {
 		select {
 		case <-g.Ready():
 		case <-s.done:
@@ -385,22 +350,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		var now time.Time
-		if err := s.group.Query(ctx, func(m *vpeer.Member) { now = m.Status().Time }); err != nil {
-			return err
-		}
-		if !now.IsZero() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the scheduler has no time yet: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+	return s.group.WaitTime(ctx)
 }
 
 // serve starts what volunteers and tools talk to: the auth callout, the
@@ -428,21 +378,10 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	if s.cfg.HTTPListen == "" {
-		return nil
+	if s.cfg.HTTPListen != "" {
+		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
 	}
-	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("stats page on %s: %w", s.cfg.HTTPListen, err)
-	}
-	s.httpLn = ln
-	s.http = &http.Server{Handler: stats.Handler(s.Status), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.cfg.Logger.Error("stats page", "err", err)
-		}
-	}()
-	return nil
+	return err
 }
 
 // ClientURL is the NATS URL volunteers and tools connect to.
@@ -460,12 +399,7 @@ func (s *Server) Group() *vpeer.Group { return s.group }
 func (s *Server) Acct() *vpeer.Group { return s.acct }
 
 // StatsURL is the stats page's address, or "" when it is off.
-func (s *Server) StatsURL() string {
-	if s.httpLn == nil {
-		return ""
-	}
-	return "http://" + s.httpLn.Addr().String() + "/"
-}
+func (s *Server) StatsURL() string { return s.stats.URL() }
 
 // reads reads the state from this process's members.
 func (s *Server) reads() reads.Reads { return reads.Reads{Sched: s.group, Acct: s.acct} }
@@ -480,30 +414,10 @@ func (s *Server) Results(q wu.ResultsQuery) (wu.ResultsReply, error) { return s.
 func (s *Server) Accounts() wu.AccountsReply { return s.reads().Accounts() }
 
 // WaitForMembers waits until a member of the scheduler's virtual peer, in
-// any process, is ready and has applied a tick: from then on requests are
-// answered. It is how a server with no members of its own knows its
-// members have come; it asks the members' processes for their status.
+// any process, serves: how a server with no members of its own knows its
+// members have come.
 func (s *Server) WaitForMembers(ctx context.Context) error {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		reports, err := jetlog.GatherStatus(ctx, s.nc, Group, 50*time.Millisecond)
-		if err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("wait for the scheduler's members: %w", err)
-		}
-		for _, g := range vpeer.Summarize(reports) {
-			for _, m := range g.Members {
-				if m.Ready && !m.Time.IsZero() {
-					return nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no member of the scheduler's virtual peer ready with a tick: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+	return jetlog.WaitServing(ctx, s.nc, Group)
 }
 
 // InProcessConn opens a connection to the embedded NATS server that does not
@@ -521,11 +435,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) shutdown() {
-	if s.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.http.Shutdown(ctx)
-		cancel()
-	}
+	s.stats.Close()
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
@@ -536,7 +446,9 @@ func (s *Server) shutdown() {
 	if s.nc != nil {
 		s.nc.Close()
 	}
-	s.stopCallout()
+	if s.auth.callout != nil {
+		s.auth.callout.Close()
+	}
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
