@@ -49,7 +49,12 @@ type Config struct {
 	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
 	Name   string        // host name shown by projects; default the machine's
 	Worker runner.Worker // how to start a worker process
+	// Logger is told what happens; nil = nothing is logged.
 	Logger *slog.Logger
+	// Now is the clock every decision reads (leases, fetch back-offs, the
+	// person's idle time, the CPU duty cycle, when to save the state);
+	// nil = time.Now. Timers that only pace the loops stay on real time.
+	Now func() time.Time
 	// Events, if set, is told what the daemon does (for progress displays
 	// and tests); it must not block.
 	Events func(Event)
@@ -202,6 +207,9 @@ func Run(ctx context.Context, cfg Config) error {
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
@@ -356,17 +364,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.closeMonitor()
 		}
 	}()
-	if d.bench.Stale(d.info, time.Now()) {
+	if d.bench.Stale(d.info, d.now()) {
 		d.runBenchmarks(ctx)
 	}
 	d.mu.Lock()
-	d.busyAt = time.Now()
+	d.busyAt = d.now()
 	for _, p := range d.projects {
 		d.startProjectLocked(p)
 	}
 	d.mu.Unlock()
 	for {
-		next := d.reconcile(time.Now())
+		next := d.reconcile(d.now())
 		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
@@ -391,6 +399,8 @@ func (d *Daemon) kick() {
 }
 
 func (d *Daemon) event(e Event) { d.cfg.Events(e) }
+
+func (d *Daemon) now() time.Time { return d.cfg.Now() }
 
 // runBenchmarks runs the benchmarks and keeps their figures. It does not
 // hold the lock: the control API keeps answering meanwhile.
@@ -417,7 +427,7 @@ func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 		b.Fingerprint = d.info.Fingerprint()
 	}
 	if b.At.IsZero() {
-		b.At = time.Now()
+		b.At = d.now()
 	}
 	d.bench = b
 	d.dirty = true

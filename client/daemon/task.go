@@ -88,7 +88,7 @@ func (d *Daemon) planInputLocked(now time.Time) ([]plan.Task, []plan.Project) {
 func (d *Daemon) startLocked(t *task) {
 	t.state = stateRunning
 	t.stopped = false
-	t.started = time.Now()
+	t.started = d.now()
 	d.dirty = true
 	d.wg.Add(1)
 	go d.runTask(t)
