@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,6 +105,12 @@ type GroupConfig struct {
 	Snapshots  SnapshotStore       // nil: members replay the whole log
 	NewMachine func() StateMachine // a fresh machine for each member started
 	Reply      func(subject string, data []byte) error
+	// Outputs receives the outputs of the records this process's members
+	// apply (see MemberConfig.Outputs), once for each record however many
+	// members here apply it: the first member to get there hands them on.
+	// Records replayed at start are included, so a receiver acts on what
+	// happened while no member ran here too, if it still matters.
+	Outputs func(seq uint64, outs []any)
 
 	TickInterval  time.Duration // how often the lease holder appends a tick; 0: never
 	SnapshotEvery uint64        // see MemberConfig
@@ -147,6 +154,7 @@ type Group struct {
 	floor    uint64               // lowest applied sequence among live slots
 	observed map[string]observation
 
+	emitted   atomic.Uint64 // the last record whose outputs were handed on
 	ready     chan struct{} // closed when a member here is first ready
 	readyOnce sync.Once
 	exited    chan struct{} // a member stopped
@@ -420,6 +428,7 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		Log:           g.cfg.Log,
 		Machine:       g.cfg.NewMachine(),
 		Reply:         g.cfg.Reply,
+		Outputs:       g.emit,
 		TickInterval:  g.cfg.TickInterval,
 		Now:           g.cfg.Now,
 		Logger:        g.cfg.Logger,
@@ -450,6 +459,25 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		case <-gm.done:
 		}
 	})
+}
+
+// emit hands the outputs of record seq to GroupConfig.Outputs unless a
+// member here has already done so: members apply records in order, so the
+// one furthest ahead is the first at each.
+func (g *Group) emit(seq uint64, outs []any) {
+	if g.cfg.Outputs == nil {
+		return
+	}
+	for {
+		last := g.emitted.Load()
+		if seq <= last {
+			return
+		}
+		if g.emitted.CompareAndSwap(last, seq) {
+			break
+		}
+	}
+	g.cfg.Outputs(seq, outs)
 }
 
 // keepLease renews the lease when a member here holds it, and otherwise
@@ -589,6 +617,27 @@ func (g *Group) Query(ctx context.Context, fn func(*Member)) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("vpeer: group %s: no member ready: %w", g.cfg.Name, ctx.Err())
+		case <-time.After(g.cfg.Heartbeat / 10):
+		}
+	}
+}
+
+// WaitTime waits until a member of this process is ready and has applied
+// a tick, or until ctx is done. Before then a machine that measures
+// leases and deadlines from Entry.Time would count them from the zero
+// time.
+func (g *Group) WaitTime(ctx context.Context) error {
+	for {
+		var now time.Time
+		if err := g.Query(ctx, func(m *Member) { now = m.Status().Time }); err != nil {
+			return err
+		}
+		if !now.IsZero() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vpeer: group %s has no time yet: %w", g.cfg.Name, ctx.Err())
 		case <-time.After(g.cfg.Heartbeat / 10):
 		}
 	}

@@ -83,9 +83,11 @@ func TestStopCheckpointsAndAnotherHostResumes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: 200 * time.Millisecond,
-		Sched: sched.Config{Lease: 2 * time.Second, Beat: 500 * time.Millisecond, Retry: 200 * time.Millisecond},
-		Trust: server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}})
+	scfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
+	scfg.TickInterval = 200 * time.Millisecond
+	scfg.Sched = sched.Config{Lease: 2 * time.Second, Beat: 500 * time.Millisecond, Retry: 200 * time.Millisecond}
+	scfg.Trust = server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

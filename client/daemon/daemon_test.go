@@ -76,9 +76,10 @@ func startProject(t *testing.T) *testProject {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Second,
-		Sched: sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond},
-		Trust: server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}})
+	scfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
+	scfg.Sched = sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond}
+	scfg.Trust = server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,29 +149,33 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cfg := server.Config{
-				DataDir:    c.String("data"),
-				NATSListen: c.String("nats-listen"),
-				HTTPListen: c.String("http"),
-				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
-				Members:    c.Int("members"),
-				GroupSize:  c.Int("group-size"),
-				Replicas:   c.Int("replicas"),
-				Logger:     cliutil.Logger(c),
-				Trust:      trust,
-				Cluster: server.Cluster{
-					Name:   c.String("cluster-name"),
-					Listen: c.String("cluster-listen"),
-					Routes: routes(c.StringSlice("routes")),
-				},
+			if c.Int("members") < 1 {
+				return fmt.Errorf("--members %d: a server runs at least one member of each virtual peer", c.Int("members"))
 			}
-			if c.IsSet("nats-url") {
-				// A project on an external NATS server or cluster.
-				cfg.NATSURL, cfg.JoinOptions = c.String("nats-url"), toolOptions(c)
+			cluster := server.Cluster{
+				Name:   c.String("cluster-name"),
+				Listen: c.String("cluster-listen"),
+				Routes: routes(c.StringSlice("routes")),
 			}
-			if cfg.Cluster.Name == "" && (cfg.Cluster.Listen != "" || len(cfg.Cluster.Routes) > 0) {
+			external := c.IsSet("nats-url")
+			var cfg server.Config
+			switch {
+			case external && cluster.Name != "":
+				return errors.New("a project on an external NATS (--nats-url) runs no NATS server of its own to cluster (--cluster-name)")
+			case external:
+				cfg = server.External(c.String("nats-url"), toolOptions(c)...)
+			case cluster.Name != "":
+				cfg = server.Clustered(c.String("data"), c.String("nats-listen"), cluster)
+			case cluster.Listen != "" || len(cluster.Routes) > 0:
 				return fmt.Errorf("--cluster-listen and --routes need --cluster-name")
+			default:
+				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
+			cfg.HTTPListen = c.String("http")
+			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}
+			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
+			cfg.Logger = cliutil.Logger(c)
+			cfg.Trust = trust
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -180,7 +185,7 @@ func serveCommand() *cli.Command {
 				fmt.Printf(", stats %s", u)
 			}
 			fmt.Println()
-			if cfg.NATSURL != "" {
+			if external {
 				fmt.Println("external NATS: its own accounts and permissions protect the project")
 			} else if p := srv.AdminCreds(); p != "" {
 				fmt.Printf("project tools: --creds %s\n", p)

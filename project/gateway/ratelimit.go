@@ -1,4 +1,4 @@
-package auth
+package gateway
 
 import (
 	"sync"
@@ -45,7 +45,21 @@ type Decision struct {
 // NewRateLimiter allows rate requests per second per key with bursts of
 // burst; floodAfter refusals within a second make a key flooding. now is
 // the clock (time.Now when nil).
+//
+// A rate, burst or flood threshold of 0 takes the default: 20 requests a
+// second with a burst of 200, and a flood at 1,000 refusals within a
+// second, far above what a big host starting many tasks at once is refused
+// and far below a flood (hundreds of thousands a second).
 func NewRateLimiter(rate float64, burst, floodAfter int, now func() time.Time) *RateLimiter {
+	if rate <= 0 {
+		rate = 20
+	}
+	if burst <= 0 {
+		burst = 200
+	}
+	if floodAfter <= 0 {
+		floodAfter = 1000
+	}
 	if now == nil {
 		now = time.Now
 	}
