@@ -191,16 +191,6 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 	return c.now
 }
 
-// procState is a process's state letter from /proc: R, S, T (stopped)...;
-// 0 when it cannot be read.
-func procState(pid int) byte {
-	st, err := procstat.Read("/proc", pid)
-	if err != nil {
-		return 0
-	}
-	return st.State
-}
-
 func workerPIDs(d *Daemon) []int {
 	var pids []int
 	for _, t := range d.Tasks() {
@@ -209,24 +199,6 @@ func workerPIDs(d *Daemon) []int {
 		}
 	}
 	return pids
-}
-
-func allStopped(pids []int) bool {
-	for _, pid := range pids {
-		if procState(pid) != 'T' {
-			return false
-		}
-	}
-	return len(pids) > 0
-}
-
-func noneStopped(pids []int) bool {
-	for _, pid := range pids {
-		if s := procState(pid); s == 'T' || s == 0 {
-			return false
-		}
-	}
-	return len(pids) > 0
 }
 
 func quickPrefs() *prefs.Prefs {
@@ -242,13 +214,13 @@ func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 	obs := &fakeObserver{lastInput: clock.Now().Add(-time.Hour)}
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Monitor: obs, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 
-	wait.For(t, 20*time.Second, "two running tasks", func() bool { return noneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
+	wait.For(t, 20*time.Second, "two running tasks", func() bool { return procstat.NoneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
 	pids := workerPIDs(d)
 	// The daemon's clock stands still: the loop alone, on its real poll
 	// interval, must notice the input.
 	input := time.Now()
 	obs.set(func(f *fakeObserver) { f.lastInput = clock.Now() })
-	wait.For(t, 5*time.Second, "tasks stopped", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "tasks stopped", func() bool { return procstat.AllStopped(pids) })
 	took := time.Since(input)
 	t.Logf("input to all tasks stopped: %v", took)
 	if took > time.Second {
@@ -266,7 +238,7 @@ func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 	if s := d.Status(); !s.Computing || s.Running != 2 {
 		t.Errorf("3 s after the input: %+v, want both tasks running", s)
 	}
-	wait.For(t, 5*time.Second, "tasks resumed", func() bool { return noneStopped(pids) })
+	wait.For(t, 5*time.Second, "tasks resumed", func() bool { return procstat.NoneStopped(pids) })
 }
 
 func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
@@ -275,11 +247,11 @@ func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 	obs := &fakeObserver{}
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: obs, Prefs: quickPrefs(), Now: clock.Now})
-	wait.For(t, 20*time.Second, "a running task", func() bool { return noneStopped(workerPIDs(d)) })
+	wait.For(t, 20*time.Second, "a running task", func() bool { return procstat.NoneStopped(workerPIDs(d)) })
 	pids := workerPIDs(d)
 
 	obs.set(func(f *fakeObserver) { f.otherCPU = 0.5 })
-	wait.For(t, 5*time.Second, "suspended for other programs", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "suspended for other programs", func() bool { return procstat.AllStopped(pids) })
 	if r := d.Status().Reason; !strings.Contains(r, "other programs use 50%") {
 		t.Errorf("reason %q", r)
 	}
@@ -306,7 +278,7 @@ func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 		t.Errorf("resumed by the volunteer while other programs' CPU was not yet calm: %+v", s)
 	}
 	d.reconcile(clock.Advance(idle.CPUCalm))
-	wait.For(t, 5*time.Second, "resumed", func() bool { return noneStopped(pids) })
+	wait.For(t, 5*time.Second, "resumed", func() bool { return procstat.NoneStopped(pids) })
 
 	// A wrong token is refused.
 	addr, _ := os.ReadFile(filepath.Join(d.cfg.DataDir, control.AddrFile))
@@ -343,9 +315,9 @@ func TestCPUUsageLimitByDutyCycle(t *testing.T) {
 		}
 		if tasks[0].State == "suspended" {
 			stopped++
-			wait.For(t, 5*time.Second, "the worker stopped", func() bool { return procState(pid) == 'T' })
+			wait.For(t, 5*time.Second, "the worker stopped", func() bool { return procstat.State(pid) == 'T' })
 		} else {
-			wait.For(t, 5*time.Second, "the worker running", func() bool { return noneStopped([]int{pid}) })
+			wait.For(t, 5*time.Second, "the worker running", func() bool { return procstat.NoneStopped([]int{pid}) })
 		}
 	}
 	if stopped != 18 {

@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := in.waitIdle(ctx, time.Duration(p.IdleMinutes*float64(time.Minute))); err != nil {
 		return res, err
 	}
-	if !noneStopped(pids) {
+	if !procstat.NoneStopped(pids) {
 		return res, errors.New("tasks were not running before the simulated input")
 	}
 	input, err := in.input()
@@ -147,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	deadline := input.Add(30 * time.Second)
-	for !allStopped(pids) {
+	for !procstat.AllStopped(pids) {
 		if time.Now().After(deadline) {
 			return res, errors.New("the tasks were not stopped within 30 s of input")
 		}
@@ -367,7 +367,7 @@ func waitRunning(ctx context.Context, cl *control.Client, n int) ([]int, error) 
 					pids = append(pids, t.PID)
 				}
 			}
-			if len(pids) == n && noneStopped(pids) {
+			if len(pids) == n && procstat.NoneStopped(pids) {
 				return pids, nil
 			}
 		}
@@ -520,30 +520,4 @@ func processCPU(pid int) time.Duration {
 		}
 	}
 	return total
-}
-
-func procState(pid int) byte {
-	st, err := procstat.Read("/proc", pid)
-	if err != nil {
-		return 0
-	}
-	return st.State
-}
-
-func allStopped(pids []int) bool {
-	for _, pid := range pids {
-		if procState(pid) != 'T' {
-			return false
-		}
-	}
-	return true
-}
-
-func noneStopped(pids []int) bool {
-	for _, pid := range pids {
-		if s := procState(pid); s == 'T' || s == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -117,3 +117,35 @@ func (s Stat) Ticks() uint64 { return s.UTime + s.STime }
 func (s Stat) CPUTime() time.Duration {
 	return time.Duration(s.Ticks()) * (time.Second / ClockTicks)
 }
+
+// State is the state letter of process pid on this system, 0 when it cannot
+// be read (the process is gone, or this is not Linux).
+func State(pid int) byte {
+	s, err := Read("/proc", pid)
+	if err != nil {
+		return 0
+	}
+	return s.State
+}
+
+// AllStopped reports whether there are processes in pids and every one is
+// stopped by a signal (SIGSTOP).
+func AllStopped(pids []int) bool {
+	for _, pid := range pids {
+		if State(pid) != 'T' {
+			return false
+		}
+	}
+	return len(pids) > 0
+}
+
+// NoneStopped reports whether there are processes in pids and every one is
+// there and not stopped.
+func NoneStopped(pids []int) bool {
+	for _, pid := range pids {
+		if s := State(pid); s == 'T' || s == 0 {
+			return false
+		}
+	}
+	return len(pids) > 0
+}

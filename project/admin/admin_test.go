@@ -144,6 +144,17 @@ func signingKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 }
 
+// signedPrimes is the primes module as AddApp publishes it, and its
+// signature.
+func signedPrimes(t *testing.T) (module, signature []byte) {
+	t.Helper()
+	module, err := wu.PrepareModule(apps.Primes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return module, wu.SignApp(signingKey(), module).Encode()
+}
+
 func TestDialSaysWhatIsMissing(t *testing.T) {
 	ctx := context.Background()
 	// Nothing listening.
@@ -171,11 +182,7 @@ func TestAddAppStoresThePreparedModuleAndRecordsTheApp(t *testing.T) {
 	p, url := startProject(t)
 	c := dial(t, url)
 	ctx := context.Background()
-	module, err := wu.PrepareModule(apps.Primes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := wu.SignApp(signingKey(), module).Encode()
+	module, sig := signedPrimes(t)
 	policy := wu.Policy{Replication: 3, Quorum: 2, Tolerance: wu.Tolerance{Rel: 1e-9}}
 	app, err := c.AddApp(ctx, "primes", apps.Primes, sig, policy)
 	if err != nil {
@@ -201,11 +208,7 @@ func TestAddAppRefusesBadNamesAndSignaturesBeforeSendingAnything(t *testing.T) {
 	p, url := startProject(t)
 	c := dial(t, url)
 	ctx := context.Background()
-	module, err := wu.PrepareModule(apps.Primes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := wu.SignApp(signingKey(), module).Encode()
+	module, sig := signedPrimes(t)
 	if _, err := c.AddApp(ctx, "no spaces", module, sig, wu.Policy{}); wu.ErrorCode(err) != wu.CodeBadRequest {
 		t.Errorf("a name with a space: %v", err)
 	}
