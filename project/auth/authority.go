@@ -284,3 +284,18 @@ func (a *Authority) attachUserJWT(nkey, userKey string, expires time.Time) (stri
 func (a *Authority) RouteCredentials() (user, password string) {
 	return "momonga-route", a.keys.routePassword()
 }
+
+// ProjectAccount is the public key of the project's account, its name on
+// the server: a leaf-node server binds it to the core's.
+func (a *Authority) ProjectAccount() string { return pub(a.keys.Project) }
+
+// SignAsProject signs a server's nonce as the project's user, for a
+// leaf-node connection to the core: the user's JWT and the signature.
+func (a *Authority) SignAsProject(nonce []byte) (string, []byte, error) {
+	c, err := a.ProjectCreds()
+	if err != nil {
+		return "", nil, err
+	}
+	sig, err := a.keys.ProjectUser.Sign(nonce)
+	return c.JWT, sig, err
+}
