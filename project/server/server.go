@@ -261,7 +261,8 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	if err != nil {
 		return spec, err
 	}
-	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
+	gc.Process = vpeer.ProcessName()
+	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0).Origin(gc.Process)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
 	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
