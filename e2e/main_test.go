@@ -34,9 +34,6 @@ const module = "github.com/momonga-project/momonga"
 var (
 	clientBin  string // momonga, the volunteer client
 	projectBin string // momonga-project
-	// momonga-project with a planted bug (vpeer's momonga_leasebug tag): a
-	// lease holder that keeps acting on a lease it no longer renews.
-	leaseBugBin string
 	mandelBin  string // apps/mandel built for this machine: it draws the expected images
 )
 
@@ -73,12 +70,6 @@ func buildAndRun(m *testing.M) int {
 		module+"/cmd/momonga", module+"/cmd/momonga-project", module+"/apps/mandel", module+"/e2e/netlab/linkproxy")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build the binaries: %v\n%s", err, out)
-		return 1
-	}
-	leaseBugBin = filepath.Join(dir, "leasebug", "momonga-project")
-	cmd = exec.Command("go", "build", "-tags", "momonga_leasebug", "-o", leaseBugBin, module+"/cmd/momonga-project")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build the binary with the planted lease bug: %v\n%s", err, out)
 		return 1
 	}
 	netlab.LinkProxyBinary = filepath.Join(dir, "linkproxy")

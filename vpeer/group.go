@@ -571,7 +571,7 @@ func (g *Group) keepLease(ctx context.Context) {
 func (g *Group) leads(id string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.lease.holder == id && (keepsExpiredLease || time.Since(g.lease.renewed) < g.cfg.Lapse-g.cfg.Heartbeat/2)
+	return g.lease.holder == id && time.Since(g.lease.renewed) < g.cfg.Lapse-g.cfg.Heartbeat/2
 }
 
 // Leading reports whether a member of this process holds the group's lease
