@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/auth/probe"
 )
@@ -45,7 +46,7 @@ func startLeaf(t *testing.T, p *secureProject) *secureProject {
 	t.Cleanup(func() { leaf.Close() })
 	// Until the leaf node is up and has learnt the core's interest, its
 	// callout cannot ask the core anything.
-	waitFor(t, 10*time.Second, "the leaf to reach the core's directory", func() bool {
+	wait.For(t, 10*time.Second, "the leaf to reach the core's directory", func() bool {
 		_, err := leaf.nc.Request(auth.SubjectDirectoryHost, []byte("nobody"), 500*time.Millisecond)
 		return err == nil
 	})
@@ -98,7 +99,7 @@ func TestLeafNodeCarriesHostPermissions(t *testing.T) {
 	if err := core.adm.RevokeHost(context.Background(), a.id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the revoked host's connections at the leaf to close", func() bool {
+	wait.For(t, 5*time.Second, "the revoked host's connections at the leaf to close", func() bool {
 		for _, nc := range append(conns, ncCore) {
 			if !nc.IsClosed() {
 				return false

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/auth/probe"
@@ -144,17 +145,6 @@ func hello(nc *nats.Conn, id string) error {
 	return nil
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 func TestOneHostsCredentialsReachNothingElse(t *testing.T) {
 	p := startSecure(t, Trust{})
 	a, b := p.attach("ann"), p.attach("bob")
@@ -182,7 +172,7 @@ func TestOneHostsCredentialsReachNothingElse(t *testing.T) {
 	ncBig := p.mustConnect(a, &eBig)
 	_ = ncBig.Publish(wu.VolunteerSubject(a.id, wu.OpBlobPut), big)
 	_ = ncBig.Flush()
-	waitFor(t, 5*time.Second, "the oversized publish to close its connection", func() bool { return ncBig.IsClosed() })
+	wait.For(t, 5*time.Second, "the oversized publish to close its connection", func() bool { return ncBig.IsClosed() })
 	t.Logf("oversized payload: %v", ncBig.LastError())
 	if err := hello(ncB, b.id); err != nil {
 		t.Fatalf("B after A's oversized payload: %v", err)
@@ -235,7 +225,7 @@ func TestConnectionsForgedAndRevokedKeys(t *testing.T) {
 	if err := p.adm.RevokeHost(context.Background(), a.id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the revoked host's connections to close", func() bool {
+	wait.For(t, 5*time.Second, "the revoked host's connections to close", func() bool {
 		for _, nc := range conns {
 			if !nc.IsClosed() {
 				return false
@@ -329,7 +319,7 @@ func TestRequestFloodIsThrottled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "rate_limited replies to the burst", func() bool {
+	wait.For(t, 5*time.Second, "rate_limited replies to the burst", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return replies["ok"]+replies[wu.CodeRateLimited] >= 650
