@@ -35,6 +35,7 @@ var (
 	clientBin  string // momonga, the volunteer client
 	projectBin string // momonga-project
 	mandelBin  string // apps/mandel built for this machine: it draws the expected images
+	binDir     string // where they are
 )
 
 // The committed sample apps, as the tests publish them.
@@ -72,6 +73,7 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: build the binaries: %v\n%s", err, out)
 		return 1
 	}
+	binDir = dir
 	netlab.LinkProxyBinary = filepath.Join(dir, "linkproxy")
 	clientBin = filepath.Join(dir, "momonga")
 	projectBin = filepath.Join(dir, "momonga-project")
@@ -83,6 +85,31 @@ func buildAndRun(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// leaseBugBinary builds, once, momonga-project with the lease bug vpeer
+// plants for the tests that must catch it (-tags momonga_leasebug).
+func leaseBugBinary(t *testing.T) string {
+	t.Helper()
+	leaseBug.Do(func() {
+		bin := filepath.Join(binDir, "momonga-project-leasebug")
+		out, err := exec.Command("go", "build", "-tags", "momonga_leasebug", "-o", bin, module+"/cmd/momonga-project").CombinedOutput()
+		if err != nil {
+			leaseBug.err = fmt.Errorf("build momonga-project with the planted lease bug: %v\n%s", err, out)
+			return
+		}
+		leaseBug.bin = bin
+	})
+	if leaseBug.err != nil {
+		t.Fatal(leaseBug.err)
+	}
+	return leaseBug.bin
+}
+
+var leaseBug struct {
+	sync.Once
+	bin string
+	err error
 }
 
 // Scheduler timing for every server: a task whose host stops beating goes to
