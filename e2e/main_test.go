@@ -40,8 +40,9 @@ var (
 
 // The committed sample apps, as the tests publish them.
 var (
-	primesWasm = filepath.Join("..", "apps", "primes.wasm")
-	mandelWasm = filepath.Join("..", "apps", "mandel.wasm")
+	primesWasm  = filepath.Join("..", "apps", "primes.wasm")
+	mandelWasm  = filepath.Join("..", "apps", "mandel.wasm")
+	mandelrWasm = filepath.Join("..", "apps", "mandelr.wasm")
 )
 
 func TestMain(m *testing.M) {
@@ -78,7 +79,7 @@ func buildAndRun(m *testing.M) int {
 	clientBin = filepath.Join(dir, "momonga")
 	projectBin = filepath.Join(dir, "momonga-project")
 	mandelBin = filepath.Join(dir, "mandel")
-	for _, p := range []*string{&primesWasm, &mandelWasm} {
+	for _, p := range []*string{&primesWasm, &mandelWasm, &mandelrWasm} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
@@ -207,6 +208,13 @@ var accountKeyLine = regexp.MustCompile(`account key: (\S+)`)
 // work unit to one user.
 func (p *project) startClient(name string) *proc {
 	p.t.Helper()
+	return p.startClientIn(name, p.command, p.url)
+}
+
+// startClientIn is startClient with the client run by in (on a lab's host:
+// netlab.Node.Command) and connecting to url.
+func (p *project) startClientIn(name string, in func(argv ...string) []string, url string) *proc {
+	p.t.Helper()
 	dataDir := filepath.Join(p.dir, name)
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		p.t.Fatal(err)
@@ -219,7 +227,7 @@ func (p *project) startClient(name string) *proc {
 	if err := os.WriteFile(keyFile, []byte(m[1]+"\n"), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	attach := p.command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name)
+	attach := in(clientBin, "attach", url, "--account-key-file", keyFile, "--data", dataDir, "--name", name)
 	if out, err := exec.Command(attach[0], attach[1:]...).CombinedOutput(); err != nil {
 		p.t.Fatalf("momonga attach: %v\n%s", err, out)
 	}
@@ -232,8 +240,8 @@ func (p *project) startClient(name string) *proc {
 			p.t.Fatalf("momonga prefs set %s: %v\n%s", kv[0], err, out)
 		}
 	}
-	return start(p.t, dataDir, name, p.command(clientBin, "--verbose", "run",
-		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)...)
+	return start(p.t, dataDir, name, in(clientBin, "--verbose", "run",
+		"--data", dataDir, "--project", url, "--cpus", "1", "--name", name)...)
 }
 
 // cli runs `momonga-project COMMAND --server URL ARGS...`, COMMAND being

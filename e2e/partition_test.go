@@ -59,7 +59,8 @@ const (
 )
 
 // newLabCluster starts n servers of bin (momonga-project) in a cluster,
-// with extra flags for serve.
+// with extra flags for serve; one server is a project of its own. A
+// secured cluster's servers take leaf-node connections.
 func newLabCluster(t *testing.T, bin string, n int, extra ...string) *labCluster {
 	t.Helper()
 	if testing.Short() {
@@ -86,12 +87,21 @@ func newLabCluster(t *testing.T, bin string, n int, extra ...string) *labCluster
 		if i > 0 {
 			copyFiles(t, c.dataDir, dataDir, "nats-keys.json", "signing.pub")
 		}
-		args := []string{bin, "--verbose", "serve", "--data", dataDir, "--nats-listen", s.node.HostPort(natsPort), "--http", "",
-			"--cluster-name", "momonga-lab", "--cluster-listen", s.node.HostPort(clusterPort), "--routes", strings.Join(routes, ",")}
+		args := []string{bin, "--verbose", "serve", "--data", dataDir, "--nats-listen", s.node.HostPort(natsPort), "--http", ""}
+		if n > 1 {
+			args = append(args, "--cluster-name", "momonga-lab", "--cluster-listen", s.node.HostPort(clusterPort), "--routes", strings.Join(routes, ","))
+			if !slices.Contains(extra, "--open") {
+				// A secured core takes leaf-node servers (startEdges).
+				args = append(args, "--leaf-listen", s.node.HostPort(leafPort))
+			}
+		}
 		s.proc = start(t, c.dir, fmt.Sprintf("server-%d", i+1), s.node.Command(append(args, extra...)...)...)
 	}
 	for i, s := range c.servers {
 		s.proc.waitLine(servingLine, 90*time.Second)
+		if n == 1 {
+			break
+		}
 		b, err := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("server-%d", i+1), "server-name"))
 		if err != nil {
 			t.Fatalf("server %d keeps no name: %v", i+1, err)
@@ -119,16 +129,26 @@ func copyFiles(t *testing.T, from, to string, names ...string) {
 }
 
 // connect opens a connection from the tools' host to the cluster, with
-// opts (credentials, for a secured project).
+// the project's credentials when it is secured, and opts.
 func (c *labCluster) connect(opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
-	opts = append([]nats.Option{nats.SetCustomDialer(c.tools), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(5 * time.Second)}, opts...)
+	opts = append(c.toolOptions(), opts...)
 	nc, err := nats.Connect(c.url, opts...)
 	if err != nil {
 		c.t.Fatalf("connect to the cluster from %s: %v", c.tools.Name, err)
 	}
 	c.t.Cleanup(nc.Close)
 	return nc
+}
+
+// toolOptions are the options of a connection of the project's tools from
+// the tools' host: with its credentials, unless the project is open.
+func (c *labCluster) toolOptions() []nats.Option {
+	opts := []nats.Option{nats.SetCustomDialer(c.tools), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(5 * time.Second)}
+	if creds := filepath.Join(c.dataDir, "admin.creds"); fileExists(creds) {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	return opts
 }
 
 // serverOf is the server whose process is named by a log record's origin
@@ -481,7 +501,7 @@ func partitionScenario(t *testing.T, bin string, faults []string, cutFor time.Du
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	c.mustCLI("app add", "primes", primesWasm)
-	adm, err := admin.Dial(ctx, c.url, nats.SetCustomDialer(c.tools), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	adm, err := admin.Dial(ctx, c.url, c.toolOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

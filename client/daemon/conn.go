@@ -35,6 +35,9 @@ const (
 )
 
 func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
+	// Which server the host talks to, when it changes: the tests of a
+	// network's faults read it too.
+	connected := func(nc *nats.Conn) { logger.Info("connected to the project", "server", nc.ConnectedUrlRedacted()) }
 	opts := append([]nats.Option{
 		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
@@ -52,6 +55,11 @@ func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*c
 		// 1 Mbit/s uplink), so not less.
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			logger.Info("disconnected from the project", "server", nc.ConnectedUrlRedacted(), "err", err)
+		}),
+		nats.ConnectHandler(connected),
+		nats.ReconnectHandler(connected),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrAuthorization) {
