@@ -211,8 +211,11 @@ func TestRestoreRefusesBadSnapshotsAndKeepsTheState(t *testing.T) {
 	_ = m.Snapshot(&good)
 	bad := map[string]string{
 		"truncated":        good.String()[:good.Len()/2],
-		"newer version":    strings.Replace(good.String(), `"v":1`, `"v":2`, 1),
-		"unknown field":    strings.Replace(good.String(), `"v":1`, `"v":1,"x":1`, 1),
+		"newer version":    strings.Replace(good.String(), `"v":2`, `"v":3`, 1),
+		"unknown field":    strings.Replace(good.String(), `"v":2`, `"v":2,"x":1`, 1),
+		"history disorder": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5,1],[4,1]]}},"users":{},"teams":{}}`,
+		"history negative": `{"v":2,"sources":{},"hosts":{},"users":{},"teams":{},"project":{"days":[[5,-1]]}}`,
+		"history fraction": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5.5,1]]}},"users":{},"teams":{}}`,
 		"negative credit":  `{"v":1,"sources":{},"hosts":{"h":{"credit":-1,"results":1}},"users":{},"teams":{}}`,
 		"null account":     `{"v":1,"sources":{},"hosts":{"h":null},"users":{},"teams":{}}`,
 		"trailing data":    good.String() + "{}",
