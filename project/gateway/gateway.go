@@ -253,6 +253,12 @@ func (g *Gateway) checkVolunteer(ctx context.Context, op string, data []byte) (s
 		if err == nil && r.Outcome == wu.OutcomeSuccess {
 			err = g.checkBlob(ctx, r.Output, r.OutputSize, "output")
 		}
+	case wu.OpAccount:
+		// Unnumbered: setting the same thing twice does no harm.
+		var r wu.UserSet
+		if r, err = wu.Decode[wu.UserSet](data); err == nil && r.User != "" {
+			err = wu.Errorf(wu.CodeForbidden, "a host changes its own user's settings only: name no user")
+		}
 	case wu.OpCkpt:
 		var r wu.CheckpointReport
 		r, err = wu.Decode[wu.CheckpointReport](data)
