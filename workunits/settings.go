@@ -84,3 +84,22 @@ func isHex(s string, max int) bool {
 	}
 	return true
 }
+
+// SubjectAdminExport asks the project for its statistics exports now
+// (`momonga-project export`): the server writes them into the blob store
+// and answers an ExportReply naming them.
+const SubjectAdminExport = "adm.export"
+
+// ExportReply names the files of an export, each a blob.
+type ExportReply struct {
+	V     int          `json:"v"`
+	Error *Error       `json:"error,omitempty"`
+	Files []ExportFile `json:"files,omitempty"`
+}
+
+// ExportFile is one file of an export.
+type ExportFile struct {
+	Name string `json:"name"`
+	Hash Hash   `json:"hash"`
+	Size int64  `json:"size"`
+}

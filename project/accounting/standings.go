@@ -220,3 +220,16 @@ func (m *Machine) Active(k Kind, now time.Time, days int) int {
 
 // History returns the project's credit by hour, day and month.
 func (m *Machine) History() Totals { return m.st.Project.clone() }
+
+// Accounts copies the accounts with these ids, without their history:
+// what the exports write (BOINC's expavg_credit as of expavg_time).
+func (m *Machine) Accounts(k Kind, ids []string) map[string]Account {
+	t := m.table(k)
+	out := make(map[string]Account, len(ids))
+	for _, id := range ids {
+		if a := t[id]; a != nil {
+			out[id] = Account{Credit: a.Credit, RAC: a.RAC, Results: a.Results}
+		}
+	}
+	return out
+}

@@ -85,9 +85,10 @@ type Config struct {
 
 // Gateway serves a project's volunteers and tools.
 type Gateway struct {
-	cfg   Config
-	slots chan struct{} // requests in flight
-	wg    sync.WaitGroup
+	cfg     Config
+	slots   chan struct{} // requests in flight
+	wg      sync.WaitGroup
+	refused refusals
 }
 
 // New returns a gateway for cfg.
@@ -141,6 +142,7 @@ func (g *Gateway) admit(msg *nats.Msg, refuse func(*nats.Msg, error)) bool {
 	case d.Allowed:
 		return true
 	case d.Flooding:
+		g.refused.flood()
 		g.cfg.Logger.Warn("host floods the gateway", "host", key)
 		if g.cfg.OnFlood != nil {
 			g.cfg.OnFlood(key)
@@ -206,7 +208,9 @@ func (g *Gateway) respond(msg *nats.Msg, data []byte) {
 
 // refuse answers err in the Ack every reply type starts with.
 func (g *Gateway) refuse(msg *nats.Msg, err error) {
-	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: asError(err)}))
+	e := asError(err)
+	g.refused.add(e.Code)
+	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: e}))
 }
 
 func asError(err error) *wu.Error {

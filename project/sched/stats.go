@@ -281,29 +281,42 @@ func (m *Machine) noteFinished(b string) {
 
 // Label names a host, user or team for a page: its number and name.
 type Label struct {
-	ID   string `json:"-"`
-	Num  uint64 `json:"id"`
-	Name string `json:"name"`
+	ID   string
+	Num  uint64
+	Name string
+	// Of is, in Labels, a host's user or a user's team.
+	Of *Label
 }
 
-func (m *Machine) hostLabel(h *host) Label  { return Label{h.ID, h.Num, h.Info.Name} }
-func (m *Machine) userLabel(u *user) Label  { return Label{u.ID, u.Num, u.Name} }
-func (m *Machine) teamLabel(t *team) Label  { return Label{t.ID, t.Num, t.Name} }
+func (m *Machine) hostLabel(h *host) Label  { return Label{ID: h.ID, Num: h.Num, Name: h.Info.Name} }
+func (m *Machine) userLabel(u *user) Label  { return Label{ID: u.ID, Num: u.Num, Name: u.Name} }
+func (m *Machine) teamLabel(t *team) Label  { return Label{ID: t.ID, Num: t.Num, Name: t.Name} }
 func (m *Machine) userOf(id string) *user   { return m.st.Users[id] }
 func (m *Machine) teamOfUser(u *user) *team { return m.st.Teams[u.Team] }
 
-// Labels names the hosts (kind 0), users (1) or teams (2) with these ids.
+// Labels names the hosts (kind 0), users (1) or teams (2) with these ids,
+// with each host's user and each user's team.
 func (m *Machine) Labels(kind int, ids []string) map[string]Label {
 	out := make(map[string]Label, len(ids))
 	for _, id := range ids {
 		switch kind {
 		case 0:
 			if h := m.st.Hosts[id]; h != nil {
-				out[id] = m.hostLabel(h)
+				l := m.hostLabel(h)
+				if u := m.userOf(h.User); u != nil {
+					o := m.userLabel(u)
+					l.Of = &o
+				}
+				out[id] = l
 			}
 		case 1:
 			if u := m.st.Users[id]; u != nil {
-				out[id] = m.userLabel(u)
+				l := m.userLabel(u)
+				if t := m.teamOfUser(u); t != nil {
+					o := m.teamLabel(t)
+					l.Of = &o
+				}
+				out[id] = l
 			}
 		case 2:
 			if t := m.st.Teams[id]; t != nil {

@@ -57,7 +57,12 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string       // host:port of the stats page; "" for none
+	HTTPListen string       // host:port of the stats site; "" for none
+	// StatsDir is where the statistics exports are written (BOINC's
+	// user.gz, team.gz, host.gz, tables.xml) and served from under
+	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
+	StatsDir    string
+	ExportEvery time.Duration
 	Sched      sched.Config // the scheduler's policy; joining, the recorded one
 	// Members is how many members of each virtual peer this process runs:
 	// default 1. Serving, 0 runs none here: the members run in processes
@@ -378,8 +383,14 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := s.serveExports(runCtx); err != nil {
+		return fmt.Errorf("exports: %w", err)
+	}
+	if s.cfg.StatsDir != "" && s.cfg.ExportEvery > 0 {
+		s.wg.Go(func() { s.exportLoop(runCtx) })
+	}
 	if s.cfg.HTTPListen != "" {
-		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
+		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.statsConfig()), s.cfg.Logger.With("part", "stats"))
 	}
 	return err
 }
