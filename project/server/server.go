@@ -57,13 +57,13 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string       // host:port of the stats site; "" for none
+	HTTPListen string // host:port of the stats site; "" for none
 	// StatsDir is where the statistics exports are written (BOINC's
 	// user.gz, team.gz, host.gz, tables.xml) and served from under
 	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
 	StatsDir    string
 	ExportEvery time.Duration
-	Sched      sched.Config // the scheduler's policy; joining, the recorded one
+	Sched       sched.Config // the scheduler's policy; joining, the recorded one
 	// Members is how many members of each virtual peer this process runs:
 	// default 1. Serving, 0 runs none here: the members run in processes
 	// that join, Start returns once the gateway serves (WaitForMembers

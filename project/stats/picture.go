@@ -95,7 +95,9 @@ type pnm struct {
 	err error
 }
 
-func space(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func space(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
 
 // number reads the next decimal number, skipping whitespace and comments.
 func (p *pnm) number() int {
