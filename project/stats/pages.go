@@ -137,7 +137,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25em 1em}dt{color:var
 .chart{width:100%;height:auto;max-width:640px}.chart .bar{fill:var(--accent)}.chart .grid{stroke:var(--line)}
 .chart .tick{font-size:11px;fill:var(--mute)}
 .bar-out{background:#e9eef1;border-radius:3px;height:.7em;width:8em;display:inline-block;vertical-align:middle}
-.bar-in{background:var(--accent);height:100%;border-radius:3px}
+.bar-in{display:block;background:var(--accent);height:100%;border-radius:3px}
 .pics{display:grid;grid-template-columns:repeat(auto-fill,minmax(120px,1fr));gap:.4em}.pics img{width:100%;image-rendering:pixelated;border:1px solid var(--line)}
 .pics figure{margin:0}.pics figcaption{font-size:.8em;color:var(--mute)}
 nav.pages{margin:.8em 0;display:flex;gap:1em;flex-wrap:wrap}
