@@ -389,7 +389,9 @@ func (p member) Query(_ context.Context, fn func(*vpeer.Member)) error {
 	return nil
 }
 
-func (p member) QueryLatest(ctx context.Context, fn func(*vpeer.Member)) error { return p.Query(ctx, fn) }
+func (p member) QueryLatest(ctx context.Context, fn func(*vpeer.Member)) error {
+	return p.Query(ctx, fn)
+}
 
 func serve(ctx context.Context, machine fsm.StateMachine) (member, error) {
 	m := vpeer.NewMember(vpeer.MemberConfig{Log: vpeer.NewMemLog(), Machine: machine, Logger: slog.New(slog.DiscardHandler)})
