@@ -30,10 +30,16 @@ func benchStatsCommand() *cli.Command {
 			&cli.IntFlag{Name: "requests", Value: 1000, Usage: "requests for each page"},
 			&cli.Uint64Flag{Name: "seed", Value: 1},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
 			defer stop()
+			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			rep, err := statsbench.Run(ctx, statsbench.Config{
 				Hosts: c.Int("hosts"), Users: c.Int("users"), Teams: c.Int("teams"), Grants: c.Int("grants"), Days: c.Int("days"),
 				Requests: c.Int("requests"), Seed: c.Uint64("seed"), Logger: cliutil.Logger(c),
@@ -61,17 +67,17 @@ func printStats(w io.Writer, r statsbench.Report) {
 		c.Hosts, c.Users, c.Teams, r.LargestTeam, c.Grants, c.Days)
 	fmt.Fprintf(w, "built through Apply: scheduler %.1f s, accounting %.1f s\n\n", r.SchedBuild.Seconds(), r.AcctBuild.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "page\tpath (example)\trequests\tp50\tp99\tmax\tbytes")
+	fmt.Fprintln(tw, "page\tpath (example)\trequests\tp50\tp99\tmax\tcpu/request\tbytes")
 	for _, p := range r.Pages {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", p.Name, p.Path, p.Requests, ms(p.P50), ms(p.P99), ms(p.Max), p.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", p.Name, p.Path, p.Requests, ms(p.P50), ms(p.P99), ms(p.Max), ms(p.CPU), p.Bytes)
 	}
 	tw.Flush()
 	total := int64(0)
 	for _, n := range r.ExportFiles {
 		total += n
 	}
-	fmt.Fprintf(w, "\nexport: %.1f s, %s (user.gz %s, team.gz %s, host.gz %s, tables.xml %d bytes); %d users, %d teams, %d hosts\n",
-		r.Export.Seconds(), mb(total), mb(r.ExportFiles["user.gz"]), mb(r.ExportFiles["team.gz"]), mb(r.ExportFiles["host.gz"]), r.ExportFiles["tables.xml"],
+	fmt.Fprintf(w, "\nexport: %.1f s (%.1f s of CPU), %s (user.gz %s, team.gz %s, host.gz %s, tables.xml %d bytes); %d users, %d teams, %d hosts\n",
+		r.Export.Seconds(), r.ExportCPU.Seconds(), mb(total), mb(r.ExportFiles["user.gz"]), mb(r.ExportFiles["team.gz"]), mb(r.ExportFiles["host.gz"]), r.ExportFiles["tables.xml"],
 		r.Exported.Users, r.Exported.Teams, r.Exported.Hosts)
 	fmt.Fprintf(w, "memory: live heap %s (scheduler %s, accounting %s); RSS %s serving, peak %s\n",
 		mb(int64(r.HeapSched+r.HeapAcct)), mb(int64(r.HeapSched)), mb(int64(r.HeapAcct)), mb(int64(r.RSS)), mb(int64(r.PeakRSS)))

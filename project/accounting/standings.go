@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/momonga-project/momonga/project/credit"
@@ -194,15 +195,39 @@ func (m *Machine) Standing(k Kind, id string, now time.Time) (s Standing, ok boo
 	return s, true
 }
 
-// Credits returns the standing without ranks or history of each id listed
-// that was credited: for a list of accounts whose order is not a
-// leaderboard's (a team's members, a user's hosts, an export).
-func (m *Machine) Credits(k Kind, ids []string, now time.Time) map[string]Standing {
+// Top returns the standings (without ranks or history) of at most limit
+// of the accounts with these ids, those with the most credit first, ties
+// by id: a team's members. It reads each id once and sorts only what it
+// keeps.
+func (m *Machine) Top(k Kind, ids []string, limit int, now time.Time) []Standing {
 	t := m.table(k)
-	out := make(map[string]Standing, len(ids))
+	top := make([]placing, 0, min(limit, len(ids))+1)
 	for _, id := range ids {
-		if a := t[id]; a != nil {
-			out[id] = standing(id, a, now)
+		a := t[id]
+		if a == nil {
+			a = &Account{}
+		}
+		p := placing{a.Credit, id}
+		if len(top) == limit && !placeBefore(p, top[len(top)-1]) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, p, func(x, y placing) int {
+			if placeBefore(x, y) {
+				return -1
+			}
+			return 1
+		})
+		top = slices.Insert(top, i, p)
+		if len(top) > limit {
+			top = top[:limit]
+		}
+	}
+	out := make([]Standing, len(top))
+	for i, p := range top {
+		if a := t[p.id]; a != nil {
+			out[i] = standing(p.id, a, now)
+		} else {
+			out[i] = Standing{ID: p.id}
 		}
 	}
 	return out
@@ -221,14 +246,15 @@ func (m *Machine) Active(k Kind, now time.Time, days int) int {
 // History returns the project's credit by hour, day and month.
 func (m *Machine) History() Totals { return m.st.Project.clone() }
 
-// Accounts copies the accounts with these ids, without their history:
-// what the exports write (BOINC's expavg_credit as of expavg_time).
-func (m *Machine) Accounts(k Kind, ids []string) map[string]Account {
+// Accounts copies the accounts with these ids, in their order, without
+// their history (zero for an id never credited): what the exports write
+// (BOINC's expavg_credit as of expavg_time).
+func (m *Machine) Accounts(k Kind, ids []string) []Account {
 	t := m.table(k)
-	out := make(map[string]Account, len(ids))
-	for _, id := range ids {
+	out := make([]Account, len(ids))
+	for i, id := range ids {
 		if a := t[id]; a != nil {
-			out[id] = Account{Credit: a.Credit, RAC: a.RAC, Results: a.Results}
+			out[i] = Account{Credit: a.Credit, RAC: a.RAC, Results: a.Results}
 		}
 	}
 	return out

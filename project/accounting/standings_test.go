@@ -203,3 +203,27 @@ func TestRACKeyKeepsTheDecayedOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestTopOrdersAGroupByCredit(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	m := New()
+	m.Receive(Delivery{V: Version, Source: "sched", Grants: randomGrants(r, 2000, 10)})
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, fmt.Sprintf("u%d", i))
+	}
+	ids = append(ids, "nobody")
+	now := t0.Add(20 * 24 * time.Hour)
+	all := m.Top(Users, ids, len(ids), now)
+	if len(all) != len(ids) || all[len(all)-1].ID != "nobody" {
+		t.Fatalf("top of all: %d, last %+v", len(all), all[len(all)-1])
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Credit > all[i-1].Credit {
+			t.Fatalf("out of order at %d: %+v", i, all[i-1:i+1])
+		}
+	}
+	if top := m.Top(Users, ids, 5, now); !reflect.DeepEqual(top, all[:5]) {
+		t.Fatalf("top 5 %+v, of all %+v", top, all[:5])
+	}
+}

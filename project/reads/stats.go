@@ -159,22 +159,27 @@ func (s Stats) standing(ctx context.Context, k accounting.Kind, id string, now t
 	return st, err
 }
 
-// entries lists accounts of kind k by total credit.
-func (s Stats) entries(ctx context.Context, k accounting.Kind, labels []sched.Label, now time.Time) ([]stats.Entry, error) {
-	ids := make([]string, len(labels))
-	for i, l := range labels {
-		ids[i] = l.ID
-	}
-	var credits map[string]accounting.Standing
-	if err := s.acct(ctx, func(m *accounting.Machine) { credits = m.Credits(k, ids, now) }); err != nil {
+// entries lists the first limit of the accounts of kind k with these ids
+// by total credit, named.
+func (s Stats) entries(ctx context.Context, kind stats.Kind, ids []string, limit int, now time.Time) ([]stats.Entry, error) {
+	k, sk := kindOf(kind)
+	var top []accounting.Standing
+	if err := s.acct(ctx, func(m *accounting.Machine) { top = m.Top(k, ids, limit, now) }); err != nil {
 		return nil, err
 	}
-	out := make([]stats.Entry, len(labels))
-	for i, l := range labels {
-		c := credits[l.ID]
-		out[i] = stats.Entry{Ref: stats.Ref{ID: l.Num, Name: l.Name}, Credit: c.Credit, RAC: c.RAC}
+	named := make([]string, len(top))
+	for i, st := range top {
+		named[i] = st.ID
 	}
-	slices.SortStableFunc(out, func(a, b stats.Entry) int { return cmp.Compare(b.Credit, a.Credit) })
+	var labels map[string]sched.Label
+	if err := s.sched(ctx, func(m *sched.Machine) { labels = m.Labels(sk, named) }); err != nil {
+		return nil, err
+	}
+	out := make([]stats.Entry, len(top))
+	for i, st := range top {
+		l := labels[st.ID]
+		out[i] = stats.Entry{Ref: stats.Ref{ID: l.Num, Name: l.Name}, Credit: st.Credit, RAC: st.RAC}
+	}
 	return out, nil
 }
 
@@ -194,7 +199,11 @@ func (s Stats) User(ctx context.Context, id uint64) (stats.UserPage, error) {
 		return p, err
 	}
 	p.Credit, p.History = creditOf(st), history(st, p.Now)
-	p.Hosts, err = s.entries(ctx, accounting.Hosts, v.Hosts, p.Now)
+	ids := make([]string, len(v.Hosts))
+	for i, h := range v.Hosts {
+		ids[i] = h.ID
+	}
+	p.Hosts, err = s.entries(ctx, stats.Hosts, ids, len(ids), p.Now)
 	return p, err
 }
 
@@ -215,9 +224,8 @@ func (s Stats) Team(ctx context.Context, id uint64) (stats.TeamPage, error) {
 		return p, err
 	}
 	p.Credit, p.History = creditOf(st), history(st, p.Now)
-	members, err := s.entries(ctx, accounting.Users, v.Members, p.Now)
-	p.MembersTotal = len(members)
-	p.Members = members[:min(len(members), stats.MaxMembers)]
+	p.MembersTotal = len(v.Members)
+	p.Members, err = s.entries(ctx, stats.Users, v.Members, stats.MaxMembers, p.Now)
 	return p, err
 }
 
@@ -345,13 +353,13 @@ func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64) ([]sta
 	for i, r := range recs {
 		ids[i] = r.ID
 	}
-	var raw map[string]accounting.Account
+	var raw []accounting.Account
 	if err := s.acct(ctx, func(m *accounting.Machine) { raw = m.Accounts(k, ids) }); err != nil {
 		return nil, 0, err
 	}
 	out := make([]stats.Record, len(recs))
 	for i, r := range recs {
-		a := raw[r.ID]
+		a := raw[i]
 		out[i] = stats.Record{Record: r, Credit: a.Credit, RAC: a.RAC.Avg, RACTime: a.RAC.Time}
 	}
 	return out, next, nil

@@ -436,7 +436,7 @@ type TeamView struct {
 	Description string
 	Founder     *Label
 	Created     time.Time
-	Members     []Label
+	Members     []string // user ids, in no order: the accounting peer orders them
 }
 
 // Team describes the team numbered num, members included.
@@ -450,10 +450,10 @@ func (m *Machine) Team(num uint64) (TeamView, bool) {
 		l := m.userLabel(f)
 		v.Founder = &l
 	}
+	v.Members = make([]string, 0, len(m.six.members[t.ID]))
 	for uid := range m.six.members[t.ID] {
-		v.Members = append(v.Members, m.userLabel(m.st.Users[uid]))
+		v.Members = append(v.Members, uid)
 	}
-	slices.SortFunc(v.Members, func(a, b Label) int { return int(a.Num) - int(b.Num) })
 	return v, true
 }
 
@@ -603,7 +603,7 @@ type Record struct {
 func (m *Machine) Records(kind int, from uint64, n int) ([]Record, uint64) {
 	index := [3][]string{m.six.hostNum, m.six.userNum, m.six.teamNum}[kind]
 	from = max(from, 1)
-	var out []Record
+	out := make([]Record, 0, min(n, len(index)))
 	num := from
 	for ; num <= uint64(len(index)) && len(out) < n; num++ {
 		id := index[num-1]

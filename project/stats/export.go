@@ -122,55 +122,70 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 }
 
 // writeGzip writes one gzip file: the XML declaration, the root element
-// around what body writes.
+// around what body writes. Compression runs in a goroutine of its own, so
+// that reading the state and writing XML go on meanwhile on another core.
 func writeGzip(create func(string) (io.WriteCloser, error), name, root string, body func(*bufio.Writer) error) error {
 	f, err := create(name)
 	if err != nil {
 		return err
 	}
-	// The fastest level: XML this regular still shrinks about tenfold, and
-	// a million hosts take seconds, not tens of them.
-	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	w := bufio.NewWriterSize(zw, 256<<10)
+	pr, pw := io.Pipe()
+	compressed := make(chan error, 1)
+	go func() {
+		// The fastest level: XML this regular still shrinks about
+		// tenfold, and a million hosts take seconds, not tens of them.
+		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+		_, err := io.Copy(zw, pr)
+		err = errors.Join(err, zw.Close())
+		pr.CloseWithError(err)
+		compressed <- err
+	}()
+	w := bufio.NewWriterSize(pw, 256<<10)
 	w.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n<" + root + ">\n")
 	err = body(w)
 	w.WriteString("</" + root + ">\n")
-	return errors.Join(err, w.Flush(), zw.Close(), f.Close())
+	err = errors.Join(err, w.Flush())
+	if err != nil {
+		pw.CloseWithError(err)
+	} else {
+		pw.Close()
+	}
+	return errors.Join(err, <-compressed, f.Close())
 }
 
 // The writers below follow db_dump's layout, indentation included.
 
 func writeUser(w *bufio.Writer, r Record) {
 	w.WriteString("<user>\n")
-	elem(w, " ", "id", num(r.Num))
+	elemNum(w, " ", "id", int64(r.Num))
 	elemText(w, " ", "name", r.Name)
-	elem(w, " ", "create_time", num(uint64(max(r.Created.Unix(), 0))))
-	elem(w, " ", "total_credit", fixed(r.Credit))
-	elem(w, " ", "expavg_credit", fixed(r.RAC))
-	elem(w, " ", "expavg_time", unixTime(r.RACTime))
+	elemNum(w, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
+	elemFixed(w, " ", "total_credit", r.Credit)
+	elemFixed(w, " ", "expavg_credit", r.RAC)
+	elemFixed(w, " ", "expavg_time", unixSeconds(r.RACTime))
 	elem(w, " ", "cpid", r.CPID)
 	if r.Country != "" {
 		elemText(w, " ", "country", r.Country)
 	}
 	if r.TeamNum != 0 {
-		elem(w, " ", "teamid", num(r.TeamNum))
+		elemNum(w, " ", "teamid", int64(r.TeamNum))
 	}
 	w.WriteString("</user>\n")
 }
 
 func writeTeam(w *bufio.Writer, r Record) {
 	w.WriteString("<team>\n")
-	elem(w, " ", "id", num(r.Num))
-	elem(w, " ", "type", strconv.Itoa(r.Type))
+	elemNum(w, " ", "id", int64(r.Num))
+	elemNum(w, " ", "type", int64(r.Type))
 	elemText(w, " ", "name", r.Name)
-	elem(w, " ", "userid", num(r.UserNum))
-	elem(w, " ", "total_credit", fixed(r.Credit))
-	elem(w, " ", "expavg_credit", fixed(r.RAC))
-	elem(w, " ", "expavg_time", unixTime(r.RACTime))
+	elemNum(w, " ", "userid", int64(r.UserNum))
+	elemFixed(w, " ", "total_credit", r.Credit)
+	elemFixed(w, " ", "expavg_credit", r.RAC)
+	elemFixed(w, " ", "expavg_time", unixSeconds(r.RACTime))
 	if r.UserName != "" {
 		elemText(w, "  ", "founder_name", r.UserName)
 	}
-	elem(w, " ", "create_time", num(uint64(max(r.Created.Unix(), 0))))
+	elemNum(w, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
 	if r.URL != "" {
 		elemText(w, " ", "url", r.URL)
 	}
@@ -184,33 +199,33 @@ func writeTeam(w *bufio.Writer, r Record) {
 func writeHost(w *bufio.Writer, r Record) {
 	in := r.Info
 	w.WriteString("<host>\n")
-	elem(w, "    ", "id", num(r.Num))
-	elem(w, "    ", "userid", num(r.UserNum))
-	elem(w, "    ", "total_credit", fixed(r.Credit))
-	elem(w, "    ", "expavg_credit", fixed(r.RAC))
-	elem(w, "    ", "expavg_time", unixTime(r.RACTime))
+	elemNum(w, "    ", "id", int64(r.Num))
+	elemNum(w, "    ", "userid", int64(r.UserNum))
+	elemFixed(w, "    ", "total_credit", r.Credit)
+	elemFixed(w, "    ", "expavg_credit", r.RAC)
+	elemFixed(w, "    ", "expavg_time", unixSeconds(r.RACTime))
 	elemText(w, "    ", "p_vendor", in.CPUVendor)
 	elemText(w, "    ", "p_model", in.CPUModel)
 	elemText(w, "    ", "os_name", in.OS)
 	elemText(w, "    ", "os_version", in.OSVersion)
 	w.WriteString("    <misc><![CDATA[" + misc(r) + "]]></misc>\n")
-	elem(w, "  ", "create_time", num(uint64(max(r.Created.Unix(), 0))))
-	elem(w, "  ", "rpc_time", num(uint64(max(r.LastSeen.Unix(), 0))))
-	elem(w, "  ", "timezone", strconv.Itoa(in.Timezone))
-	elem(w, "  ", "ncpus", strconv.Itoa(in.CPUs))
-	elem(w, "  ", "p_fpops", fixed(in.FLOPS))
-	elem(w, "  ", "p_iops", fixed(in.IOPS))
-	elem(w, "  ", "p_membw", fixed(in.MemBytesPerSec))
-	elem(w, "  ", "m_nbytes", fixed(float64(in.MemoryBytes)))
-	elem(w, "  ", "m_cache", fixed(0))
-	elem(w, "  ", "m_swap", fixed(0))
-	elem(w, "  ", "d_total", fixed(float64(in.DiskTotalBytes)))
-	elem(w, "  ", "d_free", fixed(float64(in.DiskFreeBytes)))
-	elem(w, "  ", "n_bwup", fixed(0))
-	elem(w, "  ", "n_bwdown", fixed(0))
-	elem(w, "  ", "avg_turnaround", fixed(r.Turnround))
+	elemNum(w, "  ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
+	elemNum(w, "  ", "rpc_time", int64(uint64(max(r.LastSeen.Unix(), 0))))
+	elemNum(w, "  ", "timezone", int64(in.Timezone))
+	elemNum(w, "  ", "ncpus", int64(in.CPUs))
+	elemFixed(w, "  ", "p_fpops", in.FLOPS)
+	elemFixed(w, "  ", "p_iops", in.IOPS)
+	elemFixed(w, "  ", "p_membw", in.MemBytesPerSec)
+	elemFixed(w, "  ", "m_nbytes", float64(in.MemoryBytes))
+	elemFixed(w, "  ", "m_cache", 0)
+	elemFixed(w, "  ", "m_swap", 0)
+	elemFixed(w, "  ", "d_total", float64(in.DiskTotalBytes))
+	elemFixed(w, "  ", "d_free", float64(in.DiskFreeBytes))
+	elemFixed(w, "  ", "n_bwup", 0)
+	elemFixed(w, "  ", "n_bwdown", 0)
+	elemFixed(w, "  ", "avg_turnaround", r.Turnround)
 	// What the host claims per CPU second: its benchmark in Cobblestones.
-	elem(w, "  ", "credit_per_cpu_sec", fixed(in.FLOPS/credit.FLOPsPerCobblestone))
+	elemFixed(w, "  ", "credit_per_cpu_sec", in.FLOPS/credit.FLOPsPerCobblestone)
 	elem(w, "  ", "host_cpid", r.CPID)
 	w.WriteString("</host>\n")
 }
@@ -232,16 +247,16 @@ func writeTables(w *bufio.Writer, s ExportSummary, apps []string) {
 	w.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n<tables>\n")
 	elem(w, "    ", "update_time", strconv.FormatInt(s.Time.Unix(), 10))
 	if s.Users > 0 {
-		elem(w, "    ", "nusers_total", strconv.Itoa(s.Users))
+		elemNum(w, "    ", "nusers_total", int64(s.Users))
 	}
 	if s.Teams > 0 {
-		elem(w, "    ", "nteams_total", strconv.Itoa(s.Teams))
+		elemNum(w, "    ", "nteams_total", int64(s.Teams))
 	}
 	if s.Hosts > 0 {
-		elem(w, "    ", "nhosts_total", strconv.Itoa(s.Hosts))
+		elemNum(w, "    ", "nhosts_total", int64(s.Hosts))
 	}
 	if s.Credit > 0 {
-		elem(w, "    ", "total_credit", fixed(s.Credit))
+		elemFixed(w, "    ", "total_credit", s.Credit)
 	}
 	w.WriteString("    <applications>\n")
 	for _, a := range apps {
@@ -253,21 +268,59 @@ func writeTables(w *bufio.Writer, s ExportSummary, apps []string) {
 }
 
 func elem(w *bufio.Writer, indent, name, value string) {
-	w.WriteString(indent + "<" + name + ">" + value + "</" + name + ">\n")
+	startElem(w, indent, name)
+	w.WriteString(value)
+	endElem(w, name)
+}
+
+func startElem(w *bufio.Writer, indent, name string) {
+	w.WriteString(indent)
+	w.WriteByte('<')
+	w.WriteString(name)
+	w.WriteByte('>')
+}
+
+func endElem(w *bufio.Writer, name string) {
+	w.WriteString("</")
+	w.WriteString(name)
+	w.WriteString(">\n")
+}
+
+// elemFixed writes v as C's %f does (six decimals), elemNum an integer.
+func elemFixed(w *bufio.Writer, indent, name string, v float64) {
+	startElem(w, indent, name)
+	w.Write(strconv.AppendFloat(w.AvailableBuffer(), finite(v), 'f', 6, 64))
+	endElem(w, name)
+}
+
+func elemNum(w *bufio.Writer, indent, name string, n int64) {
+	startElem(w, indent, name)
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
+	endElem(w, name)
 }
 
 // elemText writes text escaped: markup, quotes, and characters XML cannot
 // carry (replaced by U+FFFD) never reach the file as they are.
 func elemText(w *bufio.Writer, indent, name, value string) {
-	w.WriteString(indent + "<" + name + ">")
-	_ = xml.EscapeText(w, []byte(value))
-	w.WriteString("</" + name + ">\n")
+	startElem(w, indent, name)
+	if plain(value) {
+		w.WriteString(value)
+	} else {
+		_ = xml.EscapeText(w, []byte(value))
+	}
+	endElem(w, name)
 }
 
-func num(n uint64) string { return strconv.FormatUint(n, 10) }
-
-// fixed prints v as C's %f does: six decimals.
-func fixed(v float64) string { return strconv.FormatFloat(finite(v), 'f', 6, 64) }
+// plain reports whether s needs no escaping: printable ASCII without
+// markup or quotes, as most names are.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '<' || c == '>' || c == '&' || c == '"' || c == '\'' {
+			return false
+		}
+	}
+	return true
+}
 
 func finite(v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -276,11 +329,11 @@ func finite(v float64) float64 {
 	return v
 }
 
-func unixTime(t time.Time) string {
+func unixSeconds(t time.Time) float64 {
 	if t.IsZero() {
-		return fixed(0)
+		return 0
 	}
-	return fixed(float64(t.UnixNano()) / 1e9)
+	return float64(t.UnixNano()) / 1e9
 }
 
 // ExportDir writes an export into root, as a directory of its own made

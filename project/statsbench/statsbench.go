@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/accounting"
+	"github.com/momonga-project/momonga/project/bench"
 	"github.com/momonga-project/momonga/project/reads"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/stats"
@@ -54,7 +55,11 @@ type Page struct {
 	Name, Path    string
 	Requests      int
 	P50, P99, Max time.Duration
-	Bytes         int
+	// CPU is the process's CPU time per request, the client's part
+	// included: on a machine shared with other work, latencies measure the
+	// neighbours too, this does not.
+	CPU   time.Duration
+	Bytes int
 }
 
 // Report is what a run measured.
@@ -62,7 +67,7 @@ type Report struct {
 	Config                Config
 	SchedBuild, AcctBuild time.Duration
 	Pages                 []Page
-	Export                time.Duration
+	Export, ExportCPU     time.Duration
 	ExportFiles           map[string]int64
 	Exported              stats.ExportSummary
 	LargestTeam           int
@@ -181,10 +186,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	defer os.RemoveAll(dir)
 	start = time.Now()
+	cpu0, _ := bench.ProcessCPU()
 	if rep.Exported, err = stats.ExportDir(ctx, src, dir); err != nil {
 		return rep, err
 	}
 	rep.Export = time.Since(start)
+	if cpu1, ok := bench.ProcessCPU(); ok {
+		rep.ExportCPU = cpu1 - cpu0
+	}
 	rep.ExportFiles = map[string]int64{}
 	for _, f := range stats.ExportFiles {
 		if st, err := os.Stat(filepath.Join(stats.CurrentExport(dir), f)); err == nil {
@@ -221,12 +230,16 @@ func measure(ctx context.Context, c *http.Client, base, name string, path func()
 		}
 	}
 	times := make([]time.Duration, n)
+	cpu0, _ := bench.ProcessCPU()
 	for i := range times {
 		d, b, err := get()
 		if err != nil {
 			return p, err
 		}
 		times[i], p.Bytes = d, b
+	}
+	if cpu1, ok := bench.ProcessCPU(); ok {
+		p.CPU = (cpu1 - cpu0) / time.Duration(n)
 	}
 	slices.Sort(times)
 	p.P50, p.P99, p.Max = times[n/2], times[min(n-1, n*99/100)], times[n-1]
