@@ -458,16 +458,16 @@ func (s *site) checkBrowser(t *testing.T) {
 		t.Errorf("computing power shown as %q", shown["flops"])
 	}
 
-	// Users, then the first of them.
+	// Users, then the first of them in a team.
 	do("leaderboard", chromedp.Click(chromedp.CSS(`header a[href="/users"]`)), chromedp.WaitVisible(chromedp.CSS("main table")),
-		chromedp.Click(chromedp.CSS(`main table tr:nth-child(2) a`)))
+		chromedp.Click(chromedp.CSS(`main table tr:has(a[href^="/teams/"]) a[href^="/users/"]`)))
 	shown, path := read("user")
 	var u stats.UserPage
 	getJSON(t, s.url+"/api/v1"+path, &u)
 	same(t, path, shown, map[string]float64{"total_credit": u.Total, "rac": u.RAC, "credit_rank": float64(u.CreditRank),
 		"rac_rank": float64(u.RACRank), "results": float64(u.Results)})
-	if u.CreditRank != 1 || u.Team == nil {
-		t.Fatalf("the first user %+v", u)
+	if u.CreditRank < 1 || u.Team == nil {
+		t.Fatalf("the first user in a team: %+v", u)
 	}
 
 	// Their team, from the user's page.
