@@ -81,4 +81,6 @@ func printStats(w io.Writer, r statsbench.Report) {
 		r.Exported.Users, r.Exported.Teams, r.Exported.Hosts)
 	fmt.Fprintf(w, "memory: live heap %s (scheduler %s, accounting %s); RSS %s serving, peak %s\n",
 		mb(int64(r.HeapSched+r.HeapAcct)), mb(int64(r.HeapSched)), mb(int64(r.HeapAcct)), mb(int64(r.RSS)), mb(int64(r.PeakRSS)))
+	fmt.Fprintf(w, "accounting snapshot: %s, written in %.1f s, restored in %.1f s\n",
+		mb(int64(r.AcctSnapshot)), r.SnapshotWrite.Seconds(), r.SnapshotRead.Seconds())
 }

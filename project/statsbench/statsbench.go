@@ -8,6 +8,7 @@ package statsbench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base32"
 	"encoding/binary"
@@ -76,6 +77,10 @@ type Report struct {
 	// leaderboards); RSS of the process then, and its peak.
 	HeapSched, HeapAcct uint64
 	RSS, PeakRSS        uint64
+	// The accounting peer's snapshot (history included): its size, and
+	// how long writing and restoring it took.
+	AcctSnapshot                int
+	SnapshotWrite, SnapshotRead time.Duration
 }
 
 // T0 is the scheduler's time when the pages are asked for.
@@ -201,6 +206,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	rep.PeakRSS = peakRSS()
+	// Last, as it holds a copy of the state for a while.
+	var snap bytes.Buffer
+	start = time.Now()
+	if err := a.Snapshot(&snap); err != nil {
+		return rep, err
+	}
+	rep.SnapshotWrite, rep.AcctSnapshot = time.Since(start), snap.Len()
+	start = time.Now()
+	if err := accounting.New().Restore(&snap); err != nil {
+		return rep, err
+	}
+	rep.SnapshotRead = time.Since(start)
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(a)
 	return rep, nil
