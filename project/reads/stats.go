@@ -338,31 +338,31 @@ func orNotFound(err error) error {
 // a time: the scheduler waits for no more than one slice.
 const exportSlice = 20000
 
-// Records reads the records of kind numbered from `from` on, with their
-// credit, for the exports (stats.Exporter).
-func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64) ([]stats.Record, uint64, error) {
+// Records appends to dst the records of kind numbered from `from` on,
+// with their credit, for the exports (stats.ExportSource).
+func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64, dst []stats.Record) ([]stats.Record, uint64, error) {
 	k, sk := kindOf(kind)
-	var (
-		recs []sched.Record
-		next uint64
-	)
-	if err := s.sched(ctx, func(m *sched.Machine) { recs, next = m.Records(sk, from, exportSlice) }); err != nil {
-		return nil, 0, err
+	start := len(dst)
+	var next uint64
+	err := s.sched(ctx, func(m *sched.Machine) {
+		next = m.Records(sk, from, exportSlice, func(r *sched.Record) { dst = append(dst, stats.Record{Record: *r}) })
+	})
+	if err != nil {
+		return dst, 0, err
 	}
-	ids := make([]string, len(recs))
-	for i, r := range recs {
-		ids[i] = r.ID
+	ids := make([]string, len(dst)-start)
+	for i := range ids {
+		ids[i] = dst[start+i].ID
 	}
 	var raw []accounting.Account
 	if err := s.acct(ctx, func(m *accounting.Machine) { raw = m.Accounts(k, ids) }); err != nil {
-		return nil, 0, err
+		return dst, 0, err
 	}
-	out := make([]stats.Record, len(recs))
-	for i, r := range recs {
-		a := raw[i]
-		out[i] = stats.Record{Record: r, Credit: a.Credit, RAC: a.RAC.Avg, RACTime: a.RAC.Time}
+	for i, a := range raw {
+		r := &dst[start+i]
+		r.Credit, r.RAC, r.RACTime = a.Credit, a.RAC.Avg, a.RAC.Time
 	}
-	return out, next, nil
+	return dst, next, nil
 }
 
 // ExportApps names the apps for tables.xml.

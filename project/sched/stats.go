@@ -72,6 +72,10 @@ func nameBefore(a, b nameEntry) bool {
 func (m *Machine) reindexStats() {
 	st := m.st
 	ix := &m.six
+	m.words = map[string]string{}
+	for _, h := range st.Hosts {
+		h.Info = m.shared(h.Info)
+	}
 	*ix = statsIndex{userHosts: map[string][]string{}, members: map[string]map[string]bool{}, holding: map[string][]string{}, tasks: map[wu.TaskState]int{}}
 	// Numbers for what a snapshot from before them holds: users and teams
 	// keep the number in their id, hosts are numbered after the others in
@@ -176,6 +180,22 @@ func derivedCrossProjectID(k wu.Hash) string {
 	sum := sha256.Sum256([]byte("momonga cross-project id\x00" + string(k)))
 	return hex.EncodeToString(sum[:16])
 }
+
+// shared returns in with the strings many hosts share (OS, its version,
+// architecture, CPU vendor and model) replaced by one copy of each.
+func (m *Machine) shared(in wu.HostInfo) wu.HostInfo {
+	for _, s := range []*string{&in.OS, &in.OSVersion, &in.Arch, &in.CPUVendor, &in.CPUModel} {
+		if w, ok := m.words[*s]; ok {
+			*s = w
+		} else if len(m.words) < maxWords {
+			m.words[*s] = *s
+		}
+	}
+	return in
+}
+
+// maxWords bounds the shared strings, as hosts choose them.
+const maxWords = 1 << 16
 
 // numberHost gives a new host its number and indexes it.
 func (m *Machine) numberHost(h *host) {
@@ -596,36 +616,41 @@ type Record struct {
 	Turnround float64
 }
 
-// Records returns the records of kind (0 hosts, 1 users, 2 teams)
+// Records calls fn with the records of kind (0 hosts, 1 users, 2 teams)
 // numbered from `from` on, up to n of them (gaps in the numbers skipped),
-// and the number to continue from (0 at the end). An export reads them a
-// slice at a time, so that the scheduler is never held for long.
-func (m *Machine) Records(kind int, from uint64, n int) ([]Record, uint64) {
+// and returns the number to continue from (0 at the end). An export reads
+// them a slice at a time, so that the scheduler is never held for long,
+// into a buffer of its own (fn must not keep r).
+func (m *Machine) Records(kind int, from uint64, n int, fn func(r *Record)) uint64 {
 	index := [3][]string{m.six.hostNum, m.six.userNum, m.six.teamNum}[kind]
-	from = max(from, 1)
-	out := make([]Record, 0, min(n, len(index)))
-	num := from
-	for ; num <= uint64(len(index)) && len(out) < n; num++ {
+	num := max(from, 1)
+	var r Record
+	for done := 0; num <= uint64(len(index)) && done < n; num++ {
 		id := index[num-1]
+		ok := false
 		switch kind {
 		case 0:
 			if h := m.st.Hosts[id]; h != nil {
-				out = append(out, m.hostRecord(h))
+				r, ok = m.hostRecord(h), true
 			}
 		case 1:
 			if u := m.st.Users[id]; u != nil {
-				out = append(out, m.userRecord(u))
+				r, ok = m.userRecord(u), true
 			}
 		case 2:
 			if t := m.st.Teams[id]; t != nil {
-				out = append(out, m.teamRecord(t))
+				r, ok = m.teamRecord(t), true
 			}
+		}
+		if ok {
+			fn(&r)
+			done++
 		}
 	}
 	if num > uint64(len(index)) {
 		num = 0
 	}
-	return out, num
+	return num
 }
 
 func md5hex(s string) string {

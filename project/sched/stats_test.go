@@ -112,7 +112,7 @@ func TestUsersChooseTeamsCountryAndExportsFromTheirHosts(t *testing.T) {
 	if tv, _ := h.m.Team(2); len(tv.Members) != 0 {
 		t.Fatalf("the old team keeps its member: %+v", tv.Members)
 	}
-	recs, _ := h.m.Records(1, 1, 10)
+	recs, _ := records(h.m, 1, 1, 10)
 	if len(recs) != 1 || !recs[0].NoExport || recs[0].TeamNum != 1 {
 		t.Fatalf("user record: %+v", recs)
 	}
@@ -142,7 +142,7 @@ func TestExportRecordsCarryBOINCsIDs(t *testing.T) {
 	h.addUser("bob", "")
 	h.attachHost("ann", 1)
 	h.hello("open-host")
-	users, next := h.m.Records(1, 1, 10)
+	users, next := records(h.m, 1, 1, 10)
 	sum := md5.Sum([]byte(xp + "ann@example.org"))
 	if len(users) != 2 || next != 0 || users[0].Num != 1 || users[0].CPID != hex.EncodeToString(sum[:]) {
 		t.Fatalf("users: %+v", users)
@@ -150,11 +150,11 @@ func TestExportRecordsCarryBOINCsIDs(t *testing.T) {
 	if users[1].CPID == users[0].CPID || len(users[1].CPID) != 32 {
 		t.Fatalf("bob's cpid %q", users[1].CPID)
 	}
-	hosts, _ := h.m.Records(0, 1, 1)
+	hosts, _ := records(h.m, 0, 1, 1)
 	if len(hosts) != 1 || hosts[0].Num != 1 || hosts[0].UserNum != 1 || len(hosts[0].CPID) != 32 {
 		t.Fatalf("hosts: %+v", hosts)
 	}
-	more, next := h.m.Records(0, 2, 1)
+	more, next := records(h.m, 0, 2, 1)
 	if len(more) != 1 || more[0].ID != "open-host" || more[0].UserNum != 0 || next != 0 {
 		t.Fatalf("second host: %+v, next %d", more, next)
 	}
@@ -209,7 +209,7 @@ func TestSnapshotWithoutNumbersGetsThem(t *testing.T) {
 	if u, ok := r.User(1); !ok || u.Name != "ann" {
 		t.Fatalf("user 1: %+v", u)
 	}
-	recs, _ := r.Records(1, 1, 1)
+	recs, _ := records(r, 1, 1, 1)
 	if len(recs[0].CPID) != 32 {
 		t.Fatalf("cpid of a user from before cross-project ids: %q", recs[0].CPID)
 	}
@@ -217,4 +217,10 @@ func TestSnapshotWithoutNumbersGetsThem(t *testing.T) {
 	if v, ok := r.Host(3); !ok || v.ID != "new" {
 		t.Fatalf("a host after the restore: %+v", v)
 	}
+}
+
+func records(m *Machine, kind int, from uint64, n int) ([]Record, uint64) {
+	var out []Record
+	next := m.Records(kind, from, n, func(r *Record) { out = append(out, *r) })
+	return out, next
 }

@@ -44,9 +44,9 @@ type Record struct {
 
 // ExportSource reads what an export writes, a slice at a time.
 type ExportSource interface {
-	// Records returns records of kind numbered from `from` on and the
-	// number to go on from (0 at the end).
-	Records(ctx context.Context, kind Kind, from uint64) ([]Record, uint64, error)
+	// Records appends to dst records of kind numbered from `from` on and
+	// returns them with the number to go on from (0 at the end).
+	Records(ctx context.Context, kind Kind, from uint64, dst []Record) ([]Record, uint64, error)
 	ExportApps(ctx context.Context) ([]string, error)
 	Time(ctx context.Context) (time.Time, error)
 }
@@ -78,8 +78,11 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 		{Hosts, "host.gz", writeHost, &sum.Hosts},
 	} {
 		err := writeGzip(create, t.file, string(t.kind), func(w *bufio.Writer) error {
+			var recs []Record
 			for from := uint64(1); ; {
-				recs, next, err := src.Records(ctx, t.kind, from)
+				var next uint64
+				var err error
+				recs, next, err = src.Records(ctx, t.kind, from, recs[:0])
 				if err != nil {
 					return err
 				}

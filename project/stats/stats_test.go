@@ -300,8 +300,7 @@ func TestMetrics(t *testing.T) {
 // exportFake is an ExportSource over fixed records.
 type exportFake struct{ recs map[Kind][]Record }
 
-func (e exportFake) Records(_ context.Context, k Kind, from uint64) ([]Record, uint64, error) {
-	var out []Record
+func (e exportFake) Records(_ context.Context, k Kind, from uint64, out []Record) ([]Record, uint64, error) {
 	for _, r := range e.recs[k] {
 		if r.Num >= from {
 			out = append(out, r)
