@@ -125,11 +125,15 @@ type Status struct {
 
 // SendStatus tells the client how far the task is, unless it has not read
 // the last status yet (BOINC's update_app_progress).
-func (s *Shm) SendStatus(st Status, d InitData) bool { return s.send(chanAppStatus, statusMessage(st, d)) }
+func (s *Shm) SendStatus(st Status, d InitData) bool {
+	return s.send(chanAppStatus, statusMessage(st, d))
+}
 
 // SendFinalStatus tells the client the task's last status, replacing one it
 // has not read: the client reads it when the app has exited.
-func (s *Shm) SendFinalStatus(st Status, d InitData) { s.overwrite(chanAppStatus, statusMessage(st, d)) }
+func (s *Shm) SendFinalStatus(st Status, d InitData) {
+	s.overwrite(chanAppStatus, statusMessage(st, d))
+}
 
 func statusMessage(st Status, d InitData) string {
 	msg := fmt.Sprintf("<current_cpu_time>%e</current_cpu_time>\n<checkpoint_cpu_time>%e</checkpoint_cpu_time>\n",
