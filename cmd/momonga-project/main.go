@@ -132,6 +132,10 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
+			&cli.StringFlag{Name: "boinc-http", Usage: "serve stock BOINC clients over HTTP on this address (off by default)"},
+			&cli.StringFlag{Name: "boinc-url", Usage: "the master URL BOINC volunteers attach to (default http://BOINC-HTTP/)"},
+			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps)"},
+			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -176,6 +180,8 @@ func serveCommand() *cli.Command {
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
 			cfg.Trust = trust
+			cfg.BOINC = server.BOINC{Listen: c.String("boinc-http"), URL: c.String("boinc-url"), Dir: c.String("data"),
+				AppsDir: c.String("boinc-apps"), AllowAccountCreation: c.Bool("boinc-account-creation")}
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -183,6 +189,9 @@ func serveCommand() *cli.Command {
 			fmt.Printf("momonga-project %s serving: NATS %s", cliutil.Version, srv.ClientURL())
 			if u := srv.StatsURL(); u != "" {
 				fmt.Printf(", stats %s", u)
+			}
+			if u := srv.BOINCURL(); u != "" {
+				fmt.Printf(", BOINC %s", u)
 			}
 			fmt.Println()
 			if external {
