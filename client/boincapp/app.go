@@ -147,6 +147,7 @@ func (a App) prepare() (*run, error) {
 		}
 	}
 	if chain, ok := r.savedChain(); ok {
+		fmt.Fprintf(a.Stderr, "momonga: resuming from the checkpoint in this slot (%.0f%% done)\n", 100*max(r.fraction, 0))
 		r.spec.Checkpoint.Resume = chain
 	} else {
 		for i := range t.Checkpoints {
