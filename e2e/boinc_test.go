@@ -249,7 +249,7 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 		t.Helper()
 		wait.For(t, 2*time.Minute, what, func() bool {
 			for _, tk := range bc.tasks() {
-				if s := fmt.Sprint(tk["name"], " ", tk["active_task_state"], " checkpoint ", tk["checkpoint CPU time"]); s != last {
+				if s := fmt.Sprint(tk["name"], " ", tk["active_task_state"], " checkpoint ", tk["CPU time at last checkpoint"]); s != last {
 					t.Logf("get_tasks: %s", s)
 					last = s
 				}
@@ -263,9 +263,9 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	}
 	isLong := func(tk boincTask) bool { return tk["state"] != "uploaded" && tk["ready to report"] != "yes" }
 	running("the long task to checkpoint on the BOINC client", func(tk boincTask) bool {
-		return isLong(tk) && tk["active_task_state"] == "EXECUTING" && tk.float("checkpoint CPU time") > 0
+		return isLong(tk) && tk["active_task_state"] == "EXECUTING" && tk.float("CPU time at last checkpoint") > 0
 	})
-	t.Logf("running: %s, current CPU time %s, checkpoint CPU time %s, fraction done %s", task["name"], task["current CPU time"], task["checkpoint CPU time"], task["fraction done"])
+	t.Logf("running: %s, current CPU time %s, checkpoint CPU time %s, fraction done %s", task["name"], task["current CPU time"], task["CPU time at last checkpoint"], task["fraction done"])
 	name := task["name"]
 	bc.cmd("--task", boincURL, name, "suspend")
 	running("the task to be suspended", func(tk boincTask) bool {
@@ -276,7 +276,7 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	running("the task to run again", func(tk boincTask) bool {
 		return tk["name"] == name && tk["suspended via GUI"] != "yes" && tk["active_task_state"] == "EXECUTING"
 	})
-	before := task.float("checkpoint CPU time")
+	before := task.float("CPU time at last checkpoint")
 	bc.quit()
 	bc.start()
 	running("the task to run again after the client's restart", func(tk boincTask) bool {
