@@ -105,7 +105,7 @@ func (s *slot) start(ctx context.Context) <-chan int {
 	exe, _ := os.Executable()
 	app := App{
 		Dir: s.dir, Args: []string{"--other", s.task.BOINCCommandLine()}, Worker: runner.Worker{Command: []string{exe, argWorker}},
-		Stderr: s.stderr, Tick: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
+		Stderr: s.stderr, Tick: 20 * time.Millisecond,
 	}
 	code := make(chan int, 1)
 	beats, stop := time.NewTicker(20*time.Millisecond), make(chan struct{})
