@@ -244,14 +244,15 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	// update asks at once.
 	bc.cmd("--project", boincURL, "update")
 	var task boincTask
-	last := ""
+	isLong := func(tk boincTask) bool { return tk["state"] != "uploaded" && tk["ready to report"] != "yes" }
+	last := map[string]string{}
 	running := func(what string, cond func(boincTask) bool) {
 		t.Helper()
 		wait.For(t, 2*time.Minute, what, func() bool {
 			for _, tk := range bc.tasks() {
-				if s := fmt.Sprint(tk["name"], " ", tk["active_task_state"], " checkpoint ", tk["CPU time at last checkpoint"]); s != last {
-					t.Logf("get_tasks: %s", s)
-					last = s
+				if s := fmt.Sprint(tk["active_task_state"], ", CPU time at last checkpoint ", tk["CPU time at last checkpoint"], ", fraction done ", tk["fraction done"]); isLong(tk) && s != last[tk["name"]] {
+					t.Logf("boinccmd --get_tasks: %s %s", tk["name"], s)
+					last[tk["name"]] = s
 				}
 				if cond(tk) {
 					task = tk
@@ -261,7 +262,6 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 			return false
 		})
 	}
-	isLong := func(tk boincTask) bool { return tk["state"] != "uploaded" && tk["ready to report"] != "yes" }
 	running("the long task to checkpoint on the BOINC client", func(tk boincTask) bool {
 		return isLong(tk) && tk["active_task_state"] == "EXECUTING" && tk.float("CPU time at last checkpoint") > 0
 	})
