@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,10 @@ type Config struct {
 	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
 	StatsDir    string
 	ExportEvery time.Duration
-	Sched       sched.Config // the scheduler's policy; joining, the recorded one
+	// LeafListen is the host:port this server takes leaf-node servers'
+	// connections on (Leaf, `serve --leaf-listen`); "" for none.
+	LeafListen string
+	Sched      sched.Config // the scheduler's policy; joining, the recorded one
 	// Members is how many members of each virtual peer this process runs:
 	// default 1. Serving, 0 runs none here: the members run in processes
 	// that join, Start returns once the gateway serves (WaitForMembers
@@ -90,6 +94,8 @@ type Config struct {
 	// (default 10,000).
 	SnapshotEvery uint64
 	Logger        *slog.Logger
+	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
+	BOINC BOINC
 
 	Trust // who may connect and publish; auth.go
 }
@@ -107,6 +113,8 @@ type Server struct {
 	gw           *gateway.Gateway
 	stats        *stats.Server
 	auth         authParts
+	boincHTTP    *http.Server
+	boincURL     string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the members, the duties
@@ -133,6 +141,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	if err := cfg.mode.connect(s); err != nil {
 		return nil, err
+	}
+	if cfg.mode.edge() {
+		if err := s.startEdge(); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
@@ -256,7 +271,8 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	if err != nil {
 		return spec, err
 	}
-	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
+	gc.Process = vpeer.ProcessName()
+	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0).Origin(gc.Process)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
 	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
@@ -307,7 +323,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
 	if s.auth.callout != nil {
-		dc.Revoker = s.auth.callout
+		dc.Revoker = cutoffs{s.nc, s.cfg.Logger.With("part", "auth")}
 	}
 	d := duties.New(dc)
 	s.duties.Store(d)
@@ -389,6 +405,12 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if s.cfg.StatsDir != "" && s.cfg.ExportEvery > 0 {
 		s.wg.Go(func() { s.exportLoop(runCtx) })
 	}
+	if err := s.serveDirectory(); err != nil {
+		return err
+	}
+	if err := s.serveBOINC(uploads); err != nil {
+		return fmt.Errorf("BOINC side: %w", err)
+	}
 	if s.cfg.HTTPListen != "" {
 		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.statsConfig()), s.cfg.Logger.With("part", "stats"))
 	}
@@ -447,6 +469,10 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown() {
 	s.stats.Close()
+	s.closeBOINC()
+	if s.cfg.mode.edge() && s.done != nil {
+		close(s.done)
+	}
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
