@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/momonga-project/momonga/client/checkpoint"
 	"github.com/momonga-project/momonga/workunits"
 	"github.com/momonga-project/momonga/workunits/sdk"
