@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"time"
 
-
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/runner"
 )
