@@ -44,7 +44,7 @@ func TestModulesAreReproducible(t *testing.T) {
 				if _, err := exec.LookPath("clang"); err != nil {
 					t.Skip("clang is needed to build kernels.wasm (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)")
 				}
-				args = []string{"run", "./internal/buildwasm", "-ccommand", out, "kernels/kernels.c"}
+				args = []string{"run", "./internal/buildwasm", "-ccommand", "-simd", out, "kernels/kernels.c"}
 			}
 			cmd := exec.Command(goTool, args...)
 			if msg, err := cmd.CombinedOutput(); err != nil {

@@ -9,6 +9,7 @@
 //	go run ./internal/buildwasm -reactor OUT.wasm ./PACKAGE   # a Go reactor (go:wasmexport step)
 //	go run ./internal/buildwasm -c OUT.wasm FILE.c            # a C reactor, clang and wasi-libc
 //	go run ./internal/buildwasm -ccommand OUT.wasm FILE.c     # a C command module (main), likewise
+//	go run ./internal/buildwasm -ccommand -simd OUT.wasm FILE.c  # ... allowed to use wasm SIMD (128-bit)
 //
 // It exists because go:generate runs commands without a shell and so cannot
 // set GOOS and GOARCH itself on every platform. Settings from the caller's
@@ -42,6 +43,7 @@ func main() {
 	reactor := flag.Bool("reactor", false, "build a Go reactor module (-buildmode=c-shared)")
 	c := flag.Bool("c", false, "build a C reactor module with clang")
 	cCommand := flag.Bool("ccommand", false, "build a C command module with clang")
+	simd := flag.Bool("simd", false, "let clang use wasm's 128-bit SIMD, as it uses SSE2 on x86-64 and NEON on arm64 natively")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: buildwasm [-reactor | -c | -ccommand] OUT.wasm ./PACKAGE|FILE.c")
@@ -52,7 +54,11 @@ func main() {
 	if *c || *cCommand {
 		obj := out + ".o"
 		defer os.Remove(obj)
-		compile := exec.Command("clang", append(append([]string{}, cCompile...), "-o", obj, src)...)
+		args := append([]string{}, cCompile...)
+		if *simd {
+			args = append(args, "-msimd128")
+		}
+		compile := exec.Command("clang", append(args, "-o", obj, src)...)
 		compile.Stdout, compile.Stderr = os.Stdout, os.Stderr
 		if err := compile.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", src, err)
