@@ -197,6 +197,11 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.Run(ctx)
 }
 
+// warmWorkerFor is how long a worker process waits for another task after
+// its own: long enough for a client's next short task, short enough that an
+// idle client keeps no worker.
+const warmWorkerFor = 30 * time.Second
+
 // New prepares a daemon: its data directory, host identity, preferences and
 // state.
 func New(cfg Config) (*Daemon, error) {
@@ -215,8 +220,10 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("find own executable for workers: %w", err)
 		}
 		// The worker executable beside the client, with the faster engine,
-		// when it is there and runs here.
+		// when it is there and runs here; a worker stays a while after its
+		// task for the next one, which then starts in a few milliseconds.
 		cfg.Worker, _ = runner.FindWorker(context.Background(), exe)
+		cfg.Worker = cfg.Worker.Pooled(runtime.NumCPU(), warmWorkerFor)
 	}
 	if cfg.Benchmark == nil {
 		command := append(append([]string(nil), cfg.Worker.Command...), "--benchmark", "--data", cfg.DataDir)

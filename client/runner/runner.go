@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type Spec struct {
 	// Engine names the engine to run on (Engines); "" for the fastest this
 	// worker has, falling back to wazero for a module that engine refuses.
 	Engine string `json:"engine,omitempty"`
+	// Keep has the worker process wait for another task once this one's
+	// Result is written (Worker.Pooled).
+	Keep bool `json:"keep,omitempty"`
 	// Seed keys the task's random stream (the same for every replica of a
 	// work unit, so that they compute the same result); "" for a fixed one.
 	Seed string `json:"seed,omitempty"`
@@ -104,6 +108,12 @@ func Run(ctx context.Context, spec Spec) (res Result) {
 
 // RunControlled is Run with a line to the caller for checkpoints.
 func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
+	return runControlled(ctx, spec, ctl, nil)
+}
+
+// runControlled is RunControlled keeping compiled modules in modules, when
+// it is not nil, for the runs after this one.
+func runControlled(ctx context.Context, spec Spec, ctl Control, modules *compiledCache) (res Result) {
 	start := time.Now()
 	cpuStart := selfCPU()
 	defer func() {
@@ -113,14 +123,14 @@ func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
 		res.Wall = time.Since(start)
 		res.CPUSeconds = (selfCPU() - cpuStart).Seconds()
 	}()
-	return run(ctx, spec, ctl, cpuStart)
+	return run(ctx, spec, ctl, cpuStart, modules)
 }
 
 func failure(code int, reason string) Result {
 	return Result{ExitCode: code, Failed: true, Reason: reason}
 }
 
-func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Result {
+func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration, modules *compiledCache) Result {
 	limits := spec.Limits.WithDefaults()
 	wasm, err := os.ReadFile(spec.Module)
 	if err != nil {
@@ -140,19 +150,17 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 	if reason := checkImports(module); reason != "" {
 		return failure(exitNone, reason)
 	}
-	eng := engines[engineName]()
-	defer eng.close(ctx)
-	comp, err := eng.compile(ctx, wasm, spec.CacheDir)
+	comp, release, err := modules.compile(ctx, engineName, wasm, spec.CacheDir)
 	if err != nil && engineName != EngineWazero && spec.Engine == "" {
 		// The faster engine could not take this module: wazero runs it.
-		if fallback, ferr := engines[EngineWazero]().compile(ctx, wasm, spec.CacheDir); ferr == nil {
-			engineName, comp, err = EngineWazero, fallback, nil
+		if fallback, frelease, ferr := modules.compile(ctx, EngineWazero, wasm, spec.CacheDir); ferr == nil {
+			engineName, comp, release, err = EngineWazero, fallback, frelease, nil
 		}
 	}
 	if err != nil {
 		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
 	}
-	defer comp.close(ctx)
+	defer release()
 	reactor := module.IsReactor()
 	if reactor {
 		if params, results, _ := comp.exportedFunc("step"); len(params) != 0 || !slices.Equal(results, []api.ValueType{api.ValueTypeI32}) {
@@ -185,6 +193,13 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 		t.stdin = in
 	}
 	t.resetHost()
+
+	// A garbage collection still under way when the module starts (the
+	// compilation allocates plenty) would, to finish, stop the world, which
+	// waits for the module's goroutine to call the host: another thread
+	// spins meanwhile, for as long as a CPU-bound module computes. Finish
+	// it now; the worker starts no other (work).
+	runtime.GC()
 
 	var res Result
 	if reactor {
