@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,19 +66,38 @@ func EnsureSpec(ctx context.Context, reg Registry, group string, spec GroupSpec)
 	switch {
 	case err == nil:
 		return spec, nil
-	case errors.Is(err, ErrConflict):
-		return ReadSpec(ctx, reg, group)
-	default:
+	case !errors.Is(err, ErrConflict):
 		return spec, fmt.Errorf("vpeer: write the spec of group %s: %w", group, err)
 	}
+	// Another process wrote it first. On a replicated registry the replica
+	// that answers a read may not have it yet: look again for a while.
+	for try := 0; ; try++ {
+		got, err := ReadSpec(ctx, reg, group)
+		if !errors.Is(err, ErrNoGroup) || try == specTries {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// specTries is how many more times EnsureSpec reads a spec whose creation
+// another process won, when a replica says there is none.
+const specTries = 30
+
+// ErrNoGroup is returned by ReadSpec for a group whose spec was never
+// written.
+var ErrNoGroup = errors.New("vpeer: no such group")
 
 // ReadSpec reads the spec of group from reg.
 func ReadSpec(ctx context.Context, reg Registry, group string) (GroupSpec, error) {
 	var spec GroupSpec
 	b, _, err := reg.Get(ctx, specKey(group))
 	if errors.Is(err, ErrNotFound) {
-		return spec, fmt.Errorf("vpeer: no group named %q has been created", group)
+		return spec, fmt.Errorf("%w: no group named %q has been created", ErrNoGroup, group)
 	}
 	if err == nil {
 		err = json.Unmarshal(b, &spec)
@@ -104,6 +124,12 @@ type GroupConfig struct {
 	Snapshots  SnapshotStore       // nil: members replay the whole log
 	NewMachine func() StateMachine // a fresh machine for each member started
 	Reply      func(subject string, data []byte) error
+	// Outputs receives the outputs of the records this process's members
+	// apply (see MemberConfig.Outputs), once for each record however many
+	// members here apply it: the first member to get there hands them on.
+	// Records replayed at start are included, so a receiver acts on what
+	// happened while no member ran here too, if it still matters.
+	Outputs func(seq uint64, outs []any)
 
 	TickInterval  time.Duration // how often the lease holder appends a tick; 0: never
 	SnapshotEvery uint64        // see MemberConfig
@@ -147,6 +173,7 @@ type Group struct {
 	floor    uint64               // lowest applied sequence among live slots
 	observed map[string]observation
 
+	emitted   atomic.Uint64 // the last record whose outputs were handed on
 	ready     chan struct{} // closed when a member here is first ready
 	readyOnce sync.Once
 	exited    chan struct{} // a member stopped
@@ -420,6 +447,7 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		Log:           g.cfg.Log,
 		Machine:       g.cfg.NewMachine(),
 		Reply:         g.cfg.Reply,
+		Outputs:       g.emit,
 		TickInterval:  g.cfg.TickInterval,
 		Now:           g.cfg.Now,
 		Logger:        g.cfg.Logger,
@@ -450,6 +478,25 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		case <-gm.done:
 		}
 	})
+}
+
+// emit hands the outputs of record seq to GroupConfig.Outputs unless a
+// member here has already done so: members apply records in order, so the
+// one furthest ahead is the first at each.
+func (g *Group) emit(seq uint64, outs []any) {
+	if g.cfg.Outputs == nil {
+		return
+	}
+	for {
+		last := g.emitted.Load()
+		if seq <= last {
+			return
+		}
+		if g.emitted.CompareAndSwap(last, seq) {
+			break
+		}
+	}
+	g.cfg.Outputs(seq, outs)
 }
 
 // keepLease renews the lease when a member here holds it, and otherwise
@@ -589,6 +636,27 @@ func (g *Group) Query(ctx context.Context, fn func(*Member)) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("vpeer: group %s: no member ready: %w", g.cfg.Name, ctx.Err())
+		case <-time.After(g.cfg.Heartbeat / 10):
+		}
+	}
+}
+
+// WaitTime waits until a member of this process is ready and has applied
+// a tick, or until ctx is done. Before then a machine that measures
+// leases and deadlines from Entry.Time would count them from the zero
+// time.
+func (g *Group) WaitTime(ctx context.Context) error {
+	for {
+		var now time.Time
+		if err := g.Query(ctx, func(m *Member) { now = m.Status().Time }); err != nil {
+			return err
+		}
+		if !now.IsZero() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vpeer: group %s has no time yet: %w", g.cfg.Name, ctx.Err())
 		case <-time.After(g.cfg.Heartbeat / 10):
 		}
 	}

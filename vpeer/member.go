@@ -33,6 +33,11 @@ type MemberConfig struct {
 	// Now is the clock Tick records are stamped from; default time.Now. It is
 	// never consulted while applying records.
 	Now func() time.Time
+	// Outputs, when set and Machine is an Emitter, is called with the
+	// outputs of each record whose Apply produced any, in log order, after
+	// the machine is unlocked and before the next record is applied. It
+	// must not block, nor keep outs: the machine reuses it.
+	Outputs func(seq uint64, outs []any)
 	// Logger reports records that could not be decoded, replies that could not
 	// be sent and ticks that could not be appended; default slog.Default().
 	Logger *slog.Logger
@@ -91,6 +96,8 @@ type Member struct {
 	log      Log
 	machine  StateMachine
 	reply    func(subject string, data []byte) error
+	emitter  Emitter // machine, when it has outputs and someone takes them
+	outputs  func(seq uint64, outs []any)
 	interval time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
@@ -144,6 +151,7 @@ func NewMember(cfg MemberConfig) *Member {
 		log:      cfg.Log,
 		machine:  cfg.Machine,
 		reply:    cfg.Reply,
+		outputs:  cfg.Outputs,
 		interval: cfg.TickInterval,
 		now:      cfg.Now,
 		logger:   cfg.Logger,
@@ -158,6 +166,9 @@ func NewMember(cfg MemberConfig) *Member {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if e, ok := cfg.Machine.(Emitter); ok && cfg.Outputs != nil {
+		m.emitter = e
 	}
 	if m.logger == nil {
 		m.logger = slog.Default()
@@ -338,8 +349,15 @@ func (m *Member) apply(r Record) error {
 
 	m.mu.Lock()
 	reply := m.machine.Apply(e)
+	var outs []any
+	if m.emitter != nil {
+		outs = m.emitter.Outputs()
+	}
 	m.mu.Unlock()
 	m.storeTime(e.Time)
+	if len(outs) > 0 {
+		m.outputs(r.Seq, outs)
+	}
 
 	// Records from before Run started were answered when they were new.
 	if r.Seq > m.caughtUp && len(reply) > 0 && r.ReplyTo != "" && m.reply != nil {

@@ -34,31 +34,21 @@ package vpeer
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
+
+	"github.com/momonga-project/momonga/vpeer/fsm"
 )
 
-// Entry is what a StateMachine applies: one record of the log.
-type Entry struct {
-	Seq uint64 // position in the log, from 1
-	// Time is the latest time carried by a Tick at or before this entry, in
-	// UTC; zero before the first Tick. It never goes back, even when a Tick
-	// from a slower clock follows.
-	Time    time.Time
-	Tick    bool // a Tick entry carries no payload: it only advances Time
-	Payload []byte
-}
+// Entry is what a StateMachine applies: one record of the log (package fsm,
+// which pure packages import).
+type Entry = fsm.Entry
 
-// StateMachine is the replicated process. Apply must be deterministic: the
-// same entries in the same order give the same replies and the same state,
-// on every member. Snapshot must be deterministic too (the same state writes
-// the same bytes), because members compare hashes of their snapshots, and
-// Restore must replace the whole state, or leave it as it was when it fails.
-type StateMachine interface {
-	Apply(e Entry) (reply []byte)
-	Snapshot(w io.Writer) error
-	Restore(r io.Reader) error
-}
+// StateMachine is the replicated process (package fsm).
+type StateMachine = fsm.StateMachine
+
+// Emitter is a StateMachine whose entries have outputs besides their
+// replies (package fsm).
+type Emitter = fsm.Emitter
 
 // Record is a log record as appended and as read back.
 type Record struct {

@@ -21,6 +21,14 @@ const (
 	OpCompare    = "compare"     // the validator: do two outputs of a unit agree?
 )
 
+// HostCredential is what the project's NATS authorisation needs to know of
+// a host: who it is, whose it is, and whether it may still connect.
+type HostCredential struct {
+	ID      string
+	User    string
+	Revoked bool
+}
+
 // CodeForbidden refuses a request its sender may not make: an unknown
 // account key, a revoked host.
 const CodeForbidden = "forbidden"

@@ -129,7 +129,7 @@ func (d *Daemon) setUserSuspended(on bool) {
 	d.mu.Unlock()
 	if running {
 		// Decide now rather than at the next poll, so the answer shows it.
-		d.reconcile(time.Now())
+		d.reconcile(d.now())
 	}
 }
 

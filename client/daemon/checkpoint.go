@@ -150,9 +150,17 @@ func (d *Daemon) stopAll() {
 		}
 	}
 	d.mu.Unlock()
-	deadline := time.Now().Add(d.cfg.StopGrace)
-	for d.workersLeft() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // the workers end on their own; polled with a deadline
+	// StopGrace is real time the workers get, whatever the daemon's clock.
+	grace := time.NewTimer(d.cfg.StopGrace)
+	defer grace.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for d.workersLeft() > 0 {
+		select {
+		case <-grace.C:
+			return
+		case <-poll.C:
+		}
 	}
 }
 

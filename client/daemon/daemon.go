@@ -11,7 +11,7 @@
 // project has a goroutine for its network traffic, and each started task one
 // for its worker process. Running tasks checkpoint and ship their
 // checkpoints (checkpoint.go); each project's credentials and the key its
-// apps must be signed with are its attachment (trust.go).
+// apps must be signed with are its attachment (attachment.go).
 package daemon
 
 import (
@@ -31,9 +31,9 @@ import (
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -49,7 +49,12 @@ type Config struct {
 	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
 	Name   string        // host name shown by projects; default the machine's
 	Worker runner.Worker // how to start a worker process
+	// Logger is told what happens; nil = nothing is logged.
 	Logger *slog.Logger
+	// Now is the clock every decision reads (leases, fetch back-offs, the
+	// person's idle time, the CPU duty cycle, when to save the state);
+	// nil = time.Now. Timers that only pace the loops stay on real time.
+	Now func() time.Time
 	// Events, if set, is told what the daemon does (for progress displays
 	// and tests); it must not block.
 	Events func(Event)
@@ -208,6 +213,9 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
 	}
@@ -365,17 +373,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.closeMonitor()
 		}
 	}()
-	if d.bench.Stale(d.info, time.Now()) {
+	if d.bench.Stale(d.info, d.now()) {
 		d.runBenchmarks(ctx)
 	}
 	d.mu.Lock()
-	d.busyAt = time.Now()
+	d.busyAt = d.now()
 	for _, p := range d.projects {
 		d.startProjectLocked(p)
 	}
 	d.mu.Unlock()
 	for {
-		next := d.reconcile(time.Now())
+		next := d.reconcile(d.now())
 		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
@@ -400,6 +408,8 @@ func (d *Daemon) kick() {
 }
 
 func (d *Daemon) event(e Event) { d.cfg.Events(e) }
+
+func (d *Daemon) now() time.Time { return d.cfg.Now() }
 
 // runBenchmarks runs the benchmarks and keeps their figures. It does not
 // hold the lock: the control API keeps answering meanwhile.
@@ -426,7 +436,7 @@ func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 		b.Fingerprint = d.info.Fingerprint()
 	}
 	if b.At.IsZero() {
-		b.At = time.Now()
+		b.At = d.now()
 	}
 	d.bench = b
 	d.dirty = true

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,8 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -76,9 +76,10 @@ func startProject(t *testing.T) *testProject {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Second,
-		Sched: sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond},
-		Trust: server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}})
+	scfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
+	scfg.Sched = sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond}
+	scfg.Trust = server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,28 +170,25 @@ func runDaemon(t *testing.T, cfg Config) *Daemon {
 	return d
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// testClock is a daemon's clock that moves only when the test moves it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
 }
 
-// procState is a process's state letter from /proc: R, S, T (stopped)...
-func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
+func newTestClock() *testClock { return &testClock{now: time.Now()} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
 }
 
 func workerPIDs(d *Daemon) []int {
@@ -203,24 +201,6 @@ func workerPIDs(d *Daemon) []int {
 	return pids
 }
 
-func allStopped(pids []int) bool {
-	for _, pid := range pids {
-		if procState(pid) != 'T' {
-			return false
-		}
-	}
-	return len(pids) > 0
-}
-
-func noneStopped(pids []int) bool {
-	for _, pid := range pids {
-		if s := procState(pid); s == 'T' || s == 0 {
-			return false
-		}
-	}
-	return len(pids) > 0
-}
-
 func quickPrefs() *prefs.Prefs {
 	p := prefs.Defaults()
 	p.IdleMinutes = 0.05 // 3 s
@@ -230,14 +210,17 @@ func quickPrefs() *prefs.Prefs {
 func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 	proj := startProject(t)
 	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"}, []string{"block"})
-	obs := &fakeObserver{lastInput: time.Now().Add(-time.Hour)}
-	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Monitor: obs, Prefs: quickPrefs(), Control: "off"})
+	clock := newTestClock()
+	obs := &fakeObserver{lastInput: clock.Now().Add(-time.Hour)}
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Monitor: obs, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 
-	waitFor(t, 20*time.Second, "two running tasks", func() bool { return noneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
+	wait.For(t, 20*time.Second, "two running tasks", func() bool { return procstat.NoneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
 	pids := workerPIDs(d)
+	// The daemon's clock stands still: the loop alone, on its real poll
+	// interval, must notice the input.
 	input := time.Now()
-	obs.set(func(f *fakeObserver) { f.lastInput = input })
-	waitFor(t, 5*time.Second, "tasks stopped", func() bool { return allStopped(pids) })
+	obs.set(func(f *fakeObserver) { f.lastInput = clock.Now() })
+	wait.For(t, 5*time.Second, "tasks stopped", func() bool { return procstat.AllStopped(pids) })
 	took := time.Since(input)
 	t.Logf("input to all tasks stopped: %v", took)
 	if took > time.Second {
@@ -247,27 +230,33 @@ func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 		t.Errorf("status while in use: %+v", s)
 	}
 	// They resume once the idle time (3 s) has passed, not before.
-	waitFor(t, 10*time.Second, "tasks resumed", func() bool { return noneStopped(pids) })
-	if idleFor := time.Since(input); idleFor < 3*time.Second {
-		t.Errorf("resumed after %v without input, want 3 s", idleFor)
+	d.reconcile(clock.Advance(2900 * time.Millisecond))
+	if s := d.Status(); s.Computing || s.Suspended != 2 {
+		t.Errorf("2.9 s after the input: %+v, want both tasks still suspended", s)
 	}
+	d.reconcile(clock.Advance(100 * time.Millisecond))
+	if s := d.Status(); !s.Computing || s.Running != 2 {
+		t.Errorf("3 s after the input: %+v, want both tasks running", s)
+	}
+	wait.For(t, 5*time.Second, "tasks resumed", func() bool { return procstat.NoneStopped(pids) })
 }
 
 func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 	proj := startProject(t)
 	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"})
 	obs := &fakeObserver{}
-	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: obs, Prefs: quickPrefs()})
-	waitFor(t, 20*time.Second, "a running task", func() bool { return noneStopped(workerPIDs(d)) })
+	clock := newTestClock()
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: obs, Prefs: quickPrefs(), Now: clock.Now})
+	wait.For(t, 20*time.Second, "a running task", func() bool { return procstat.NoneStopped(workerPIDs(d)) })
 	pids := workerPIDs(d)
 
 	obs.set(func(f *fakeObserver) { f.otherCPU = 0.5 })
-	waitFor(t, 5*time.Second, "suspended for other programs", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "suspended for other programs", func() bool { return procstat.AllStopped(pids) })
 	if r := d.Status().Reason; !strings.Contains(r, "other programs use 50%") {
 		t.Errorf("reason %q", r)
 	}
 	obs.set(func(f *fakeObserver) { f.otherCPU = 0; f.onBattery = true })
-	waitFor(t, 5*time.Second, "suspended on battery", func() bool { return strings.Contains(d.Status().Reason, "on battery") })
+	wait.For(t, 5*time.Second, "suspended on battery", func() bool { return strings.Contains(d.Status().Reason, "on battery") })
 	obs.set(func(f *fakeObserver) { f.onBattery = false })
 
 	// `momonga suspend` through the control API holds them whatever else.
@@ -283,7 +272,13 @@ func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 	if _, err := c.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, idle.CPUCalm+5*time.Second, "resumed", func() bool { return noneStopped(pids) })
+	// Suspended for other programs' CPU, the task stays so until their use
+	// has been calm for idle.CPUCalm.
+	if s := d.Status(); s.Computing || !strings.Contains(s.Reason, "other programs") {
+		t.Errorf("resumed by the volunteer while other programs' CPU was not yet calm: %+v", s)
+	}
+	d.reconcile(clock.Advance(idle.CPUCalm))
+	wait.For(t, 5*time.Second, "resumed", func() bool { return procstat.NoneStopped(pids) })
 
 	// A wrong token is refused.
 	addr, _ := os.ReadFile(filepath.Join(d.cfg.DataDir, control.AddrFile))
@@ -304,20 +299,29 @@ func TestCPUUsageLimitByDutyCycle(t *testing.T) {
 	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"block"})
 	p := quickPrefs()
 	p.CPUUsageLimit = 40
-	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off"})
-	waitFor(t, 20*time.Second, "a worker", func() bool { return len(workerPIDs(d)) == 1 })
+	clock := newTestClock()
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off", Now: clock.Now})
+	wait.For(t, 20*time.Second, "a worker", func() bool { return len(workerPIDs(d)) == 1 })
 	pid := workerPIDs(d)[0]
-	var stopped, samples int
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		samples++
-		if procState(pid) == 'T' {
+	// Three whole cycles of one second in steps of 100 ms: the task is
+	// stopped in 6 steps of every 10, whatever the phase, and its worker
+	// follows each decision.
+	var stopped int
+	for range 30 {
+		d.reconcile(clock.Advance(100 * time.Millisecond))
+		tasks := d.Tasks()
+		if len(tasks) != 1 || tasks[0].PID != pid {
+			t.Fatalf("tasks %+v, want the one with worker %d", tasks, pid)
+		}
+		if tasks[0].State == "suspended" {
 			stopped++
+			wait.For(t, 5*time.Second, "the worker stopped", func() bool { return procstat.State(pid) == 'T' })
+		} else {
+			wait.For(t, 5*time.Second, "the worker running", func() bool { return procstat.NoneStopped([]int{pid}) })
 		}
 	}
-	frac := float64(stopped) / float64(samples)
-	t.Logf("stopped %.0f%% of the time with cpu_usage_limit 40", 100*frac)
-	if frac < 0.45 || frac > 0.75 {
-		t.Errorf("stopped %.2f of the time, want about 0.6", frac)
+	if stopped != 18 {
+		t.Errorf("stopped in %d of 30 steps of 100 ms with cpu_usage_limit 40, want 18", stopped)
 	}
 }
 
@@ -328,9 +332,11 @@ func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
 	in := host.Measure(t.TempDir())
 	big := min(in.MemoryBytes/50, wu.MaxMemoryBytes) // 2% of the memory: over the 1% budget
 	proj.submit(t, "big", wu.Limits{MemoryBytes: big}, []string{"block"})
-	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off"})
-	waitFor(t, 20*time.Second, "the task assigned", func() bool { return len(d.Tasks()) == 1 })
-	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	clock := newTestClock()
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off", Now: clock.Now})
+	wait.For(t, 20*time.Second, "the task assigned", func() bool { return len(d.Tasks()) == 1 })
+	for range 5 {
+		d.reconcile(clock.Advance(time.Minute))
 		if tk := d.Tasks()[0]; tk.State != "queued" {
 			t.Fatalf("a task over the memory budget started: %+v", tk)
 		}
@@ -338,18 +344,34 @@ func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
 	if _, err := d.SetPref("ram_idle_percent", "90"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the task started within a larger budget", func() bool { return len(workerPIDs(d)) == 1 })
+	wait.For(t, 5*time.Second, "the task started within a larger budget", func() bool { return len(workerPIDs(d)) == 1 })
 
-	// With no free disk allowed, no work is fetched.
+	// With no free disk allowed, no work is fetched from a project that
+	// has some and is ready to be asked.
 	p2 := quickPrefs()
 	p2.DiskMinFreeGB = 1e6
 	proj.submit(t, "more", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
-	d2 := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p2, Control: "off"})
-	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if n := len(d2.Tasks()); n != 0 {
-			t.Fatalf("fetched %d tasks with no disk to spare", n)
+	clock2 := newTestClock()
+	d2 := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p2, Control: "off", Now: clock2.Now})
+	wait.For(t, 10*time.Second, "registered", func() bool { ps := d2.Projects(); return len(ps) == 1 && ps[0].Connected })
+	for range 5 {
+		d2.reconcile(clock2.Advance(time.Minute))
+		if n, asking := len(d2.Tasks()), d2.fetching(); n != 0 || asking {
+			t.Fatalf("with no disk to spare: %d tasks fetched, asking for more: %v", n, asking)
 		}
 	}
+}
+
+// fetching reports whether a work request to any project is under way.
+func (d *Daemon) fetching() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.projects {
+		if p.fetching {
+			return true
+		}
+	}
+	return false
 }
 
 func TestSeveralProjects(t *testing.T) {
@@ -377,16 +399,12 @@ func TestSeveralProjects(t *testing.T) {
 	if err := d.Attach(context.Background(), "http://example.org", 0); err == nil {
 		t.Error("attached an http URL")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !a.batch(t, "b").Done() || !b.batch(t, "b").Done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.Until(30*time.Second, wait.Every, func() bool { return a.batch(t, "b").Done() && b.batch(t, "b").Done() }) {
+		t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
 	}
 	// The project may judge the last result before its reply reaches the
 	// client.
-	waitFor(t, 10*time.Second, "three reports to each project", func() bool {
+	wait.For(t, 10*time.Second, "three reports to each project", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return reported[a.srv.ClientURL()] == 3 && reported[b.srv.ClientURL()] == 3
@@ -453,7 +471,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 	if aside, _ := filepath.Glob(filepath.Join(dir, stateFile+".corrupt-*")); len(aside) != 1 {
 		t.Errorf("damaged file not set aside: %v", aside)
 	}
-	waitFor(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
+	wait.For(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
 }
 
 // TestFetchesWorkSubmittedLater: a client that found no work asks again
@@ -461,13 +479,24 @@ func TestCorruptStateRecovers(t *testing.T) {
 // even with nothing else to wake it.
 func TestFetchesWorkSubmittedLater(t *testing.T) {
 	proj := startProject(t)
-	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off"})
-	waitFor(t, 10*time.Second, "an empty work reply", func() bool {
+	clock := newTestClock()
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
+	var next time.Time
+	wait.For(t, 10*time.Second, "an empty work reply", func() bool {
 		ps := d.Projects()
-		return len(ps) == 1 && ps[0].Connected && !ps[0].NextFetch.IsZero()
+		ok := len(ps) == 1 && ps[0].Connected && !ps[0].NextFetch.IsZero()
+		if ok {
+			next = ps[0].NextFetch
+		}
+		return ok
 	})
-	submitted := time.Now()
 	proj.submit(t, "late", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
-	waitFor(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
-	t.Logf("done %v after submission", time.Since(submitted).Round(time.Millisecond))
+	// Nothing is asked before the retry time...
+	d.reconcile(clock.Advance(next.Sub(clock.Now()) - time.Millisecond))
+	if d.fetching() || len(d.Tasks()) != 0 {
+		t.Fatalf("asked for work before the retry time: fetching %v, tasks %+v", d.fetching(), d.Tasks())
+	}
+	// ...and once it has passed, the loop asks by itself: nothing kicks it.
+	clock.Advance(time.Millisecond)
+	wait.For(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
 }

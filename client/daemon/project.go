@@ -274,7 +274,7 @@ func (d *Daemon) fetchWork(ctx context.Context, p *project, c *conn, n int) {
 		// register again.
 		d.register(ctx, p, c)
 	}
-	now := time.Now()
+	now := d.now()
 	d.mu.Lock()
 	defer d.kick()
 	defer d.mu.Unlock()

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/client/host"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -91,7 +91,7 @@ func (d *Daemon) saveStateLocked() {
 		return
 	}
 	d.dirty = false
-	d.savedAt = time.Now()
+	d.savedAt = d.now()
 }
 
 // readState reads and checks one state file.
@@ -123,7 +123,7 @@ func (d *Daemon) loadState() {
 	case errors.Is(err, os.ErrNotExist):
 		return
 	case err != nil:
-		aside := path + ".corrupt-" + time.Now().Format("20060102-150405")
+		aside := path + ".corrupt-" + d.now().Format("20060102-150405")
 		_ = os.Rename(path, aside)
 		prev, perr := readState(filepath.Join(d.cfg.DataDir, statePrevFile))
 		from := "the previous copy"

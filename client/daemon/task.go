@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
 	"github.com/momonga-project/momonga/client/plan"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -88,7 +88,7 @@ func (d *Daemon) planInputLocked(now time.Time) ([]plan.Task, []plan.Project) {
 func (d *Daemon) startLocked(t *task) {
 	t.state = stateRunning
 	t.stopped = false
-	t.started = time.Now()
+	t.started = d.now()
 	d.dirty = true
 	d.wg.Add(1)
 	go d.runTask(t)

@@ -85,7 +85,9 @@ func startOpenProject(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Trust: server.Trust{Open: true, SigningKey: pub}})
+	cfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
+	cfg.Trust = server.Trust{Open: true, SigningKey: pub}
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
+	"github.com/momonga-project/momonga/project/submitspec"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -147,29 +149,33 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cfg := server.Config{
-				DataDir:    c.String("data"),
-				NATSListen: c.String("nats-listen"),
-				HTTPListen: c.String("http"),
-				Sched:      sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")},
-				Members:    c.Int("members"),
-				GroupSize:  c.Int("group-size"),
-				Replicas:   c.Int("replicas"),
-				Logger:     cliutil.Logger(c),
-				Trust:      trust,
-				Cluster: server.Cluster{
-					Name:   c.String("cluster-name"),
-					Listen: c.String("cluster-listen"),
-					Routes: routes(c.StringSlice("routes")),
-				},
+			if c.Int("members") < 1 {
+				return fmt.Errorf("--members %d: a server runs at least one member of each virtual peer", c.Int("members"))
 			}
-			if c.IsSet("nats-url") {
-				// A project on an external NATS server or cluster.
-				cfg.NATSURL, cfg.JoinOptions = c.String("nats-url"), toolOptions(c)
+			cluster := server.Cluster{
+				Name:   c.String("cluster-name"),
+				Listen: c.String("cluster-listen"),
+				Routes: routes(c.StringSlice("routes")),
 			}
-			if cfg.Cluster.Name == "" && (cfg.Cluster.Listen != "" || len(cfg.Cluster.Routes) > 0) {
+			external := c.IsSet("nats-url")
+			var cfg server.Config
+			switch {
+			case external && cluster.Name != "":
+				return errors.New("a project on an external NATS (--nats-url) runs no NATS server of its own to cluster (--cluster-name)")
+			case external:
+				cfg = server.External(c.String("nats-url"), toolOptions(c)...)
+			case cluster.Name != "":
+				cfg = server.Clustered(c.String("data"), c.String("nats-listen"), cluster)
+			case cluster.Listen != "" || len(cluster.Routes) > 0:
 				return fmt.Errorf("--cluster-listen and --routes need --cluster-name")
+			default:
+				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
+			cfg.HTTPListen = c.String("http")
+			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}
+			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
+			cfg.Logger = cliutil.Logger(c)
+			cfg.Trust = trust
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -179,7 +185,7 @@ func serveCommand() *cli.Command {
 				fmt.Printf(", stats %s", u)
 			}
 			fmt.Println()
-			if cfg.NATSURL != "" {
+			if external {
 				fmt.Println("external NATS: its own accounts and permissions protect the project")
 			} else if p := srv.AdminCreds(); p != "" {
 				fmt.Printf("project tools: --creds %s\n", p)
@@ -237,91 +243,36 @@ func submitCommand() *cli.Command {
 	}
 }
 
-// batchSpec is the --spec file: a Submit whose units may name local files.
-type batchSpec struct {
-	wu.Submit
-	Units []struct {
-		wu.UnitSpec
-		StdinFile string `json:"stdin_file,omitempty"`
-	} `json:"units"`
-}
-
 func submit(c *cli.Context) error {
-	var spec batchSpec
+	var spec submitspec.File
 	if p := c.String("spec"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
+		var err error
+		if spec, err = submitspec.Read(p); err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &spec); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
 	}
-	s := spec.Submit
-	if c.IsSet("app") || s.App == "" {
-		s.App = c.String("app")
+	flags := submitspec.Flags{
+		App:         submitspec.Setting[string]{Value: c.String("app"), Given: c.IsSet("app")},
+		Batch:       submitspec.Setting[string]{Value: c.String("batch"), Given: c.IsSet("batch")},
+		Replication: submitspec.Setting[int]{Value: c.Int("replication"), Given: c.IsSet("replication")},
+		Quorum:      submitspec.Setting[int]{Value: c.Int("quorum"), Given: c.IsSet("quorum")},
+		Deadline:    submitspec.Setting[time.Duration]{Value: c.Duration("deadline"), Given: c.IsSet("deadline")},
+		Checkpoint:  submitspec.Setting[time.Duration]{Value: c.Duration("checkpoint"), Given: c.IsSet("checkpoint")},
+		Args:        c.StringSlice("arg"),
+		ArgsGiven:   c.IsSet("arg"),
+		Inputs:      c.Args().Slice(),
 	}
-	if c.IsSet("batch") || s.Batch == "" {
-		s.Batch = c.String("batch")
-	}
-	if s.Batch == "" {
-		s.Batch = s.App + "-" + time.Now().UTC().Format("20060102-150405")
-	}
-	if c.IsSet("replication") || s.Replication == 0 {
-		s.Replication = c.Int("replication")
-	}
-	if c.IsSet("quorum") || s.Quorum == 0 {
-		s.Quorum = c.Int("quorum")
-	}
-	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
-		s.DeadlineSeconds = c.Duration("deadline").Seconds()
-	}
-	if c.IsSet("checkpoint") {
-		s.CheckpointSeconds = c.Duration("checkpoint").Seconds()
-	}
-	if s.App == "" {
-		return fmt.Errorf("name the app with --app (or in --spec)")
+	s, err := spec.Merge(flags, time.Now())
+	if err != nil {
+		return err
 	}
 	ctx, adm, done, err := dial(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	upload := func(path string) (wu.Hash, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", err
-		}
-		return adm.PutBlob(ctx, b)
-	}
-	for _, u := range spec.Units {
-		if u.StdinFile != "" {
-			h, err := upload(u.StdinFile)
-			if err != nil {
-				return err
-			}
-			u.Stdin = h
-		}
-		s.Units = append(s.Units, u.UnitSpec)
-	}
-	for _, path := range c.Args().Slice() {
-		h, err := upload(path)
-		if err != nil {
-			return err
-		}
-		name := strings.Map(func(r rune) rune {
-			if wu.ValidName(string(r)) {
-				return r
-			}
-			return '_'
-		}, filepath.Base(path))
-		s.Units = append(s.Units, wu.UnitSpec{Name: name, Args: c.StringSlice("arg"), Stdin: h})
-	}
-	if len(s.Units) == 0 {
-		if !c.IsSet("arg") {
-			return fmt.Errorf("nothing to submit: give INPUT files, --spec, or --arg for a single unit")
-		}
-		s.Units = append(s.Units, wu.UnitSpec{Args: c.StringSlice("arg")})
+	if s.Units, err = spec.WorkUnits(flags, func(b []byte) (wu.Hash, error) { return adm.PutBlob(ctx, b) }); err != nil {
+		return err
 	}
 	ids, err := adm.Submit(ctx, s)
 	if err != nil {

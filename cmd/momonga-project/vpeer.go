@@ -27,12 +27,9 @@ var membersFlag = &cli.IntFlag{Name: "members", Value: 1, EnvVars: []string{"MOM
 // join runs `serve --join`: members of the virtual peer of the project at
 // --nats-url, taking slots that are free or lapse, until ctx ends.
 func join(ctx context.Context, c *cli.Context) error {
-	srv, err := server.Start(ctx, server.Config{
-		Join:        c.String("nats-url"),
-		JoinOptions: toolOptions(c),
-		Members:     c.Int("members"),
-		Logger:      cliutil.Logger(c),
-	})
+	cfg := server.Joining(c.String("nats-url"), toolOptions(c)...)
+	cfg.Members, cfg.Logger = c.Int("members"), cliutil.Logger(c)
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

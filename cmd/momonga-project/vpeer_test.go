@@ -26,12 +26,16 @@ func run(t *testing.T, args ...string) string {
 func TestVpeerStatusAndSnapshot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Members: 2, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
+	cfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
+	cfg.Members, cfg.Heartbeat, cfg.Trust = 2, 50*time.Millisecond, server.Trust{Open: true}
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	spare, err := server.Start(ctx, server.Config{Join: srv.ClientURL(), Members: 1, Heartbeat: 50 * time.Millisecond, Trust: server.Trust{Open: true}})
+	join := server.Joining(srv.ClientURL())
+	join.Heartbeat = 50 * time.Millisecond
+	spare, err := server.Start(ctx, join)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/credit"
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -169,13 +169,13 @@ func newState() *state {
 }
 
 // Machine is the accounting state machine. It implements
-// vpeer.StateMachine; like the scheduler, it is not safe for concurrent
+// fsm.StateMachine; like the scheduler, it is not safe for concurrent
 // use (the vpeer member serialises Apply and queries).
 type Machine struct {
 	st *state
 }
 
-var _ vpeer.StateMachine = (*Machine)(nil)
+var _ fsm.StateMachine = (*Machine)(nil)
 
 // New returns an empty accounting machine.
 func New() *Machine { return &Machine{st: newState()} }
@@ -185,7 +185,7 @@ const MaxDeliveryBytes = wu.MaxAdminMessageBytes
 
 // Apply applies one Delivery and returns its Receipt, encoded. Ticks carry
 // nothing for this machine: the time of a grant comes with it.
-func (m *Machine) Apply(e vpeer.Entry) []byte {
+func (m *Machine) Apply(e fsm.Entry) []byte {
 	if e.Tick {
 		return nil
 	}

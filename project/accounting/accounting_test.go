@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/credit"
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -32,7 +32,7 @@ func grants(from, to uint64) []Grant {
 func deliver(t *testing.T, m *Machine, seq uint64, d Delivery) Receipt {
 	t.Helper()
 	var rc Receipt
-	if err := json.Unmarshal(m.Apply(vpeer.Entry{Seq: seq, Payload: wu.Encode(d)}), &rc); err != nil {
+	if err := json.Unmarshal(m.Apply(fsm.Entry{Seq: seq, Payload: wu.Encode(d)}), &rc); err != nil {
 		t.Fatal(err)
 	}
 	return rc
@@ -108,7 +108,7 @@ func TestBadDeliveriesChangeNothing(t *testing.T) {
 		var before bytes.Buffer
 		_ = m.Snapshot(&before)
 		var rc Receipt
-		if err := json.Unmarshal(m.Apply(vpeer.Entry{Seq: 1, Payload: payload}), &rc); err != nil || rc.Error == nil || rc.Error.Code != wu.CodeBadRequest {
+		if err := json.Unmarshal(m.Apply(fsm.Entry{Seq: 1, Payload: payload}), &rc); err != nil || rc.Error == nil || rc.Error.Code != wu.CodeBadRequest {
 			t.Errorf("%s: receipt %+v (%v), want a bad_request error", name, rc, err)
 		}
 		var after bytes.Buffer
@@ -241,7 +241,7 @@ func FuzzApply(f *testing.F) {
 		m := New()
 		m.Receive(Delivery{V: 1, Source: "sched", Grants: grants(1, 1)})
 		var rc Receipt
-		if err := json.Unmarshal(m.Apply(vpeer.Entry{Seq: 2, Payload: payload}), &rc); err != nil {
+		if err := json.Unmarshal(m.Apply(fsm.Entry{Seq: 2, Payload: payload}), &rc); err != nil {
 			t.Fatalf("receipt: %v", err)
 		}
 		var snap bytes.Buffer

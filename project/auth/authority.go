@@ -44,6 +44,9 @@ type Authority struct {
 
 // NewAuthority prepares the JWTs for keys.
 func NewAuthority(keys *Keys, limits Limits) *Authority {
+	if limits == (Limits{}) {
+		limits = DefaultLimits()
+	}
 	return &Authority{keys: keys, limits: limits, resolver: &natsserver.MemAccResolver{}, blocked: map[string]bool{}, stored: map[string]bool{}}
 }
 

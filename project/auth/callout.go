@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/momonga-project/momonga/project/sched"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -24,7 +23,7 @@ const AttachUserPrefix = wu.AttachUser + "/"
 
 // Directory is what the callout asks of the scheduler's replicated state.
 type Directory interface {
-	HostByNKey(nkey string) (sched.HostCredential, bool)
+	HostByNKey(nkey string) (wu.HostCredential, bool)
 	UserByKeyHash(h wu.Hash) (string, bool)
 }
 
@@ -45,6 +44,7 @@ type ServiceConfig struct {
 type Service struct {
 	cfg ServiceConfig
 	sub *nats.Subscription
+	own *nats.Conn // the connection StartCallout made, closed with the Service
 
 	mu        sync.Mutex
 	throttled map[string]time.Time // host id → refused until
@@ -70,8 +70,35 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	return s, nc.Flush()
 }
 
+// StartCallout starts the callout on the embedded server ns, on an
+// in-process connection with the callout's own credentials (cfg.Authority
+// is a); Close closes that connection too.
+func (a *Authority) StartCallout(ns *natsserver.Server, cfg ServiceConfig) (*Service, error) {
+	c, err := a.CalloutCreds()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserJWTAndSeed(c.JWT, c.Seed), nats.Name("momonga-auth"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect the auth callout: %w", err)
+	}
+	cfg.Authority = a
+	s, err := StartService(nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.own = nc
+	return s, nil
+}
+
 // Close stops answering.
-func (s *Service) Close() { _ = s.sub.Unsubscribe() }
+func (s *Service) Close() {
+	_ = s.sub.Unsubscribe()
+	if s.own != nil {
+		s.own.Close()
+	}
+}
 
 // Throttle refuses host id for d and closes its connections now: what the
 // gateway does to a host that floods it.

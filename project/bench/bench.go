@@ -243,18 +243,16 @@ func start(ctx context.Context, cfg Config, dir string) (_ *run, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r.srv, err = server.Start(ctx, server.Config{
-		DataDir:    dir,
-		NATSListen: "127.0.0.1:0",
-		// Leases outlast the level: a task that came back to the queue and
-		// went out again would count twice.
-		Sched:  sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour},
-		Logger: cfg.Logger,
-		// The dispatch path measured is the same with credentials (they are
-		// checked once per connection), and the volunteers are asked to
-		// go as fast as they can: no per-host rate limit.
-		Trust: server.Trust{Open: !cfg.Secure, SigningKey: key.Public().(ed25519.PublicKey), HostRate: 1e12, HostBurst: 1 << 30},
-	})
+	scfg := server.Embedded(dir, "127.0.0.1:0")
+	// Leases outlast the level: a task that came back to the queue and
+	// went out again would count twice.
+	scfg.Sched = sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour}
+	scfg.Logger = cfg.Logger
+	// The dispatch path measured is the same with credentials (they are
+	// checked once per connection), and the volunteers are asked to go as
+	// fast as they can: no per-host rate limit.
+	scfg.Trust = server.Trust{Open: !cfg.Secure, SigningKey: key.Public().(ed25519.PublicKey), HostRate: 1e12, HostBurst: 1 << 30}
+	r.srv, err = server.Start(ctx, scfg)
 	if err != nil {
 		return nil, fmt.Errorf("start project server: %w", err)
 	}

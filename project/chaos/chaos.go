@@ -158,17 +158,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	srv, err := server.Start(ctx, server.Config{
-		DataDir:    filepath.Join(dir, "project"),
-		NATSListen: "127.0.0.1:0",
-		// Leases outlast the run: a task given to a second host is then
-		// always a fault, never a lease that ran out.
-		Sched:            sched.Config{Project: "momonga chaos", Lease: 24 * time.Hour, Beat: time.Hour, Retry: 100 * time.Millisecond},
-		Members:          cfg.Members,
-		MembersElsewhere: true,
-		Logger:           cfg.Logger.With("part", "server"),
-		Trust:            server.Trust{Open: true, SigningKey: pub},
-	})
+	scfg := server.Embedded(filepath.Join(dir, "project"), "127.0.0.1:0")
+	// Leases outlast the run: a task given to a second host is then always
+	// a fault, never a lease that ran out.
+	scfg.Sched = sched.Config{Project: "momonga chaos", Lease: 24 * time.Hour, Beat: time.Hour, Retry: 100 * time.Millisecond}
+	// Every member runs in a child process that joins.
+	scfg.Members, scfg.GroupSize = 0, cfg.Members
+	scfg.Logger = cfg.Logger.With("part", "server")
+	scfg.Trust = server.Trust{Open: true, SigningKey: pub}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		return Report{}, fmt.Errorf("chaos: start the project server: %w", err)
 	}

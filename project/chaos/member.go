@@ -69,9 +69,9 @@ func MemberMain(ctx context.Context, args []string, in io.Reader, out io.Writer,
 		_, _ = io.Copy(io.Discard, in)
 		cancel()
 	}()
-	srv, err := server.Start(ctx, server.Config{
-		Join: *url, Members: 1, Heartbeat: *heartbeat, Lapse: *lapse, TickInterval: *tick, SnapshotEvery: *every, Logger: logger,
-	})
+	cfg := server.Joining(*url)
+	cfg.Heartbeat, cfg.Lapse, cfg.TickInterval, cfg.SnapshotEvery, cfg.Logger = *heartbeat, *lapse, *tick, *every, logger
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

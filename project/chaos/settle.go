@@ -291,7 +291,7 @@ func auditAccounting(ctx context.Context, nc *nats.Conn, want uint64, logger *sl
 		select {
 		case <-m.Ready():
 			m.Query(func() {
-				through = machine.Through(server.AcctSource)
+				through = machine.Through(sched.OutputSource)
 				credit, results = machine.Totals()
 			})
 			if through >= want {

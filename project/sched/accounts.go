@@ -173,6 +173,7 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 		return nil, wu.Errorf(wu.CodeNotFound, "no host %q", req.Host)
 	}
 	h.Revoked = true
+	m.emit(HostRevoked{h.ID})
 	var back []string
 	for tid := range m.st.Assigned {
 		if m.st.Tasks[tid].Host == h.ID {
@@ -188,22 +189,14 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 	return &wu.Ack{V: wu.WireVersion}, nil
 }
 
-// HostCredential is what the project's NATS authorisation needs to know of
-// a host.
-type HostCredential struct {
-	ID      string
-	User    string
-	Revoked bool
-}
-
 // HostByNKey finds the host that authenticates with the public key nkey.
-func (m *Machine) HostByNKey(nkey string) (HostCredential, bool) {
+func (m *Machine) HostByNKey(nkey string) (wu.HostCredential, bool) {
 	id, ok := m.ix.hostByNKey[nkey]
 	if !ok {
-		return HostCredential{}, false
+		return wu.HostCredential{}, false
 	}
 	h := m.st.Hosts[id]
-	return HostCredential{ID: h.ID, User: h.User, Revoked: h.Revoked}, true
+	return wu.HostCredential{ID: h.ID, User: h.User, Revoked: h.Revoked}, true
 }
 
 // UserByKeyHash reports whether a user holds the account key with this

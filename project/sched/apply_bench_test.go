@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -38,7 +38,7 @@ func BenchmarkApplyWork(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		h.seq++
-		if len(h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Payload: payloads[i]})) < 100 {
+		if len(h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: payloads[i]})) < 100 {
 			b.Fatal("no task assigned")
 		}
 	}

@@ -33,11 +33,13 @@ func (m *Machine) checkpoint(id string, req wu.CheckpointReport) (*wu.Ack, error
 		return nil, wu.Errorf(wu.CodeConflict, "checkpoint %d of task %s is a delta against a checkpoint the project does not hold: send a full one", c.Seq, t.ID)
 	}
 	if old != nil {
+		var unneeded []wu.Hash
 		for _, h := range old.Blobs() {
 			if h != c.Hash && h != c.Base {
-				m.st.Garbage = append(m.st.Garbage, h)
+				unneeded = append(unneeded, h)
 			}
 		}
+		m.discard(unneeded)
 	}
 	t.Checkpoint = &c
 	t.LeaseUntil = m.st.Now.Add(m.cfg.Lease)
@@ -48,9 +50,18 @@ func (m *Machine) checkpoint(id string, req wu.CheckpointReport) (*wu.Ack, error
 // dropCheckpoint forgets the checkpoint of a task that no longer needs one.
 func (m *Machine) dropCheckpoint(t *task) {
 	if t.Checkpoint != nil {
-		m.st.Garbage = append(m.st.Garbage, t.Checkpoint.Blobs()...)
+		m.discard(t.Checkpoint.Blobs())
 		t.Checkpoint = nil
 	}
+}
+
+// discard puts checkpoint blobs no task needs on the garbage list.
+func (m *Machine) discard(blobs []wu.Hash) {
+	if len(blobs) == 0 {
+		return
+	}
+	m.st.Garbage = append(m.st.Garbage, blobs...)
+	m.emit(CheckpointsUnneeded{blobs})
 }
 
 // checkpointsDropped removes deleted blobs from the garbage list.

@@ -19,15 +19,25 @@ import (
 var forbiddenDeps = []string{"net", "github.com/nats-io/", "github.com/tetratelabs/wazero", "github.com/klauspost/compress"}
 
 // forbiddenImports may not be imported by the pure packages themselves: file
-// I/O, processes, randomness and cgo. (fmt and others reach os indirectly,
-// which is harmless; the wall clock is checked call by call below.)
-var forbiddenImports = []string{"os", "os/exec", "io/ioutil", "syscall", "math/rand", "math/rand/v2", "crypto/rand", "net", "net/http", "unsafe", "C"}
+// I/O, processes, the network, randomness, cancellation, locks (a machine is
+// applied by one goroutine at a time: its caller owns concurrency), logging
+// and cgo. (fmt and others reach os indirectly, which is harmless; the wall
+// clock is checked call by call below.)
+var forbiddenImports = []string{"os", "os/exec", "os/signal", "io/ioutil", "syscall", "math/rand", "math/rand/v2", "crypto/rand",
+	"net", "net/http", "context", "sync", "sync/atomic", "log", "log/slog", "runtime", "unsafe", "C"}
 
 // forbiddenCalls read the wall clock or wait on it.
 var forbiddenCalls = []string{"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker"}
 
+// module is this module's path: its packages below a pure one must be pure
+// too.
+const module = "github.com/momonga-project/momonga"
+
 var purePackages = map[string]string{
-	"github.com/momonga-project/momonga/workunits":      "../../workunits",
+	"github.com/momonga-project/momonga/workunits": "../../workunits",
+	// The contract between a virtual peer and its machine: Entry,
+	// StateMachine, Emitter.
+	"github.com/momonga-project/momonga/vpeer/fsm":      "../../vpeer/fsm",
 	"github.com/momonga-project/momonga/project/sched":  ".",
 	"github.com/momonga-project/momonga/project/credit": "../credit",
 	// The accounting virtual peer's state machine, fed by the scheduler.
@@ -44,6 +54,11 @@ func TestPurePackagesDependOnNothingImpure(t *testing.T) {
 			t.Fatalf("go list -deps %s: %v", pkg, err)
 		}
 		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, module+"/") || dep == module {
+				if _, ok := purePackages[dep]; !ok {
+					t.Errorf("%s depends on %s, a package of this module that is not pure", pkg, dep)
+				}
+			}
 			for _, bad := range forbiddenDeps {
 				if dep == bad || strings.HasPrefix(dep, bad) && (strings.HasSuffix(bad, "/") || strings.HasPrefix(dep, bad+"/")) {
 					t.Errorf("%s depends on %s", pkg, dep)

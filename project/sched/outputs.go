@@ -18,6 +18,10 @@ import (
 // delivered twice are ignored by the accounting peer, so a delivery cut
 // short, or repeated by a new lease holder, is harmless.
 
+// OutputSource names the scheduler's outputs in the accounting peer's
+// de-duplication table (accounting.Delivery.Source).
+const OutputSource = "sched"
+
 // OpOutputsAcked is appended by the project itself: the accounting peer has
 // applied every output up to OutputsAcked.Through.
 const OpOutputsAcked = "outputs.acked"
@@ -43,6 +47,7 @@ func (m *Machine) grant(t *task, h *host, g float64) {
 		out.Team = u.Team
 	}
 	m.st.Outbox = append(m.st.Outbox, out)
+	m.emit(CreditGranted{out.ID})
 }
 
 // outputsAcked trims the outbox up to the acknowledged output.

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 	}
 }
 
-// Machine is the scheduler state machine. It implements vpeer.StateMachine.
+// Machine is the scheduler state machine. It implements fsm.StateMachine.
 // It is not safe for concurrent use: the vpeer member serialises Apply and
 // queries.
 type Machine struct {
@@ -68,9 +68,10 @@ type Machine struct {
 	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
 
 	workReply wu.WorkReply // scratch of work, not state
+	outs      []any        // outputs of the entry being applied, not state
 }
 
-var _ vpeer.StateMachine = (*Machine)(nil)
+var _ fsm.Emitter = (*Machine)(nil)
 
 // New returns an empty scheduler.
 func New(cfg Config) *Machine {
@@ -114,8 +115,10 @@ func New(cfg Config) *Machine {
 }
 
 // Apply applies one log entry and returns the reply for its requester.
-func (m *Machine) Apply(e vpeer.Entry) []byte {
+func (m *Machine) Apply(e fsm.Entry) []byte {
 	m.seq = e.Seq
+	clear(m.outs) // no reference to the last entry's outputs stays behind
+	m.outs = m.outs[:0]
 	if !e.Time.IsZero() && e.Time.After(m.st.Now) {
 		if !m.st.Now.IsZero() && e.Time.Sub(m.st.Now) > m.outageGap() {
 			m.resumeAfterOutage(e.Time)

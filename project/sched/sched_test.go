@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/accounting"
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -22,6 +22,7 @@ type harness struct {
 	hs  map[string]uint64 // next request seq per requester
 	// acct counts the credit the scheduler grants (status).
 	acct *accounting.Machine
+	outs []any // every output of every entry applied, in order
 }
 
 func newHarness(t testing.TB) *harness {
@@ -32,7 +33,9 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) apply(cmd wu.Command) []byte {
 	h.seq++
-	return h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Payload: wu.Encode(cmd)})
+	reply := h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: wu.Encode(cmd)})
+	h.outs = append(h.outs, h.m.Outputs()...)
+	return reply
 }
 
 // status is the scheduler's status with the credit an accounting machine
@@ -54,7 +57,8 @@ func (h *harness) status() wu.StatusReply {
 func (h *harness) tick(d time.Duration) {
 	h.now = h.now.Add(d)
 	h.seq++
-	h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Tick: true})
+	h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Tick: true})
+	h.outs = append(h.outs, h.m.Outputs()...)
 }
 
 // pass lets d go by with the project up: a tick every second, as the
@@ -327,7 +331,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	if err := json.Unmarshal(h.apply(wu.Command{}), new(wu.Ack)); err != nil {
 		t.Fatal(err)
 	}
-	raw := h.m.Apply(vpeer.Entry{Seq: 999, Time: h.now, Payload: []byte("\x00not json")})
+	raw := h.m.Apply(fsm.Entry{Seq: 999, Time: h.now, Payload: []byte("\x00not json")})
 	if !bytes.Contains(raw, []byte(wu.CodeBadRequest)) {
 		t.Fatalf("garbage entry reply %s", raw)
 	}
@@ -384,7 +388,7 @@ func TestSnapshotRestoreContinuesIdentically(t *testing.T) {
 		{V: 1, Op: wu.OpResult, Host: "a", Seq: 101, Body: wu.Encode(wu.Report{V: 1, Seq: 101, Task: as[1].Task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf([]byte("7")), OutputSize: 1})},
 	}
 	for i, c := range cmds {
-		e := vpeer.Entry{Seq: uint64(1000 + i), Time: h.now, Payload: wu.Encode(c)}
+		e := fsm.Entry{Seq: uint64(1000 + i), Time: h.now, Payload: wu.Encode(c)}
 		if r1, r2 := h.m.Apply(e), m2.Apply(e); !bytes.Equal(r1, r2) {
 			t.Fatalf("entry %d: replies differ:\n%s\n%s", i, r1, r2)
 		}

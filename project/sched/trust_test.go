@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/project/credit"
-	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -357,7 +357,7 @@ func FuzzApply(f *testing.F) {
 		h.work("h1", 1)
 		payload := fmt.Appendf(nil, `{"v":1,"op":%q,"host":%q,"seq":%d,"body":%s}`, op, host, seq, body)
 		h.seq++
-		h.m.Apply(vpeer.Entry{Seq: h.seq, Time: h.now, Payload: payload})
+		h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: payload})
 		h.tick(time.Hour)
 		snap := h.snapshot()
 		m2 := New(Config{})

@@ -102,7 +102,7 @@ func (m *Machine) awaitVerdicts(u *unit, outs []output) bool {
 	for i := range outs {
 		for j := i + 1; j < len(outs); j++ {
 			if _, known := u.agrees(outs[i].hash, outs[j].hash); !known {
-				m.st.Compare[u.ID] = true
+				m.awaitCompare(u)
 				return true
 			}
 		}
@@ -128,7 +128,7 @@ func (m *Machine) accept(u *unit, canonical wu.Hash) {
 		case known:
 			m.invalidate(t)
 		default:
-			m.st.Compare[u.ID] = true // judged when the verdict comes
+			m.awaitCompare(u) // judged when the verdict comes
 		}
 	}
 	// A result counts towards its host's record only when another host's
@@ -158,8 +158,14 @@ func (m *Machine) judgeLate(u *unit, t *task) {
 	case known:
 		m.invalidate(t)
 	default:
-		m.st.Compare[u.ID] = true
+		m.awaitCompare(u)
 	}
+}
+
+// awaitCompare puts u on the validator's list.
+func (m *Machine) awaitCompare(u *unit) {
+	m.st.Compare[u.ID] = true
+	m.emit(CompareNeeded{u.ID})
 }
 
 // validated marks t valid and grants the credit g to its host, the host's

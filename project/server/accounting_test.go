@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/credit"
 	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/project/sched/schedtest"
 	"github.com/momonga-project/momonga/vpeer"
 	"github.com/momonga-project/momonga/vpeer/vpeertest"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -35,10 +34,10 @@ import (
 // state.
 func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 	const volunteers, units = 12, 300
-	p := startProject(t, 3, units, false)
+	p := startProject(t, 3, units)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	spare, err := Start(ctx, Config{Join: p.srv.ClientURL(), Members: 1, Heartbeat: testHeartbeat, Lapse: testLapse, Logger: vpeertest.TestLogger(t)})
+	spare, err := Start(ctx, joining(t, p.srv.ClientURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,9 +51,10 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 		seenMu sync.Mutex
 		seen   = map[uint64]accounting.Grant{}
 	)
-	rogue := p.srv.newForwarder(func() bool { return true })
-	read := rogue.outbox
-	rogue.outbox = func(ctx context.Context, max int) ([]accounting.Grant, error) {
+	rogue := p.srv.duties.Load().Forwarder()
+	rogue.Leading = func() bool { return true }
+	read := rogue.Outbox
+	rogue.Outbox = func(ctx context.Context, max int) ([]accounting.Grant, error) {
 		out, err := read(ctx, max)
 		seenMu.Lock()
 		for _, g := range out {
@@ -63,12 +63,12 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 		seenMu.Unlock()
 		return out, err
 	}
-	rogue.wake, rogue.interval, rogue.batch = nil, 15*time.Millisecond, 7
+	rogue.Wake, rogue.Interval, rogue.Batch = nil, 15*time.Millisecond, 7
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	var bg sync.WaitGroup
 	defer bg.Wait()
-	bg.Go(func() { rogue.run(bgCtx) })
+	bg.Go(func() { rogue.Run(bgCtx) })
 	injected := atomic.Int64{}
 	bg.Go(func() {
 		for bgCtx.Err() == nil {
@@ -97,7 +97,7 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 					old[i].ID += 1 << 20
 				}
 			}
-			d := accounting.Delivery{V: 1, Source: AcctSource, Grants: old}
+			d := accounting.Delivery{V: 1, Source: sched.OutputSource, Grants: old}
 			if _, err := p.srv.acctLog.Append(bgCtx, vpeer.Record{Payload: wu.Encode(d)}); err == nil {
 				injected.Add(1)
 			}
@@ -108,20 +108,20 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 		wg      sync.WaitGroup
 		running atomic.Int32
 	)
-	hist := &history{start: time.Now()}
+	hist := schedtest.NewHistory()
 	for i := range volunteers {
 		v := newVolunteer(t, p.srv.ClientURL(), i, hist)
 		running.Add(1)
 		wg.Go(func() {
 			defer running.Add(-1)
-			if err := v.hello(ctx); err != nil {
+			if err := v.Hello(ctx); err != nil {
 				t.Error(err)
 				return
 			}
 			for {
-				out, err := v.work(ctx)
+				out, err := v.Work(ctx)
 				if err != nil || out.Err != "" {
-					t.Errorf("%s: work: %v %s", v.host, err, out.Err)
+					t.Errorf("%s: work: %v %s", v.Host, err, out.Err)
 					return
 				}
 				if len(out.Tasks) == 0 {
@@ -131,8 +131,8 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 				case <-time.After(time.Duration(10+rand.IntN(30)) * time.Millisecond):
 				case <-ctx.Done():
 				}
-				if res, err := v.result(ctx, out.Tasks[0]); err != nil || res.Err != "" {
-					t.Errorf("%s: result: %v %s", v.host, err, res.Err)
+				if res, err := v.Result(ctx, out.Tasks[0]); err != nil || res.Err != "" {
+					t.Errorf("%s: result: %v %s", v.Host, err, res.Err)
 					return
 				}
 			}
@@ -210,7 +210,7 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 		m.Query(func() {
 			a := acctOf(m)
 			total, results = a.Totals()
-			through = a.Through(AcctSource)
+			through = a.Through(sched.OutputSource)
 		})
 		if results != units || through != units || math.Abs(total-want) > 1e-9*want {
 			t.Errorf("accounting member %s: %d results, credit %.9f, through %d; want %d, %.9f, %d", m.ID(), results, total, through, units, want, units)
@@ -240,7 +240,7 @@ func waitDelivered(t *testing.T, srv *Server, outputs uint64) {
 	vpeertest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		var last uint64
 		var pending int
-		if err := srv.query(func(m *sched.Machine) { last, pending = m.LastOutput(), len(m.Outbox(0)) }); err != nil {
+		if err := query(srv, func(m *sched.Machine) { last, pending = m.LastOutput(), len(m.Outbox(0)) }); err != nil {
 			return err
 		}
 		if last != outputs || pending != 0 {
@@ -248,57 +248,4 @@ func waitDelivered(t *testing.T, srv *Server, outputs uint64) {
 		}
 		return nil
 	})
-}
-
-// TestForwarderRoundStopsAtAGap checks the forwarder's handling of
-// receipts without NATS: it acknowledges only what the accounting peer
-// applied, and reports an accounting peer that lacks what the outbox no
-// longer holds.
-func TestForwarderRoundStopsAtAGap(t *testing.T) {
-	out := []accounting.Grant{{ID: 5, Host: "h"}, {ID: 6, Host: "h"}}
-	var acked []uint64
-	f := &forwarder{
-		leading: func() bool { return true },
-		outbox:  func(context.Context, int) ([]accounting.Grant, error) { return out, nil },
-		ack:     func(_ context.Context, through uint64) error { acked = append(acked, through); return nil },
-		batch:   2,
-	}
-	for _, c := range []struct {
-		rc      accounting.Receipt
-		err     bool
-		acked   []uint64
-		comment string
-	}{
-		{accounting.Receipt{Through: 6}, false, []uint64{6}, "all applied"},
-		{accounting.Receipt{Through: 8}, false, []uint64{8}, "applied beyond this delivery by another forwarder"},
-		{accounting.Receipt{Through: 4, Error: wu.Errorf(wu.CodeBadRequest, "bad")}, true, nil, "refused"},
-		{accounting.Receipt{Through: 2, Error: wu.Errorf(wu.CodeConflict, "gap")}, true, nil, "the outbox starts after the accounting peer"},
-	} {
-		acked = nil
-		f.deliver = func(context.Context, accounting.Delivery) (accounting.Receipt, error) { return c.rc, nil }
-		more, err := f.round(context.Background())
-		if (err != nil) != c.err || !slices.Equal(acked, c.acked) || (err == nil && !more) {
-			t.Errorf("%s: more %v, err %v, acked %v", c.comment, more, err, acked)
-		}
-	}
-	f.leading = func() bool { return false }
-	f.deliver = func(context.Context, accounting.Delivery) (accounting.Receipt, error) {
-		return accounting.Receipt{}, errors.New("delivered without the lease")
-	}
-	if _, err := f.round(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// An acknowledgement beyond the last output the scheduler made is refused
-// by it, and the forwarder hears so instead of taking it as done.
-func TestAcknowledgementRefusedIsAnError(t *testing.T) {
-	srv, _, _ := startServer(t)
-	ctx := context.Background()
-	// On the server's connection, as the forwarder does: the reply's
-	// publisher follows the subscription on the same connection.
-	err := ackOutputs(ctx, srv.nc, srv.log, 1_000_000)
-	if err == nil || !strings.Contains(err.Error(), "refused") {
-		t.Fatalf("acknowledging output 1000000 of none: %v, want a refusal", err)
-	}
 }

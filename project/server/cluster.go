@@ -15,6 +15,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/momonga-project/momonga/project/auth"
 )
 
 // Cluster makes the embedded NATS server one of a cluster: several
@@ -72,6 +74,9 @@ func (c Cluster) Size() int {
 }
 
 func (c Cluster) check() error {
+	if c.Name == "" {
+		return errors.New("cluster mode needs the cluster's name, the same on every server (--cluster-name)")
+	}
 	if c.Listen == "" {
 		return errors.New("cluster mode needs the address this server takes routes on (--cluster-listen)")
 	}
@@ -85,17 +90,11 @@ func (c Cluster) check() error {
 	return err
 }
 
-// shared reports whether the project's NATS is shared with other
-// processes serving the same project: a cluster or an external server.
-func (s *Server) shared() bool { return s.cfg.Cluster.Name != "" || s.cfg.NATSURL != "" }
-
-// clusterOptions makes opts a member of the configured cluster.
-func (s *Server) clusterOptions(opts *natsserver.Options) error {
-	c := s.cfg.Cluster
-	if c.Name == "" {
-		return nil
-	}
-	name, err := s.serverName()
+// options makes opts a server of the cluster, named as its data directory
+// remembers; with the project's authority, only servers holding the
+// project's keys may route to it.
+func (c Cluster) options(opts *natsserver.Options, dataDir string, a *auth.Authority) error {
+	name, err := c.serverName(dataDir)
 	if err != nil {
 		return err
 	}
@@ -107,8 +106,7 @@ func (s *Server) clusterOptions(opts *natsserver.Options) error {
 		return fmt.Errorf("--cluster-listen %q: bad port", c.Listen)
 	}
 	routes, _ := c.routes()
-	if a := s.trust.authority; a != nil {
-		// Only servers holding the project's keys may route to this one.
+	if a != nil {
 		user, pass := a.RouteCredentials()
 		opts.Cluster.Username, opts.Cluster.Password = user, pass
 		for _, u := range routes {
@@ -119,13 +117,13 @@ func (s *Server) clusterOptions(opts *natsserver.Options) error {
 	return nil
 }
 
-// serverName is Cluster.ServerName, or the one kept in the data directory,
-// made the first time.
-func (s *Server) serverName() (string, error) {
-	if n := s.cfg.Cluster.ServerName; n != "" {
-		return n, nil
+// serverName is ServerName, or the one kept in the data directory, made
+// the first time.
+func (c Cluster) serverName(dataDir string) (string, error) {
+	if c.ServerName != "" {
+		return c.ServerName, nil
 	}
-	p := filepath.Join(s.cfg.DataDir, ServerNameFile)
+	p := filepath.Join(dataDir, ServerNameFile)
 	b, err := os.ReadFile(p)
 	if err == nil {
 		if n := strings.TrimSpace(string(b)); n != "" {
@@ -151,7 +149,7 @@ const clusterWait = 2 * time.Minute
 // succeeds: until the cluster has elected its JetStream meta leader and
 // enough servers have joined, creating a replicated stream fails.
 func (s *Server) untilClusterReady(ctx context.Context, fn func(context.Context) error) error {
-	if !s.shared() {
+	if !s.cfg.mode.shared() {
 		return fn(ctx)
 	}
 	ctx, cancel := context.WithTimeout(ctx, clusterWait)

@@ -44,9 +44,12 @@ func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
 
 	var servers [2]*Server
 	for i := range servers {
-		srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSURL: ns.ClientURL(), GroupSize: 2, Members: 1,
-			Sched: sched.Config{Lease: time.Duration(i+1) * time.Minute}, Heartbeat: 100 * time.Millisecond,
-			Trust: Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}})
+		cfg := External(ns.ClientURL())
+		cfg.GroupSize = 2
+		cfg.Sched = sched.Config{Lease: time.Duration(i+1) * time.Minute}
+		cfg.Heartbeat = 100 * time.Millisecond
+		cfg.Trust = Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}
+		srv, err := Start(ctx, cfg)
 		if err != nil {
 			t.Fatalf("process %d: %v", i+1, err)
 		}
@@ -159,8 +162,9 @@ func TestSecuredClusterSharesKeys(t *testing.T) {
 	ports := freeLoopbackPorts(t, 3)
 	routes := []string{"nats://127.0.0.1:" + strconv.Itoa(ports[0]), "nats://127.0.0.1:" + strconv.Itoa(ports[1])}
 	config := func(i int) Config {
-		return Config{DataDir: dirs[i], NATSListen: "127.0.0.1:0", Sched: sched.Config{Lease: time.Minute},
-			Cluster: Cluster{Name: "c", Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Routes: routes}}
+		cfg := Clustered(dirs[i], "127.0.0.1:0", Cluster{Name: "c", Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Routes: routes})
+		cfg.Sched = sched.Config{Lease: time.Minute}
+		return cfg
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -265,8 +269,10 @@ func TestServeOnAnExternalCluster(t *testing.T) {
 
 	var procs [2]*Server
 	for i := range procs {
-		srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSURL: all, Replicas: 3, GroupSize: 2, Members: 1,
-			Heartbeat: 100 * time.Millisecond, Trust: Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}})
+		cfg := External(all)
+		cfg.Replicas, cfg.GroupSize, cfg.Heartbeat = 3, 2, 100*time.Millisecond
+		cfg.Trust = Trust{SigningKey: testKey.Public().(ed25519.PublicKey)}
+		srv, err := Start(ctx, cfg)
 		if err != nil {
 			t.Fatalf("process %d: %v", i+1, err)
 		}
@@ -327,7 +333,7 @@ func TestServeOnAnExternalCluster(t *testing.T) {
 	for i, srv := range procs {
 		for {
 			var teams []string
-			if err := srv.query(func(m *sched.Machine) {
+			if err := query(srv, func(m *sched.Machine) {
 				for _, tm := range m.Status().Teams {
 					teams = append(teams, tm.Name)
 				}

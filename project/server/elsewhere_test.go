@@ -9,6 +9,7 @@ import (
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/project/sched/schedtest"
 	"github.com/momonga-project/momonga/vpeer/vpeertest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -19,15 +20,13 @@ import (
 func TestMembersElsewhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := Start(ctx, Config{
-		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
-		Sched:            sched.Config{Lease: time.Hour},
-		Members:          1,
-		MembersElsewhere: true,
-		Heartbeat:        testHeartbeat, Lapse: testLapse,
-		Logger: vpeertest.TestLogger(t),
-		Trust:  Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)},
-	})
+	cfg := Embedded(t.TempDir(), "127.0.0.1:0")
+	cfg.Sched = sched.Config{Lease: time.Hour}
+	cfg.Members, cfg.GroupSize = 0, 1 // the member runs in a process that joins
+	cfg.Heartbeat, cfg.Lapse = testHeartbeat, testLapse
+	cfg.Logger = vpeertest.TestLogger(t)
+	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
+	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +41,9 @@ func TestMembersElsewhere(t *testing.T) {
 		t.Fatal("WaitForMembers returned before any member joined")
 	}
 
-	member, err := Start(ctx, Config{Join: srv.ClientURL(), Members: 1, Heartbeat: testHeartbeat, Lapse: testLapse, TickInterval: 50 * time.Millisecond, Logger: vpeertest.TestLogger(t)})
+	join := joining(t, srv.ClientURL())
+	join.TickInterval = 50 * time.Millisecond
+	member, err := Start(ctx, join)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +62,11 @@ func TestMembersElsewhere(t *testing.T) {
 	if _, err := adm.Submit(ctx, wu.Submit{Batch: "b", App: "primes", Replication: 1, Quorum: 1, Units: []wu.UnitSpec{{Args: []string{"0", "10"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	v := newVolunteer(t, srv.ClientURL(), 0, &history{start: time.Now()})
-	if err := v.hello(ctx); err != nil {
+	v := newVolunteer(t, srv.ClientURL(), 0, schedtest.NewHistory())
+	if err := v.Hello(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := v.work(ctx); err != nil || len(out.Tasks) != 1 {
+	if out, err := v.Work(ctx); err != nil || len(out.Tasks) != 1 {
 		t.Fatalf("work from the joined member: %+v, %v", out, err)
 	}
 }

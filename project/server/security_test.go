@@ -47,8 +47,9 @@ func startSecure(t *testing.T, trust Trust) *secureProject {
 	}
 	trust.SigningKey = testKey.Public().(ed25519.PublicKey)
 	trust.TLSCert, trust.TLSKey = tls.Cert, tls.Key
-	srv, err := Start(ctx, Config{DataDir: filepath.Join(dir, "project"), NATSListen: "127.0.0.1:0", TickInterval: time.Hour,
-		Sched: sched.Config{Lease: time.Minute}, Trust: trust})
+	cfg := Embedded(filepath.Join(dir, "project"), "127.0.0.1:0")
+	cfg.TickInterval, cfg.Sched, cfg.Trust = time.Hour, sched.Config{Lease: time.Minute}, trust
+	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,10 @@ func startServer(t *testing.T) (*Server, *nats.Conn, *admin.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", TickInterval: time.Hour,
-		Sched: sched.Config{Lease: time.Minute}, Trust: Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}})
+	cfg := Embedded(t.TempDir(), "127.0.0.1:0")
+	cfg.TickInterval, cfg.Sched = time.Hour, sched.Config{Lease: time.Minute}
+	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
+	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,128 +86,12 @@ func stateOf(t *testing.T, srv *Server) string {
 	return string(b)
 }
 
-func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
-	srv, nc, adm := startServer(t)
-	ctx := context.Background()
-	if _, err := adm.AddApp(ctx, "primes", apps.Primes, signed(apps.Primes), wu.Policy{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.Submit(ctx, wu.Submit{Batch: "b", App: "primes", Replication: 1, Quorum: 1, Units: []wu.UnitSpec{{Args: []string{"0", "10"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if a := request(t, nc, "vol.h1.hello", wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: "one", CPUs: 1}})); a.Error != nil {
-		t.Fatal(a.Error)
-	}
-	if a := request(t, nc, "vol.h2.hello", wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: "two", CPUs: 1}})); a.Error != nil {
-		t.Fatal(a.Error)
-	}
-	msg, err := nc.Request("vol.h1.work", wu.Encode(wu.WorkRequest{V: 1, Seq: 100, Slots: 1}), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var work wu.WorkReply
-	if err := json.Unmarshal(msg.Data, &work); err != nil || len(work.Assignments) != 1 {
-		t.Fatalf("work reply %s %v", msg.Data, err)
-	}
-	task := work.Assignments[0].Task
-
-	junk, err := adm.PutBlob(ctx, []byte("not wasm!"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, applied := stateOf(t, srv), srv.Status().Applied
-	huge := []byte(`{"v":1,"seq":1,"slots":1,"x":"` + strings.Repeat("a", wu.MaxMessageBytes) + `"}`)
-	output := []byte("4\n")
-	cases := []struct {
-		name, subject string
-		data          []byte
-		code          string
-	}{
-		{"malformed json", "vol.h1.work", []byte("{not json"), wu.CodeBadRequest},
-		{"wrong field type", "vol.h1.work", []byte(`{"seq":"x","slots":1}`), wu.CodeBadRequest},
-		{"oversized", "vol.h1.work", huge, wu.CodeTooLarge},
-		{"unknown op", "vol.h1.explode", []byte(`{}`), wu.CodeBadRequest},
-		{"no seq", "vol.h1.beat", []byte(`{"tasks":[]}`), wu.CodeBadRequest},
-		{"result for output never uploaded", "vol.h1.result",
-			wu.Encode(wu.Report{V: 1, Seq: 101, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: 2}), wu.CodeNotFound},
-		{"admin op on the admin subject that is not one", wu.SubjectAdminCommand, wu.Encode(wu.Command{V: 1, Op: wu.OpWork, Host: "adm:x", Seq: 1}), wu.CodeBadRequest},
-		{"app whose module is not wasm", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "junk", Hash: junk, Size: 9, Signature: string(signed([]byte("not wasm!")))})}), wu.CodeBadRequest},
-		{"app whose module was never stored", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 1, Body: wu.Encode(wu.AddApp{V: 1, Name: "ghost", Hash: wu.HashOf([]byte("ghost")), Size: 5, Signature: string(signed([]byte("ghost")))})}), wu.CodeNotFound},
-		{"unsigned app", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 2, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes))})}), wu.CodeBadRequest},
-		{"app signed by another key", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 3, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)),
-				Signature: string(wu.SignApp(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)), apps.Primes).Encode())})}), wu.CodeBadRequest},
-		{"app whose signature is for another module", wu.SubjectAdminCommand,
-			wu.Encode(wu.Command{V: 1, Op: wu.OpAddApp, Host: "adm:x", Seq: 4, Body: wu.Encode(wu.AddApp{V: 1, Name: "p2", Hash: wu.HashOf(apps.Primes), Size: int64(len(apps.Primes)), Signature: string(signed(apps.Mandel))})}), wu.CodeBadRequest},
-	}
-	for _, c := range cases {
-		a := request(t, nc, c.subject, c.data)
-		if a.Error == nil || a.Error.Code != c.code || a.Error.Message == "" {
-			t.Errorf("%s: got %+v, want code %s", c.name, a.Error, c.code)
-		}
-	}
-	if got := srv.Status().Applied; got != applied {
-		t.Errorf("refused requests reached the log: applied %d → %d", applied, got)
-	}
-
-	// An upload whose content does not match its declared hash is refused.
-	wrong := blobRequest(t, nc, "vol.h1.blob.put", map[string]string{
-		wu.HeaderHash: string(wu.HashOf(output)), wu.HeaderSize: "2", wu.HeaderOffset: "0"}, []byte("5\n"))
-	if e := wu.ParseHeaderError(wrong.Header.Get(wu.HeaderError)); e == nil || e.Code != wu.CodeBadRequest || !strings.Contains(e.Message, "hashes to") {
-		t.Errorf("mismatched upload: %+v", e)
-	}
-	for name, hdr := range map[string]map[string]string{
-		"unknown blob":  {wu.HeaderHash: string(wu.HashOf([]byte("nothing"))), wu.HeaderOffset: "0"},
-		"bad hash":      {wu.HeaderHash: "../../etc/passwd", wu.HeaderOffset: "0"},
-		"no offset":     {wu.HeaderHash: string(wu.HashOf(apps.Primes))},
-		"offset beyond": {wu.HeaderHash: string(wu.HashOf(apps.Primes)), wu.HeaderOffset: strconv.Itoa(len(apps.Primes) + 1)},
-	} {
-		r := blobRequest(t, nc, "vol.h1.blob.get", hdr, nil)
-		if r.Header.Get(wu.HeaderError) == "" || len(r.Data) != 0 {
-			t.Errorf("%s: blob get answered %d bytes, error %q", name, len(r.Data), r.Header.Get(wu.HeaderError))
-		}
-	}
-	oversize := blobRequest(t, nc, "vol.h1.blob.put", map[string]string{
-		wu.HeaderHash: string(wu.HashOf(output)), wu.HeaderSize: strconv.Itoa(wu.MaxOutputBytes + 1), wu.HeaderOffset: "0"}, output)
-	if e := wu.ParseHeaderError(oversize.Header.Get(wu.HeaderError)); e == nil || e.Code != wu.CodeTooLarge {
-		t.Errorf("oversized upload: %+v", e)
-	}
-
-	// Now upload the output properly: a report from a host that does not
-	// hold the task is refused; the holder's is taken.
-	ok := blobRequest(t, nc, "vol.h2.blob.put", map[string]string{
-		wu.HeaderHash: string(wu.HashOf(output)), wu.HeaderSize: "2", wu.HeaderOffset: "0"}, output)
-	if ok.Header.Get(wu.HeaderError) != "" || ok.Header.Get(wu.HeaderDone) != "2" {
-		t.Fatalf("upload: %v", ok.Header)
-	}
-	report := wu.Report{V: 1, Seq: 7, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: 2}
-	if a := request(t, nc, "vol.h2.result", wu.Encode(report)); a.Error == nil || a.Error.Code != wu.CodeNotAssigned {
-		t.Fatalf("report by a host that does not hold the task: %+v", a.Error)
-	}
-	if after := stateOf(t, srv); after != before {
-		t.Fatalf("refused requests changed the state:\n%s\n%s", before, after)
-	}
-	report.Seq = 101
-	if a := request(t, nc, "vol.h1.result", wu.Encode(report)); a.Error != nil {
-		t.Fatalf("holder's report: %v", a.Error)
-	}
-	res, err := adm.Results(ctx, "b")
-	if err != nil || len(res.Units) != 1 || res.Units[0].State != wu.WorkUnitValid || res.Units[0].Output != wu.HashOf(output) {
-		t.Fatalf("results %+v %v", res, err)
-	}
-	got, err := adm.Blob(ctx, res.Units[0].Output)
-	if err != nil || string(got) != "4\n" {
-		t.Fatalf("canonical output %q %v", got, err)
-	}
-}
-
 func TestStatsPageServesStatus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := Start(ctx, Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", Sched: sched.Config{Project: "stats-test"}})
+	cfg := Embedded(t.TempDir(), "127.0.0.1:0")
+	cfg.HTTPListen, cfg.Sched = "127.0.0.1:0", sched.Config{Project: "stats-test"}
+	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,18 +181,19 @@ func waitUnitValid(t *testing.T, adm *admin.Client, batch string) {
 func TestValidatorRunsWhereTheLeaseIs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	timing := Config{Heartbeat: 100 * time.Millisecond, Lapse: 300 * time.Millisecond, TickInterval: 100 * time.Millisecond}
-	cfg := timing
-	cfg.DataDir, cfg.NATSListen, cfg.Sched, cfg.Members = t.TempDir(), "127.0.0.1:0", sched.Config{Lease: time.Minute}, 2
+	timing := func(cfg Config) Config {
+		cfg.Heartbeat, cfg.Lapse, cfg.TickInterval = 100*time.Millisecond, 300*time.Millisecond, 100*time.Millisecond
+		return cfg
+	}
+	cfg := timing(Embedded(t.TempDir(), "127.0.0.1:0"))
+	cfg.Sched, cfg.Members = sched.Config{Lease: time.Minute}, 2
 	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
 	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	jcfg := timing
-	jcfg.Join, jcfg.Members = srv.ClientURL(), 1
-	spare, err := Start(ctx, jcfg)
+	spare, err := Start(ctx, timing(Joining(srv.ClientURL())))
 	if err != nil {
 		t.Fatal(err)
 	}

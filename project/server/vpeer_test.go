@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,8 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/project/sched/schedtest"
 	"github.com/momonga-project/momonga/vpeer"
 	"github.com/momonga-project/momonga/vpeer/jetlog"
 	"github.com/momonga-project/momonga/vpeer/vpeertest"
@@ -43,25 +44,21 @@ type project struct {
 	tasks []string // in the order the scheduler hands them out
 }
 
-func startProject(t *testing.T, members, units int, speculate bool) *project {
+func startProject(t *testing.T, members, units int) *project {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := Start(ctx, Config{
-		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
-		// Long leases: no task is lost while the test runs, so the order in
-		// which tasks are handed out is the queue's.
-		Sched:        sched.Config{Lease: time.Hour, Retry: 100 * time.Millisecond},
-		Members:      members,
-		Heartbeat:    testHeartbeat,
-		Lapse:        testLapse,
-		TickInterval: 50 * time.Millisecond,
-		// Snapshots often, so that replacements restore one.
-		SnapshotEvery: 40,
-		Logger:        vpeertest.TestLogger(t),
-		speculate:     speculate,
-		Trust:         Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)},
-	})
+	cfg := Embedded(t.TempDir(), "127.0.0.1:0")
+	// Long leases: no task is lost while the test runs, so the order in
+	// which tasks are handed out is the queue's.
+	cfg.Sched = sched.Config{Lease: time.Hour, Retry: 100 * time.Millisecond}
+	cfg.Members = members
+	cfg.Heartbeat, cfg.Lapse, cfg.TickInterval = testHeartbeat, testLapse, 50*time.Millisecond
+	// Snapshots often, so that replacements restore one.
+	cfg.SnapshotEvery = 40
+	cfg.Logger = vpeertest.TestLogger(t)
+	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
+	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,183 +89,32 @@ func startProject(t *testing.T, members, units int, speculate bool) *project {
 	return p
 }
 
+// joining is a spare process joining the project at url with room for one
+// member, timed as the tests' members are.
+func joining(t *testing.T, url string) Config {
+	cfg := Joining(url)
+	cfg.Heartbeat, cfg.Lapse, cfg.Logger = testHeartbeat, testLapse, vpeertest.TestLogger(t)
+	return cfg
+}
+
 // output is what every simulated volunteer reports.
 var output = []byte("42\n")
 
-// Operations of the history checked for linearizability.
-type (
-	opInput struct {
-		Host string
-		Op   string // wu.OpWork or wu.OpResult
-		Task string // of a result
-	}
-	opOutput struct {
-		Tasks []string // assigned by a work request
-		Err   string   // the reply's error code
-	}
-)
-
-// history records operations as volunteers see them: from the first
-// attempt of a request to the reply that answered it.
-type history struct {
-	start time.Time
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-}
-
-func (h *history) now() int64 { return int64(time.Since(h.start)) }
-
-func (h *history) add(client int, in opInput, call int64, out opOutput) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: h.now()})
-}
-
-// volunteer is a simulated volunteer host speaking the real protocol on
-// its own connection: hello, then numbered work and result requests, each
-// retried with its number until answered.
-type volunteer struct {
-	t    *testing.T
-	id   int
-	host string
-	nc   *nats.Conn
-	hist *history
-	seq  uint64
-}
-
-func newVolunteer(t *testing.T, url string, id int, hist *history) *volunteer {
+// newVolunteer is a simulated volunteer on a connection of its own to url.
+func newVolunteer(t *testing.T, url string, id int, hist *schedtest.History) *schedtest.Volunteer {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &volunteer{t: t, id: id, host: fmt.Sprintf("v%02d", id), nc: nc, hist: hist}
-}
-
-// request sends data on the volunteer's subject for op until a reply comes
-// or ctx ends, and decodes the reply into out.
-func (v *volunteer) request(ctx context.Context, op string, data []byte, out any) error {
-	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		msg, err := v.nc.RequestWithContext(actx, wu.VolunteerSubject(v.host, op), data)
-		cancel()
-		if err == nil {
-			return json.Unmarshal(msg.Data, out)
+	request := func(ctx context.Context, subject string, data []byte) ([]byte, error) {
+		msg, err := nc.RequestWithContext(ctx, subject, data)
+		if err != nil {
+			return nil, err
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s %s: no answer: %w", v.host, op, err)
-		}
+		return msg.Data, nil
 	}
-}
-
-func (v *volunteer) hello(ctx context.Context) error {
-	var r wu.HelloReply
-	if err := v.request(ctx, wu.OpHello, wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: v.host, CPUs: 1}}), &r); err != nil {
-		return err
-	}
-	if r.Error != nil {
-		return r.Error
-	}
-	v.seq = r.NextSeq
-	return nil
-}
-
-func errCode(e *wu.Error) string {
-	if e == nil {
-		return ""
-	}
-	return e.Code
-}
-
-// work asks for one task.
-func (v *volunteer) work(ctx context.Context) (opOutput, error) {
-	seq := v.seq
-	v.seq++
-	call := v.hist.now()
-	var r wu.WorkReply
-	if err := v.request(ctx, wu.OpWork, wu.Encode(wu.WorkRequest{V: 1, Seq: seq, Slots: 1}), &r); err != nil {
-		return opOutput{}, err
-	}
-	out := opOutput{Err: errCode(r.Error)}
-	for _, a := range r.Assignments {
-		out.Tasks = append(out.Tasks, a.Task)
-	}
-	v.hist.add(v.id, opInput{Host: v.host, Op: wu.OpWork}, call, out)
-	return out, nil
-}
-
-// result reports task done.
-func (v *volunteer) result(ctx context.Context, task string) (opOutput, error) {
-	seq := v.seq
-	v.seq++
-	call := v.hist.now()
-	var r wu.Ack
-	rep := wu.Report{V: 1, Seq: seq, Task: task, Outcome: wu.OutcomeSuccess, Output: wu.HashOf(output), OutputSize: int64(len(output)), CPUSeconds: 1}
-	if err := v.request(ctx, wu.OpResult, wu.Encode(rep), &r); err != nil {
-		return opOutput{}, err
-	}
-	out := opOutput{Err: errCode(r.Error)}
-	v.hist.add(v.id, opInput{Host: v.host, Op: wu.OpResult, Task: task}, call, out)
-	return out, nil
-}
-
-// schedModel is the scheduler's work and result operations done one at a
-// time, for single-replica units and leases that never run out: work hands
-// out the oldest unsent task, a result is accepted once, from the task's
-// holder. The state is a string with one byte per task: '.' unsent, the
-// holder's letter while assigned, upper case once reported.
-func schedModel(tasks []string) porcupine.Model {
-	index := make(map[string]int, len(tasks))
-	for i, t := range tasks {
-		index[t] = i
-	}
-	letter := func(host string) byte {
-		var n int
-		fmt.Sscanf(host, "v%d", &n)
-		return byte('a' + n)
-	}
-	return porcupine.Model{
-		Init: func() any { return strings.Repeat(".", len(tasks)) },
-		Step: func(state, input, output any) (bool, any) {
-			st, in, out := state.(string), input.(opInput), output.(opOutput)
-			switch in.Op {
-			case wu.OpWork:
-				next := strings.IndexByte(st, '.')
-				if next < 0 {
-					return len(out.Tasks) == 0 && out.Err == "", st
-				}
-				if out.Err != "" || len(out.Tasks) != 1 || out.Tasks[0] != tasks[next] {
-					return false, st
-				}
-				b := []byte(st)
-				b[next] = letter(in.Host)
-				return true, string(b)
-			case wu.OpResult:
-				i, ok := index[in.Task]
-				if ok && st[i] == letter(in.Host) {
-					if out.Err != "" {
-						return false, st
-					}
-					b := []byte(st)
-					b[i] -= 'a' - 'A'
-					return true, string(b)
-				}
-				return out.Err == wu.CodeNotAssigned, st
-			}
-			return false, st
-		},
-		DescribeOperation: func(input, output any) string {
-			return fmt.Sprintf("%+v → %+v", input, output)
-		},
-	}
-}
-
-func checkLinearizable(t *testing.T, tasks []string, ops []porcupine.Operation) porcupine.CheckResult {
-	t.Helper()
-	start := time.Now()
-	res := porcupine.CheckOperationsTimeout(schedModel(tasks), ops, 20*time.Second)
-	t.Logf("porcupine: %d operations, %s in %v", len(ops), res, time.Since(start).Round(time.Millisecond))
-	return res
+	return schedtest.NewVolunteer(id, request, hist, output)
 }
 
 // TestMembersKilledExactlyOnceLinearizable is the virtual peer's
@@ -281,19 +127,19 @@ func checkLinearizable(t *testing.T, tasks []string, ops []porcupine.Operation) 
 // state.
 func TestMembersKilledExactlyOnceLinearizable(t *testing.T) {
 	const volunteers, units = 16, 400
-	p := startProject(t, 3, units, false)
+	p := startProject(t, 3, units)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A process joining with room for one member: a spare, until a slot
 	// lapses and it wins the race for it.
-	spare, err := Start(ctx, Config{Join: p.srv.ClientURL(), Members: 1, Heartbeat: testHeartbeat, Lapse: testLapse, Logger: vpeertest.TestLogger(t)})
+	spare, err := Start(ctx, joining(t, p.srv.ClientURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spare.Close()
 	groups := []*vpeer.Group{p.srv.Group(), spare.Group()}
 
-	hist := &history{start: time.Now()}
+	hist := schedtest.NewHistory()
 	var (
 		wg       sync.WaitGroup
 		running  atomic.Int32
@@ -305,18 +151,18 @@ func TestMembersKilledExactlyOnceLinearizable(t *testing.T) {
 		running.Add(1)
 		wg.Go(func() {
 			defer running.Add(-1)
-			if err := v.hello(ctx); err != nil {
+			if err := v.Hello(ctx); err != nil {
 				t.Error(err)
 				return
 			}
 			for {
-				out, err := v.work(ctx)
+				out, err := v.Work(ctx)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if out.Err != "" {
-					t.Errorf("%s: work refused: %s", v.host, out.Err)
+					t.Errorf("%s: work refused: %s", v.Host, out.Err)
 					return
 				}
 				if len(out.Tasks) == 0 {
@@ -325,22 +171,22 @@ func TestMembersKilledExactlyOnceLinearizable(t *testing.T) {
 				task := out.Tasks[0]
 				mu.Lock()
 				if other, dup := assigned[task]; dup {
-					t.Errorf("task %s assigned to %s and to %s", task, other, v.host)
+					t.Errorf("task %s assigned to %s and to %s", task, other, v.Host)
 				}
-				assigned[task] = v.host
+				assigned[task] = v.Host
 				mu.Unlock()
 				// Computing, for a while, so that members die mid-batch.
 				select {
 				case <-time.After(time.Duration(20+rand.IntN(30)) * time.Millisecond):
 				case <-ctx.Done():
 				}
-				res, err := v.result(ctx, task)
+				res, err := v.Result(ctx, task)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if res.Err != "" {
-					t.Errorf("%s: result for %s refused: %s", v.host, task, res.Err)
+					t.Errorf("%s: result for %s refused: %s", v.Host, task, res.Err)
 				}
 			}
 		})
@@ -394,8 +240,8 @@ func TestMembersKilledExactlyOnceLinearizable(t *testing.T) {
 	if b := st.Batches[0]; b.Valid != units || b.Tasks[wu.TaskReported] != units {
 		t.Fatalf("batch after the run: %+v; want all %d units valid", b, units)
 	}
-	if res := checkLinearizable(t, p.tasks, hist.ops); res != porcupine.Ok {
-		t.Fatalf("the history of %d operations is %s", len(hist.ops), res)
+	if res := schedtest.Check(t, p.tasks, hist.Operations()); res != porcupine.Ok {
+		t.Fatalf("the history of %d operations is %s", len(hist.Operations()), res)
 	}
 
 	// All members end in one state, and replacements restored snapshots.
@@ -515,57 +361,12 @@ func sameStateOf(t *testing.T, srv *Server, group string) vpeer.GroupSummary {
 	return g
 }
 
-// TestSpeculativeRepliesAreCaught runs volunteers against a gateway that
-// answers from a copy of a member's state before the request is in the log
-// — the mistake of replying before the entry is logged — and checks that
-// the linearizability check of the test above refuses the history.
-func TestSpeculativeRepliesAreCaught(t *testing.T) {
-	const volunteers, rounds = 8, 4
-	p := startProject(t, 3, volunteers*rounds, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	hist := &history{start: time.Now()}
-	var vs []*volunteer
-	for i := range volunteers {
-		v := newVolunteer(t, p.srv.ClientURL(), i, hist)
-		if err := v.hello(ctx); err != nil {
-			t.Fatal(err)
-		}
-		vs = append(vs, v)
-	}
-	for range rounds {
-		// All at once, as many volunteers do.
-		var wg sync.WaitGroup
-		for _, v := range vs {
-			wg.Go(func() {
-				out, err := v.work(ctx)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				for _, task := range out.Tasks {
-					if _, err := v.result(ctx, task); err != nil {
-						t.Error(err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
-	if t.Failed() {
-		return
-	}
-	if res := checkLinearizable(t, p.tasks, hist.ops); res != porcupine.Illegal {
-		t.Fatalf("the history of a gateway answering before logging is %s; want it caught as %s", res, porcupine.Illegal)
-	}
-}
-
 // TestUndecodableRecordStopsNothing writes records into the scheduler's log
 // that no gateway would: one whose header cannot be decoded, and one whose
 // payload is not a command. Every member must skip the first and report it,
 // answer nobody for either, change nothing, and go on serving.
 func TestUndecodableRecordStopsNothing(t *testing.T) {
-	p := startProject(t, 3, 4, false)
+	p := startProject(t, 3, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nc, err := nats.Connect(p.srv.ClientURL())
@@ -595,12 +396,12 @@ func TestUndecodableRecordStopsNothing(t *testing.T) {
 			t.Fatalf("member %s reports %v skipped, not record %d", m.ID, m.Skipped, bad.Sequence)
 		}
 	}
-	hist := &history{start: time.Now()}
+	hist := schedtest.NewHistory()
 	v := newVolunteer(t, p.srv.ClientURL(), 0, hist)
-	if err := v.hello(ctx); err != nil {
+	if err := v.Hello(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := v.work(ctx); err != nil || len(out.Tasks) != 1 {
+	if out, err := v.Work(ctx); err != nil || len(out.Tasks) != 1 {
 		t.Fatalf("work after the bad records: %+v, %v", out, err)
 	}
 }
@@ -611,11 +412,12 @@ func TestJoinSecuredProject(t *testing.T) {
 	p := startSecure(t, Trust{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := Start(ctx, Config{Join: p.url, JoinOptions: []nats.Option{nats.RootCAs(p.ca)}}); err == nil || !strings.Contains(err.Error(), AdminCredsFile) {
+	if _, err := Start(ctx, Joining(p.url, nats.RootCAs(p.ca))); err == nil || !strings.Contains(err.Error(), AdminCredsFile) {
 		t.Fatalf("join without credentials = %v, want a refusal naming %s", err, AdminCredsFile)
 	}
-	spare, err := Start(ctx, Config{Join: p.url, JoinOptions: []nats.Option{nats.UserCredentials(p.srv.AdminCreds()), nats.RootCAs(p.ca)},
-		Members: 1, Logger: vpeertest.TestLogger(t)})
+	join := Joining(p.url, nats.UserCredentials(p.srv.AdminCreds()), nats.RootCAs(p.ca))
+	join.Logger = vpeertest.TestLogger(t)
+	spare, err := Start(ctx, join)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,4 +437,13 @@ func TestJoinSecuredProject(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func acctOf(m *vpeer.Member) *accounting.Machine { return m.Machine().(*accounting.Machine) }
+
+// query runs fn on the scheduler of a ready member of srv's process.
+func query(srv *Server, fn func(*sched.Machine)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Group().Query(ctx, func(m *vpeer.Member) { fn(m.Machine().(*sched.Machine)) })
 }

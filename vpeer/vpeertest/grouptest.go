@@ -38,12 +38,14 @@ type RunningGroup struct {
 func (rg *RunningGroup) Stop() error { return rg.stop() }
 
 // StartGroup runs a group of KV machines over env with cfg (whose Log,
-// Snapshots, Registry and NewMachine it sets, and Heartbeat and Lapse when
+// Snapshots and Registry it sets, and NewMachine, Heartbeat and Lapse when
 // zero).
 func StartGroup(t testing.TB, env Env, cfg vpeer.GroupConfig) *RunningGroup {
 	t.Helper()
 	cfg.Log, cfg.Snapshots, cfg.Registry = env.Log, env.Snapshots, env.Registry
-	cfg.NewMachine = func() vpeer.StateMachine { return NewKV() }
+	if cfg.NewMachine == nil {
+		cfg.NewMachine = func() vpeer.StateMachine { return NewKV() }
+	}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat, cfg.Lapse = Heartbeat, Lapse
 	}
@@ -161,6 +163,49 @@ func WaitStored(t testing.TB, s vpeer.SnapshotStore, seq uint64) {
 // empty ones at each call): slots filled, one lease holder, every member
 // answering, members replaced when they die alone or with their process.
 func TestGroup(t *testing.T, newEnv func(t *testing.T) Env) {
+	t.Run("OutputsOncePerProcess", func(t *testing.T) {
+		env := newEnv(t)
+		var (
+			mu   sync.Mutex
+			seen = map[uint64]int{}
+		)
+		g := StartGroup(t, env, vpeer.GroupConfig{Name: "g", Size: 3, Outputs: func(seq uint64, outs []any) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[seq] += len(outs)
+		}})
+		WaitGroupReady(t, 3, g)
+		var sets []uint64
+		for i := range 10 {
+			sets = append(sets, Append(t, env.Log, vpeer.Record{Payload: []byte(fmt.Sprintf("set k%d %d", i, i))}))
+			Append(t, env.Log, vpeer.Record{Payload: []byte("add x 1")})
+		}
+		// A member killed and replaced replays records whose outputs this
+		// process has handed on already: they are not handed on again.
+		ms := g.Members()
+		if !g.Kill(ms[0].ID()) {
+			t.Fatal("no member to kill")
+		}
+		WaitGroupReady(t, 3, g)
+		sets = append(sets, Append(t, env.Log, vpeer.Record{Payload: []byte("set last 1")}))
+		CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != len(sets) {
+				return fmt.Errorf("outputs of %d records, want %d", len(seen), len(sets))
+			}
+			return nil
+		})
+		SameState(t, env.Log, g)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, seq := range sets {
+			if seen[seq] != 1 {
+				t.Errorf("record %d: %d outputs handed on, want 1", seq, seen[seq])
+			}
+		}
+	})
+
 	t.Run("FillsSlotsOneLeaseAllAnswer", func(t *testing.T) {
 		env := newEnv(t)
 		replies := &Replies{}

@@ -26,13 +26,14 @@ import (
 // text commands:
 //
 //	add K N     adds N to K; replies the new value
-//	set K N     sets K to N; replies "ok"
+//	set K N     sets K to N; replies "ok"; outputs Set{K, N}
 //	get K       replies the value of K
 //	move A B N  moves N from A to B; replies "ok"
 //	time        replies Entry.Time in unix nanoseconds, or "zero"
 //	nop         replies nothing
 //
-// Anything else replies "error: …". Digest sums up every entry applied, so
+// Anything else replies "error: …". KV is a vpeer.Emitter: Outputs lists
+// the Set of the last entry, if it was one. Digest sums up every entry applied, so
 // two KVs with equal digests applied the same entries in the same order
 // with the same times. A KV is not safe for concurrent use: read it inside
 // vpeer.Member.Query while a member runs.
@@ -42,6 +43,13 @@ type KV struct {
 	time   time.Time
 	ticks  int
 	digest [sha256.Size]byte
+	outs   []any // of the last entry
+}
+
+// Set is the output of a set command.
+type Set struct {
+	Key   string
+	Value int64
 }
 
 // NewKV returns an empty KV.
@@ -49,6 +57,7 @@ func NewKV() *KV { return &KV{vals: make(map[string]int64)} }
 
 // Apply implements vpeer.StateMachine.
 func (kv *KV) Apply(e vpeer.Entry) []byte {
+	kv.outs = kv.outs[:0]
 	kv.fold(e)
 	kv.last = e.Seq
 	kv.time = e.Time
@@ -74,6 +83,7 @@ func (kv *KV) Apply(e vpeer.Entry) []byte {
 			return []byte("error: " + err.Error())
 		}
 		kv.vals[f[1]] = n
+		kv.outs = append(kv.outs, Set{f[1], n})
 		return []byte("ok")
 	case f[0] == "get" && len(f) == 2:
 		return []byte(strconv.FormatInt(kv.vals[f[1]], 10))
@@ -115,6 +125,9 @@ func (kv *KV) fold(e vpeer.Entry) {
 	h.Write(e.Payload)
 	h.Sum(kv.digest[:0])
 }
+
+// Outputs implements vpeer.Emitter.
+func (kv *KV) Outputs() []any { return kv.outs }
 
 // Get returns the value of counter k.
 func (kv *KV) Get(k string) int64 { return kv.vals[k] }

@@ -76,8 +76,8 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
 // RunningMember is a Member running in its own goroutine.
 type RunningMember struct {
 	*vpeer.Member
-	KV      *KV
-	Replies *Replies
+	KV      *KV      // StartMember's machine
+	Replies *Replies // StartMember's replies
 	stop    func() error
 }
 
@@ -95,13 +95,22 @@ func (rm *RunningMember) State() (digest string, last uint64) {
 // (whose Machine and Reply it sets) until the test ends or Stop is called.
 func StartMember(t testing.TB, cfg vpeer.MemberConfig) *RunningMember {
 	t.Helper()
-	rm := &RunningMember{KV: NewKV(), Replies: &Replies{}}
-	cfg.Machine = rm.KV
-	cfg.Reply = rm.Replies.Send
+	kv, replies := NewKV(), &Replies{}
+	cfg.Machine = kv
+	cfg.Reply = replies.Send
+	rm := StartMachine(t, cfg)
+	rm.KV, rm.Replies = kv, replies
+	return rm
+}
+
+// StartMachine runs a member over cfg, with the machine and replies it
+// names, until the test ends or Stop is called.
+func StartMachine(t testing.TB, cfg vpeer.MemberConfig) *RunningMember {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = TestLogger(t)
 	}
-	rm.Member = vpeer.NewMember(cfg)
+	rm := &RunningMember{Member: vpeer.NewMember(cfg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rm.Run(ctx) }()
@@ -180,6 +189,35 @@ func TestMember(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		}
 		if m.Applied() != last {
 			t.Fatalf("Applied = %d, want %d", m.Applied(), last)
+		}
+	})
+
+	t.Run("OutputsHandedOnInOrder", func(t *testing.T) {
+		l := newLog(t)
+		// Records before the member starts are replayed: their outputs
+		// are handed on too.
+		Append(t, l, vpeer.Record{Payload: []byte("set a 1")})
+		Append(t, l, vpeer.Record{Payload: []byte("add a 1")})
+		var (
+			mu  sync.Mutex
+			got []string
+		)
+		m := StartMember(t, vpeer.MemberConfig{Log: l, Outputs: func(seq uint64, outs []any) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range outs {
+				got = append(got, fmt.Sprintf("%d:%v", seq, o))
+			}
+		}})
+		WaitReady(t, m)
+		Append(t, l, vpeer.Record{Payload: []byte("set b 2")})
+		Append(t, l, vpeer.Record{Payload: []byte("get b")})
+		last := Append(t, l, vpeer.Record{Payload: []byte("set a 3")})
+		WaitApplied(t, m, last)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"1:{a 1}", "3:{b 2}", "5:{a 3}"}; !slices.Equal(got, want) {
+			t.Fatalf("outputs %v, want %v", got, want)
 		}
 	})
 

@@ -98,15 +98,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
-	srv, err := server.Start(ctx, server.Config{
-		DataDir:    projectDir,
-		NATSListen: "127.0.0.1:0",
-		HTTPListen: cfg.HTTPListen,
-		Members:    cfg.Members,
-		Sched:      sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second},
-		Logger:     cfg.Logger,
-		Trust:      server.Trust{SigningKey: pub, TLSCert: tls.Cert, TLSKey: tls.Key},
-	})
+	scfg := server.Embedded(projectDir, "127.0.0.1:0")
+	scfg.HTTPListen = cfg.HTTPListen
+	scfg.Members = max(cfg.Members, 1)
+	scfg.Sched = sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second}
+	scfg.Logger = cfg.Logger
+	scfg.Trust = server.Trust{SigningKey: pub, TLSCert: tls.Cert, TLSKey: tls.Key}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		return fmt.Errorf("start project server: %w", err)
 	}

@@ -92,13 +92,11 @@ func RunMigrate(ctx context.Context, cfg MigrateConfig) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.Start(ctx, server.Config{
-		DataDir:    projectDir,
-		NATSListen: "127.0.0.1:0",
-		Sched:      sched.Config{Project: "momonga migrate demo", Lease: migrateLease, Beat: migrateBeat, Retry: time.Second},
-		Logger:     cfg.Logger,
-		Trust:      server.Trust{Open: true, SigningKey: pub},
-	})
+	scfg := server.Embedded(projectDir, "127.0.0.1:0")
+	scfg.Sched = sched.Config{Project: "momonga migrate demo", Lease: migrateLease, Beat: migrateBeat, Retry: time.Second}
+	scfg.Logger = cfg.Logger
+	scfg.Trust = server.Trust{Open: true, SigningKey: pub}
+	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		return fmt.Errorf("start project server: %w", err)
 	}

@@ -1,0 +1,167 @@
+// Package reads answers what the project's tools and pages ask of its
+// state (DESIGN §5 "Reads", §9): the status, a batch's results and the
+// accounts, from the scheduler's virtual peer with the credit its
+// accounting peer counts.
+//
+// Status and Results read as of the log's last record when asked, like
+// etcd's ReadIndex: they show every request a volunteer or scientist was
+// told is done, even when the reply came from a member of another process.
+// Credit is the accounting peer's plus the grants still in the scheduler's
+// outbox that it has not applied, so it shows as soon as it is granted and
+// never twice.
+package reads
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/momonga-project/momonga/project/accounting"
+	"github.com/momonga-project/momonga/project/sched"
+	"github.com/momonga-project/momonga/vpeer"
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// Peer is this process's part of a virtual peer (vpeer.Group).
+type Peer interface {
+	// Query runs fn on a ready member here.
+	Query(ctx context.Context, fn func(*vpeer.Member)) error
+	// QueryLatest runs fn on a member here once it has applied every
+	// record the log held when called.
+	QueryLatest(ctx context.Context, fn func(*vpeer.Member)) error
+}
+
+// Reads reads a project's state.
+type Reads struct {
+	Sched, Acct Peer
+}
+
+// Timeout bounds how long a read waits for a member to be ready, as while
+// the only one is being replaced.
+const Timeout = 10 * time.Second
+
+func schedOf(m *vpeer.Member) *sched.Machine     { return m.Machine().(*sched.Machine) }
+func acctOf(m *vpeer.Member) *accounting.Machine { return m.Machine().(*accounting.Machine) }
+
+// notReady is the answer while no member can be asked.
+func notReady(peer string) *wu.Error {
+	return wu.Errorf(wu.CodeInternal, "the %s is not ready; retry in a few seconds", peer)
+}
+
+// Status is the scheduler's state in brief, with credit, as of the log's
+// last record.
+func (r Reads) Status() wu.StatusReply {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var (
+		rep     wu.StatusReply
+		pending []accounting.Grant
+		acked   uint64
+	)
+	err := r.Sched.QueryLatest(ctx, func(m *vpeer.Member) {
+		rep = schedOf(m).Status()
+		rep.Applied = m.Applied()
+		pending, acked = outbox(schedOf(m))
+	})
+	if err != nil {
+		return wu.StatusReply{V: wu.WireVersion, Error: notReady("scheduler")}
+	}
+	if err := r.fillCredit(ctx, rep.Now, acked, pending, rep.Hosts, rep.Users, rep.Teams); err != nil {
+		return wu.StatusReply{V: wu.WireVersion, Error: notReady("accounting peer")}
+	}
+	return rep
+}
+
+// Results lists a page of one batch's results, as of the log's last record.
+func (r Reads) Results(q wu.ResultsQuery) (rep wu.ResultsReply, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if qerr := r.Sched.QueryLatest(ctx, func(m *vpeer.Member) { rep, err = schedOf(m).Results(q) }); qerr != nil {
+		return rep, notReady("scheduler")
+	}
+	return rep, err
+}
+
+// Accounts lists users and teams, e-mail addresses included: for the
+// project's tools only.
+func (r Reads) Accounts() (rep wu.AccountsReply) {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var (
+		now     time.Time
+		pending []accounting.Grant
+		acked   uint64
+	)
+	err := r.Sched.Query(ctx, func(m *vpeer.Member) {
+		s := schedOf(m)
+		rep, now = s.Accounts(), s.Now()
+		pending, acked = outbox(s)
+	})
+	if err != nil {
+		return wu.AccountsReply{V: wu.WireVersion, Error: notReady("scheduler")}
+	}
+	if err := r.fillCredit(ctx, now, acked, pending, nil, rep.Users, rep.Teams); err != nil {
+		return wu.AccountsReply{V: wu.WireVersion, Error: notReady("accounting peer")}
+	}
+	return rep
+}
+
+// outbox reads the scheduler's outputs not yet acknowledged and the last
+// one acknowledged.
+func outbox(m *sched.Machine) (pending []accounting.Grant, acked uint64) {
+	pending = m.Outbox(0)
+	acked = m.LastOutput()
+	if len(pending) > 0 {
+		acked = pending[0].ID - 1
+	}
+	return pending, acked
+}
+
+// fillCredit sets the credit of the hosts, users and teams listed from the
+// accounting peer, plus the scheduler's outputs it has not applied yet
+// (pending, read from the scheduler before this call). acked is the last
+// output the scheduler had seen acknowledged: the member asked must have
+// applied at least that far, or it is waited for.
+func (r Reads) fillCredit(ctx context.Context, now time.Time, acked uint64, pending []accounting.Grant, hosts []wu.HostStatus, users []wu.UserStatus, teams []wu.TeamStatus) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		done := false
+		err := r.Acct.Query(ctx, func(m *vpeer.Member) {
+			a := acctOf(m)
+			if a.Through(sched.OutputSource) < acked {
+				return
+			}
+			a.Ledger(sched.OutputSource, pending).Fill(now, hosts, users, teams)
+			done = true
+		})
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the accounting peer is behind the acknowledged output %d: %w", acked, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// query runs fn on a ready member's scheduler.
+func (r Reads) query(fn func(*sched.Machine)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	return r.Sched.Query(ctx, func(m *vpeer.Member) { fn(schedOf(m)) })
+}
+
+// HostByNKey finds the host that authenticates with the public key nkey:
+// the auth callout asks (auth.Directory).
+func (r Reads) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
+	_ = r.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
+	return hc, ok
+}
+
+// UserByKeyHash finds the user holding the account key with hash h.
+func (r Reads) UserByKeyHash(h wu.Hash) (id string, ok bool) {
+	_ = r.query(func(m *sched.Machine) { id, ok = m.UserByKeyHash(h) })
+	return id, ok
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// A mode is how a server reaches the project's NATS and what it does
+// there: Embedded, Clustered, External, Joining.
+type mode interface {
+	// connect gives s its connection to the project's NATS, starting the
+	// embedded server first where there is one.
+	connect(s *Server) error
+	// shared reports whether other processes serve the same project on
+	// this NATS, each with its own gateway: the first records the policy,
+	// and creating replicated assets waits for the cluster.
+	shared() bool
+	// joins reports whether this process finds the project's assets and
+	// runs only members: no gateway, callout or stats page.
+	joins() bool
+	// servers is how many NATS servers the project's assets are spread
+	// over, as far as this process knows (the group's default size is
+	// Members on each); replicas the default replication.
+	servers() int
+	replicas() int
+}
+
+// Embedded is the default way to serve a project (`serve`, `demo`): a
+// NATS server with JetStream embedded in this process, its store and the
+// project's NATS keys in dataDir, listening for volunteers and tools on
+// listen (host:port; port 0 picks a free one).
+func Embedded(dataDir, listen string) Config {
+	return Config{mode: embedded{dataDir: dataDir, listen: listen}, Members: 1}
+}
+
+// Clustered serves a project on an embedded NATS server that is one of the
+// cluster c (`serve --cluster-name`): several processes, each with its own
+// data directory, whose servers route to each other and replicate the
+// project's streams. Every process runs members and a gateway.
+func Clustered(dataDir, listen string, c Cluster) Config {
+	return Config{mode: embedded{dataDir: dataDir, listen: listen, cluster: &c}, Members: 1}
+}
+
+// External serves a project on a NATS server or cluster run elsewhere
+// (`serve --nats-url`), with no embedded server: its security is its own,
+// the project's auth callout does not run there.
+func External(url string, opts ...nats.Option) Config {
+	return Config{mode: remote{url: url, opts: opts}, Members: 1}
+}
+
+// Joining runs members of a project already served on url (`serve
+// --join`), with the policy the project recorded, and nothing else; on a
+// secured project opts carry its credentials (nats.UserCredentials with
+// its admin.creds) and the CA of its TLS certificate. A joined process may
+// be a spare, with no member until a slot lapses; once one of its members
+// holds the lease, it does the lease holder's duties.
+func Joining(url string, opts ...nats.Option) Config {
+	return Config{mode: remote{url: url, opts: opts, join: true}, Members: 1}
+}
+
+// embedded runs the project's NATS server in this process.
+type embedded struct {
+	dataDir, listen string
+	cluster         *Cluster // nil: a server of its own
+}
+
+func (e embedded) shared() bool { return e.cluster != nil }
+func (e embedded) joins() bool  { return false }
+
+func (e embedded) servers() int {
+	if e.cluster == nil {
+		return 1
+	}
+	return e.cluster.Size()
+}
+
+func (e embedded) replicas() int { return min(3, e.servers()) }
+
+func (e embedded) connect(s *Server) error {
+	if e.cluster != nil {
+		if err := e.cluster.check(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(e.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	listen := e.listen
+	if listen == "" {
+		listen = "127.0.0.1:4222"
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: bad port", listen)
+	}
+	if port == 0 {
+		port = natsserver.RANDOM_PORT
+	}
+	opts := &natsserver.Options{
+		// A server name of its own matters only in a cluster
+		// (clusterOptions); a single server keeps this one.
+		ServerName: "momonga",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(e.dataDir, "jetstream"),
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+	}
+	if err := s.secureOptions(opts, e.dataDir); err != nil {
+		return err
+	}
+	if e.cluster != nil {
+		if err := e.cluster.options(opts, e.dataDir, s.auth.authority); err != nil {
+			return err
+		}
+	}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("nats server: %w", err)
+	}
+	s.ns = ns
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		return fmt.Errorf("nats server did not start listening on %s", listen)
+	}
+	if s.auth.authority != nil {
+		s.auth.authority.Attach(ns)
+	}
+	s.nc, err = nats.Connect("", s.ProjectConnectOptions(nats.Name("momonga-project"), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return nil
+}
+
+// remote connects to a NATS server run elsewhere.
+type remote struct {
+	url  string
+	opts []nats.Option
+	join bool
+}
+
+func (r remote) shared() bool  { return !r.join }
+func (r remote) joins() bool   { return r.join }
+func (r remote) servers() int  { return 1 }
+func (r remote) replicas() int { return 1 }
+
+func (r remote) connect(s *Server) error {
+	nc, err := nats.Connect(r.url, append(r.opts, nats.Name("momonga-project member"), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w (a secured project needs its credentials: --creds DATA/%s)", r.url, err, AdminCredsFile)
+	}
+	s.nc = nc
+	return nil
+}
