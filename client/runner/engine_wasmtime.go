@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/momonga-project/momonga/client/runner/wasi"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 )
 
 // wasmtimeEngine runs modules with wasmtime's Cranelift compiler, through its
@@ -85,7 +86,7 @@ func (e *wasmtimeEngine) compile(_ context.Context, wasm []byte, cacheDir string
 	if cached != "" {
 		// A cache that cannot be written costs only compilation time.
 		if b, err := m.Serialize(); err == nil && os.MkdirAll(cacheDir, 0o700) == nil {
-			_ = writeAtomic(cached, b)
+			_ = atomicfile.Write(cached, b, 0o600)
 		}
 	}
 	return newWasmtimeCompiled(e.engine, m), nil

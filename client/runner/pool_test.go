@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/momonga-project/momonga/internal/wait"
 )
 
 // TestWorkerPool runs tasks one after another in a pooled worker: they run
@@ -30,11 +32,11 @@ func TestWorkerPool(t *testing.T) {
 			t.Errorf("task %d: CPU time %v", i, res.CPUSeconds)
 		}
 	}
-	waitFor(t, 5*time.Second, "the idle worker to end", func() bool { return w.Idle() == 0 && procGone(pid) })
+	wait.For(t, 5*time.Second, "the idle worker to end", func() bool { return w.Idle() == 0 && procGone(pid) })
 
 	spec, _ := spinSpec(t, 60)
 	p := start(t, w, context.Background(), spec)
-	waitFor(t, 5*time.Second, "the spinning task to run", func() bool { return cpuTime(t, p) > 0 })
+	wait.For(t, 5*time.Second, "the spinning task to run", func() bool { return cpuTime(t, p) > 0 })
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
