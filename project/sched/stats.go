@@ -182,9 +182,9 @@ func derivedCrossProjectID(k wu.Hash) string {
 }
 
 // shared returns in with the strings many hosts share (OS, its version,
-// architecture, CPU vendor and model) replaced by one copy of each.
+// architecture, CPU vendor and model, engine) replaced by one copy of each.
 func (m *Machine) shared(in wu.HostInfo) wu.HostInfo {
-	for _, s := range []*string{&in.OS, &in.OSVersion, &in.Arch, &in.CPUVendor, &in.CPUModel} {
+	for _, s := range []*string{&in.OS, &in.OSVersion, &in.Arch, &in.CPUVendor, &in.CPUModel, &in.Engine} {
 		if w, ok := m.words[*s]; ok {
 			*s = w
 		} else if len(m.words) < maxWords {
