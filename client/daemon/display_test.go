@@ -8,6 +8,7 @@ import (
 
 	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // TestBenchmarkRightAfterStartWaits: the benchmarks a client runs as it
@@ -66,4 +67,26 @@ func TestBenchmarkRightAfterStartWaits(t *testing.T) {
 	if s := strings.Join(msgs, "|"); !strings.Contains(s, "benchmarks started|benchmarks") {
 		t.Errorf("event log: %s", s)
 	}
+}
+
+// TestCreditFromTheProject: the project's count of the host's credit
+// reaches the client's projects list, asked only when the list is read
+// and at most once a minute (on the daemon's clock).
+func TestCreditFromTheProject(t *testing.T) {
+	proj := startProject(t)
+	clock := newTestClock()
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
+	waitFor(t, 20*time.Second, "the batch done", func() bool { return proj.batch(t, "b").Done() })
+	waitFor(t, 20*time.Second, "the credit granted, as the project counts it", func() bool {
+		if c := d.Projects()[0].Credit; c != nil && c.HostCredit > 0 {
+			if c.User != "" || c.UserCredit != 0 {
+				t.Errorf("an open project's host has no user: %+v", c)
+			}
+			return true
+		}
+		// The figures are asked again once they are a minute old.
+		clock.Advance(creditFresh)
+		return false
+	})
 }
