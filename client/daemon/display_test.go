@@ -8,6 +8,7 @@ import (
 
 	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
+	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -27,7 +28,7 @@ func TestBenchmarkRightAfterStartWaits(t *testing.T) {
 		return host.Benchmarks{FLOPS: 7e9, Seconds: 1}, nil
 	}})
 	<-runs // the start-up run is under way
-	waitFor(t, 10*time.Second, "the status to say so", func() bool { return d.Status().Benchmarking })
+	wait.For(t, 10*time.Second, "the status to say so", func() bool { return d.Status().Benchmarking })
 	got := make(chan host.Benchmarks, 2)
 	for range 2 {
 		go func() {
@@ -38,7 +39,7 @@ func TestBenchmarkRightAfterStartWaits(t *testing.T) {
 			got <- b
 		}()
 	}
-	waitFor(t, 10*time.Second, "both callers waiting for the run", func() bool {
+	wait.For(t, 10*time.Second, "both callers waiting for the run", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.benchRun != nil && d.benchRun.waiting == 2
@@ -77,8 +78,8 @@ func TestCreditFromTheProject(t *testing.T) {
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
-	waitFor(t, 20*time.Second, "the batch done", func() bool { return proj.batch(t, "b").Done() })
-	waitFor(t, 20*time.Second, "the credit granted, as the project counts it", func() bool {
+	wait.For(t, 20*time.Second, "the batch done", func() bool { return proj.batch(t, "b").Done() })
+	wait.For(t, 20*time.Second, "the credit granted, as the project counts it", func() bool {
 		if c := d.Projects()[0].Credit; c != nil && c.HostCredit > 0 {
 			if c.User != "" || c.UserCredit != 0 {
 				t.Errorf("an open project's host has no user: %+v", c)

@@ -12,6 +12,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/internal/xvfbtest"
 	"github.com/momonga-project/momonga/screensaver"
 )
@@ -98,7 +99,7 @@ func TestScreensaverUnderXvfb(t *testing.T) {
 	idleDir := t.TempDir()
 	runScreensaver(t, display, idleDir)
 	var frame *image.RGBA
-	waitFor(t, 30*time.Second, "the not-running screen", func() bool {
+	wait.For(t, 30*time.Second, "the not-running screen", func() bool {
 		frame = grabRoot(t, display)
 		_, colours := shade(frame)
 		return colours > 50
@@ -114,7 +115,7 @@ func TestScreensaverUnderXvfb(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, data := startMandelClient(t, ctx)
-	waitFor(t, 90*time.Second, "a task with a picture", func() bool {
+	wait.For(t, 90*time.Second, "a task with a picture", func() bool {
 		for _, tk := range d.Tasks() {
 			if tk.Picture && tk.Progress > 0.05 {
 				return true
@@ -124,12 +125,12 @@ func TestScreensaverUnderXvfb(t *testing.T) {
 	})
 	runScreensaver(t, display2, data)
 	var first int
-	waitFor(t, 30*time.Second, "the task's progress bar", func() bool {
+	wait.For(t, 30*time.Second, "the task's progress bar", func() bool {
 		frame = grabRoot(t, display2)
 		first, _ = shade(frame)
 		return first > 200
 	})
-	waitFor(t, 60*time.Second, "the progress bar growing", func() bool {
+	wait.For(t, 60*time.Second, "the progress bar growing", func() bool {
 		frame = grabRoot(t, display2)
 		bar, _ := shade(frame)
 		return bar > first+100

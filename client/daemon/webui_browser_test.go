@@ -21,6 +21,8 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -114,7 +116,7 @@ func startMandelClient(t *testing.T, ctx context.Context) (*Daemon, string) {
 		Benchmark: func(context.Context) (host.Benchmarks, error) {
 			return host.Benchmarks{FLOPS: 2e9, IOPS: 3e9, MemBytesPerSec: 5e9, WasmOPS: 4e8, Seconds: 0.1}, nil
 		}})
-	waitFor(t, time.Minute, "the control API", func() bool { _, err := control.Dial(data); return err == nil })
+	wait.For(t, time.Minute, "the control API", func() bool { _, err := control.Dial(data); return err == nil })
 	return d, data
 }
 
@@ -191,23 +193,20 @@ func TestVolunteerPageInABrowser(t *testing.T) {
 	waitText := func(what, sel string, ok func(string) bool) string {
 		t.Helper()
 		var s string
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		var err error
+		ok2 := wait.Until(90*time.Second, 100*time.Millisecond, func() bool {
 			actx, cancel := context.WithTimeout(browser, 5*time.Second)
-			got, err := chromedp.Run(actx, chromedp.Text(chromedp.CSS(sel)))
+			defer cancel()
+			s, err = chromedp.Run(actx, chromedp.Text(chromedp.CSS(sel)))
+			return err == nil && ok(s)
+		})
+		if !ok2 {
+			actx, cancel := context.WithTimeout(browser, 5*time.Second)
+			html, _ := chromedp.Run(actx, chromedp.OuterHTML(chromedp.CSS("#live")))
 			cancel()
-			s = got
-			if err == nil && ok(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				actx, cancel := context.WithTimeout(browser, 5*time.Second)
-				html, _ := chromedp.Run(actx, chromedp.OuterHTML(chromedp.CSS("#live")))
-				cancel()
-				t.Fatalf("after 90 s, still waiting for %s: %s reads %q (%v)\nstatus %+v\nprojects %+v\ntasks %+v\npage: %s", what, sel, s, err, d.Status(), d.Projects(), d.Tasks(), html)
-			}
-			time.Sleep(100 * time.Millisecond)
+			t.Fatalf("after 90 s, still waiting for %s: %s reads %q (%v)\nstatus %+v\nprojects %+v\ntasks %+v\npage: %s", what, sel, s, err, d.Status(), d.Projects(), d.Tasks(), html)
 		}
+		return s
 	}
 	progress := func() float64 {
 		s := strings.TrimSuffix(strings.TrimSpace(text("#tasks tr.task .pct")), "%")
@@ -238,14 +237,14 @@ func TestVolunteerPageInABrowser(t *testing.T) {
 	// Suspend: the worker process stops; resume: it runs on.
 	run("suspend", chromedp.Click(chromedp.CSS("#suspend")))
 	waitText("suspended", "#why", func(s string) bool { return strings.Contains(s, "suspended") })
-	waitFor(t, 10*time.Second, "the worker stopped", func() bool { return allStopped(workerPIDs(d)) })
+	wait.For(t, 10*time.Second, "the worker stopped", func() bool { return procstat.AllStopped(workerPIDs(d)) })
 	if st := d.Status(); !st.UserSuspended {
 		t.Errorf("status after suspend: %+v", st)
 	}
 	shot("page-suspended.png")
 	run("resume", chromedp.WaitVisible(chromedp.CSS("#resume")), chromedp.Click(chromedp.CSS("#resume")))
 	waitText("computing again", "#why", func(s string) bool { return strings.HasPrefix(s, "computing") })
-	waitFor(t, 10*time.Second, "the worker running", func() bool { return noneStopped(workerPIDs(d)) })
+	wait.For(t, 10*time.Second, "the worker running", func() bool { return procstat.NoneStopped(workerPIDs(d)) })
 
 	// A preference out of range is refused with its range; one within it is
 	// set and applied.

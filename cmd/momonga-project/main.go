@@ -19,9 +19,11 @@ import (
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/cmd/internal/demo"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
+	"github.com/momonga-project/momonga/project/submitspec"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -131,6 +133,8 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
+			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
+			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -157,8 +161,13 @@ func serveCommand() *cli.Command {
 				Routes: routes(c.StringSlice("routes")),
 			}
 			external := c.IsSet("nats-url")
+			leafOf := routes(c.StringSlice("leaf-of"))
 			var cfg server.Config
 			switch {
+			case len(leafOf) > 0 && (external || cluster.Name != ""):
+				return errors.New("a leaf-node server (--leaf-of) is neither a cluster's server (--cluster-name) nor on an external NATS (--nats-url)")
+			case len(leafOf) > 0:
+				cfg = server.Leaf(c.String("data"), c.String("nats-listen"), leafOf...)
 			case external && cluster.Name != "":
 				return errors.New("a project on an external NATS (--nats-url) runs no NATS server of its own to cluster (--cluster-name)")
 			case external:
@@ -171,6 +180,10 @@ func serveCommand() *cli.Command {
 				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
 			cfg.HTTPListen = c.String("http")
+			if len(leafOf) > 0 {
+				cfg.HTTPListen = ""
+			}
+			cfg.LeafListen = c.String("leaf-listen")
 			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
@@ -183,7 +196,13 @@ func serveCommand() *cli.Command {
 			if u := srv.StatsURL(); u != "" {
 				fmt.Printf(", stats %s", u)
 			}
+			if u := srv.LeafURL(); u != "" {
+				fmt.Printf(", leaf nodes %s", u)
+			}
 			fmt.Println()
+			if len(leafOf) > 0 {
+				fmt.Printf("leaf node of %s: volunteers connect here, their requests go to the core\n", strings.Join(leafOf, ","))
+			}
 			if external {
 				fmt.Println("external NATS: its own accounts and permissions protect the project")
 			} else if p := srv.AdminCreds(); p != "" {
@@ -242,91 +261,36 @@ func submitCommand() *cli.Command {
 	}
 }
 
-// batchSpec is the --spec file: a Submit whose units may name local files.
-type batchSpec struct {
-	wu.Submit
-	Units []struct {
-		wu.UnitSpec
-		StdinFile string `json:"stdin_file,omitempty"`
-	} `json:"units"`
-}
-
 func submit(c *cli.Context) error {
-	var spec batchSpec
+	var spec submitspec.File
 	if p := c.String("spec"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
+		var err error
+		if spec, err = submitspec.Read(p); err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &spec); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
 	}
-	s := spec.Submit
-	if c.IsSet("app") || s.App == "" {
-		s.App = c.String("app")
+	flags := submitspec.Flags{
+		App:         submitspec.Setting[string]{Value: c.String("app"), Given: c.IsSet("app")},
+		Batch:       submitspec.Setting[string]{Value: c.String("batch"), Given: c.IsSet("batch")},
+		Replication: submitspec.Setting[int]{Value: c.Int("replication"), Given: c.IsSet("replication")},
+		Quorum:      submitspec.Setting[int]{Value: c.Int("quorum"), Given: c.IsSet("quorum")},
+		Deadline:    submitspec.Setting[time.Duration]{Value: c.Duration("deadline"), Given: c.IsSet("deadline")},
+		Checkpoint:  submitspec.Setting[time.Duration]{Value: c.Duration("checkpoint"), Given: c.IsSet("checkpoint")},
+		Args:        c.StringSlice("arg"),
+		ArgsGiven:   c.IsSet("arg"),
+		Inputs:      c.Args().Slice(),
 	}
-	if c.IsSet("batch") || s.Batch == "" {
-		s.Batch = c.String("batch")
-	}
-	if s.Batch == "" {
-		s.Batch = s.App + "-" + time.Now().UTC().Format("20060102-150405")
-	}
-	if c.IsSet("replication") || s.Replication == 0 {
-		s.Replication = c.Int("replication")
-	}
-	if c.IsSet("quorum") || s.Quorum == 0 {
-		s.Quorum = c.Int("quorum")
-	}
-	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
-		s.DeadlineSeconds = c.Duration("deadline").Seconds()
-	}
-	if c.IsSet("checkpoint") {
-		s.CheckpointSeconds = c.Duration("checkpoint").Seconds()
-	}
-	if s.App == "" {
-		return fmt.Errorf("name the app with --app (or in --spec)")
+	s, err := spec.Merge(flags, time.Now())
+	if err != nil {
+		return err
 	}
 	ctx, adm, done, err := dial(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	upload := func(path string) (wu.Hash, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", err
-		}
-		return adm.PutBlob(ctx, b)
-	}
-	for _, u := range spec.Units {
-		if u.StdinFile != "" {
-			h, err := upload(u.StdinFile)
-			if err != nil {
-				return err
-			}
-			u.Stdin = h
-		}
-		s.Units = append(s.Units, u.UnitSpec)
-	}
-	for _, path := range c.Args().Slice() {
-		h, err := upload(path)
-		if err != nil {
-			return err
-		}
-		name := strings.Map(func(r rune) rune {
-			if wu.ValidName(string(r)) {
-				return r
-			}
-			return '_'
-		}, filepath.Base(path))
-		s.Units = append(s.Units, wu.UnitSpec{Name: name, Args: c.StringSlice("arg"), Stdin: h})
-	}
-	if len(s.Units) == 0 {
-		if !c.IsSet("arg") {
-			return fmt.Errorf("nothing to submit: give INPUT files, --spec, or --arg for a single unit")
-		}
-		s.Units = append(s.Units, wu.UnitSpec{Args: c.StringSlice("arg")})
+	if s.Units, err = spec.WorkUnits(flags, func(b []byte) (wu.Hash, error) { return adm.PutBlob(ctx, b) }); err != nil {
+		return err
 	}
 	ids, err := adm.Submit(ctx, s)
 	if err != nil {
