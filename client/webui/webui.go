@@ -169,6 +169,11 @@ func why(s control.Status, tasks []control.Task) string {
 	case len(tasks) == 0:
 		return "no tasks: waiting for work from the projects"
 	case s.Running == 0:
+		for _, t := range tasks {
+			if t.State == "suspended" && t.Reason != "" {
+				return "tasks suspended: " + t.Reason
+			}
+		}
 		return "waiting to start a task"
 	}
 	return ""

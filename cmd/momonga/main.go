@@ -208,7 +208,10 @@ func output(c *cli.Context, v any, print func(io.Writer, any)) error {
 func printStatus(w io.Writer, v any) {
 	s := v.(control.Status)
 	state := "computing"
-	if !s.Computing {
+	switch {
+	case s.Benchmarking:
+		state = "running the benchmarks"
+	case !s.Computing:
 		state = "not computing: " + s.Reason
 	}
 	fmt.Fprintf(w, "host %s: %s\n", s.Host, state)
