@@ -16,6 +16,12 @@ import (
 	"github.com/jezek/xgb/xproto"
 )
 
+func init() {
+	// xgb logs connection trouble to stderr; the command reports what
+	// matters itself. (A package variable: set once, before any connection.)
+	xgb.Logger = log.New(io.Discard, "", 0)
+}
+
 // Target says where to draw.
 type Target struct {
 	Display  string        // X display; "" = $DISPLAY
@@ -56,8 +62,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
-	// xgb logs connection trouble itself; the command reports what matters.
-	xgb.Logger = log.New(io.Discard, "", 0)
 	conn, err := xgb.NewConnDisplay(cfg.Target.Display)
 	if err != nil {
 		return fmt.Errorf("connect to the X display: %w", err)

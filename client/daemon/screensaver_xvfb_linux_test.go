@@ -112,18 +112,21 @@ func TestScreensaverUnderXvfb(t *testing.T) {
 	// A client computing: the screensaver of its data directory shows the
 	// task, with a progress bar that grows, and the app's picture.
 	display2 := xvfbtest.StartScreen(t, 960, 540)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	d, data := startMandelClient(t, ctx)
-	// Slow on a loaded machine: the module is compiled first.
-	wait.For(t, 3*time.Minute, "a task with a picture", func() bool {
+	// The worker compiles the module first: seconds, but minutes under the
+	// race detector (the compiler is Go code) on a loaded machine.
+	if !wait.Until(6*time.Minute, 50*time.Millisecond, func() bool {
 		for _, tk := range d.Tasks() {
 			if tk.Picture {
 				return true
 			}
 		}
 		return false
-	})
+	}) {
+		t.Fatalf("after 6 min, no task with a picture: tasks %+v, projects %+v", d.Tasks(), d.Projects())
+	}
 	runScreensaver(t, display2, data)
 	var first int
 	wait.For(t, 30*time.Second, "the task's progress bar", func() bool {
