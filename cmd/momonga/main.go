@@ -18,6 +18,7 @@ import (
 
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/daemon"
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
@@ -59,6 +60,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "name", Usage: "host name to show the projects (default: this machine's)"},
 					&cli.StringFlag{Name: "control", Usage: `control API address, loopback only ("off" for none)`, Value: "127.0.0.1:0"},
 					&cli.DurationFlag{Name: "checkpoint", Usage: "how often running tasks are checkpointed, unless their project asks otherwise (default: the preference checkpoint_seconds)"},
+					&cli.StringFlag{Name: "log-level", Usage: "what the event log (`momonga log`) keeps: debug, info, warn or error", Value: "info"},
 				},
 				Action: func(c *cli.Context) error {
 					// Setting GOMAXPROCS stops the runtime from re-reading
@@ -68,9 +70,14 @@ func app() *cli.App {
 					if _, attached, _ := daemon.LoadAttachment(c.String("data")); c.String("project") == "" && !attached && !daemon.HasState(c.String("data")) {
 						return errNoProject
 					}
+					level, err := eventlog.ParseLevel(c.String("log-level"))
+					if err != nil {
+						return err
+					}
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
+						LogLevel:   level,
 						DataDir:    c.String("data"),
 						Project:    c.String("project"),
 						CAFile:     c.String("ca"),
@@ -140,6 +147,9 @@ func app() *cli.App {
 				},
 			},
 			prefsCommand(),
+			uiCommand(),
+			logCommand(),
+			screensaverCommand(),
 			{
 				Name:  "bench",
 				Usage: "measure the client",
@@ -200,7 +210,10 @@ func output(c *cli.Context, v any, print func(io.Writer, any)) error {
 func printStatus(w io.Writer, v any) {
 	s := v.(control.Status)
 	state := "computing"
-	if !s.Computing {
+	switch {
+	case s.Benchmarking:
+		state = "running the benchmarks"
+	case !s.Computing:
 		state = "not computing: " + s.Reason
 	}
 	fmt.Fprintf(w, "host %s: %s\n", s.Host, state)
