@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -294,7 +295,7 @@ func TestLedgerOfAgreesWithLedger(t *testing.T) {
 	all := m.Ledger("sched", pending)
 	for _, who := range [][3]string{{"h1", "u1", "t1"}, {"h2", "u2", ""}, {"nobody", "", ""}} {
 		one := m.LedgerOf("sched", pending, who[0], who[1], who[2])
-		if one.Host(who[0]) != all.Host(who[0]) || one.User(who[1]) != all.User(who[1]) || one.Team(who[2]) != all.Team(who[2]) {
+		if !reflect.DeepEqual(one.Host(who[0]), all.Host(who[0])) || !reflect.DeepEqual(one.User(who[1]), all.User(who[1])) || !reflect.DeepEqual(one.Team(who[2]), all.Team(who[2])) {
 			t.Errorf("%v: LedgerOf %+v %+v %+v, Ledger %+v %+v %+v", who, one.Host(who[0]), one.User(who[1]), one.Team(who[2]),
 				all.Host(who[0]), all.User(who[1]), all.Team(who[2]))
 		}
