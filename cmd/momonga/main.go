@@ -47,6 +47,8 @@ func app() *cli.App {
 		Flags:   cliutil.LogFlags,
 		Commands: []*cli.Command{
 			attachCommand(),
+			teamCommand(),
+			accountCommand(),
 			{
 				Name:  "run",
 				Usage: "run the client: register with the attached projects, fetch work, compute, report",
