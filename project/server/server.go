@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,12 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string // host:port of the stats page; "" for none
+	HTTPListen string // host:port of the stats site; "" for none
+	// StatsDir is where the statistics exports are written (BOINC's
+	// user.gz, team.gz, host.gz, tables.xml) and served from under
+	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
+	StatsDir    string
+	ExportEvery time.Duration
 	// LeafListen is the host:port this server takes leaf-node servers'
 	// connections on (Leaf, `serve --leaf-listen`); "" for none.
 	LeafListen string
@@ -88,6 +94,8 @@ type Config struct {
 	// (default 10,000).
 	SnapshotEvery uint64
 	Logger        *slog.Logger
+	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
+	BOINC BOINC
 
 	Trust // who may connect and publish; auth.go
 }
@@ -105,6 +113,8 @@ type Server struct {
 	gw           *gateway.Gateway
 	stats        *stats.Server
 	auth         authParts
+	boincHTTP    *http.Server
+	boincURL     string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the members, the duties
@@ -391,11 +401,20 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := s.serveExports(runCtx); err != nil {
+		return fmt.Errorf("exports: %w", err)
+	}
+	if s.cfg.StatsDir != "" && s.cfg.ExportEvery > 0 {
+		s.wg.Go(func() { s.exportLoop(runCtx) })
+	}
 	if err := s.serveDirectory(); err != nil {
 		return err
 	}
+	if err := s.serveBOINC(uploads); err != nil {
+		return fmt.Errorf("BOINC side: %w", err)
+	}
 	if s.cfg.HTTPListen != "" {
-		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
+		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.statsConfig()), s.cfg.Logger.With("part", "stats"))
 	}
 	return err
 }
@@ -429,6 +448,9 @@ func (s *Server) Results(q wu.ResultsQuery) (wu.ResultsReply, error) { return s.
 // Accounts lists users and teams, e-mail addresses included.
 func (s *Server) Accounts() wu.AccountsReply { return s.reads().Accounts() }
 
+// Credit is one host's credit and its owner's (project/reads).
+func (s *Server) Credit(host string) wu.CreditReply { return s.reads().Credit(host) }
+
 // WaitForMembers waits until a member of the scheduler's virtual peer, in
 // any process, serves: how a server with no members of its own knows its
 // members have come.
@@ -452,6 +474,7 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown() {
 	s.stats.Close()
+	s.closeBOINC()
 	if s.cfg.mode.edge() && s.done != nil {
 		close(s.done)
 	}
