@@ -83,3 +83,18 @@ func TestRequestNotRecordedIsSentAgain(t *testing.T) {
 		t.Fatalf("%d requests sent; a refusal for good must not be sent again", len(seqs))
 	}
 }
+
+// TestReconnectDelaySpreadsHosts: the waits grow with the attempts up to
+// half a minute, and are spread over the upper half of each step, so that
+// the hosts of a restarted server do not come back in step.
+func TestReconnectDelaySpreadsHosts(t *testing.T) {
+	for _, c := range []struct {
+		attempts int
+		lo, hi   time.Duration
+	}{{0, 125 * time.Millisecond, 250 * time.Millisecond}, {3, time.Second, 2 * time.Second}, {20, 15 * time.Second, 30 * time.Second}} {
+		lo, hi := reconnectDelay(c.attempts, func() float64 { return 0 }), reconnectDelay(c.attempts, func() float64 { return 0.999999 })
+		if lo != c.lo || hi > c.hi || hi < c.hi-time.Millisecond {
+			t.Errorf("attempt %d: waits from %v to %v, want from %v to %v", c.attempts, lo, hi, c.lo, c.hi)
+		}
+	}
+}
