@@ -186,6 +186,7 @@ func serverAt(t *testing.T, p *proc, at time.Time) (server string, moved time.Ti
 // network: its volunteers must move to the other within seconds (they ping
 // their server every few seconds), nothing is lost or done twice.
 func TestLeafNodesAtTheEdge(t *testing.T) {
+	t.Parallel() // on a lab of its own, as every test of a lab (checkNoWorkersIn)
 	// Leases long enough for a volunteer to move to the other leaf without
 	// losing its task; beats every second so that the log shows at once
 	// when a volunteer is served again.

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -560,9 +561,18 @@ func alive(pid int) bool {
 
 // checkNoWorkers fails the test if a worker process is still running once
 // every client has stopped, and kills it.
-func checkNoWorkers(t *testing.T) {
+func checkNoWorkers(t *testing.T) { checkNoWorkersWhere(t, nil) }
+
+// checkNoWorkersIn is checkNoWorkers for the workers on lab's hosts only:
+// the tests of labs run in parallel, each with its own.
+func checkNoWorkersIn(t *testing.T, lab *netlab.Lab) { checkNoWorkersWhere(t, lab.Holds) }
+
+func checkNoWorkersWhere(t *testing.T, where func(pid int) bool) {
 	var left []int
-	if wait.Until(15*time.Second, pollEvery, func() bool { left = ownWorkers(0); return len(left) == 0 }) {
+	if wait.Until(15*time.Second, pollEvery, func() bool {
+		left = slices.DeleteFunc(ownWorkers(0), func(pid int) bool { return where != nil && !where(pid) })
+		return len(left) == 0
+	}) {
 		return
 	}
 	t.Errorf("worker processes %v still run 15 s after their clients stopped", left)

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,7 +68,7 @@ func newLabCluster(t *testing.T, bin string, n int, extra ...string) *labCluster
 	lab := netlab.New(t)
 	c := &labCluster{lab: lab, tools: lab.Node("tools")}
 	c.project = &project{t: t, dir: t.TempDir(), in: c.tools.Command}
-	t.Cleanup(func() { checkNoWorkers(t) })
+	t.Cleanup(func() { checkNoWorkersIn(t, lab) })
 	var routes, urls []string
 	for i := range n {
 		s := &labServer{index: i, node: lab.Node(fmt.Sprintf("s%d", i+1))}
@@ -212,23 +211,47 @@ func tryReadLog(js jetstream.JetStream) ([]logRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	state := st.CachedInfo().State
-	var recs []logRecord
-	for seq := state.FirstSeq; seq <= state.LastSeq; seq++ {
-		msg, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // trimmed behind a snapshot
-		}
-		if err != nil {
-			return nil, fmt.Errorf("record %d of %d: %w", seq, state.LastSeq, err)
-		}
-		r := logRecord{Record: jetlog.RawRecord(msg), origin: msg.Header.Get(jetlog.HeaderOrigin), stored: msg.Time}
-		if r.Tick.IsZero() && !r.Snapshot {
-			_ = json.Unmarshal(r.Payload, &r.cmd)
-		}
-		recs = append(recs, r)
+	last := st.CachedInfo().State.LastSeq
+	if last == 0 {
+		return nil, nil
 	}
-	return recs, nil
+	// An ordered consumer reads the stream in batches, skipping what was
+	// trimmed behind a snapshot, where a request per record would take
+	// seconds on a log of thousands.
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	var recs []logRecord
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			raw := &jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: meta.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: meta.Timestamp}
+			r := logRecord{Record: jetlog.RawRecord(raw), origin: raw.Header.Get(jetlog.HeaderOrigin), stored: raw.Time}
+			if r.Tick.IsZero() && !r.Snapshot {
+				_ = json.Unmarshal(r.Payload, &r.cmd)
+			}
+			recs = append(recs, r)
+			if r.Seq >= last {
+				return recs, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("read the log up to record %d: %w", last, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("read the log: nothing after record %d of %d", len(recs), last)
+		}
+	}
 }
 
 // leaseAudit is what the log and the processes say of the lease around a
@@ -337,22 +360,25 @@ func (c *labCluster) leaseReport(nc *nats.Conn) leaseReport {
 	return rep
 }
 
-// leaseHolder is the server whose process acts on the scheduler's lease,
-// as its members say (a replica of the registry may be behind), or nil.
-func (c *labCluster) leaseHolder(nc *nats.Conn) *labServer {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sts, _ := jetlog.GatherStatus(ctx, nc, "sched", 500*time.Millisecond)
-	var holders []*labServer
-	for _, st := range sts {
-		if slices.ContainsFunc(st.Members, func(m vpeer.MemberStatus) bool { return m.Leading }) {
-			holders = append(holders, c.serverOf(st.Process))
-		}
-	}
-	if len(holders) != 1 {
+// leaseHolder is the server whose process holds the scheduler's lease: the
+// appender of the latest record of the newest term in the log, or nil. The
+// members' own word is no proof: a member that keeps acting on a lease it
+// lost (the planted bug) says it leads as the true holder does.
+func (c *labCluster) leaseHolder(js jetstream.JetStream) *labServer {
+	recs, err := tryReadLog(js)
+	if err != nil {
 		return nil
 	}
-	return holders[0]
+	var holder logRecord
+	for _, r := range recs {
+		if r.Term > 0 && r.Term >= holder.Term {
+			holder = r
+		}
+	}
+	if holder.Term == 0 || time.Since(holder.stored) > 5*time.Second {
+		return nil // no holder appending now
+	}
+	return c.serverOf(holder.origin)
 }
 
 // availability records when volunteers' requests were answered.
@@ -543,8 +569,8 @@ func partitionScenario(t *testing.T, bin string, faults []string, cutFor time.Du
 				t.Fatal("the log's stream has no leader")
 			}
 		case "lease holder":
-			if !wait.Until(30*time.Second, pollEvery, func() bool { victim = c.leaseHolder(nc); return victim != nil }) {
-				t.Fatal("no server's member, or more than one, says it holds the scheduler's lease")
+			if !wait.Until(30*time.Second, pollEvery, func() bool { victim = c.leaseHolder(js); return victim != nil }) {
+				t.Fatal("no server's process appends to the log in the scheduler's newest lease term")
 			}
 		}
 		cut := time.Now()
@@ -637,10 +663,17 @@ func short(process string) string {
 	return process
 }
 
+// cutFor is how long a server is cut off: longer than the other servers
+// take to elect another leader of the log's stream (NATS's election
+// timeout is 4 to 9 s) and than the scheduler's lease lasts unrenewed
+// (3 s).
+const cutFor = 12 * time.Second
+
 // TestClusterPartitions cuts off the log's stream leader, then the lease
 // holder's server, each for longer than an election, during a batch.
 func TestClusterPartitions(t *testing.T) {
-	_, audit := partitionScenario(t, projectBin, []string{"log leader", "lease holder"}, 20*time.Second)
+	t.Parallel() // on a lab of its own, as every test of a lab (checkNoWorkersIn)
+	_, audit := partitionScenario(t, projectBin, []string{"log leader", "lease holder"}, cutFor)
 	// A record the old holder sent before the cut may reach the log after
 	// healing (the broken link held it): members must fence it off. The
 	// old holder itself must have stopped acting before its successor
@@ -657,8 +690,9 @@ func TestClusterPartitions(t *testing.T) {
 // holder append after its successor began; were it blind to the bug,
 // TestClusterPartitions would prove nothing.
 func TestPlantedLeaseBugIsCaught(t *testing.T) {
+	t.Parallel() // on a lab of its own, as every test of a lab (checkNoWorkersIn)
 	bin := leaseBugBinary(t)
-	_, audit := partitionScenario(t, bin, []string{"lease holder"}, 12*time.Second)
+	_, audit := partitionScenario(t, bin, []string{"lease holder"}, cutFor)
 	if len(audit.late) == 0 && len(audit.lateActs) == 0 {
 		t.Fatal("the planted lease bug went unnoticed: no act or record of an old lease holder after its successor's first record")
 	}

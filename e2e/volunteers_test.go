@@ -220,6 +220,7 @@ func waitCheckpoint(t *testing.T, js jetstream.JetStream, host, task string, cpu
 // resuming from the cut-off one's checkpoint (the cut-off one's result, or
 // its work, is dropped: no task is done twice, no result credited twice).
 func TestVolunteerCutOffPastItsLease(t *testing.T) {
+	t.Parallel() // on a lab of its own, as every test of a lab (checkNoWorkersIn)
 	c := newLabCluster(t, projectBin, 1, "--lease", lease.String(), "--beat", beat.String())
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
@@ -394,6 +395,7 @@ func watchUploads(ctx context.Context, t *testing.T, js jetstream.JetStream, fn 
 // (30 s, beats every 10 s), which a beat held up behind a chunk on such a
 // link must not outlast.
 func TestVolunteersBehindSlowLossyLinks(t *testing.T) {
+	t.Parallel() // on a lab of its own, as every test of a lab (checkNoWorkersIn)
 	c := newLabCluster(t, projectBin, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/momonga-project/momonga/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -209,6 +211,13 @@ func TestCleanup(t *testing.T) {
 		}
 		go func() { _ = cmd.Wait() }()
 		names = []string{lab.hub, n.NS}
+		// The process enters n's namespace before it runs sleep.
+		if !wait.Until(5*time.Second, wait.Every, func() bool { return lab.Holds(cmd.Process.Pid) }) {
+			t.Errorf("the lab does not hold process %d, started on its host %s", cmd.Process.Pid, n.Name)
+		}
+		if lab.Holds(os.Getpid()) {
+			t.Error("the lab holds the test process, which runs outside it")
+		}
 	})
 	left := namespaces()
 	for _, ns := range names {

@@ -123,7 +123,11 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 	if err != nil {
 		return row, err
 	}
-	defer func() { srv.stop() }()
+	defer func() {
+		if srv != nil {
+			_ = srv.stop()
+		}
+	}()
 	url := "nats://" + addr
 	creds := nats.UserCredentials(filepath.Join(data, "admin.creds"))
 	adm, err := admin.Dial(ctx, url, creds, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
@@ -316,14 +320,21 @@ func startServer(ctx context.Context, bin, data, addr, logPath string) (*server,
 	case <-serving:
 		return s, nil
 	case <-s.done:
-		return nil, fmt.Errorf("%s serve exited before serving: see %s", bin, logPath)
+		return nil, fmt.Errorf("%s serve exited before serving; its log ends with:\n%s", bin, logTail(logPath))
 	case <-ctx.Done():
 		_ = s.stop()
 		return nil, ctx.Err()
 	case <-time.After(2 * time.Minute):
 		_ = s.stop()
-		return nil, fmt.Errorf("%s serve is not serving after 2 minutes: see %s", bin, logPath)
+		return nil, fmt.Errorf("%s serve is not serving after 2 minutes; its log ends with:\n%s", bin, logTail(logPath))
 	}
+}
+
+// logTail is the end of a server's log, for an error.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-10, 0):], "\n")
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
