@@ -69,7 +69,11 @@ func (b *builder) linuxPackage(pkg installers.Package, format string, p Platform
 			return "", err
 		}
 		path := filepath.Join(stage, phase+"-"+def+".sh")
-		return path, os.WriteFile(path, body, 0o755)
+		if err := os.WriteFile(path, body, 0o755); err != nil {
+			return "", err
+		}
+		// The apk takes its scripts' times from the files.
+		return path, os.Chtimes(path, b.time, b.time)
 	}
 	for _, s := range []struct {
 		dst          *string

@@ -53,7 +53,7 @@ func (b *builder) msi(ctx context.Context, p Platform, exe string) (string, erro
 		"ComponentGUID":      msiComponent,
 		"Version":            msiVersion(b.version),
 		"ProgramFilesFolder": "ProgramFiles64Folder",
-		"Exe":                exe,
+		"Exe":                filepath.Base(exe),
 	}); err != nil {
 		return "", err
 	}
@@ -68,7 +68,9 @@ func (b *builder) msi(ctx context.Context, p Platform, exe string) (string, erro
 	name := "momonga_" + b.version + "_windows_" + p.Arch + ".msi"
 	out := filepath.Join(b.cfg.Out, name)
 	started := time.Now()
+	// wixl finds the files the source names from where it runs.
 	cmd := exec.CommandContext(ctx, wixl, "-a", "x64", "-o", out, wxsPath)
+	cmd.Dir = filepath.Dir(exe)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("wixl: %v\n%s", err, strings.TrimSpace(string(msg)))
 	}

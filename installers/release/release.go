@@ -117,6 +117,9 @@ func Build(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Version = commit.version
 	}
 	res.Version = strings.TrimPrefix(cfg.Version, "v")
+	if cfg.Out, err = filepath.Abs(cfg.Out); err != nil {
+		return res, err
+	}
 	if err := os.RemoveAll(cfg.Out); err != nil {
 		return res, err
 	}
