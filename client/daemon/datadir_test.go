@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -104,7 +105,7 @@ func TestWaitsForAttach(t *testing.T) {
 	dir := t.TempDir()
 	d := runDaemon(t, Config{DataDir: dir, CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs()})
 	var cl *control.Client
-	waitFor(t, 10*time.Second, "the control API", func() bool {
+	wait.For(t, 10*time.Second, "the control API", func() bool {
 		var err error
 		cl, err = control.Dial(dir)
 		return err == nil
@@ -118,7 +119,7 @@ func TestWaitsForAttach(t *testing.T) {
 	if err := cl.Attach(ctx, proj.srv.ClientURL(), 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the batch done", func() bool { return proj.batch(t, "later").Done() })
+	wait.For(t, 20*time.Second, "the batch done", func() bool { return proj.batch(t, "later").Done() })
 	t.Logf("attached to done in %v", time.Since(attached).Round(time.Millisecond))
 	if ps := d.Projects(); len(ps) != 1 || ps[0].URL != proj.srv.ClientURL() {
 		t.Errorf("projects %+v", ps)

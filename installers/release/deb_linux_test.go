@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
@@ -200,10 +201,12 @@ func TestDebInstallAttachUpgradeRemovePurge(t *testing.T) {
 
 	// The service's command, by hand, as the service user.
 	client := startService(t)
-	waitUntil(t, 30*time.Second, "the client's control API", func() bool {
+	if !wait.Until(time.Minute, 200*time.Millisecond, func() bool {
 		_, err := as(t, person, "momonga", "status")
 		return err == nil
-	})
+	}) {
+		t.Fatal("after a minute, `momonga status` still fails")
+	}
 	status, _ := as(t, person, "momonga", "status")
 	t.Logf("momonga status (as %s, no sudo):\n%s", person, status)
 	if !strings.Contains(status, "0 projects") {
@@ -222,7 +225,7 @@ func TestDebInstallAttachUpgradeRemovePurge(t *testing.T) {
 		t.Fatalf("attach: %v", err)
 	}
 	proj.submit(t, "first")
-	waitUntil(t, 2*time.Minute, "the first batch computed by the service", func() bool { return proj.done(t, "first") })
+	wait.For(t, 2*time.Minute, "the first batch computed by the service", func() bool { return proj.done(t, "first") })
 	keep := map[string][]byte{}
 	for _, name := range []string{"host.json", "host.nk", "project.json"} {
 		b, err := os.ReadFile(filepath.Join(dataDir, name))
@@ -246,7 +249,7 @@ func TestDebInstallAttachUpgradeRemovePurge(t *testing.T) {
 	}
 	client = startService(t)
 	proj.submit(t, "second")
-	waitUntil(t, 2*time.Minute, "the second batch computed after the upgrade", func() bool { return proj.done(t, "second") })
+	wait.For(t, 2*time.Minute, "the second batch computed after the upgrade", func() bool { return proj.done(t, "second") })
 	projects, _ := as(t, person, "momonga", "projects")
 	t.Logf("momonga projects after the upgrade:\n%s", projects)
 	if !strings.Contains(projects, proj.url) {
@@ -356,17 +359,6 @@ func (p *serviceProcess) stop(t *testing.T) {
 	}
 	if p.logs.Len() > 0 {
 		t.Logf("the client said:\n%s", p.logs)
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
