@@ -171,7 +171,7 @@ func TestScriptsAreShell(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !bytes.HasPrefix(s, []byte("#!/bin/sh\n")) || !bytes.Contains(s, []byte("action="+def)) ||
-					!bytes.Contains(s, []byte("user="+p.User)) || bytes.Contains(s, []byte("<no value>")) {
+					!bytes.Contains(s, []byte("user="+p.User)) || bytes.Contains(s, []byte("<no value>")) || bytes.Contains(s, []byte("{"+p.Name+" ")) {
 					t.Errorf("%s %s (%s):\n%s", p.Name, phase, def, s)
 				}
 				cmd := exec.Command("sh", "-n")

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
 	"text/template"
 )
 
@@ -90,7 +91,7 @@ const (
 // same script, which reads its arguments; def is the action taken when
 // there are none (apk): "install", "upgrade" or "remove".
 func (p Package) Script(phase, def string) ([]byte, error) {
-	t, err := template.ParseFS(assets, "scripts/common.sh", "scripts/"+phase+".sh")
+	t, err := template.New(phase).Funcs(template.FuncMap{"sh": shellQuote}).ParseFS(assets, "scripts/common.sh", "scripts/"+phase+".sh")
 	if err != nil {
 		return nil, err
 	}
@@ -104,3 +105,6 @@ func (p Package) Script(phase, def string) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// shellQuote makes s one word of a shell's command line, taken literally.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

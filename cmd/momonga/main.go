@@ -198,7 +198,10 @@ func output(c *cli.Context, v any, print func(io.Writer, any)) error {
 func printStatus(w io.Writer, v any) {
 	s := v.(control.Status)
 	state := "computing"
-	if !s.Computing {
+	switch {
+	case s.Projects == 0:
+		state = "waiting for a project: attach one with `momonga attach URL --account-key KEY`"
+	case !s.Computing:
 		state = "not computing: " + s.Reason
 	}
 	fmt.Fprintf(w, "host %s: %s\n", s.Host, state)

@@ -1,5 +1,5 @@
 {{define "common"}}set -e
-# {{.Package}}'s maintainer script, one for deb, rpm and apk: each passes
+# {{.Name}}'s maintainer script, one for deb, rpm and apk: each passes
 # its own arguments, read here into one action (install, upgrade, remove,
 # purge). apk passes none: its upgrade scripts are this one made with
 # another default.

@@ -30,10 +30,10 @@ if [ -z "$person" ] && [ -n "${PKEXEC_UID:-}" ]; then person=$(getent passwd "$P
 if [ -n "$person" ] && [ "$person" != root ] && getent passwd "$person" >/dev/null; then
   if ! id -nG "$person" | tr ' ' '\n' | grep -qx "$group"; then
     if have usermod; then usermod -a -G "$group" "$person"; else addgroup "$person" "$group"; fi
-    echo "{{.Package}}: added $person to the $group group: log in again, then \`momonga status\` works without sudo"
+    echo "{{.Name}}: added $person to the $group group: log in again, then \`momonga status\` works without sudo"
   fi
 elif [ "$action" = install ]; then
-  echo "{{.Package}}: to use momonga without sudo, join its group: sudo usermod -a -G $group \$USER (then log in again)"
+  echo "{{.Name}}: to use momonga without sudo, join its group: sudo usermod -a -G $group \$USER (then log in again)"
 fi
 {{- end}}
 
@@ -52,7 +52,7 @@ if have systemctl; then
 fi
 {{- if .FirstStart}}
 if [ "$action" = install ]; then
-  echo "{{.FirstStart}}"
+  echo {{sh .FirstStart}}
 fi
 {{- end}}
 exit 0

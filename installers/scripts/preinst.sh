@@ -15,8 +15,8 @@ min_uid=$(awk '$1 == "SYS_UID_MAX" { print $2 + 1 }' /etc/login.defs 2>/dev/null
 if entry=$(getent passwd "$user"); then
   uid=$(echo "$entry" | cut -d: -f3)
   if [ "$uid" -ge "$min_uid" ] && [ "$uid" -ne 65534 ]; then
-    echo "{{.Package}}: a user named $user already exists and is a person's account (uid $uid), not a system user." >&2
-    echo "{{.Package}}: the service will not run as it. Rename that account (usermod -l NEWNAME $user) or remove it, then install again. Nothing was changed." >&2
+    echo "{{.Name}}: a user named $user already exists and is a person's account (uid $uid), not a system user." >&2
+    echo "{{.Name}}: the service will not run as it. Rename that account (usermod -l NEWNAME $user) or remove it, then install again. Nothing was changed." >&2
     exit 1
   fi
 fi
@@ -28,9 +28,9 @@ if ! getent passwd "$user" >/dev/null; then
   nologin=/usr/sbin/nologin
   [ -x "$nologin" ] || nologin=/sbin/nologin
   if have useradd; then
-    useradd --system --gid "$group" --home-dir "$data" --no-create-home --shell "$nologin" --comment "{{.Description}}" "$user"
+    useradd --system --gid "$group" --home-dir "$data" --no-create-home --shell "$nologin" --comment "{{.Name}} service" "$user"
   else
-    adduser -S -D -H -h "$data" -s "$nologin" -G "$group" -g "{{.Description}}" "$user"
+    adduser -S -D -H -h "$data" -s "$nologin" -G "$group" -g "{{.Name}} service" "$user"
   fi
 fi
 exit 0
