@@ -64,7 +64,7 @@ func TestDataDirOfAnotherUserRefused(t *testing.T) {
 			before := snapshotDir(t, dir)
 			_, err := New(Config{DataDir: dir, Worker: testWorker(t)})
 			if err == nil || !strings.Contains(err.Error(), "belongs to uid 54321") || !strings.Contains(err.Error(), "changes nothing") ||
-				!strings.Contains(err.Error(), "chown -R") {
+				!strings.Contains(err.Error(), "chown -R root "+dir) {
 				t.Fatalf("data directory of another user: %v", err)
 			}
 			if after := snapshotDir(t, dir); after != before {

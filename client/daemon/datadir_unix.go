@@ -42,14 +42,18 @@ func checkOwner(dir string) error {
 		owner, self := userName(int(st.Uid)), userName(me)
 		return fmt.Errorf("%s belongs to %s, but this client runs as %s: files it wrote there would lock the other out, so it stops here and changes nothing. "+
 			"Run the client as %s (for the system service: `sudo systemctl start momonga`), or, if the directory is this user's, give it back with `sudo chown -R %s %s`",
-			p, owner, self, owner, self, dir)
+			p, owner.display, self.display, owner.name, self.name, dir)
 	}
 	return nil
 }
 
-func userName(uid int) string {
+// account is a user as messages name them: display in prose, name in a
+// command.
+type account struct{ display, name string }
+
+func userName(uid int) account {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+		return account{fmt.Sprintf("%s (uid %d)", u.Username, uid), u.Username}
 	}
-	return fmt.Sprintf("uid %d", uid)
+	return account{fmt.Sprintf("uid %d", uid), strconv.Itoa(uid)}
 }
