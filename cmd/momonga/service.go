@@ -58,38 +58,29 @@ func serviceCommand() *cli.Command {
 					return nil
 				},
 			},
-			{
-				Name:  "uninstall",
-				Usage: "stop the service and remove it (its data directory stays)",
-				Action: func(c *cli.Context) error {
-					m, err := newServiceManager()
-					if err != nil {
-						return err
-					}
-					msg, err := m.Uninstall()
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(c.App.Writer, msg)
-					return nil
-				},
-			},
-			{
-				Name:  "status",
-				Usage: "say whether the service is installed and running",
-				Action: func(c *cli.Context) error {
-					m, err := newServiceManager()
-					if err != nil {
-						return err
-					}
-					msg, err := m.Status()
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(c.App.Writer, msg)
-					return nil
-				},
-			},
+			serviceAction("uninstall", "stop the service and remove it (its data directory stays)", serviceManager.Uninstall),
+			serviceAction("status", "say whether the service is installed and running", serviceManager.Status),
+		},
+	}
+}
+
+// serviceAction is a subcommand that asks the service manager one thing
+// and prints its answer.
+func serviceAction(name, usage string, do func(serviceManager) (string, error)) *cli.Command {
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Action: func(c *cli.Context) error {
+			m, err := newServiceManager()
+			if err != nil {
+				return err
+			}
+			msg, err := do(m)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.App.Writer, msg)
+			return nil
 		},
 	}
 }

@@ -48,6 +48,10 @@ func (s *systemdUser) Install(spec installers.ServiceSpec) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Without the person's service manager nothing is written.
+	if err := systemctlUser("show-environment"); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(s.unitPath), 0o755); err != nil {
 		return "", err
 	}

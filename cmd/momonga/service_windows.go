@@ -65,17 +65,27 @@ func (w *windowsService) Install(spec installers.ServiceSpec) (string, error) {
 	return fmt.Sprintf("installed and started the %s service (it starts at boot)", serviceName), nil
 }
 
-func (w *windowsService) Uninstall() (string, error) {
+// open opens the installed service; close releases it and the manager.
+func open() (s *mgr.Service, close func(), err error) {
 	m, err := connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s, err = m.OpenService(serviceName); err != nil {
+		m.Disconnect()
+		return nil, nil, errNotInstalled
+	}
+	return s, func() { s.Close(); m.Disconnect() }, nil
+}
+
+var errNotInstalled = errors.New("the momonga service is not installed: the MSI or `momonga service install` installs it")
+
+func (w *windowsService) Uninstall() (string, error) {
+	s, closeService, err := open()
 	if err != nil {
 		return "", err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(serviceName)
-	if err != nil {
-		return "", fmt.Errorf("no %s service is installed", serviceName)
-	}
-	defer s.Close()
+	defer closeService()
 	if st, err := s.Control(svc.Stop); err == nil {
 		deadline := time.Now().Add(time.Minute)
 		for st.State != svc.Stopped && time.Now().Before(deadline) {
@@ -92,16 +102,14 @@ func (w *windowsService) Uninstall() (string, error) {
 }
 
 func (w *windowsService) Status() (string, error) {
-	m, err := connect()
+	s, closeService, err := open()
+	if errors.Is(err, errNotInstalled) {
+		return "not installed: the MSI or `momonga service install` installs it", nil
+	}
 	if err != nil {
 		return "", err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(serviceName)
-	if err != nil {
-		return "not installed: the MSI or `momonga service install` installs it", nil
-	}
-	defer s.Close()
+	defer closeService()
 	st, err := s.Query()
 	if err != nil {
 		return "", err

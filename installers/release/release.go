@@ -56,7 +56,7 @@ type Config struct {
 	// empty first: only this build's files are summed).
 	Root, Out string
 	// Version is the release's version (semver, v optional); "" = from
-	// the commit (see Describe).
+	// the commit: its tag, or 0.1.0-dev.N.
 	Version string
 	// Time stamps everything written; zero = the commit's time.
 	Time      time.Time
@@ -67,9 +67,7 @@ type Config struct {
 	Packages   []string
 	NoPackages bool
 	NoMSI      bool
-	// Binaries to put in archives (default every cmd/ binary of the
-	// packages).
-	Logger *slog.Logger
+	Logger     *slog.Logger // told what is being built; nil = nothing
 }
 
 // Artifact is one file the build wrote in Out.
