@@ -71,7 +71,7 @@ func Packages() []Package {
 			User:       "momonga-project",
 			DataDir:    "/var/lib/momonga-project",
 			Unit:       "momonga-project.service",
-			FirstStart: "momonga-project: the server started with a new project in /var/lib/momonga-project; its options are in /etc/momonga-project/serve.env",
+			FirstStart: "momonga-project: the service makes a new project in /var/lib/momonga-project at its first start; its options are in /etc/momonga-project/serve.env",
 		},
 	}
 }
