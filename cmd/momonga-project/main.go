@@ -19,6 +19,7 @@ import (
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/cmd/internal/demo"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
@@ -132,6 +133,8 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
+			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
+			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -158,8 +161,13 @@ func serveCommand() *cli.Command {
 				Routes: routes(c.StringSlice("routes")),
 			}
 			external := c.IsSet("nats-url")
+			leafOf := routes(c.StringSlice("leaf-of"))
 			var cfg server.Config
 			switch {
+			case len(leafOf) > 0 && (external || cluster.Name != ""):
+				return errors.New("a leaf-node server (--leaf-of) is neither a cluster's server (--cluster-name) nor on an external NATS (--nats-url)")
+			case len(leafOf) > 0:
+				cfg = server.Leaf(c.String("data"), c.String("nats-listen"), leafOf...)
 			case external && cluster.Name != "":
 				return errors.New("a project on an external NATS (--nats-url) runs no NATS server of its own to cluster (--cluster-name)")
 			case external:
@@ -172,6 +180,10 @@ func serveCommand() *cli.Command {
 				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
 			cfg.HTTPListen = c.String("http")
+			if len(leafOf) > 0 {
+				cfg.HTTPListen = ""
+			}
+			cfg.LeafListen = c.String("leaf-listen")
 			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
@@ -184,7 +196,13 @@ func serveCommand() *cli.Command {
 			if u := srv.StatsURL(); u != "" {
 				fmt.Printf(", stats %s", u)
 			}
+			if u := srv.LeafURL(); u != "" {
+				fmt.Printf(", leaf nodes %s", u)
+			}
 			fmt.Println()
+			if len(leafOf) > 0 {
+				fmt.Printf("leaf node of %s: volunteers connect here, their requests go to the core\n", strings.Join(leafOf, ","))
+			}
 			if external {
 				fmt.Println("external NATS: its own accounts and permissions protect the project")
 			} else if p := srv.AdminCreds(); p != "" {

@@ -57,7 +57,10 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string       // host:port of the stats page; "" for none
+	HTTPListen string // host:port of the stats page; "" for none
+	// LeafListen is the host:port this server takes leaf-node servers'
+	// connections on (Leaf, `serve --leaf-listen`); "" for none.
+	LeafListen string
 	Sched      sched.Config // the scheduler's policy; joining, the recorded one
 	// Members is how many members of each virtual peer this process runs:
 	// default 1. Serving, 0 runs none here: the members run in processes
@@ -128,6 +131,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	if err := cfg.mode.connect(s); err != nil {
 		return nil, err
+	}
+	if cfg.mode.edge() {
+		if err := s.startEdge(); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
@@ -251,7 +261,8 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	if err != nil {
 		return spec, err
 	}
-	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
+	gc.Process = vpeer.ProcessName()
+	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0).Origin(gc.Process)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
 	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
@@ -302,7 +313,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
 	if s.auth.callout != nil {
-		dc.Revoker = s.auth.callout
+		dc.Revoker = cutoffs{s.nc, s.cfg.Logger.With("part", "auth")}
 	}
 	d := duties.New(dc)
 	s.duties.Store(d)
@@ -378,6 +389,9 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := s.serveDirectory(); err != nil {
+		return err
+	}
 	if s.cfg.HTTPListen != "" {
 		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
 	}
@@ -436,6 +450,9 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown() {
 	s.stats.Close()
+	if s.cfg.mode.edge() && s.done != nil {
+		close(s.done)
+	}
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
