@@ -102,7 +102,8 @@ type project struct {
 	dataDir string
 	url     string
 	server  *proc
-	starts  int // times the server was started
+	starts  int      // times the server was started
+	extra   []string // more flags of serve, after the ones every test gives
 	// in runs the project's tools and clients somewhere else, as
 	// netlab.Node.Command does; nil runs them here.
 	in func(argv ...string) []string
@@ -119,12 +120,16 @@ func (p *project) command(argv ...string) []string {
 // newProject starts `momonga-project serve` on a free loopback port with no
 // stats page. Everything the test starts is stopped when it ends, and the
 // test fails if a worker process outlives its client.
-func newProject(t *testing.T) *project {
+func newProject(t *testing.T) *project { return newProjectWith(t) }
+
+// newProjectWith is newProject with more flags of serve, which override
+// the common ones.
+func newProjectWith(t *testing.T, extra ...string) *project {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test, skipped in -short mode (testing.Short): it runs real servers and clients for seconds")
 	}
-	p := &project{t: t, dir: t.TempDir()}
+	p := &project{t: t, dir: t.TempDir(), extra: extra}
 	p.dataDir = filepath.Join(p.dir, "project")
 	// Registered after TempDir's removal and before any process's stop, so
 	// it runs once every process has stopped and before the files go.
@@ -145,8 +150,9 @@ var servingLine = regexp.MustCompile(`serving: NATS (nats://[^\s,]+)`)
 func (p *project) startServer(listen string) {
 	p.t.Helper()
 	p.starts++
-	p.server = start(p.t, p.dir, fmt.Sprintf("server-%d", p.starts), projectBin, "--verbose", "serve",
-		"--data", p.dataDir, "--nats-listen", listen, "--http", "", "--lease", lease.String(), "--beat", beat.String())
+	argv := append([]string{projectBin, "--verbose", "serve",
+		"--data", p.dataDir, "--nats-listen", listen, "--http", "", "--lease", lease.String(), "--beat", beat.String()}, p.extra...)
+	p.server = start(p.t, p.dir, fmt.Sprintf("server-%d", p.starts), argv...)
 	m := p.server.waitLine(servingLine, 60*time.Second)
 	if p.url != "" && m[1] != p.url {
 		p.t.Fatalf("restarted server serves at %s, not %s", m[1], p.url)
@@ -319,6 +325,8 @@ type batchSpec struct {
 	Replication int        `json:"replication"`
 	Quorum      int        `json:"quorum"`
 	Units       []unitSpec `json:"units"`
+	// CheckpointSeconds asks hosts to checkpoint this often.
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 type unitSpec struct {

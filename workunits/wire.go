@@ -50,6 +50,9 @@ type HostInfo struct {
 	MemBytesPerSec float64 `json:"mem_bytes_per_sec,omitempty"` // memory bandwidth benchmark
 	WasmOPS        float64 `json:"wasm_ops,omitempty"`          // reference module under wazero, integers sieved per second
 	DiskFreeBytes  int64   `json:"disk_free_bytes,omitempty"`   // free space the client may use
+	// Added with the second engine: the engine the host's tasks run on
+	// ("wasmtime", "wazero"); WasmOPS was measured on it.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Hello registers a host, or updates its description.
@@ -274,8 +277,8 @@ func (m *Command) Validate() error {
 
 func (m *Hello) Validate() error {
 	h := m.Host
-	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 {
-		return Errorf(CodeBadRequest, "host name, os, os version, cpu model or arch too long")
+	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 || len(h.Engine) > 32 {
+		return Errorf(CodeBadRequest, "host name, os, os version, cpu model, arch or engine too long")
 	}
 	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || h.FLOPS < 0 || h.IOPS < 0 || h.MemBytesPerSec < 0 || h.WasmOPS < 0 || h.DiskFreeBytes < 0 {
 		return Errorf(CodeBadRequest, "host description out of range")

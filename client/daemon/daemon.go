@@ -205,6 +205,11 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.Run(ctx)
 }
 
+// warmWorkerFor is how long a worker process waits for another task after
+// its own: long enough for a client's next short task, short enough that an
+// idle client keeps no worker.
+const warmWorkerFor = 30 * time.Second
+
 // New prepares a daemon: its data directory, host identity, preferences and
 // state.
 func New(cfg Config) (*Daemon, error) {
@@ -225,7 +230,11 @@ func New(cfg Config) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find own executable for workers: %w", err)
 		}
-		cfg.Worker.Command = []string{exe, "worker"}
+		// The worker executable beside the client, with the faster engine,
+		// when it is there and runs here; a worker stays a while after its
+		// task for the next one, which then starts in a few milliseconds.
+		cfg.Worker, _ = runner.FindWorker(context.Background(), exe)
+		cfg.Worker = cfg.Worker.Pooled(runtime.NumCPU(), warmWorkerFor)
 	}
 	if cfg.Benchmark == nil {
 		command := append(append([]string(nil), cfg.Worker.Command...), "--benchmark", "--data", cfg.DataDir)
@@ -329,7 +338,7 @@ func (d *Daemon) hostInfo() wu.HostInfo {
 	in, b := d.info, d.bench
 	return wu.HostInfo{
 		Name: d.id.Name, OS: in.OS, Arch: in.Arch, CPUs: d.slotsLocked(), MemoryBytes: in.MemoryBytes,
-		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS,
+		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS, Engine: b.Engine,
 		OSVersion: truncate(in.OSVersion, 256), CPUModel: truncate(in.CPUModel, 256), DiskFreeBytes: max(in.DiskFreeBytes, 0),
 	}
 }
@@ -456,7 +465,7 @@ func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	}
 	d.bench = b
 	d.dirty = true
-	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "seconds", b.Seconds)
+	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "engine", b.Engine, "seconds", b.Seconds)
 	return b, nil
 }
 

@@ -133,6 +133,10 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
+			&cli.StringFlag{Name: "boinc-http", Usage: "serve stock BOINC clients over HTTP on this address (off by default)"},
+			&cli.StringFlag{Name: "boinc-url", Usage: "the master URL BOINC volunteers attach to (default http://BOINC-HTTP/)"},
+			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps)"},
+			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
 			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
 			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
 		},
@@ -188,6 +192,8 @@ func serveCommand() *cli.Command {
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
 			cfg.Trust = trust
+			cfg.BOINC = server.BOINC{Listen: c.String("boinc-http"), URL: c.String("boinc-url"), Dir: c.String("data"),
+				AppsDir: c.String("boinc-apps"), AllowAccountCreation: c.Bool("boinc-account-creation")}
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -195,6 +201,9 @@ func serveCommand() *cli.Command {
 			fmt.Printf("momonga-project %s serving: NATS %s", cliutil.Version, srv.ClientURL())
 			if u := srv.StatsURL(); u != "" {
 				fmt.Printf(", stats %s", u)
+			}
+			if u := srv.BOINCURL(); u != "" {
+				fmt.Printf(", BOINC %s", u)
 			}
 			if u := srv.LeafURL(); u != "" {
 				fmt.Printf(", leaf nodes %s", u)

@@ -266,7 +266,11 @@ func printBenchmarks(w io.Writer, b host.Benchmarks) {
 	fmt.Fprintf(w, "  floating point (Whetstone-like): %.0f MFLOPS\n", b.FLOPS/1e6)
 	fmt.Fprintf(w, "  integer (Dhrystone-like):        %.0f MIPS\n", b.IOPS/1e6)
 	fmt.Fprintf(w, "  memory copy:                     %.1f GB/s\n", b.MemBytesPerSec/1e9)
-	fmt.Fprintf(w, "  wazero (primes app):             %.0f M integers sieved/s\n", b.WasmOPS/1e6)
+	engine := b.Engine
+	if engine == "" {
+		engine = "wazero" // measured before the engine was recorded
+	}
+	fmt.Fprintf(w, "  wasm on %-24s %.0f M integers sieved/s (primes app)\n", engine+":", b.WasmOPS/1e6)
 }
 
 func gb(b int64) string { return fmt.Sprintf("%.1f GB", float64(b)/1e9) }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,8 @@ type Config struct {
 	// (default 10,000).
 	SnapshotEvery uint64
 	Logger        *slog.Logger
+	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
+	BOINC BOINC
 
 	Trust // who may connect and publish; auth.go
 }
@@ -105,6 +108,8 @@ type Server struct {
 	gw           *gateway.Gateway
 	stats        *stats.Server
 	auth         authParts
+	boincHTTP    *http.Server
+	boincURL     string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the members, the duties
@@ -392,6 +397,9 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.serveDirectory(); err != nil {
 		return err
 	}
+	if err := s.serveBOINC(uploads); err != nil {
+		return fmt.Errorf("BOINC side: %w", err)
+	}
 	if s.cfg.HTTPListen != "" {
 		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
 	}
@@ -450,6 +458,7 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown() {
 	s.stats.Close()
+	s.closeBOINC()
 	if s.cfg.mode.edge() && s.done != nil {
 		close(s.done)
 	}
