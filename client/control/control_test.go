@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 )
@@ -40,18 +41,45 @@ func (f *fakeBackend) Attach(_ context.Context, url string, _ float64) error {
 	f.attached = append(f.attached, url)
 	return nil
 }
-func (f *fakeBackend) AttachAccount(_ context.Context, req AttachRequest) (Attached, error) {
-	f.attached = append(f.attached, req.URL+" "+req.AccountKey+" "+req.CA)
+func (f *fakeBackend) AttachWithKey(_ context.Context, req AttachRequest) (Attached, error) {
+	rec := req.URL + " key " + req.AccountKey
+	if req.CA != "" {
+		rec += " ca " + req.CA
+	}
+	f.attached = append(f.attached, rec)
 	return Attached{URL: req.URL, Host: "h1", Project: "p"}, nil
 }
+func (f *fakeBackend) AttachAccount(_ context.Context, url, key string, _ float64) error {
+	f.attached = append(f.attached, url+" key "+key)
+	return nil
+}
+func (f *fakeBackend) Log(n int) ([]eventlog.Entry, error) {
+	return []eventlog.Entry{{Message: "task started"}}[:min(n, 1)], nil
+}
+func (f *fakeBackend) Picture(task string) ([]byte, error) {
+	if task == "t1" {
+		return []byte("\x89PNG fake"), nil
+	}
+	return nil, ErrNoPicture
+}
+func (f *fakeBackend) Changes() <-chan struct{} { return make(chan struct{}) }
 
 func serve(t *testing.T) (string, *fakeBackend) {
+	dir, b, _ := serveWith(t, nil)
+	return dir, b
+}
+
+// serveWith serves the API, and page at / when it is given.
+func serveWith(t *testing.T, page http.Handler) (string, *fakeBackend, *Server) {
 	t.Helper()
 	dir := t.TempDir()
 	b := &fakeBackend{prefs: prefs.Defaults()}
 	s, err := Listen(dir, "", b, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if page != nil {
+		s.Handle("/", page)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,7 +90,7 @@ func serve(t *testing.T) (string, *fakeBackend) {
 			t.Error(err)
 		}
 	})
-	return dir, b
+	return dir, b, s
 }
 
 func TestClientWithTheToken(t *testing.T) {
@@ -88,8 +116,8 @@ func TestClientWithTheToken(t *testing.T) {
 	if err := c.Attach(ctx, "nats://x:4222", 50); err != nil || len(b.attached) != 1 {
 		t.Errorf("attach: %v %v", err, b.attached)
 	}
-	a, err := c.AttachAccount(ctx, AttachRequest{URL: "nats://z:4222", AccountKey: "key", CA: "pem"})
-	if err != nil || a.Host != "h1" || len(b.attached) != 2 || b.attached[1] != "nats://z:4222 key pem" {
+	a, err := c.AttachWithKey(ctx, AttachRequest{URL: "nats://z:4222", AccountKey: "key", CA: "pem"})
+	if err != nil || a.Host != "h1" || len(b.attached) != 2 || b.attached[1] != "nats://z:4222 key key ca pem" {
 		t.Errorf("attach with an account key: %+v %v %v", a, err, b.attached)
 	}
 	if err := c.Detach(ctx, "nats://y"); err == nil || !strings.Contains(err.Error(), "not attached") {

@@ -29,10 +29,12 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/client/webui"
 	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -49,8 +51,11 @@ type Config struct {
 	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
 	Name   string        // host name shown by projects; default the machine's
 	Worker runner.Worker // how to start a worker process
-	// Logger is told what happens; nil = nothing is logged.
+	// Logger is told what happens; nil = nothing is logged. Run also keeps
+	// the event log in the data directory (client/eventlog).
 	Logger *slog.Logger
+	// LogLevel is the least level the event log keeps; nil = info.
+	LogLevel slog.Leveler
 	// Now is the clock every decision reads (leases, fetch back-offs, the
 	// person's idle time, the CPU duty cycle, when to save the state);
 	// nil = time.Now. Timers that only pace the loops stay on real time.
@@ -159,7 +164,7 @@ type Daemon struct {
 	userSuspended bool
 	info          host.Info
 	bench         host.Benchmarks
-	benchRunning  bool
+	benchRun      *benchRun // the benchmarks running now, if they are
 	dirty         bool
 	savedAt       time.Time
 	lastTick      time.Time
@@ -172,6 +177,10 @@ type Daemon struct {
 	trimmed       bool      // memory given back since then
 	monitor       Observer
 	closeMonitor  func()
+	evl           *eventlog.Log
+
+	changesMu sync.Mutex
+	changes   chan struct{} // closed at the next change (Changes)
 
 	// reconcileMu lets one reconcile run at a time: the loop's, or one the
 	// control API runs so that its answer shows the change.
@@ -359,6 +368,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx, d.workCtx = ctx, workCtx
 	d.mu.Unlock()
+	if err := d.openEventLog(); err != nil {
+		cancel()
+		stopWork()
+		return err
+	}
+	defer d.evl.Close()
 	if d.cfg.Monitor != nil {
 		d.monitor = d.cfg.Monitor
 	} else {
@@ -377,6 +392,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.lock.release()
 			return err
 		}
+		ctl.Handle("/", webui.New(d))
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -432,28 +448,49 @@ func (d *Daemon) kick() {
 	}
 }
 
-func (d *Daemon) event(e Event) { d.cfg.Events(e) }
-
 func (d *Daemon) now() time.Time { return d.cfg.Now() }
 
-// runBenchmarks runs the benchmarks and keeps their figures. It does not
-// hold the lock: the control API keeps answering meanwhile.
+// benchRun is one run of the benchmarks, which whoever asks while it runs
+// waits for.
+type benchRun struct {
+	done    chan struct{}
+	b       host.Benchmarks
+	err     error
+	waiting int // callers waiting for it
+}
+
+// runBenchmarks runs the benchmarks and keeps their figures; if they are
+// running already (as right after the start), it waits for that run and
+// returns its figures. It does not hold the lock: the control API keeps
+// answering meanwhile.
 func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	d.mu.Lock()
-	if d.benchRunning {
+	if run := d.benchRun; run != nil {
+		run.waiting++
 		d.mu.Unlock()
-		return host.Benchmarks{}, errors.New("the benchmarks are already running")
+		select {
+		case <-run.done:
+			return run.b, run.err
+		case <-ctx.Done():
+			return host.Benchmarks{}, ctx.Err()
+		}
 	}
-	d.benchRunning = true
+	run := &benchRun{done: make(chan struct{})}
+	d.benchRun = run
+	d.changed()
 	d.mu.Unlock()
+	d.log.Info("benchmarks started")
 	b, err := d.cfg.Benchmark(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.benchRunning = false
+	defer close(run.done)
+	d.benchRun = nil
+	d.changed()
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("benchmarks", "err", err)
 		}
+		run.err = err
 		return b, err
 	}
 	d.info = host.Measure(d.cfg.DataDir)
@@ -466,6 +503,7 @@ func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	d.bench = b
 	d.dirty = true
 	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "engine", b.Engine, "seconds", b.Seconds)
+	run.b = b
 	return b, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/plan"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -52,6 +53,10 @@ type project struct {
 	fetchReq   chan int
 	reportKick chan struct{}
 	helloKick  chan struct{}
+
+	credit      *control.Credit // what the project last said (credit.go)
+	creditAsked time.Time
+	creditKick  chan struct{}
 }
 
 func newProject(u string, share float64) *project {
@@ -62,6 +67,7 @@ func newProject(u string, share float64) *project {
 		fetchReq:   make(chan int, 1),
 		reportKick: make(chan struct{}, 1),
 		helloKick:  make(chan struct{}, 1),
+		creditKick: make(chan struct{}, 1),
 	}
 }
 
@@ -175,6 +181,8 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 			d.sendReports(ctx, p, c)
 		case <-p.helloKick:
 			d.register(ctx, p, c)
+		case <-p.creditKick:
+			d.askCredit(ctx, p, c)
 		case <-beat.C:
 			d.beatProject(ctx, p, c)
 		}

@@ -77,7 +77,7 @@ func attachCommand() *cli.Command {
 			}
 			var a control.Attached
 			err = withClient(c, func(ctx context.Context, cl *control.Client) (err error) {
-				a, err = cl.AttachAccount(ctx, req)
+				a, err = cl.AttachWithKey(ctx, req)
 				return err
 			})
 			running := err == nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/daemon"
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
@@ -59,15 +60,21 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "name", Usage: "host name to show the projects (default: this machine's)"},
 					&cli.StringFlag{Name: "control", Usage: `control API address, loopback only ("off" for none)`, Value: "127.0.0.1:0"},
 					&cli.DurationFlag{Name: "checkpoint", Usage: "how often running tasks are checkpointed, unless their project asks otherwise (default: the preference checkpoint_seconds)"},
+					&cli.StringFlag{Name: "log-level", Usage: "what the event log (`momonga log`) keeps: debug, info, warn or error", Value: "info"},
 				},
 				Action: func(c *cli.Context) error {
 					// Setting GOMAXPROCS stops the runtime from re-reading
 					// the CPU limits every second, which would wake an idle
 					// client for nothing.
 					runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+					level, err := eventlog.ParseLevel(c.String("log-level"))
+					if err != nil {
+						return err
+					}
 					ctx, stop := serviceContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
+						LogLevel:   level,
 						DataDir:    c.String("data"),
 						Project:    c.String("project"),
 						CAFile:     c.String("ca"),
@@ -138,6 +145,9 @@ func app() *cli.App {
 			},
 			prefsCommand(),
 			serviceCommand(),
+			uiCommand(),
+			logCommand(),
+			screensaverCommand(),
 			{
 				Name:  "bench",
 				Usage: "measure the client",
@@ -201,6 +211,8 @@ func printStatus(w io.Writer, v any) {
 	switch {
 	case s.Projects == 0:
 		state = "waiting for a project: attach one with `momonga attach URL --account-key KEY`"
+	case s.Benchmarking:
+		state = "running the benchmarks"
 	case !s.Computing:
 		state = "not computing: " + s.Reason
 	}

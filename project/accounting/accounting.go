@@ -326,14 +326,37 @@ type Ledger struct {
 // Ledger copies the accounts and adds the grants of source in pending that
 // the machine has not applied.
 func (m *Machine) Ledger(source string, pending []Grant) Ledger {
-	copyOf := func(t map[string]*Account) map[string]Account {
+	return m.ledger(source, pending, nil)
+}
+
+// LedgerOf is Ledger for one host, user and team only (ids, "" for none):
+// what a volunteer asks of its own credit, at the cost of three accounts
+// rather than of every one.
+func (m *Machine) LedgerOf(source string, pending []Grant, host, user, team string) Ledger {
+	return m.ledger(source, pending, &[3]string{host, user, team})
+}
+
+// ledger copies the accounts, all of them or (only) the host's, user's and
+// team's named.
+func (m *Machine) ledger(source string, pending []Grant, only *[3]string) Ledger {
+	copyOf := func(t map[string]*Account, kind int) map[string]Account {
+		if only != nil {
+			c := map[string]Account{}
+			if id := only[kind]; id != "" {
+				c[id] = Account{}
+				if a := t[id]; a != nil {
+					c[id] = *a
+				}
+			}
+			return c
+		}
 		c := make(map[string]Account, len(t))
 		for id, a := range t {
 			c[id] = *a
 		}
 		return c
 	}
-	l := Ledger{hosts: copyOf(m.st.Hosts), users: copyOf(m.st.Users), teams: copyOf(m.st.Teams)}
+	l := Ledger{hosts: copyOf(m.st.Hosts, 0), users: copyOf(m.st.Users, 1), teams: copyOf(m.st.Teams, 2)}
 	through := m.st.Sources[source]
 	for _, g := range pending {
 		if g.ID <= through {
@@ -346,7 +369,10 @@ func (m *Machine) Ledger(source string, pending []Grant) Ledger {
 			if t.id == "" {
 				continue
 			}
-			a := t.table[t.id]
+			a, ok := t.table[t.id]
+			if !ok && only != nil {
+				continue
+			}
 			a.add(g)
 			t.table[t.id] = a
 		}

@@ -283,3 +283,20 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+func TestLedgerOfAgreesWithLedger(t *testing.T) {
+	m := New()
+	deliver(t, m, 1, Delivery{V: 1, Source: "sched", Grants: grants(1, 3)})
+	pending := grants(4, 6)
+	all := m.Ledger("sched", pending)
+	for _, who := range [][3]string{{"h1", "u1", "t1"}, {"h2", "u2", ""}, {"nobody", "", ""}} {
+		one := m.LedgerOf("sched", pending, who[0], who[1], who[2])
+		if one.Host(who[0]) != all.Host(who[0]) || one.User(who[1]) != all.User(who[1]) || one.Team(who[2]) != all.Team(who[2]) {
+			t.Errorf("%v: LedgerOf %+v %+v %+v, Ledger %+v %+v %+v", who, one.Host(who[0]), one.User(who[1]), one.Team(who[2]),
+				all.Host(who[0]), all.User(who[1]), all.Team(who[2]))
+		}
+		if len(one.hosts) > 1 || len(one.users) > 1 || len(one.teams) > 1 {
+			t.Errorf("%v: LedgerOf copied more than the accounts asked", who)
+		}
+	}
+}

@@ -52,6 +52,7 @@ type Reads interface {
 	Status() wu.StatusReply
 	Results(q wu.ResultsQuery) (wu.ResultsReply, error)
 	Accounts() wu.AccountsReply
+	Credit(host string) wu.CreditReply
 }
 
 // Limiter decides whether a host may make one more request.
@@ -217,11 +218,20 @@ func asError(err error) *wu.Error {
 	return e
 }
 
-// volunteer handles vol.H.{hello,work,beat,result,ckpt}.
+// volunteer handles vol.H.{hello,work,beat,result,ckpt,credit}.
 func (g *Gateway) volunteer(ctx context.Context, msg *nats.Msg) {
 	host, op, ok := wu.ParseVolunteerSubject(msg.Subject)
 	if !ok {
 		g.refuse(msg, wu.Errorf(wu.CodeBadRequest, "malformed subject %q", msg.Subject))
+		return
+	}
+	if op == wu.OpCredit {
+		// A read: answered here, not recorded in the log.
+		if _, err := wu.Decode[wu.CreditRequest](msg.Data); err != nil {
+			g.refuse(msg, err)
+			return
+		}
+		g.respond(msg, wu.Encode(g.cfg.Reads.Credit(host)))
 		return
 	}
 	seq, err := g.checkVolunteer(ctx, op, msg.Data)

@@ -126,6 +126,18 @@ func (r peerReads) Accounts() (rep wu.AccountsReply) {
 	return rep
 }
 
+// Credit answers from the scheduler alone: the credit figures themselves are
+// the accounting peer's (project/reads), zero here.
+func (r peerReads) Credit(host string) (rep wu.CreditReply) {
+	rep.V = wu.WireVersion
+	_ = r.p.Query(context.Background(), func(m *sched.Machine) {
+		if _, ok := m.OwnerOf(host); !ok {
+			rep.Error = wu.Errorf(wu.CodeNotFound, "host %s is not registered", host)
+		}
+	})
+	return rep
+}
+
 // send serves a request and waits for its first reply.
 func (r *rig) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	inbox, c := r.router.inbox()
@@ -532,5 +544,27 @@ func TestLinearizableAndSpeculationCaught(t *testing.T) {
 	}
 	if got := linearizable(t, true); got != "Illegal" {
 		t.Fatalf("the history of a gateway answering before logging is %s; want it caught as Illegal", got)
+	}
+}
+
+func TestCreditIsAReadForTheHostItself(t *testing.T) {
+	r := newRig(t, rigConfig{members: 1})
+	hello := wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: "n", OS: "linux", Arch: "amd64", CPUs: 1}})
+	if a := r.ack("vol.h1.hello", hello); a.Error != nil {
+		t.Fatal(a.Error)
+	}
+	before := r.stateOf()
+	var rep wu.CreditReply
+	if err := json.Unmarshal(r.request("vol.h1.credit", wu.Encode(wu.CreditRequest{V: 1})).Data, &rep); err != nil || rep.Error != nil {
+		t.Fatalf("credit of a registered host: %+v, %v", rep, err)
+	}
+	if a := r.ack("vol.h2.credit", wu.Encode(wu.CreditRequest{V: 1})); wu.ErrorCode(a.Error) != wu.CodeNotFound {
+		t.Errorf("credit of a host never seen: %v", a.Error)
+	}
+	if a := r.ack("vol.h1.credit", []byte("{not json")); wu.ErrorCode(a.Error) != wu.CodeBadRequest {
+		t.Errorf("malformed credit request: %v", a.Error)
+	}
+	if after := r.stateOf(); after != before {
+		t.Errorf("a credit request changed the state:\n%s\n%s", before, after)
 	}
 }

@@ -216,3 +216,25 @@ func (m *Machine) RevokedHosts() []string {
 	}
 	return ids
 }
+
+// Owner is who a host computes for: its user's and team's ids and names,
+// "" where there is none.
+type Owner struct {
+	User, UserName, Team, TeamName string
+}
+
+// OwnerOf finds a host's owner; false for a host the project does not know.
+func (m *Machine) OwnerOf(host string) (Owner, bool) {
+	h := m.st.Hosts[host]
+	if h == nil {
+		return Owner{}, false
+	}
+	var o Owner
+	if u := m.st.Users[h.User]; u != nil {
+		o.User, o.UserName = u.ID, u.Name
+		if t := m.st.Teams[u.Team]; t != nil {
+			o.Team, o.TeamName = t.ID, t.Name
+		}
+	}
+	return o, true
+}

@@ -435,6 +435,9 @@ func (s *Server) Results(q wu.ResultsQuery) (wu.ResultsReply, error) { return s.
 // Accounts lists users and teams, e-mail addresses included.
 func (s *Server) Accounts() wu.AccountsReply { return s.reads().Accounts() }
 
+// Credit is one host's credit and its owner's (project/reads).
+func (s *Server) Credit(host string) wu.CreditReply { return s.reads().Credit(host) }
+
 // WaitForMembers waits until a member of the scheduler's virtual peer, in
 // any process, serves: how a server with no members of its own knows its
 // members have come.
