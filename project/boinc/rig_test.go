@@ -89,6 +89,16 @@ func (d peerDirectory) Accounts() (rep wu.AccountsReply) {
 	return rep
 }
 
+func (d peerDirectory) Credit(host string) (rep wu.CreditReply) {
+	rep.V = wu.WireVersion
+	d.query(func(m *sched.Machine) {
+		if _, ok := m.OwnerOf(host); !ok {
+			rep.Error = wu.Errorf(wu.CodeNotFound, "host %s is not registered", host)
+		}
+	})
+	return rep
+}
+
 func (d peerDirectory) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
 	d.query(func(m *sched.Machine) { hc, ok = m.HostByNKey(nkey) })
 	return hc, ok
