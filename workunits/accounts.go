@@ -18,6 +18,8 @@ const (
 	OpTeamAdd    = "team.add"    // admin
 	OpTeamJoin   = "team.join"   // admin
 	OpHostRevoke = "host.revoke" // admin
+	OpUserSet    = "user.set"    // admin: a user's settings (UserSet)
+	OpAccount    = "account"     // a volunteer: its user's settings (vol.H.account, UserSet)
 	OpCompare    = "compare"     // the validator: do two outputs of a unit agree?
 )
 
@@ -95,6 +97,12 @@ type UserAdd struct {
 	Email   string `json:"email,omitempty"`
 	KeyHash Hash   `json:"key_hash"`
 	Team    string `json:"team,omitempty"` // a team to join at once, by name
+	// CrossProjectID is the user's random cross-project id (32 hex
+	// digits), drawn by the tool that makes the user: the statistics
+	// exports give md5(id + e-mail address) as BOINC's cpid. A user made
+	// without one gets one derived from the key hash.
+	CrossProjectID string `json:"cross_project_id,omitempty"`
+	Country        string `json:"country,omitempty"`
 }
 
 // TeamAdd creates a team, founded by an existing user (by name) or by
@@ -103,6 +111,11 @@ type TeamAdd struct {
 	V       int    `json:"v"`
 	Name    string `json:"name"`
 	Founder string `json:"founder,omitempty"`
+	// What BOINC's team.gz tells of a team besides its name.
+	Type        int    `json:"type,omitempty"` // BOINC's team types, 1 to 12; 0 is 1, "none"
+	Country     string `json:"country,omitempty"`
+	URL         string `json:"url,omitempty"` // http or https
+	Description string `json:"description,omitempty"`
 }
 
 // TeamJoin moves a user into a team, or out of any with Team "". Credit
@@ -237,6 +250,12 @@ func (m *UserAdd) Validate() error {
 	if m.Team != "" && !ValidName(m.Team) {
 		return Errorf(CodeBadRequest, "team name %q is malformed", m.Team)
 	}
+	if m.CrossProjectID != "" && (len(m.CrossProjectID) != 32 || !isHex(m.CrossProjectID, 32)) {
+		return Errorf(CodeBadRequest, "cross-project id: 32 hex digits")
+	}
+	if !ValidText(m.Country, MaxCountryBytes, false) {
+		return Errorf(CodeBadRequest, "country: up to %d bytes of text", MaxCountryBytes)
+	}
 	return nil
 }
 
@@ -246,6 +265,18 @@ func (m *TeamAdd) Validate() error {
 	}
 	if m.Founder != "" && !ValidName(m.Founder) {
 		return Errorf(CodeBadRequest, "founder %q is malformed", m.Founder)
+	}
+	if m.Type < 0 || m.Type > MaxTeamType {
+		return Errorf(CodeBadRequest, "team type %d: use 1 to %d", m.Type, MaxTeamType)
+	}
+	if !ValidText(m.Country, MaxCountryBytes, false) {
+		return Errorf(CodeBadRequest, "country: up to %d bytes of text", MaxCountryBytes)
+	}
+	if m.URL != "" && !ValidURL(m.URL) {
+		return Errorf(CodeBadRequest, "team URL %.40q: an http:// or https:// address of up to %d bytes", m.URL, MaxURLBytes)
+	}
+	if !ValidText(m.Description, MaxDescriptionBytes, true) {
+		return Errorf(CodeBadRequest, "description: up to %d bytes of text", MaxDescriptionBytes)
 	}
 	return nil
 }

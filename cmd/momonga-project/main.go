@@ -51,6 +51,7 @@ func app() *cli.App {
 			teamCommand(),
 			hostCommand(),
 			submitCommand(),
+			exportCommand(),
 			{
 				Name:   "status",
 				Usage:  "show batches, work units by state and hosts",
@@ -113,7 +114,9 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data directory (not with --join)"},
 			&cli.StringFlag{Name: "nats-listen", Usage: "NATS address for volunteers and tools", Value: "127.0.0.1:4222"},
-			&cli.StringFlag{Name: "http", Usage: "stats page address (empty: none)", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "http", Usage: "stats site address (empty: none)", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "stats-dir", Usage: "where the statistics exports are written and served from (default DATA/stats; with --join: none)"},
+			&cli.DurationFlag{Name: "export-every", Value: 24 * time.Hour, Usage: "how often the statistics exports are written (0: only by `momonga-project export`)"},
 			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
 			&cli.DurationFlag{Name: "lease", Usage: "a task with no heartbeat for this long goes to another host", Value: sched.DefaultConfig().Lease},
 			&cli.DurationFlag{Name: "beat", Usage: "how often hosts send heartbeats while computing", Value: sched.DefaultConfig().Beat},
@@ -184,8 +187,12 @@ func serveCommand() *cli.Command {
 				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
 			cfg.HTTPListen = c.String("http")
+			cfg.StatsDir, cfg.ExportEvery = c.String("stats-dir"), c.Duration("export-every")
+			if cfg.StatsDir == "" {
+				cfg.StatsDir = filepath.Join(c.String("data"), "stats")
+			}
 			if len(leafOf) > 0 {
-				cfg.HTTPListen = ""
+				cfg.HTTPListen, cfg.StatsDir = "", ""
 			}
 			cfg.LeafListen = c.String("leaf-listen")
 			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}

@@ -49,6 +49,8 @@ func app() *cli.App {
 		Flags:   cliutil.LogFlags,
 		Commands: []*cli.Command{
 			attachCommand(),
+			teamCommand(),
+			accountCommand(),
 			{
 				Name:  "run",
 				Usage: "run the client: register with the attached projects, fetch work, compute, report; with none attached, wait for `momonga attach`",

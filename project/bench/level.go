@@ -174,7 +174,7 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) error) 
 	defer cancel(nil)
 	lat := make([][]time.Duration, len(ops))
 	var wg sync.WaitGroup
-	cpu, cpuKnown := processCPU()
+	cpu, cpuKnown := ProcessCPU()
 	start := time.Now()
 	deadline := start.Add(lim.duration)
 	for i, op := range ops {
@@ -194,7 +194,7 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) error) 
 	}
 	wg.Wait()
 	s := sample{elapsed: time.Since(start), latency: slices.Concat(lat...)}
-	if end, ok := processCPU(); ok && cpuKnown {
+	if end, ok := ProcessCPU(); ok && cpuKnown {
 		s.cpu = end - cpu
 	}
 	if ctx.Err() != nil {

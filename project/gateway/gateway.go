@@ -86,9 +86,10 @@ type Config struct {
 
 // Gateway serves a project's volunteers and tools.
 type Gateway struct {
-	cfg   Config
-	slots chan struct{} // requests in flight
-	wg    sync.WaitGroup
+	cfg     Config
+	slots   chan struct{} // requests in flight
+	wg      sync.WaitGroup
+	refused refusals
 }
 
 // New returns a gateway for cfg.
@@ -142,6 +143,7 @@ func (g *Gateway) admit(msg *nats.Msg, refuse func(*nats.Msg, error)) bool {
 	case d.Allowed:
 		return true
 	case d.Flooding:
+		g.refused.flood()
 		g.cfg.Logger.Warn("host floods the gateway", "host", key)
 		if g.cfg.OnFlood != nil {
 			g.cfg.OnFlood(key)
@@ -207,7 +209,9 @@ func (g *Gateway) respond(msg *nats.Msg, data []byte) {
 
 // refuse answers err in the Ack every reply type starts with.
 func (g *Gateway) refuse(msg *nats.Msg, err error) {
-	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: asError(err)}))
+	e := asError(err)
+	g.refused.add(e.Code)
+	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: e}))
 }
 
 func asError(err error) *wu.Error {
@@ -262,6 +266,12 @@ func (g *Gateway) checkVolunteer(ctx context.Context, op string, data []byte) (s
 		seq = r.Seq
 		if err == nil && r.Outcome == wu.OutcomeSuccess {
 			err = g.checkBlob(ctx, r.Output, r.OutputSize, "output")
+		}
+	case wu.OpAccount:
+		// Unnumbered: setting the same thing twice does no harm.
+		var r wu.UserSet
+		if r, err = wu.Decode[wu.UserSet](data); err == nil && r.User != "" {
+			err = wu.Errorf(wu.CodeForbidden, "a host changes its own user's settings only: name no user")
 		}
 	case wu.OpCkpt:
 		var r wu.CheckpointReport

@@ -275,6 +275,13 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 		{"submit with an input never uploaded", wu.SubjectAdminCommand,
 			wu.Encode(wu.Command{V: 1, Op: wu.OpSubmit, Host: "adm:x", Seq: 5, Body: wu.Encode(wu.Submit{V: 1, Batch: "c", App: "primes", Units: []wu.UnitSpec{{Stdin: wu.HashOf([]byte("in"))}}})}), wu.CodeNotFound},
 		{"results query that does not decode", wu.SubjectAdminResults, []byte("{"), wu.CodeBadRequest},
+		{"account settings naming another user", "vol.h1.account", []byte(`{"v":1,"user":"someone","country":"x"}`), wu.CodeForbidden},
+		{"account settings changing nothing", "vol.h1.account", []byte(`{"v":1}`), wu.CodeBadRequest},
+		{"account settings with a control character", "vol.h1.account", []byte(`{"v":1,"country":"a\u0007"}`), wu.CodeBadRequest},
+		{"user.set naming no user", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpUserSet, Host: "adm:x", Seq: 6, Body: []byte(`{"v":1,"country":"x"}`)}), wu.CodeBadRequest},
+		{"team with a javascript: address", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpTeamAdd, Host: "adm:x", Seq: 7, Body: wu.Encode(wu.TeamAdd{V: 1, Name: "t", URL: "javascript:alert(1)"})}), wu.CodeBadRequest},
 	}
 	for _, c := range cases {
 		a := r.ack(c.subject, c.data)

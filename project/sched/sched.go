@@ -67,6 +67,11 @@ type Machine struct {
 	ix  indexes
 	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
 
+	six statsIndex // derived from st for the stats site: stats.go
+	// words holds one copy of each OS, CPU model and the like that hosts
+	// describe themselves with: a million hosts name a few hundred.
+	words map[string]string
+
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
 }
@@ -246,11 +251,12 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	if h == nil {
 		h = &host{ID: id, Created: m.st.Now}
 		m.st.Hosts[id] = h
+		m.numberHost(h)
 	}
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.Info = req.Host
+	h.Info = m.shared(req.Host)
 	h.LastSeen = m.st.Now
 	next := uint64(1)
 	if s := m.st.Sessions[id]; s != nil {
@@ -346,13 +352,14 @@ func (m *Machine) holdsReplica(h *host, u *unit, except string) bool {
 func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	m.decideReplication(u, t, h)
 	now := m.st.Now
-	t.State = wu.TaskAssigned
+	m.setTaskState(t, wu.TaskAssigned)
 	t.Host = h.ID
 	t.Sent = now
 	t.LeaseUntil = now.Add(m.cfg.Lease)
 	t.Deadline = now.Add(time.Duration(u.Deadline * float64(time.Second)))
 	t.Fraction = 0
 	m.st.Assigned[t.ID] = true
+	m.noteAssigned(h, t)
 	return wu.Assignment{
 		Task:     t.ID,
 		WorkUnit: u.ID,
@@ -383,7 +390,7 @@ func (m *Machine) beat(id string, req wu.Beat) (*wu.BeatReply, error) {
 			// were late) and nobody has taken the task since: its holder is
 			// still computing it, so it keeps it. Its place in the queue is
 			// dropped when it reaches the front.
-			t.State = wu.TaskAssigned
+			m.setTaskState(t, wu.TaskAssigned)
 			m.st.Assigned[t.ID] = true
 		}
 		if t == nil || t.State != wu.TaskAssigned || t.Host != id {
@@ -413,7 +420,8 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 	}
 	delete(m.st.Assigned, t.ID)
 	m.dropCheckpoint(t)
-	t.State = wu.TaskReported
+	m.setTaskState(t, wu.TaskReported)
+	m.noteReported(h, t)
 	t.Outcome = req.Outcome
 	t.Output = req.Output
 	t.OutputSize = req.OutputSize
@@ -443,13 +451,14 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 	}
 	u.State = s
 	u.Reason = reason
+	m.noteFinished(b.Name)
 	if s == wu.WorkUnitError {
 		delete(m.st.Compare, u.ID)
 	}
 	for _, tid := range u.Tasks {
 		t := m.st.Tasks[tid]
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
-			t.State = wu.TaskCancelled
+			m.setTaskState(t, wu.TaskCancelled)
 			delete(m.st.Assigned, tid)
 			m.dropCheckpoint(t)
 		}
@@ -460,6 +469,7 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 // is already under way, goes out before the queue of new work.
 func (m *Machine) addTask(u *unit, urgent bool) *task {
 	t := &task{ID: u.ID + "_" + strconv.Itoa(len(u.Tasks)), Unit: u.ID, State: wu.TaskUnsent}
+	m.six.tasks[wu.TaskUnsent]++
 	u.Tasks = append(u.Tasks, t.ID)
 	m.st.Tasks[t.ID] = t
 	if urgent {
@@ -517,7 +527,7 @@ func (m *Machine) tick() {
 		u := m.st.Units[t.Unit]
 		m.st.Hosts[t.Host].Lost++
 		if now.After(t.Deadline) {
-			t.State = wu.TaskReported
+			m.setTaskState(t, wu.TaskReported)
 			t.Outcome = wu.OutcomeFailure
 			t.Validity = wu.ValidityInvalid
 			t.Reason = "missed its deadline"
@@ -525,7 +535,7 @@ func (m *Machine) tick() {
 			m.validate(u)
 			continue
 		}
-		t.State = wu.TaskUnsent
+		m.setTaskState(t, wu.TaskUnsent)
 		t.Lost++
 		m.st.Retry = append(m.st.Retry, tid)
 	}
@@ -603,6 +613,7 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 	if b == nil {
 		b = &batch{Name: req.Batch, App: req.App}
 		m.st.Batches[req.Batch] = b
+		m.st.Progress[req.Batch] = &progress{Created: m.st.Now}
 	}
 	rep := &wu.SubmitReply{V: wu.WireVersion, Batch: req.Batch}
 	maxTasks := pol.MaxTasks

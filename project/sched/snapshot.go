@@ -66,6 +66,10 @@ type tables struct {
 
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
+
+	HostNums uint64               `json:"host_nums,omitempty"`
+	Progress map[string]*progress `json:"progress,omitempty"`
+	Counters counters             `json:"counters,omitzero"`
 }
 
 // Snapshot writes the whole state.
@@ -178,7 +182,7 @@ func (e *encoder) state(st *state) error {
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
 		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage,
-		Outbox: st.Outbox, NextOutput: st.NextOutput})
+		Outbox: st.Outbox, NextOutput: st.NextOutput, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
 	if err != nil {
 		return err
 	}
@@ -470,6 +474,7 @@ func (d *decoder) state() *state {
 		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
 		st.Garbage = tb.Garbage
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
+		st.HostNums, st.Progress, st.Counters = tb.HostNums, orEmpty(tb.Progress, fresh.Progress), tb.Counters
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
 			d.fail("outbox: %v", err)
 		}

@@ -19,7 +19,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs
 		// Compare, Garbage, Outbox and NextOutput go whole through the JSON
 		// section (type tables).
-		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare", "Garbage", "Outbox", "NextOutput"},
+		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare", "Garbage", "Outbox", "NextOutput", "HostNums", "Progress", "Counters"},
 		reflect.TypeFor[batch]():            {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored"},
 		reflect.TypeFor[unit]():             {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree", "CheckpointSeconds"},
 		reflect.TypeFor[task]():             {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit", "Checkpoint"},

@@ -49,6 +49,12 @@ type state struct {
 	// oldest first; NextOutput is the id of the last output made.
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
+
+	// For the stats site (stats.go): the last host number given, each
+	// batch's progress by name, and counts since the start.
+	HostNums uint64               `json:"host_nums,omitempty"`
+	Progress map[string]*progress `json:"progress,omitempty"`
+	Counters counters             `json:"counters,omitzero"`
 }
 
 func newState() *state {
@@ -64,6 +70,7 @@ func newState() *state {
 		Teams:    map[string]*team{},
 		AppSigs:  map[wu.Hash]string{},
 		Compare:  map[string]bool{},
+		Progress: map[string]*progress{},
 	}
 }
 
@@ -149,6 +156,13 @@ type host struct {
 	// Streak counts the host's consecutive results that agreed with another
 	// host's; one invalid result resets it (adaptive replication).
 	Streak int `json:"streak,omitempty"`
+
+	// For the stats site (stats.go): the host's number, its average time
+	// from being sent a task to reporting it (seconds), and its last
+	// results, oldest first.
+	Num        uint64   `json:"num,omitempty"`
+	Turnaround float64  `json:"turnaround,omitempty"`
+	Recent     []string `json:"recent,omitempty"`
 }
 
 type user struct {
@@ -158,6 +172,12 @@ type user struct {
 	KeyHash wu.Hash   `json:"key_hash"`
 	Team    string    `json:"team,omitempty"` // team id
 	Created time.Time `json:"created"`
+
+	// For the stats site and its exports (stats.go).
+	Num      uint64 `json:"num,omitempty"`
+	XProject string `json:"cross_project_id,omitempty"` // random, 32 hex digits
+	Country  string `json:"country,omitempty"`
+	NoExport bool   `json:"no_export,omitempty"` // left out of the statistics exports
 }
 
 type team struct {
@@ -165,6 +185,13 @@ type team struct {
 	Name    string    `json:"name"`
 	Founder string    `json:"founder,omitempty"` // user id
 	Created time.Time `json:"created"`
+
+	// For the stats site and its exports (stats.go).
+	Num         uint64 `json:"num,omitempty"`
+	Type        int    `json:"type,omitempty"`
+	Country     string `json:"country,omitempty"`
+	URL         string `json:"url,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // session is the de-duplication record of one requester (a host, or one run

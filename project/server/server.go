@@ -58,7 +58,12 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string // host:port of the stats page; "" for none
+	HTTPListen string // host:port of the stats site; "" for none
+	// StatsDir is where the statistics exports are written (BOINC's
+	// user.gz, team.gz, host.gz, tables.xml) and served from under
+	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
+	StatsDir    string
+	ExportEvery time.Duration
 	// LeafListen is the host:port this server takes leaf-node servers'
 	// connections on (Leaf, `serve --leaf-listen`); "" for none.
 	LeafListen string
@@ -394,6 +399,12 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := s.serveExports(runCtx); err != nil {
+		return fmt.Errorf("exports: %w", err)
+	}
+	if s.cfg.StatsDir != "" && s.cfg.ExportEvery > 0 {
+		s.wg.Go(func() { s.exportLoop(runCtx) })
+	}
 	if err := s.serveDirectory(); err != nil {
 		return err
 	}
@@ -401,7 +412,7 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 		return fmt.Errorf("BOINC side: %w", err)
 	}
 	if s.cfg.HTTPListen != "" {
-		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
+		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.statsConfig()), s.cfg.Logger.With("part", "stats"))
 	}
 	return err
 }
