@@ -32,6 +32,7 @@ func benchHostsCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "server", Usage: "LABEL=PATH of a momonga-project binary to measure after this one (repeatable)"},
 			&cli.StringFlag{Name: "label", Value: "this build", Usage: "the label of this binary's rows"},
 			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "hosts attaching and connecting at once"},
+			&cli.StringFlag{Name: "dir", Usage: "keep the projects' data and the servers' logs here (default: a temporary directory, removed)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: benchHosts,
@@ -60,6 +61,7 @@ func benchHosts(c *cli.Context) error {
 		Servers:     servers,
 		Hosts:       c.IntSlice("hosts"),
 		Concurrency: c.Int("concurrency"),
+		Dir:         c.String("dir"),
 		Progress: func(r hostbench.Row) {
 			if r.Failed != "" {
 				fmt.Fprintf(c.App.ErrWriter, "%s, %d hosts: failed: %s\n", r.Server, r.Hosts, r.Failed)
