@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,47 +212,23 @@ func tryReadLog(js jetstream.JetStream) ([]logRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	last := st.CachedInfo().State.LastSeq
-	if last == 0 {
-		return nil, nil
-	}
-	// An ordered consumer reads the stream in batches, skipping what was
-	// trimmed behind a snapshot, where a request per record would take
-	// seconds on a log of thousands.
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
+	state := st.CachedInfo().State
 	var recs []logRecord
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+	for seq := state.FirstSeq; seq <= state.LastSeq; seq++ {
+		msg, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // trimmed behind a snapshot
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("record %d of %d: %w", seq, state.LastSeq, err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil {
-				return nil, err
-			}
-			raw := &jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: meta.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: meta.Timestamp}
-			r := logRecord{Record: jetlog.RawRecord(raw), origin: raw.Header.Get(jetlog.HeaderOrigin), stored: raw.Time}
-			if r.Tick.IsZero() && !r.Snapshot {
-				_ = json.Unmarshal(r.Payload, &r.cmd)
-			}
-			recs = append(recs, r)
-			if r.Seq >= last {
-				return recs, nil
-			}
+		r := logRecord{Record: jetlog.RawRecord(msg), origin: msg.Header.Get(jetlog.HeaderOrigin), stored: msg.Time}
+		if r.Tick.IsZero() && !r.Snapshot {
+			_ = json.Unmarshal(r.Payload, &r.cmd)
 		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("read the log up to record %d: %w", last, err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("read the log: nothing after record %d of %d", len(recs), last)
-		}
+		recs = append(recs, r)
 	}
+	return recs, nil
 }
 
 // leaseAudit is what the log and the processes say of the lease around a

@@ -89,7 +89,7 @@ func printHosts(out io.Writer, rows []hostbench.Row) error {
 	fmt.Fprintln(w, "server\thosts\tbase MB\tattached MB\tconnected MB\tKB/attached\tKB/connected\tconnects/s\tstorm p50\tstorm\ttools' worst\tafter storm MB")
 	for _, r := range rows {
 		if r.Failed != "" {
-			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%.0f (when it gave way)\t%.1f\tfailed: %s\n", r.Server, r.Hosts, r.BaseMB, r.AttachedMB, r.ConnectedMB, r.AttachedKB, r.Failed)
+			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%.0f (when it gave way)\t%.1f\tfailed: %s\n", r.Server, r.Hosts, r.BaseMB, r.AttachedMB, r.ConnectedMB, r.AttachedKB, strings.ReplaceAll(r.Failed, "\n", " | "))
 			continue
 		}
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%s\t%.0f\n", r.Server, r.Hosts,
