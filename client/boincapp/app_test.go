@@ -127,16 +127,19 @@ func newSlot(t *testing.T, module []byte, task wu.BOINCTask) *slot {
 }
 
 // start runs the app in the slot, sending heartbeats as a client does,
-// until it exits.
+// until it exits. A test that ends first stops the app, and the heartbeats,
+// before the slot's shared memory is unmapped.
 func (s *slot) start(ctx context.Context) <-chan int {
 	exe, _ := os.Executable()
 	app := App{
 		Dir: s.dir, Args: []string{"--other", s.task.BOINCCommandLine()}, Worker: runner.Worker{Command: []string{exe, argWorker}},
 		Stderr: s.stderr, Tick: 20 * time.Millisecond,
 	}
-	code := make(chan int, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	code, done := make(chan int, 1), make(chan struct{})
+	var beating sync.WaitGroup
 	beats, stop := time.NewTicker(20*time.Millisecond), make(chan struct{})
-	go func() {
+	beating.Go(func() {
 		for {
 			select {
 			case <-beats.C:
@@ -145,13 +148,19 @@ func (s *slot) start(ctx context.Context) <-chan int {
 				return
 			}
 		}
-	}()
+	})
 	go func() {
+		defer close(done)
 		c := app.Run(ctx)
 		beats.Stop()
 		close(stop)
+		beating.Wait()
 		code <- c
 	}()
+	s.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	return code
 }
 
