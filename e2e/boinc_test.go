@@ -236,14 +236,14 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	// A long task for the BOINC client alone.
 	vol.cmd.Process.Signal(syscall.SIGTERM)
 	<-vol.done
-	// Its points in the set iterate two million times: the tile takes about
-	// twelve seconds of CPU under wazero (six natively), and a task cannot
+	// Its points in the set iterate 1.5 million times: the tile takes about
+	// ten seconds of CPU under wazero (five natively), and a task cannot
 	// take less wall time than CPU time. The steps below let it compute for
 	// a few seconds at most before the test has seen it resume after the
 	// client's restart (the client and the app each act once a second), so
 	// it checkpoints (every second) long before it could end and is still
 	// there after the restart, on a fast machine as on a busy one.
-	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "128", "256", "2000000"}
+	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "128", "256", "1500000"}
 	long := batchSpec{App: "mandelr", Batch: "boinc-long", Replication: 1, Quorum: 1, CheckpointSeconds: 1,
 		Units: []unitSpec{{Name: "tile", Args: args}}}
 	p.mustCLI("submit", "--spec", p.writeSpec(long))
