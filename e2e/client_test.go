@@ -136,17 +136,17 @@ func startNativeMandel(t *testing.T, args []string) func() []byte {
 	go func() { done <- cmd.Wait() }()
 	var err error
 	ended := false
-	wait := func() {
+	reap := func() {
 		if !ended {
 			err, ended = <-done, true
 			cancel()
 		}
 	}
 	// Ended before its directory goes, should the test stop first.
-	t.Cleanup(func() { cancel(); wait() })
+	t.Cleanup(func() { cancel(); reap() })
 	return func() []byte {
 		t.Helper()
-		wait()
+		reap()
 		if err != nil {
 			t.Fatalf("native mandel %v: %v: %s", args, err, stderr.Bytes())
 		}
