@@ -210,21 +210,22 @@ func TestAppFailureIsFinishedWithItsReason(t *testing.T) {
 // is the one an uninterrupted run gives.
 func TestAppSuspendResumeQuitAndRestartFromCheckpoint(t *testing.T) {
 	// The project publishes a reactor with its globals exported (`app add`).
-	module, err := wu.PrepareModule(apps.MandelR)
+	module, err := wu.PrepareModule(apps.MandelC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A tile whose points in the set iterate a million times: its rows take
-	// about two seconds of CPU under wazero, so ten times the checkpoint
-	// interval at least, and a task cannot take less wall time than CPU
+	// The C reactor: a small module, cheap to compile and to snapshot under
+	// the race detector. Its points in the set iterate a million times: the
+	// tile takes about two seconds of CPU under wazero, ten times the
+	// checkpoint interval, and a task cannot take less wall time than CPU
 	// time. It checkpoints before it can end, and goes on long after that
 	// for the client's messages to reach it, on a fast machine as on a busy
 	// one.
 	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "64", "200", "1000000"}
-	task := wu.BOINCTask{V: 1, Task: "wu2_0", WorkUnit: "wu2", App: "mandelr", AppHash: wu.HashOf(module), Args: args, CheckpointSeconds: 0.2}
-	// A checkpoint costs about a tenth of a second of CPU under the race
-	// detector, and the interval is wall time: on a busy machine, one every
-	// 0.2 s would leave the task little CPU. Only the run that is
+	task := wu.BOINCTask{V: 1, Task: "wu2_0", WorkUnit: "wu2", App: "mandelc", AppHash: wu.HashOf(module), Args: args, CheckpointSeconds: 0.2}
+	// A checkpoint costs CPU, under the race detector much more, and the
+	// interval is wall time: on a busy machine, one every 0.2 s would leave
+	// the task little CPU. Only the run that is
 	// interrupted checkpoints that often; the uninterrupted one and the one
 	// that finishes the task take one at most every minute.
 	rare := task
