@@ -50,6 +50,10 @@ type StateMachine = fsm.StateMachine
 // replies (package fsm).
 type Emitter = fsm.Emitter
 
+// Sizer is a StateMachine that tells the size of its snapshot (package
+// fsm).
+type Sizer = fsm.Sizer
+
 // Record is a log record as appended and as read back.
 type Record struct {
 	Seq     uint64    // set by the log on read; ignored on append

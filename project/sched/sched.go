@@ -71,7 +71,10 @@ type Machine struct {
 	outs      []any        // outputs of the entry being applied, not state
 }
 
-var _ fsm.Emitter = (*Machine)(nil)
+var (
+	_ fsm.Emitter = (*Machine)(nil)
+	_ fsm.Sizer   = (*Machine)(nil)
+)
 
 // New returns an empty scheduler.
 func New(cfg Config) *Machine {

@@ -599,3 +599,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// SnapshotSize estimates the bytes Snapshot would write now, from the
+// number of things the state holds rather than by writing it: the virtual
+// peer spaces its snapshots by it (vpeer.Sizer). Units and tasks are most of
+// a large state (about 100 and 65 bytes each); hosts go through the JSON
+// tables and sessions keep a few replies each.
+func (m *Machine) SnapshotSize() int {
+	return 96*len(m.st.Units) + 64*len(m.st.Tasks) + 512*len(m.st.Hosts) + 1024*len(m.st.Sessions)
+}

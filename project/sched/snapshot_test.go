@@ -91,3 +91,18 @@ func TestSnapshotRefusesInconsistentState(t *testing.T) {
 		t.Fatal("snapshot of a state queueing a task that does not exist succeeded")
 	}
 }
+
+// TestSnapshotSizeEstimate: the estimate the virtual peer spaces snapshots
+// by is within a factor of two of the real size.
+func TestSnapshotSizeEstimate(t *testing.T) {
+	for _, units := range []int{100, 5000} {
+		h := loaded(t, units)
+		var buf bytes.Buffer
+		if err := h.m.Snapshot(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if est, real := h.m.SnapshotSize(), buf.Len(); est < real/2 || est > 2*real {
+			t.Errorf("%d units: estimated %d bytes, snapshot has %d", units, est, real)
+		}
+	}
+}

@@ -82,9 +82,12 @@ type Config struct {
 	// replaced.
 	Heartbeat, Lapse time.Duration
 	// SnapshotEvery is how many log records apart snapshots are taken
-	// (default 10,000).
-	SnapshotEvery uint64
-	Logger        *slog.Logger
+	// (default 10,000), and SnapshotSpacing how many bytes of the last
+	// snapshot call for one more record before the next (default 256): a
+	// scheduler of 200,000 tasks snapshots every 100,000 records or so,
+	// since encoding its state holds up applying (vpeer.MemberConfig).
+	SnapshotEvery, SnapshotSpacing uint64
+	Logger                         *slog.Logger
 
 	Trust // who may connect and publish; auth.go
 }
@@ -185,6 +188,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
 	}
+	if cfg.SnapshotSpacing == 0 {
+		cfg.SnapshotSpacing = 256
+	}
 	cfg.Trust = cfg.Trust.withDefaults()
 	if cfg.SigningKey != nil {
 		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
@@ -254,7 +260,7 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
-	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
+	gc.SnapshotEvery, gc.SnapshotSpacing, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.SnapshotSpacing, s.cfg.Heartbeat, s.cfg.Lapse
 	gc.Logger = s.cfg.Logger.With("part", "vpeer")
 	*group, err = vpeer.NewGroup(gc)
 	return spec, err
