@@ -153,10 +153,13 @@ type Member struct {
 	// (SnapshotSpacing).
 	lastPoint uint64
 	lastSize  int
-	isReady   bool
-	startTO   time.Duration   // MemberConfig.StartTimeout
-	runCtx    context.Context // Run's, for the work it starts in the background
-	bg        sync.WaitGroup  // that work
+	// The outputs and replies of the record being applied.
+	outs    []any
+	replies []Request
+	isReady bool
+	startTO time.Duration   // MemberConfig.StartTimeout
+	runCtx  context.Context // Run's, for the work it starts in the background
+	bg      sync.WaitGroup  // that work
 }
 
 type waiter struct {
@@ -382,26 +385,47 @@ func (m *Member) apply(r Record) error {
 	}
 	e.Time = m.tickTime
 
+	// Records from before Run started were answered when they were new.
+	answer := r.Seq > m.caughtUp && m.reply != nil
+	m.replies = m.replies[:0]
+	m.outs = m.outs[:0]
 	m.mu.Lock()
-	reply := m.machine.Apply(e)
-	var outs []any
-	if m.emitter != nil {
-		outs = m.emitter.Outputs()
+	if len(r.Batch) == 0 {
+		m.applyOne(e, r.ReplyTo, answer)
+	} else {
+		for _, q := range r.Batch {
+			e.Payload = q.Payload
+			m.applyOne(e, q.ReplyTo, answer)
+		}
 	}
 	m.mu.Unlock()
 	m.storeTime(e.Time)
-	if len(outs) > 0 {
-		m.outputs(r.Seq, outs)
+	if len(m.outs) > 0 {
+		m.outputs(r.Seq, m.outs)
 	}
-
-	// Records from before Run started were answered when they were new.
-	if r.Seq > m.caughtUp && len(reply) > 0 && r.ReplyTo != "" && m.reply != nil {
-		if err := m.reply(r.ReplyTo, reply); err != nil {
-			m.logger.Warn("vpeer: reply not sent", "seq", r.Seq, "subject", r.ReplyTo, "err", err)
+	for _, q := range m.replies {
+		if err := m.reply(q.ReplyTo, q.Payload); err != nil {
+			m.logger.Warn("vpeer: reply not sent", "seq", r.Seq, "subject", q.ReplyTo, "err", err)
 		}
 	}
+	clear(m.outs) // no reference to this record's outputs and replies stays behind
+	clear(m.replies)
 	m.done(r.Seq, false)
 	return nil
+}
+
+// applyOne applies one entry under the machine's lock, keeping its outputs
+// and, when answer is set, its reply for replyTo until the lock is
+// released.
+func (m *Member) applyOne(e Entry, replyTo string, answer bool) {
+	reply := m.machine.Apply(e)
+	if m.emitter != nil {
+		// Copied: the machine reuses its list at the next Apply.
+		m.outs = append(m.outs, m.emitter.Outputs()...)
+	}
+	if answer && len(reply) > 0 && replyTo != "" {
+		m.replies = append(m.replies, Request{ReplyTo: replyTo, Payload: reply})
+	}
 }
 
 // done finishes record seq: a snapshot point when asked for or when seq

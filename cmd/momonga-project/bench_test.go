@@ -34,7 +34,7 @@ func TestBenchDispatch(t *testing.T) {
 	}
 
 	table := run("--secure")
-	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 ", "NATS secured"} {
+	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3           1 ", "NATS secured"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

@@ -82,12 +82,18 @@ type Config struct {
 	// replaced.
 	Heartbeat, Lapse time.Duration
 	// SnapshotEvery is how many log records apart snapshots are taken
-	// (default 10,000), and SnapshotSpacing how many bytes of the last
-	// snapshot call for one more record before the next (default 256): a
-	// scheduler of 200,000 tasks snapshots every 100,000 records or so,
+	// (default 10,000).
+	SnapshotEvery uint64
+	// SnapshotSpacing spaces them further as the state grows: one record
+	// more for each so many bytes of it (default 256; negative: none). A
+	// scheduler of 200,000 tasks snapshots every 80,000 records or so,
 	// since encoding its state holds up applying (vpeer.MemberConfig).
-	SnapshotEvery, SnapshotSpacing uint64
-	Logger                         *slog.Logger
+	SnapshotSpacing int
+	// Batch is how the gateway groups the requests arriving together into
+	// records of the scheduler's log (gateway.Batching; its defaults when
+	// zero).
+	Batch  gateway.Batching
+	Logger *slog.Logger
 
 	Trust // who may connect and publish; auth.go
 }
@@ -188,8 +194,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
 	}
-	if cfg.SnapshotSpacing == 0 {
+	switch {
+	case cfg.SnapshotSpacing == 0:
 		cfg.SnapshotSpacing = 256
+	case cfg.SnapshotSpacing < 0:
+		cfg.SnapshotSpacing = 0
 	}
 	cfg.Trust = cfg.Trust.withDefaults()
 	if cfg.SigningKey != nil {
@@ -260,7 +269,7 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
-	gc.SnapshotEvery, gc.SnapshotSpacing, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.SnapshotSpacing, s.cfg.Heartbeat, s.cfg.Lapse
+	gc.SnapshotEvery, gc.SnapshotSpacing, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, uint64(s.cfg.SnapshotSpacing), s.cfg.Heartbeat, s.cfg.Lapse
 	gc.Logger = s.cfg.Logger.With("part", "vpeer")
 	*group, err = vpeer.NewGroup(gc)
 	return spec, err
@@ -379,6 +388,7 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 		SigningKey: s.cfg.SigningKey,
 		Limiter:    gateway.NewRateLimiter(s.cfg.HostRate, s.cfg.HostBurst, s.cfg.FloodAfter, s.cfg.Now),
 		OnFlood:    s.throttle,
+		Batch:      s.cfg.Batch,
 		Logger:     s.cfg.Logger.With("part", "gateway"),
 	})
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
