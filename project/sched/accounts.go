@@ -36,6 +36,7 @@ func (m *Machine) reindex() {
 			m.ix.hostByNKey[h.NKey] = id
 		}
 	}
+	m.rewatch()
 }
 
 // owner is who a host computes for: its user, or for a host that attached

@@ -62,10 +62,11 @@ func DefaultConfig() Config {
 // It is not safe for concurrent use: the vpeer member serialises Apply and
 // queries.
 type Machine struct {
-	cfg Config
-	st  *state
-	ix  indexes
-	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
+	cfg    Config
+	st     *state
+	ix     indexes
+	leases leases // when tasks out on hosts may expire (leases.go)
+	seq    uint64 // log sequence of the entry being applied: a source of deterministic chance
 
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
@@ -356,6 +357,7 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	t.Deadline = now.Add(time.Duration(u.Deadline * float64(time.Second)))
 	t.Fraction = 0
 	m.st.Assigned[t.ID] = true
+	m.watch(t)
 	return wu.Assignment{
 		Task:     t.ID,
 		WorkUnit: u.ID,
@@ -388,6 +390,7 @@ func (m *Machine) beat(id string, req wu.Beat) (*wu.BeatReply, error) {
 			// dropped when it reaches the front.
 			t.State = wu.TaskAssigned
 			m.st.Assigned[t.ID] = true
+			m.watch(t)
 		}
 		if t == nil || t.State != wu.TaskAssigned || t.Host != id {
 			rep.Abort = append(rep.Abort, p.Task)
@@ -507,12 +510,7 @@ func (m *Machine) resumeAfterOutage(now time.Time) {
 
 func (m *Machine) tick() {
 	now := m.st.Now
-	var lost []string
-	for tid := range m.st.Assigned {
-		if t := m.st.Tasks[tid]; now.After(t.LeaseUntil) || now.After(t.Deadline) {
-			lost = append(lost, tid)
-		}
-	}
+	lost := m.expired(now)
 	sort.Strings(lost)
 	for _, tid := range lost {
 		t := m.st.Tasks[tid]
