@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -58,7 +59,7 @@ func TestClientKilledMidTask(t *testing.T) {
 	})
 	victim.kill()
 	for _, pid := range workers {
-		if !poll(15*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(15*time.Second, pollEvery, func() bool { return !alive(pid) }) {
 			t.Errorf("worker %d of the killed client still runs 15 s later", pid)
 		}
 	}

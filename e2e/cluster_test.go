@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -145,7 +146,7 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	nc = connect(t, survivor.url, p.dataDir)
 	defer nc.Close()
 	probe := startProbe(t, connect(t, survivor.url, p.dataDir))
-	if !poll(10*time.Second, func() bool { return probe.appends() >= 20 }) {
+	if !wait.Until(10*time.Second, pollEvery, func() bool { return probe.appends() >= 20 }) {
 		t.Fatal("the probe cannot append to the log")
 	}
 
@@ -154,7 +155,7 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	t.Logf("killed server %d (%s), the leader of the log's stream, with %d of %d work units valid",
 		leader.index+1, leader.name, mustBatch(t, before, spec.Batch).Valid, units)
 	var next *clusterServer
-	if !poll(30*time.Second, func() bool { next = logLeaderOrNil(nc, servers); return next != nil && next != leader }) {
+	if !wait.Until(30*time.Second, pollEvery, func() bool { next = logLeaderOrNil(nc, servers); return next != nil && next != leader }) {
 		t.Fatal("no other server leads the log's stream 30 s after the kill")
 	}
 	t.Logf("server %d (%s) leads the log's stream now", next.index+1, next.name)
@@ -171,7 +172,7 @@ func TestClusterSurvivesTheLogLeadersDeath(t *testing.T) {
 	// their readers had to move to: the tools may ask either.
 	var members []vpeer.MemberStatus
 	var target uint64
-	if !poll(20*time.Second, func() bool {
+	if !wait.Until(20*time.Second, pollEvery, func() bool {
 		members = p.vpeerMembers()
 		if target == 0 && len(members) > 0 {
 			target = members[0].LogLast
@@ -234,7 +235,7 @@ func connect(t *testing.T, url, dataDir string) *nats.Conn {
 func logLeader(t *testing.T, nc *nats.Conn, servers []*clusterServer) *clusterServer {
 	t.Helper()
 	var s *clusterServer
-	if !poll(30*time.Second, func() bool { s = logLeaderOrNil(nc, servers); return s != nil }) {
+	if !wait.Until(30*time.Second, pollEvery, func() bool { s = logLeaderOrNil(nc, servers); return s != nil }) {
 		t.Fatal("the log's stream has no leader")
 	}
 	return s

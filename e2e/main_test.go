@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -239,27 +241,17 @@ func (p *project) status() (wu.StatusReply, error) {
 // again; the test fails when timeout passes first.
 func (p *project) waitStatus(timeout time.Duration, what string, cond func(wu.StatusReply) bool) wu.StatusReply {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		st, err := p.status()
-		if err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				p.t.Fatalf("waited %v for %s; last status: %v", timeout, what, err)
-			}
-			b, _ := json.MarshalIndent(st, "", "  ")
-			p.t.Fatalf("waited %v for %s; last status:\n%s", timeout, what, b)
-		}
-		select {
-		case <-p.t.Context().Done():
-			p.t.Fatalf("test ended while waiting for %s", what)
-		case <-tick.C:
-		}
+	var st wu.StatusReply
+	var err error
+	if wait.Until(timeout, pollEvery, func() bool { st, err = p.status(); return err == nil && cond(st) }) {
+		return st
 	}
+	if err != nil {
+		p.t.Fatalf("waited %v for %s; last status: %v", timeout, what, err)
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	p.t.Fatalf("waited %v for %s; last status:\n%s", timeout, what, b)
+	return st
 }
 
 // waitBatchDone polls until every work unit of the batch is valid or in
@@ -493,56 +485,30 @@ func ownWorkers(parent int) []int {
 
 // parentOf reads a process's parent id from /proc, 0 if it is gone.
 func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return 0
 	}
-	// The command name in parentheses may hold spaces; state and parent id
-	// follow the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
+	return st.PPID
 }
 
 // alive reports whether a process exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return len(f) > 0 && f[0] != "Z"
+	st, err := procstat.Read("/proc", pid)
+	return err == nil && st.State != 'Z'
 }
 
 // checkNoWorkers fails the test if a worker process is still running once
 // every client has stopped, and kills it.
 func checkNoWorkers(t *testing.T) {
 	var left []int
-	if poll(15*time.Second, func() bool { left = ownWorkers(0); return len(left) == 0 }) {
+	if wait.Until(15*time.Second, pollEvery, func() bool { left = ownWorkers(0); return len(left) == 0 }) {
 		return
 	}
 	t.Errorf("worker processes %v still run 15 s after their clients stopped", left)
 	for _, pid := range left {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// poll checks cond every pollEvery until it holds, and reports whether it
-// did before timeout passed.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
 }
 
 // primesBatch is a batch of the primes app with the given name: units work

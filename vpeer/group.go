@@ -66,19 +66,38 @@ func EnsureSpec(ctx context.Context, reg Registry, group string, spec GroupSpec)
 	switch {
 	case err == nil:
 		return spec, nil
-	case errors.Is(err, ErrConflict):
-		return ReadSpec(ctx, reg, group)
-	default:
+	case !errors.Is(err, ErrConflict):
 		return spec, fmt.Errorf("vpeer: write the spec of group %s: %w", group, err)
 	}
+	// Another process wrote it first. On a replicated registry the replica
+	// that answers a read may not have it yet: look again for a while.
+	for try := 0; ; try++ {
+		got, err := ReadSpec(ctx, reg, group)
+		if !errors.Is(err, ErrNoGroup) || try == specTries {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// specTries is how many more times EnsureSpec reads a spec whose creation
+// another process won, when a replica says there is none.
+const specTries = 30
+
+// ErrNoGroup is returned by ReadSpec for a group whose spec was never
+// written.
+var ErrNoGroup = errors.New("vpeer: no such group")
 
 // ReadSpec reads the spec of group from reg.
 func ReadSpec(ctx context.Context, reg Registry, group string) (GroupSpec, error) {
 	var spec GroupSpec
 	b, _, err := reg.Get(ctx, specKey(group))
 	if errors.Is(err, ErrNotFound) {
-		return spec, fmt.Errorf("vpeer: no group named %q has been created", group)
+		return spec, fmt.Errorf("%w: no group named %q has been created", ErrNoGroup, group)
 	}
 	if err == nil {
 		err = json.Unmarshal(b, &spec)

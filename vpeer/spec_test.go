@@ -2,6 +2,7 @@ package vpeer_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -37,5 +38,38 @@ func TestEnsureSpecAgreesOnTheFirst(t *testing.T) {
 	again, err := vpeer.EnsureSpec(ctx, &reg, "g", vpeer.GroupSpec{Size: 99})
 	if err != nil || again.Size != stored.Size {
 		t.Errorf("a later process got %+v, %v; want size %d", again, err, stored.Size)
+	}
+}
+
+// laggingRegistry is a replicated registry whose replica answering reads
+// has not yet caught up: its first misses reads find nothing.
+type laggingRegistry struct {
+	vpeer.Registry
+	misses int
+}
+
+func (r *laggingRegistry) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	if r.misses > 0 {
+		r.misses--
+		return nil, 0, vpeer.ErrNotFound
+	}
+	return r.Registry.Get(ctx, key)
+}
+
+// A process that loses the race to write a group's spec, and then reads a
+// replica that lags, waits for the spec rather than calling the group
+// unknown.
+func TestEnsureSpecWaitsForALaggingReplica(t *testing.T) {
+	ctx := context.Background()
+	mem := &vpeer.MemRegistry{}
+	if _, err := vpeer.EnsureSpec(ctx, mem, "acct", vpeer.GroupSpec{Size: 3}); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := vpeer.EnsureSpec(ctx, &laggingRegistry{Registry: mem, misses: 3}, "acct", vpeer.GroupSpec{Size: 5})
+	if err != nil || spec.Size != 3 {
+		t.Fatalf("spec %+v, %v; want the first one, size 3", spec, err)
+	}
+	if _, err := vpeer.ReadSpec(ctx, mem, "nothing"); !errors.Is(err, vpeer.ErrNoGroup) {
+		t.Fatalf("reading an unknown group: %v", err)
 	}
 }

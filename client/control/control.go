@@ -25,8 +25,8 @@ import (
 
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
 	"github.com/momonga-project/momonga/client/prefs"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 )
 
 // Files in the data directory.

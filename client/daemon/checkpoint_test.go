@@ -14,6 +14,7 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -58,16 +59,18 @@ func (e *events) find(kind string) (Event, bool) {
 
 func waitEvent(t *testing.T, e *events, kind string, timeout time.Duration) Event {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if ev, ok := e.find(kind); ok {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q event after %v: %+v", kind, timeout, e.list)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var ev Event
+	found := func() bool {
+		var ok bool
+		ev, ok = e.find(kind)
+		return ok
 	}
+	if !wait.Until(timeout, wait.Every, found) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		t.Fatalf("no %q event after %v: %+v", kind, timeout, e.list)
+	}
+	return ev
 }
 
 // TestStopCheckpointsAndAnotherHostResumes: a daemon that stops (as on
@@ -141,14 +144,7 @@ func TestStopCheckpointsAndAnotherHostResumes(t *testing.T) {
 	// Once it has got somewhere, stop host a the way a user does.
 	// (Slots are named by project and task.)
 	progress := filepath.Join(dataA, "slots", "*", "root", "progress")
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if m, _ := filepath.Glob(progress); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the task made no progress")
-		}
-	}
+	wait.For(t, time.Minute, "the task's first progress", func() bool { m, _ := filepath.Glob(progress); return len(m) > 0 })
 	stopA()
 	if err := <-doneA; err != nil {
 		t.Fatal(err)

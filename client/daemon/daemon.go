@@ -11,7 +11,7 @@
 // project has a goroutine for its network traffic, and each started task one
 // for its worker process. Running tasks checkpoint and ship their
 // checkpoints (checkpoint.go); each project's credentials and the key its
-// apps must be signed with are its attachment (trust.go).
+// apps must be signed with are its attachment (attachment.go).
 package daemon
 
 import (
@@ -31,9 +31,9 @@ import (
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,8 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -191,30 +191,6 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 	return c.now
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// procState is a process's state letter from /proc: R, S, T (stopped)...
-func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
 func workerPIDs(d *Daemon) []int {
 	var pids []int
 	for _, t := range d.Tasks() {
@@ -223,24 +199,6 @@ func workerPIDs(d *Daemon) []int {
 		}
 	}
 	return pids
-}
-
-func allStopped(pids []int) bool {
-	for _, pid := range pids {
-		if procState(pid) != 'T' {
-			return false
-		}
-	}
-	return len(pids) > 0
-}
-
-func noneStopped(pids []int) bool {
-	for _, pid := range pids {
-		if s := procState(pid); s == 'T' || s == 0 {
-			return false
-		}
-	}
-	return len(pids) > 0
 }
 
 func quickPrefs() *prefs.Prefs {
@@ -256,13 +214,13 @@ func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 	obs := &fakeObserver{lastInput: clock.Now().Add(-time.Hour)}
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Monitor: obs, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 
-	waitFor(t, 20*time.Second, "two running tasks", func() bool { return noneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
+	wait.For(t, 20*time.Second, "two running tasks", func() bool { return procstat.NoneStopped(workerPIDs(d)) && len(workerPIDs(d)) == 2 })
 	pids := workerPIDs(d)
 	// The daemon's clock stands still: the loop alone, on its real poll
 	// interval, must notice the input.
 	input := time.Now()
 	obs.set(func(f *fakeObserver) { f.lastInput = clock.Now() })
-	waitFor(t, 5*time.Second, "tasks stopped", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "tasks stopped", func() bool { return procstat.AllStopped(pids) })
 	took := time.Since(input)
 	t.Logf("input to all tasks stopped: %v", took)
 	if took > time.Second {
@@ -280,7 +238,7 @@ func TestSuspendOnInputWithinASecondResumeAfterIdleTime(t *testing.T) {
 	if s := d.Status(); !s.Computing || s.Running != 2 {
 		t.Errorf("3 s after the input: %+v, want both tasks running", s)
 	}
-	waitFor(t, 5*time.Second, "tasks resumed", func() bool { return noneStopped(pids) })
+	wait.For(t, 5*time.Second, "tasks resumed", func() bool { return procstat.NoneStopped(pids) })
 }
 
 func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
@@ -289,16 +247,16 @@ func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 	obs := &fakeObserver{}
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: obs, Prefs: quickPrefs(), Now: clock.Now})
-	waitFor(t, 20*time.Second, "a running task", func() bool { return noneStopped(workerPIDs(d)) })
+	wait.For(t, 20*time.Second, "a running task", func() bool { return procstat.NoneStopped(workerPIDs(d)) })
 	pids := workerPIDs(d)
 
 	obs.set(func(f *fakeObserver) { f.otherCPU = 0.5 })
-	waitFor(t, 5*time.Second, "suspended for other programs", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "suspended for other programs", func() bool { return procstat.AllStopped(pids) })
 	if r := d.Status().Reason; !strings.Contains(r, "other programs use 50%") {
 		t.Errorf("reason %q", r)
 	}
 	obs.set(func(f *fakeObserver) { f.otherCPU = 0; f.onBattery = true })
-	waitFor(t, 5*time.Second, "suspended on battery", func() bool { return strings.Contains(d.Status().Reason, "on battery") })
+	wait.For(t, 5*time.Second, "suspended on battery", func() bool { return strings.Contains(d.Status().Reason, "on battery") })
 	obs.set(func(f *fakeObserver) { f.onBattery = false })
 
 	// `momonga suspend` through the control API holds them whatever else.
@@ -320,7 +278,7 @@ func TestSuspendForOtherProgramsBatteryAndUser(t *testing.T) {
 		t.Errorf("resumed by the volunteer while other programs' CPU was not yet calm: %+v", s)
 	}
 	d.reconcile(clock.Advance(idle.CPUCalm))
-	waitFor(t, 5*time.Second, "resumed", func() bool { return noneStopped(pids) })
+	wait.For(t, 5*time.Second, "resumed", func() bool { return procstat.NoneStopped(pids) })
 
 	// A wrong token is refused.
 	addr, _ := os.ReadFile(filepath.Join(d.cfg.DataDir, control.AddrFile))
@@ -343,7 +301,7 @@ func TestCPUUsageLimitByDutyCycle(t *testing.T) {
 	p.CPUUsageLimit = 40
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off", Now: clock.Now})
-	waitFor(t, 20*time.Second, "a worker", func() bool { return len(workerPIDs(d)) == 1 })
+	wait.For(t, 20*time.Second, "a worker", func() bool { return len(workerPIDs(d)) == 1 })
 	pid := workerPIDs(d)[0]
 	// Three whole cycles of one second in steps of 100 ms: the task is
 	// stopped in 6 steps of every 10, whatever the phase, and its worker
@@ -357,9 +315,9 @@ func TestCPUUsageLimitByDutyCycle(t *testing.T) {
 		}
 		if tasks[0].State == "suspended" {
 			stopped++
-			waitFor(t, 5*time.Second, "the worker stopped", func() bool { return procState(pid) == 'T' })
+			wait.For(t, 5*time.Second, "the worker stopped", func() bool { return procstat.State(pid) == 'T' })
 		} else {
-			waitFor(t, 5*time.Second, "the worker running", func() bool { return noneStopped([]int{pid}) })
+			wait.For(t, 5*time.Second, "the worker running", func() bool { return procstat.NoneStopped([]int{pid}) })
 		}
 	}
 	if stopped != 18 {
@@ -376,7 +334,7 @@ func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
 	proj.submit(t, "big", wu.Limits{MemoryBytes: big}, []string{"block"})
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p, Control: "off", Now: clock.Now})
-	waitFor(t, 20*time.Second, "the task assigned", func() bool { return len(d.Tasks()) == 1 })
+	wait.For(t, 20*time.Second, "the task assigned", func() bool { return len(d.Tasks()) == 1 })
 	for range 5 {
 		d.reconcile(clock.Advance(time.Minute))
 		if tk := d.Tasks()[0]; tk.State != "queued" {
@@ -386,7 +344,7 @@ func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
 	if _, err := d.SetPref("ram_idle_percent", "90"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the task started within a larger budget", func() bool { return len(workerPIDs(d)) == 1 })
+	wait.For(t, 5*time.Second, "the task started within a larger budget", func() bool { return len(workerPIDs(d)) == 1 })
 
 	// With no free disk allowed, no work is fetched from a project that
 	// has some and is ready to be asked.
@@ -395,7 +353,7 @@ func TestMemoryAndDiskLimitsRefuseTasks(t *testing.T) {
 	proj.submit(t, "more", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "x"})
 	clock2 := newTestClock()
 	d2 := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: p2, Control: "off", Now: clock2.Now})
-	waitFor(t, 10*time.Second, "registered", func() bool { ps := d2.Projects(); return len(ps) == 1 && ps[0].Connected })
+	wait.For(t, 10*time.Second, "registered", func() bool { ps := d2.Projects(); return len(ps) == 1 && ps[0].Connected })
 	for range 5 {
 		d2.reconcile(clock2.Advance(time.Minute))
 		if n, asking := len(d2.Tasks()), d2.fetching(); n != 0 || asking {
@@ -441,16 +399,12 @@ func TestSeveralProjects(t *testing.T) {
 	if err := d.Attach(context.Background(), "http://example.org", 0); err == nil {
 		t.Error("attached an http URL")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !a.batch(t, "b").Done() || !b.batch(t, "b").Done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.Until(30*time.Second, wait.Every, func() bool { return a.batch(t, "b").Done() && b.batch(t, "b").Done() }) {
+		t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
 	}
 	// The project may judge the last result before its reply reaches the
 	// client.
-	waitFor(t, 10*time.Second, "three reports to each project", func() bool {
+	wait.For(t, 10*time.Second, "three reports to each project", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return reported[a.srv.ClientURL()] == 3 && reported[b.srv.ClientURL()] == 3
@@ -517,7 +471,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 	if aside, _ := filepath.Glob(filepath.Join(dir, stateFile+".corrupt-*")); len(aside) != 1 {
 		t.Errorf("damaged file not set aside: %v", aside)
 	}
-	waitFor(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
+	wait.For(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
 }
 
 // TestFetchesWorkSubmittedLater: a client that found no work asks again
@@ -528,7 +482,7 @@ func TestFetchesWorkSubmittedLater(t *testing.T) {
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 	var next time.Time
-	waitFor(t, 10*time.Second, "an empty work reply", func() bool {
+	wait.For(t, 10*time.Second, "an empty work reply", func() bool {
 		ps := d.Projects()
 		ok := len(ps) == 1 && ps[0].Connected && !ps[0].NextFetch.IsZero()
 		if ok {
@@ -544,5 +498,5 @@ func TestFetchesWorkSubmittedLater(t *testing.T) {
 	}
 	// ...and once it has passed, the loop asks by itself: nothing kicks it.
 	clock.Advance(time.Millisecond)
-	waitFor(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
+	wait.For(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/client/host"
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 

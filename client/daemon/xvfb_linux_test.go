@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/internal/xvfbtest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -21,16 +23,16 @@ func TestXvfbInputStopsTasksWithinASecond(t *testing.T) {
 	p.SuspendCPUPercent = 0  // other tests may be busy on this machine
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 2, Prefs: p, Control: "off"})
 
-	waitFor(t, 30*time.Second, "two running tasks", func() bool { return len(workerPIDs(d)) == 2 && noneStopped(workerPIDs(d)) })
+	wait.For(t, 30*time.Second, "two running tasks", func() bool { return len(workerPIDs(d)) == 2 && procstat.NoneStopped(workerPIDs(d)) })
 	pids := workerPIDs(d)
 	// Time runs from the input as the X server dated it: xdotool's own
 	// start-up, slow on a loaded machine, is not the client's.
 	moved := xvfbtest.Move(t, display, 100, 100)
-	waitFor(t, 5*time.Second, "tasks stopped", func() bool { return allStopped(pids) })
+	wait.For(t, 5*time.Second, "tasks stopped", func() bool { return procstat.AllStopped(pids) })
 	took := time.Since(moved)
 	t.Logf("xdotool input to all tasks stopped: %v", took)
 	if took > time.Second {
 		t.Errorf("tasks stopped %v after input, want within 1 s", took)
 	}
-	waitFor(t, 10*time.Second, "tasks resumed after the idle time", func() bool { return noneStopped(pids) })
+	wait.For(t, 10*time.Second, "tasks resumed after the idle time", func() bool { return procstat.NoneStopped(pids) })
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/momonga-project/momonga/internal/procstat"
 )
 
 // procCPU measures other programs' CPU from /proc/stat minus the CPU time of
@@ -91,22 +93,9 @@ func readProcStat(root string) (busy, all uint64, err error) {
 
 // processTicks is a process's user+system time in clock ticks.
 func processTicks(root string, pid int) (uint64, error) {
-	b, err := os.ReadFile(root + "/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.Read(root, pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected stat of %d", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected stat of %d", pid)
-	}
-	u, err1 := strconv.ParseUint(string(f[11]), 10, 64)
-	s, err2 := strconv.ParseUint(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unexpected stat of %d", pid)
-	}
-	return u + s, nil
+	return st.Ticks(), nil
 }

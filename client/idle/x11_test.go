@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/internal/xvfbtest"
 )
 
@@ -20,18 +21,11 @@ func TestX11InputOnXvfb(t *testing.T) {
 		t.Fatalf("no idle time from %s", display)
 	}
 	// Wait until the display has been idle a while, so the move is seen.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, "the display idle for 300ms", func() bool {
 		now := time.Now()
 		last, _ := x.LastInput(now)
-		if now.Sub(last) >= 300*time.Millisecond {
-			break
-		}
-		if now.After(deadline) {
-			t.Fatalf("display never idle: last input %v ago", now.Sub(last))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return now.Sub(last) >= 300*time.Millisecond
+	})
 	moved := time.Now()
 	xvfbtest.Move(t, display, 17, 42)
 	last, ok := x.LastInput(time.Now())

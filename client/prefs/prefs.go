@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/momonga-project/momonga/client/internal/atomicfile"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 )
 
 // Prefs are the volunteer's preferences. JSON names are the keys of

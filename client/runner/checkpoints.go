@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 
 	"github.com/momonga-project/momonga/client/checkpoint"
+	"github.com/momonga-project/momonga/internal/atomicfile"
 	"github.com/momonga-project/momonga/workunits"
 	"github.com/momonga-project/momonga/workunits/sdk"
 )
@@ -447,7 +448,7 @@ func (t *taskRun) write(st *checkpoint.State) bool {
 	}
 	h, _, _ := workunits.ParseCheckpoint(blob)
 	path := filepath.Join(t.spec.Checkpoint.Dir, fmt.Sprintf("ckpt-%06d", h.Seq))
-	if err := writeAtomic(path, blob); err != nil {
+	if err := atomicfile.Write(path, blob, 0o600); err != nil {
 		t.note("checkpoint %d not written: %v", h.Seq, err)
 		return false
 	}
@@ -572,14 +573,6 @@ func clearDir(dir string) error {
 		}
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // startAppCheckpoints prepares a command module's app checkpoints: it

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/workunits"
 )
 
@@ -259,7 +260,7 @@ func TestWorkerCheckpoints(t *testing.T) {
 	if err := p.RequestCheckpoint(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a requested checkpoint", func() bool { _, ok := p.NewestCheckpoint(); return ok })
+	wait.For(t, 30*time.Second, "a requested checkpoint", func() bool { _, ok := p.NewestCheckpoint(); return ok })
 	first, _ := p.NewestCheckpoint()
 	if err := p.StopAfterCheckpoint(); err != nil {
 		t.Fatal(err)
@@ -290,5 +291,5 @@ func TestCheckpointAndSuspend(t *testing.T) {
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "CPU time after resuming", func() bool { return cpuTime(t, p) > cpu })
+	wait.For(t, 30*time.Second, "CPU time after resuming", func() bool { return cpuTime(t, p) > cpu })
 }

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/momonga-project/momonga/internal/procstat"
 )
 
 // lowerPriority gives this process the lowest CPU and I/O priority there is,
@@ -67,30 +68,11 @@ func threadIDs() ([]int, error) {
 	return tids, nil
 }
 
-// clockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat; the
-// kernel fixes it at 100 on every architecture Go supports.
-const clockTicks = 100
-
 // processCPU reads the user+system CPU time of a running process.
 func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name in parentheses may hold spaces; fields follow the
-	// last ')': state is the first, utime the 12th and stime the 13th.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
-	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %w", pid, err)
-	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return st.CPUTime(), nil
 }

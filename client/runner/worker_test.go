@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/procstat"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/workunits"
 )
 
@@ -42,18 +43,6 @@ func start(t *testing.T, w Worker, ctx context.Context, spec Spec) *Process {
 		p.Wait()
 	})
 	return p
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func ended(p *Process) bool {
@@ -127,12 +116,11 @@ func TestWorkerTimeLimit(t *testing.T) {
 // procState is the state letter of a process in /proc (R, S, T...).
 func procState(t *testing.T, pid int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return f[0]
+	return string(st.State)
 }
 
 func TestWorkerSuspendResume(t *testing.T) {
@@ -142,12 +130,12 @@ func TestWorkerSuspendResume(t *testing.T) {
 	spec, _ := spinSpec(t, 60)
 	began := time.Now()
 	p := start(t, testWorker(t, argWorker), context.Background(), spec)
-	waitFor(t, 10*time.Second, "the module to spin", func() bool { return cpuTime(t, p) >= 200*time.Millisecond })
+	wait.For(t, 10*time.Second, "the module to spin", func() bool { return cpuTime(t, p) >= 200*time.Millisecond })
 
 	if err := p.Suspend(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the worker to stop", func() bool { return procState(t, p.Pid()) == "T" })
+	wait.For(t, 5*time.Second, "the worker to stop", func() bool { return procState(t, p.Pid()) == "T" })
 	stoppedCPU := cpuTime(t, p)
 	const stopped = 500 * time.Millisecond
 	for end := time.Now().Add(stopped); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -159,7 +147,7 @@ func TestWorkerSuspendResume(t *testing.T) {
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the module to spin again", func() bool { return cpuTime(t, p) >= stoppedCPU+100*time.Millisecond })
+	wait.For(t, 10*time.Second, "the module to spin again", func() bool { return cpuTime(t, p) >= stoppedCPU+100*time.Millisecond })
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +276,7 @@ func TestWorkerOrphaned(t *testing.T) {
 		t.Fatal(err)
 	}
 	if runtime.GOOS == "linux" {
-		waitFor(t, 10*time.Second, "the module to spin", func() bool {
+		wait.For(t, 10*time.Second, "the module to spin", func() bool {
 			d, err := processCPU(cmd.Process.Pid)
 			return err == nil && d >= 100*time.Millisecond
 		})
@@ -315,7 +303,7 @@ func TestWorkerPriority(t *testing.T) {
 	p := start(t, testWorker(t, argIdleWorker), context.Background(), spec)
 	var lowered string
 	defer func() { t.Logf("threads (tid:nice/policy/ioclass): %s", lowered) }()
-	waitFor(t, 10*time.Second, "every thread to run at the lowest priority", func() bool {
+	wait.For(t, 10*time.Second, "every thread to run at the lowest priority", func() bool {
 		lowered = threadPriorities(t, p.Pid())
 		return !strings.Contains(lowered, "not lowered")
 	})
@@ -340,15 +328,16 @@ func threadPriorities(t *testing.T, pid int) string {
 	}
 	var out []string
 	for _, e := range entries {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := procstat.Read(fmt.Sprintf("/proc/%d/task", pid), tid)
 		if err != nil {
 			continue // the thread ended
 		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		// After the command name: nice is field 19 and policy field 41 of
-		// proc(5), counted from 1 with pid and name as 1 and 2.
-		nice, policy := f[19-3], f[41-3]
-		tid, _ := strconv.Atoi(e.Name())
+		nice, _ := st.Field(19)
+		policy, _ := st.Field(41)
 		ioclass := ioprioClass(tid)
 		s := fmt.Sprintf("%s:%s/%s/%d", e.Name(), nice, policy, ioclass)
 		if nice != "19" || policy != "5" || ioclass != 3 {
@@ -398,7 +387,7 @@ func TestWorkerMemoryReservedOnce(t *testing.T) {
 		tk.spec(writeModule(t, growSpinModule()), workunits.Limits{MemoryBytes: 1 << 30, MaxSeconds: 60}))
 	// Growing takes a few milliseconds; by the time the worker has spun for
 	// a while, its memory is at the limit.
-	waitFor(t, 10*time.Second, "the module to grow and spin", func() bool { return cpuTime(t, p) >= 300*time.Millisecond })
+	wait.For(t, 10*time.Second, "the module to grow and spin", func() bool { return cpuTime(t, p) >= 300*time.Millisecond })
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
+	"github.com/momonga-project/momonga/project/submitspec"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -242,91 +243,36 @@ func submitCommand() *cli.Command {
 	}
 }
 
-// batchSpec is the --spec file: a Submit whose units may name local files.
-type batchSpec struct {
-	wu.Submit
-	Units []struct {
-		wu.UnitSpec
-		StdinFile string `json:"stdin_file,omitempty"`
-	} `json:"units"`
-}
-
 func submit(c *cli.Context) error {
-	var spec batchSpec
+	var spec submitspec.File
 	if p := c.String("spec"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
+		var err error
+		if spec, err = submitspec.Read(p); err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &spec); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
 	}
-	s := spec.Submit
-	if c.IsSet("app") || s.App == "" {
-		s.App = c.String("app")
+	flags := submitspec.Flags{
+		App:         submitspec.Setting[string]{Value: c.String("app"), Given: c.IsSet("app")},
+		Batch:       submitspec.Setting[string]{Value: c.String("batch"), Given: c.IsSet("batch")},
+		Replication: submitspec.Setting[int]{Value: c.Int("replication"), Given: c.IsSet("replication")},
+		Quorum:      submitspec.Setting[int]{Value: c.Int("quorum"), Given: c.IsSet("quorum")},
+		Deadline:    submitspec.Setting[time.Duration]{Value: c.Duration("deadline"), Given: c.IsSet("deadline")},
+		Checkpoint:  submitspec.Setting[time.Duration]{Value: c.Duration("checkpoint"), Given: c.IsSet("checkpoint")},
+		Args:        c.StringSlice("arg"),
+		ArgsGiven:   c.IsSet("arg"),
+		Inputs:      c.Args().Slice(),
 	}
-	if c.IsSet("batch") || s.Batch == "" {
-		s.Batch = c.String("batch")
-	}
-	if s.Batch == "" {
-		s.Batch = s.App + "-" + time.Now().UTC().Format("20060102-150405")
-	}
-	if c.IsSet("replication") || s.Replication == 0 {
-		s.Replication = c.Int("replication")
-	}
-	if c.IsSet("quorum") || s.Quorum == 0 {
-		s.Quorum = c.Int("quorum")
-	}
-	if c.IsSet("deadline") || s.DeadlineSeconds == 0 {
-		s.DeadlineSeconds = c.Duration("deadline").Seconds()
-	}
-	if c.IsSet("checkpoint") {
-		s.CheckpointSeconds = c.Duration("checkpoint").Seconds()
-	}
-	if s.App == "" {
-		return fmt.Errorf("name the app with --app (or in --spec)")
+	s, err := spec.Merge(flags, time.Now())
+	if err != nil {
+		return err
 	}
 	ctx, adm, done, err := dial(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	upload := func(path string) (wu.Hash, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", err
-		}
-		return adm.PutBlob(ctx, b)
-	}
-	for _, u := range spec.Units {
-		if u.StdinFile != "" {
-			h, err := upload(u.StdinFile)
-			if err != nil {
-				return err
-			}
-			u.Stdin = h
-		}
-		s.Units = append(s.Units, u.UnitSpec)
-	}
-	for _, path := range c.Args().Slice() {
-		h, err := upload(path)
-		if err != nil {
-			return err
-		}
-		name := strings.Map(func(r rune) rune {
-			if wu.ValidName(string(r)) {
-				return r
-			}
-			return '_'
-		}, filepath.Base(path))
-		s.Units = append(s.Units, wu.UnitSpec{Name: name, Args: c.StringSlice("arg"), Stdin: h})
-	}
-	if len(s.Units) == 0 {
-		if !c.IsSet("arg") {
-			return fmt.Errorf("nothing to submit: give INPUT files, --spec, or --arg for a single unit")
-		}
-		s.Units = append(s.Units, wu.UnitSpec{Args: c.StringSlice("arg")})
+	if s.Units, err = spec.WorkUnits(flags, func(b []byte) (wu.Hash, error) { return adm.PutBlob(ctx, b) }); err != nil {
+		return err
 	}
 	ids, err := adm.Submit(ctx, s)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/momonga-project/momonga/vpeer/reliability"
 )
 
 func runReliability(t *testing.T, args ...string) (string, error) {
@@ -33,7 +35,7 @@ func TestReliabilityCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep reliabilityReport
+	var rep reliability.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}

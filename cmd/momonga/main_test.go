@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/momonga-project/momonga/client/impact"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -80,7 +82,7 @@ func TestBenchImpact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench impact: %v\n%s%s", err, out, stderr.String())
 	}
-	var res impactResult
+	var res impact.Result
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("output %s: %v", out, err)
 	}

@@ -39,6 +39,8 @@ import (
 	"path/filepath"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/momonga-project/momonga/internal/atomicfile"
 )
 
 // KeysFile is where a project's NATS keys live in its data directory.
@@ -155,25 +157,7 @@ func pub(kp nkeys.KeyPair) string {
 }
 
 // writePrivate writes a file only its owner may read, atomically.
-func writePrivate(p string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
-}
+func writePrivate(p string, b []byte) error { return atomicfile.Write(p, b, 0o600) }
 
 // routePassword is what the servers of a cluster that share these keys
 // present to each other's route listeners.

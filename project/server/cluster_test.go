@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/blobs"
@@ -73,12 +75,8 @@ func TestTwoProcessesServeOnOneExternalNATS(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for holders() != 1 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := holders(); n != 1 {
-		t.Errorf("%d processes hold the lease, want 1", n)
+	if !wait.Until(10*time.Second, 20*time.Millisecond, func() bool { return holders() == 1 }) {
+		t.Errorf("%d processes hold the lease, want 1", holders())
 	}
 
 	nc, err := nats.Connect(ns.ClientURL())
@@ -331,7 +329,7 @@ func TestServeOnAnExternalCluster(t *testing.T) {
 		t.Fatalf("the log took no record after its leader %s stopped: %v", leader, after)
 	}
 	for i, srv := range procs {
-		for {
+		wait.For(t, time.Until(deadline(ctx)), fmt.Sprintf("process %d's member to have teams before and after", i+1), func() bool {
 			var teams []string
 			if err := query(srv, func(m *sched.Machine) {
 				for _, tm := range m.Status().Teams {
@@ -340,18 +338,18 @@ func TestServeOnAnExternalCluster(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if slices.Contains(teams, "before") && slices.Contains(teams, "after") {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("process %d's member has teams %v, want before and after", i+1, teams)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return slices.Contains(teams, "before") && slices.Contains(teams, "after")
+		})
 	}
 	st, err := js.Stream(ctx, LogStream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("log leader %s stopped; the log's new leader is %s", leader, st.CachedInfo().Cluster.Leader)
+}
+
+// deadline is ctx's deadline.
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }

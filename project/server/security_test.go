@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
@@ -156,17 +157,6 @@ func hello(nc *nats.Conn, id string) error {
 	return nil
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 func TestOneHostsCredentialsReachNothingElse(t *testing.T) {
 	p := startSecure(t, Trust{})
 	a, b := p.attach("ann"), p.attach("bob")
@@ -205,7 +195,7 @@ func TestOneHostsCredentialsReachNothingElse(t *testing.T) {
 	if err := hello(ncB, b.id); err != nil {
 		t.Fatalf("B during A's attempts: %v", err)
 	}
-	waitFor(t, 5*time.Second, "a permission violation for every attempt", func() bool {
+	wait.For(t, 5*time.Second, "a permission violation for every attempt", func() bool {
 		for _, s := range []string{"Subscription to \">\"", "Subscription to \"_INBOX.>\"", "Subscription to \"$SYS.>\"", "Subscription to \"$JS.API.>\"",
 			"Publish to \"vol." + b.id + ".hello\"", "Publish to \"" + wu.InboxPrefix(b.id) + ".x.y\"", "Publish to \"$JS.API.INFO\"",
 			"Publish to \"$SYS.REQ.ACCOUNT.PING.CONNZ\"", "Publish to \"adm.status\""} {
@@ -234,7 +224,7 @@ func TestOneHostsCredentialsReachNothingElse(t *testing.T) {
 	ncBig := p.mustConnect(a, &eBig)
 	_ = ncBig.Publish(wu.VolunteerSubject(a.id, wu.OpBlobPut), big)
 	_ = ncBig.Flush()
-	waitFor(t, 5*time.Second, "the oversized publish to close its connection", func() bool { return ncBig.IsClosed() })
+	wait.For(t, 5*time.Second, "the oversized publish to close its connection", func() bool { return ncBig.IsClosed() })
 	t.Logf("oversized payload: %v", ncBig.LastError())
 	if err := hello(ncB, b.id); err != nil {
 		t.Fatalf("B after A's oversized payload: %v", err)
@@ -287,7 +277,7 @@ func TestConnectionsForgedAndRevokedKeys(t *testing.T) {
 	if err := p.adm.RevokeHost(context.Background(), a.id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the revoked host's connections to close", func() bool {
+	wait.For(t, 5*time.Second, "the revoked host's connections to close", func() bool {
 		for _, nc := range conns {
 			if !nc.IsClosed() {
 				return false
@@ -381,7 +371,7 @@ func TestRequestFloodIsThrottled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "rate_limited replies to the burst", func() bool {
+	wait.For(t, 5*time.Second, "rate_limited replies to the burst", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return replies["ok"]+replies[wu.CodeRateLimited] >= 650

@@ -4,8 +4,8 @@
 // computes both from a continuous-time Markov chain and, as an independent
 // check, estimates them with a Monte-Carlo simulation of the same process.
 // It also sizes a group: the smallest n that survives a horizon with a
-// target probability (SmallestGroup). The command
-// `momonga-project vpeer reliability` prints its numbers.
+// target probability (SmallestGroup). A Report gathers all three for
+// several group sizes, as `momonga-project vpeer reliability` prints them.
 //
 // # The model
 //

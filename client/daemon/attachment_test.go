@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -132,12 +133,8 @@ func TestClientRefusesTamperedForeignAndUnsignedModules(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(p.reportsNow()) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("reports after 20 s: %+v", p.reportsNow())
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	if !wait.Until(20*time.Second, wait.Every, func() bool { return len(p.reportsNow()) >= 3 }) {
+		t.Fatalf("reports after 20 s: %+v", p.reportsNow())
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -161,20 +158,13 @@ func TestClientRefusesAChangedSigningKey(t *testing.T) {
 	d := newTestDaemon(t, first.url, dir)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, "the signing key pinned", func() bool {
 		a, ok, err := LoadAttachment(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok && a.SigningKey != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the signing key was never pinned")
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
-	}
+		return ok && a.SigningKey != ""
+	})
 	cancel()
 	<-done
 

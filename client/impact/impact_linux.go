@@ -1,4 +1,4 @@
-package main
+package impact
 
 import (
 	"bytes"
@@ -19,19 +19,19 @@ import (
 
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
+	"github.com/momonga-project/momonga/internal/procstat"
 	"github.com/momonga-project/momonga/internal/xvfb"
-	"github.com/momonga-project/momonga/project/admin"
-	"github.com/momonga-project/momonga/project/signing"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// runImpact starts a project server in this process and the real client as
-// a child process (`momonga run`), so that what is measured is the client
-// alone: first idle (attached, nothing to do), then with tasks running when
-// simulated input arrives.
-func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
-	res := impactResult{GoalRSSBytes: goalRSS, GoalCPUPercent: goalCPU, GoalSuspendSecs: goalSuspend, Tasks: cfg.Tasks}
+// Run starts a local project and the real client (`momonga run`), each in a
+// process of its own, so that what is measured is the client alone: first
+// idle (attached, nothing to do), then with tasks running when simulated
+// input arrives.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	res := Result{GoalRSSBytes: goalRSS, GoalCPUPercent: goalCPU, GoalSuspendSecs: goalSuspend, Tasks: cfg.Tasks}
 	projectBin, err := findProjectBinary(cfg.ProjectBinary)
 	if err != nil {
 		return res, err
@@ -42,15 +42,13 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	}
 	defer os.RemoveAll(tmp)
 	var proj *projectProcess
-	var adm *admin.Client
-	var app wu.App
 	// The free port found for the project may be taken by someone else
 	// before the project listens on it: then try another.
 	for attempt := 0; ; attempt++ {
 		if proj, err = startProject(ctx, projectBin, filepath.Join(tmp, "project")); err != nil {
 			return res, err
 		}
-		if adm, app, err = publishPrimes(ctx, proj); err == nil {
+		if err = proj.publishPrimes(ctx, tmp); err == nil {
 			break
 		}
 		proj.stop()
@@ -59,7 +57,6 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		}
 	}
 	defer proj.stop()
-	defer adm.Close()
 
 	in, err := newInputSimulator(cfg.Input)
 	if err != nil {
@@ -112,19 +109,19 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		return res, err
 	}
 	cpu1, at1 := processCPU(child.pid()), time.Now()
-	res.IdleRSSBytes = residentBytes(child.pid())
+	res.IdleRSSBytes, _ = host.ResidentBytes(child.pid())
 	res.IdleSeconds = at1.Sub(at0).Seconds()
 	res.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / res.IdleSeconds
 	child.stop()
 
 	// Busy: tasks running, then the person comes back. The client starts
 	// again so that it asks for the new work at once.
-	sub := wu.Submit{Batch: "impact", App: app.Name, Replication: 1, Quorum: 1, Limits: wu.Limits{MemoryBytes: 64 << 20}}
+	sub := wu.Submit{Batch: "impact", App: "primes", Replication: 1, Quorum: 1, Limits: wu.Limits{MemoryBytes: 64 << 20}}
 	for i := range cfg.Tasks {
 		lo := uint64(1e12) + uint64(i)*uint64(1e11)
 		sub.Units = append(sub.Units, wu.UnitSpec{Args: []string{strconv.FormatUint(lo, 10), strconv.FormatUint(lo+uint64(1e11), 10)}})
 	}
-	if _, err := adm.Submit(ctx, sub); err != nil {
+	if err := proj.submit(ctx, tmp, sub); err != nil {
 		return res, err
 	}
 	child, err = startClient(ctx, exe, data, proj.url, in.env)
@@ -142,7 +139,7 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 	if err := in.waitIdle(ctx, time.Duration(p.IdleMinutes*float64(time.Minute))); err != nil {
 		return res, err
 	}
-	if !noneStopped(pids) {
+	if !procstat.NoneStopped(pids) {
 		return res, errors.New("tasks were not running before the simulated input")
 	}
 	input, err := in.input()
@@ -150,7 +147,7 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 		return res, err
 	}
 	deadline := input.Add(30 * time.Second)
-	for !allStopped(pids) {
+	for !procstat.AllStopped(pids) {
 		if time.Now().After(deadline) {
 			return res, errors.New("the tasks were not stopped within 30 s of input")
 		}
@@ -162,9 +159,12 @@ func runImpact(ctx context.Context, cfg impactConfig) (impactResult, error) {
 
 // projectProcess is `momonga-project serve` on loopback. It runs in a
 // process of its own so that the client's binary need not contain a NATS
-// server, whose package start-up alone would wake the client every second.
+// server, whose package start-up alone would wake the client every second;
+// it is set up with momonga-project's own commands, so that the client's
+// binary need not contain the project's tools either.
 type projectProcess struct {
 	*clientProcess
+	bin string
 	url string
 	dir string // its data directory, with the key that signs its apps
 }
@@ -200,46 +200,62 @@ func startProject(ctx context.Context, bin, dir string) (*projectProcess, error)
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if _, err := signing.Init(dir); err != nil {
+	if _, err := tool(ctx, bin, "init", "--data", dir); err != nil {
 		return nil, err
 	}
 	c, err := startProcess(bin, os.Environ(), "serve", "--data", dir, "--nats-listen", addr, "--http", "", "--name", "impact", "--open")
 	if err != nil {
 		return nil, fmt.Errorf("start the project: %w", err)
 	}
-	return &projectProcess{clientProcess: c, url: "nats://" + addr, dir: dir}, nil
+	return &projectProcess{clientProcess: c, bin: bin, url: "nats://" + addr, dir: dir}, nil
 }
 
-// publishPrimes connects to the project as its administrator once it
-// answers, and publishes the primes app.
-func publishPrimes(ctx context.Context, p *projectProcess) (*admin.Client, wu.App, error) {
-	manifest, err := signing.Sign(filepath.Join(p.dir, signing.PrivateFile), apps.Primes)
+// tool runs one of momonga-project's commands to its end.
+func tool(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {
-		return nil, wu.App{}, err
+		return out, fmt.Errorf("momonga-project %s: %w: %s", args[0], err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// publishPrimes signs and publishes the primes app once the project
+// answers; tmp is where the module is written for the command.
+func (p *projectProcess) publishPrimes(ctx context.Context, tmp string) error {
+	module := filepath.Join(tmp, "primes.wasm")
+	if err := os.WriteFile(module, apps.Primes, 0o600); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if err := p.exited(); err != nil {
-			return nil, wu.App{}, err
+			return err
 		}
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		adm, err := admin.Dial(actx, p.url)
-		if err == nil {
-			var app wu.App
-			if app, err = adm.AddApp(actx, "primes", apps.Primes, manifest, wu.Policy{}); err == nil {
-				cancel()
-				return adm, app, nil
-			}
-			adm.Close()
-		}
+		// init wrote the project's signing key as signing.key.
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := tool(actx, p.bin, "app", "add", "primes", module, "--server", p.url,
+			"--key", filepath.Join(p.dir, "signing.key"), "--replication", "1", "--quorum", "1")
 		cancel()
+		if err == nil {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return nil, wu.App{}, fmt.Errorf("the project did not start: %w", err)
+			return fmt.Errorf("the project did not start: %w", err)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return nil, wu.App{}, err
+			return err
 		}
 	}
+}
+
+// submit submits a batch through a spec file written in tmp.
+func (p *projectProcess) submit(ctx context.Context, tmp string, s wu.Submit) error {
+	spec := filepath.Join(tmp, "batch.json")
+	if err := os.WriteFile(spec, wu.Encode(s), 0o600); err != nil {
+		return err
+	}
+	_, err := tool(ctx, p.bin, "submit", "--server", p.url, "--spec", spec)
+	return err
 }
 
 type clientProcess struct {
@@ -351,7 +367,7 @@ func waitRunning(ctx context.Context, cl *control.Client, n int) ([]int, error) 
 					pids = append(pids, t.PID)
 				}
 			}
-			if len(pids) == n && noneStopped(pids) {
+			if len(pids) == n && procstat.NoneStopped(pids) {
 				return pids, nil
 			}
 		}
@@ -504,48 +520,4 @@ func processCPU(pid int) time.Duration {
 		}
 	}
 	return total
-}
-
-func residentBytes(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
-func allStopped(pids []int) bool {
-	for _, pid := range pids {
-		if procState(pid) != 'T' {
-			return false
-		}
-	}
-	return true
-}
-
-func noneStopped(pids []int) bool {
-	for _, pid := range pids {
-		if s := procState(pid); s == 'T' || s == 0 {
-			return false
-		}
-	}
-	return true
 }
