@@ -264,8 +264,9 @@ func start(ctx context.Context, cfg Config, dir string) (_ *run, err error) {
 	}
 	scfg := server.Embedded(dir, "127.0.0.1:0")
 	// Leases outlast the level: a task that came back to the queue and
-	// went out again would count twice.
-	scfg.Sched = sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour}
+	// went out again would count twice. Each simulated volunteer stands
+	// for many hosts' requests: none is bounded by its cores.
+	scfg.Sched = sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour, MaxTasksPerCore: -1}
 	scfg.Logger = cfg.Logger
 	scfg.Batch = cfg.Batch
 	// The dispatch path measured is the same with credentials (they are

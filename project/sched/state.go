@@ -49,6 +49,13 @@ type state struct {
 	// oldest first; NextOutput is the id of the last output made.
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
+	// AppFPOps is what a unit of each app was measured to need, in
+	// floating-point operations, for the units submitted without an
+	// estimate (capability.go).
+	AppFPOps map[string]float64 `json:"app_fpops,omitempty"`
+	// Shares finds, by the key of a computation (share.go), the unit that
+	// computes it or computed it valid.
+	Shares map[wu.Hash]string `json:"shares,omitempty"`
 }
 
 func newState() *state {
@@ -64,17 +71,20 @@ func newState() *state {
 		Teams:    map[string]*team{},
 		AppSigs:  map[wu.Hash]string{},
 		Compare:  map[string]bool{},
+		AppFPOps: map[string]float64{},
+		Shares:   map[wu.Hash]string{},
 	}
 }
 
 type batch struct {
-	Name    string   `json:"name"`
-	App     string   `json:"app"`
-	Units   []string `json:"units"`
-	Names   []string `json:"names"` // unit names, parallel to Units
-	Pending int      `json:"pending"`
-	Valid   int      `json:"valid"`
-	Errored int      `json:"errored"`
+	Name      string   `json:"name"`
+	App       string   `json:"app"`
+	Units     []string `json:"units"`
+	Names     []string `json:"names"` // unit names, parallel to Units
+	Pending   int      `json:"pending"`
+	Valid     int      `json:"valid"`
+	Errored   int      `json:"errored"`
+	Cancelled int      `json:"cancelled,omitempty"`
 }
 
 type unit struct {
@@ -108,6 +118,12 @@ type unit struct {
 	Tolerance         wu.Tolerance    `json:"tolerance,omitzero"`
 	Agree             map[string]bool `json:"agree,omitempty"`
 	CheckpointSeconds float64         `json:"checkpoint_seconds,omitempty"`
+	// Shared results (share.go): NoShare units are computed whatever
+	// else computes the same; SharedWith is the unit whose result this one
+	// waits for or took; Followers are the units waiting for this one's.
+	NoShare    bool     `json:"no_share,omitempty"`
+	SharedWith string   `json:"shared_with,omitempty"`
+	Followers  []string `json:"followers,omitempty"`
 }
 
 type task struct {
@@ -132,6 +148,12 @@ type task struct {
 	// Checkpoint is the newest valid checkpoint of the task, from which it
 	// resumes when it goes to another host.
 	Checkpoint *wu.CheckpointRef `json:"checkpoint,omitempty"`
+	// Est is how long the task was estimated to run on its host, and
+	// Expect how long after it was sent it was expected back (its host's
+	// queue included), in milliseconds, at its benchmark speed
+	// (capability.go); 0 for a unit of unknown size.
+	Est    int64 `json:"est,omitempty"`
+	Expect int64 `json:"expect,omitempty"`
 }
 
 type host struct {
@@ -149,6 +171,22 @@ type host struct {
 	// Streak counts the host's consecutive results that agreed with another
 	// host's; one invalid result resets it (adaptive replication).
 	Streak int `json:"streak,omitempty"`
+
+	// What the host was measured to do (capability.go): DCF, BOINC's
+	// duration correction factor, is the ratio of its turnaround to the
+	// estimate from its benchmark (0 for none measured yet, taken as 1);
+	// Turnaround its mean time from a task's sending to its report, in
+	// seconds; Measured how many results these come from.
+	DCF        float64 `json:"dcf,omitempty"`
+	Turnaround float64 `json:"turnaround,omitempty"`
+	Measured   int     `json:"measured,omitempty"`
+	// Given lists the input blobs of the tasks the host was given lately,
+	// newest first: the only blobs whose holding it is believed when it
+	// reports its cache.
+	Given []wu.Hash `json:"given,omitempty"`
+	// Idle: the host's last work request got fewer tasks than it asked
+	// for; it is told when work comes (WorkWaiting).
+	Idle bool `json:"idle,omitempty"`
 }
 
 type user struct {
