@@ -54,6 +54,17 @@ func AttachUserName(nkey string) string { return AttachUser + "/" + nkey }
 // AttachSubject is where the host with this nkey attaches.
 func AttachSubject(nkey string) string { return SubjectAttachPrefix + nkey }
 
+// PushInbox is where the project tells host id that work waits for it (a
+// push, to an idle host): under its own inbox prefix, the only subject a
+// locked-down volunteer may subscribe to. The project publishes on
+// PushSubject(id), which a secured host's account imports as its push
+// inbox.
+func PushInbox(id string) string { return InboxPrefix(id) + ".push" }
+
+// PushSubject is the subject in the project's account that reaches host
+// id's push inbox.
+func PushSubject(id string) string { return "push." + id }
+
 // InboxPrefix is the prefix of the reply subjects a host (by id, or by nkey
 // while it attaches) may receive on, the only ones it may subscribe to.
 func InboxPrefix(id string) string { return "_INBOX_" + id }

@@ -75,6 +75,8 @@ func (a *Authority) Configure(opts *natsserver.Options) error {
 	project.Exports.Add(
 		&jwt.Export{Name: "volunteers", Subject: "vol.>", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
 		&jwt.Export{Name: "attach", Subject: wu.SubjectAttachPrefix + ">", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
+		// Each host's account imports its own push subject (hostAccountClaims).
+		&jwt.Export{Name: "push", Subject: jwt.Subject(wu.PushSubject("*")), Type: jwt.Stream},
 	)
 
 	authAcc := jwt.NewAccountClaims(pub(k.Auth))
@@ -190,7 +192,12 @@ func (a *Authority) WriteProjectCreds(path string) error {
 func (a *Authority) hostAccountClaims(id string, blocked bool) *jwt.AccountClaims {
 	ac := jwt.NewAccountClaims(pub(a.keys.hostAccount(id)))
 	ac.Name = "host " + id
-	ac.Imports.Add(&jwt.Import{Name: "vol", Subject: jwt.Subject(wu.VolunteerSubject(id, ">")), Account: pub(a.keys.Project), Type: jwt.Service})
+	ac.Imports.Add(
+		&jwt.Import{Name: "vol", Subject: jwt.Subject(wu.VolunteerSubject(id, ">")), Account: pub(a.keys.Project), Type: jwt.Service},
+		// The project's pushes to this host arrive in its own inbox, the
+		// only subject its user may subscribe to.
+		&jwt.Import{Name: "push", Subject: jwt.Subject(wu.PushSubject(id)), LocalSubject: jwt.RenamingSubject(wu.PushInbox(id)), Account: pub(a.keys.Project), Type: jwt.Stream},
+	)
 	ac.Limits.Conn = a.limits.Connections
 	if blocked {
 		ac.Limits.Conn = 0
@@ -198,7 +205,7 @@ func (a *Authority) hostAccountClaims(id string, blocked bool) *jwt.AccountClaim
 	ac.Limits.Subs = a.limits.Subscriptions
 	ac.Limits.Payload = a.limits.Payload
 	ac.Limits.LeafNodeConn = 0
-	ac.Limits.Imports = 1
+	ac.Limits.Imports = 2
 	ac.Limits.Exports = 0
 	ac.Limits.DisallowBearer = true
 	return ac

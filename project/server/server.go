@@ -313,6 +313,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Acct:             jetlog.Requests{Log: s.acctLog, NC: s.nc},
 		Blobs:            s.store,
 		ValidateInterval: s.cfg.ValidateInterval,
+		Notifier:         pusher{s.nc},
 		Now:              s.cfg.Now,
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
@@ -468,5 +469,18 @@ func (s *Server) shutdown() {
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
+	}
+}
+
+// pusher tells idle hosts that work waits for them: on the subject a
+// secured host's account imports as its push inbox, and on the push inbox
+// itself for hosts that share the project's account (an open server).
+type pusher struct{ nc *nats.Conn }
+
+func (p pusher) WorkWaiting(hosts []string) {
+	for _, h := range hosts {
+		// Best effort: a host that does not hear polls.
+		_ = p.nc.Publish(wu.PushSubject(h), nil)
+		_ = p.nc.Publish(wu.PushInbox(h), nil)
 	}
 }

@@ -48,10 +48,10 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <h1>{{.Project}}</h1>
 <p>Scheduler time {{.Now.Format "2006-01-02 15:04:05 MST"}}, log entry {{.Applied}}.</p>
 <h2>Batches</h2>
-<table><tr><th>Batch</th><th>App</th><th>Progress</th><th>Units</th><th>Valid</th><th>Error</th><th>Pending</th></tr>
+<table><tr><th>Batch</th><th>App</th><th>Progress</th><th>Units</th><th>Valid</th><th>Error</th><th>Cancelled</th><th>Pending</th></tr>
 {{range .Batches}}<tr><td>{{.Name}}</td><td>{{.App}}</td>
 <td><svg width="200" height="12" role="img" aria-label="{{pct .Valid .Units | printf "%.0f"}}% valid"><rect width="200" height="12" fill="#eee"/><rect width="{{pct .Valid .Units | printf "%.1f"}}%" height="12" fill="#3a7"/></svg></td>
-<td class="n">{{.Units}}</td><td class="n">{{.Valid}}</td><td class="n">{{.Errored}}</td><td class="n">{{.Pending}}</td></tr>
+<td class="n">{{.Units}}</td><td class="n">{{.Valid}}</td><td class="n">{{.Errored}}</td><td class="n">{{.Cancelled}}</td><td class="n">{{.Pending}}</td></tr>
 {{else}}<tr><td colspan="7">No batches yet.</td></tr>{{end}}
 </table>
 {{if .Users}}<h2>Users</h2>

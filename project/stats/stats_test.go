@@ -18,9 +18,10 @@ var now = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 func status() wu.StatusReply {
 	return wu.StatusReply{
 		Project: "p", Now: now,
-		Users: []wu.UserStatus{{ID: "u1", Name: "ann", Email: "ann@example.org", Team: "crunchers", Created: now.Add(-time.Hour), Hosts: 1, Credit: 12.5, RAC: 3.25}},
-		Teams: []wu.TeamStatus{{ID: "t1", Name: "crunchers", Founder: "ann", Members: 1, Credit: 12.5, RAC: 3.25}},
-		Hosts: []wu.HostStatus{{ID: "h1", Info: wu.HostInfo{Name: "box", OS: "linux", Arch: "amd64", CPUs: 4, FLOPS: 2e9}, User: "ann", Credit: 12.5, RAC: 3.25}},
+		Users:   []wu.UserStatus{{ID: "u1", Name: "ann", Email: "ann@example.org", Team: "crunchers", Created: now.Add(-time.Hour), Hosts: 1, Credit: 12.5, RAC: 3.25}},
+		Teams:   []wu.TeamStatus{{ID: "t1", Name: "crunchers", Founder: "ann", Members: 1, Credit: 12.5, RAC: 3.25}},
+		Hosts:   []wu.HostStatus{{ID: "h1", Info: wu.HostInfo{Name: "box", OS: "linux", Arch: "amd64", CPUs: 4, FLOPS: 2e9}, User: "ann", Credit: 12.5, RAC: 3.25}},
+		Batches: []wu.BatchStatus{{Name: "b1", App: "primes", Units: 10, Valid: 3, Cancelled: 7}},
 	}
 }
 
@@ -96,5 +97,12 @@ func TestPageShowsUsersTeamsAndRAC(t *testing.T) {
 	}
 	if strings.Contains(page, "example.org") {
 		t.Error("the page shows an e-mail address")
+	}
+}
+
+func TestPageShowsCancelledUnits(t *testing.T) {
+	page := string(get(t, "/"))
+	if want := `<td class="n">10</td><td class="n">3</td><td class="n">0</td><td class="n">7</td><td class="n">0</td>`; !strings.Contains(page, want) || !strings.Contains(page, "<th>Cancelled</th>") {
+		t.Errorf("the page does not show batch b1's 7 cancelled units:\n%s", page)
 	}
 }
