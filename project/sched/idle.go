@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -8,7 +9,8 @@ import (
 // whose work request got fewer tasks than it could take waits for work.
 // When an entry queues tasks (a submission, tasks lost and to go again, a
 // unit that needs another replica), as many of the waiting hosts as there
-// are tasks, the fastest first, are named in a WorkWaiting output; the
+// are tasks (capability-aware, the fastest first) are named in a
+// WorkWaiting output; the
 // project tells them on their push subject and they ask for work at once,
 // rather than at the end of a back-off that can last minutes. Polling stays
 // as the fallback for a host that did not hear.
@@ -29,26 +31,49 @@ func (m *Machine) announce() {
 	if m.available == 0 || len(m.ix.idle) == 0 {
 		return
 	}
-	hosts := make([]*host, 0, len(m.ix.idle))
-	for id := range m.ix.idle {
-		hosts = append(hosts, m.st.Hosts[id])
+	// Capability-aware, the fastest first; ties, and first come first
+	// served, by id, so that every member names the same. Only as many as
+	// there are tasks are wanted: kept in order as they are found, rather
+	// than sorting every host waiting, which on a large project is most of
+	// them and the entry one of many small submissions.
+	type cand struct {
+		h     *host
+		speed float64
 	}
-	// The fastest first; ties by id, so that every member names the same.
-	speed := make(map[string]float64, len(hosts))
-	for _, h := range hosts {
-		speed[h.ID] = m.speed(h)
-	}
-	sort.Slice(hosts, func(i, j int) bool {
-		if si, sj := speed[hosts[i].ID], speed[hosts[j].ID]; si != sj {
-			return si > sj
+	before := func(a, b cand) bool {
+		if a.speed != b.speed {
+			return a.speed > b.speed
 		}
-		return hosts[i].ID < hosts[j].ID
-	})
-	hosts = hosts[:min(len(hosts), m.available)]
-	out := WorkWaiting{Hosts: make([]string, len(hosts))}
-	for i, h := range hosts {
-		out.Hosts[i] = h.ID
-		m.setIdle(h, false)
+		return a.h.ID < b.h.ID
+	}
+	k := min(m.available, len(m.ix.idle))
+	best := make([]cand, 0, k+1)
+	for id := range m.ix.idle {
+		c := cand{h: m.st.Hosts[id]}
+		if m.cfg.Policy == PolicyCapability {
+			c.speed = m.speed(c.h)
+		}
+		if k > 64 {
+			best = append(best, c) // many wanted: sorted below
+			continue
+		}
+		if len(best) == k && !before(c, best[k-1]) {
+			continue
+		}
+		i := sort.Search(len(best), func(i int) bool { return before(c, best[i]) })
+		best = slices.Insert(best, i, c)
+		if len(best) > k {
+			best = best[:k]
+		}
+	}
+	if k > 64 {
+		sort.Slice(best, func(i, j int) bool { return before(best[i], best[j]) })
+		best = best[:k]
+	}
+	out := WorkWaiting{Hosts: make([]string, len(best))}
+	for i, c := range best {
+		out.Hosts[i] = c.h.ID
+		m.setIdle(c.h, false)
 	}
 	m.emit(out)
 }
