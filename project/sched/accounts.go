@@ -30,6 +30,7 @@ type indexes struct {
 	backlog    map[string]int64
 	hosts      histogram
 	hostBucket map[string]int
+	seen       leases // when each active host stops counting, unless seen again
 	sizes      histogram
 	byBlob     map[wu.Hash][]string
 	idle       map[string]bool
@@ -60,8 +61,8 @@ func (m *Machine) reindex() {
 		m.ix.backlog[t.Host] += t.Est
 	}
 	for _, u := range m.st.Units {
-		if computes(u) {
-			m.sizeRank(u, 1)
+		if computed(u) {
+			m.sizeRank(u)
 		}
 	}
 	for _, q := range [][]string{m.st.Retry, m.st.Unsent} {

@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"container/heap"
 	"math"
 	"slices"
 	"strconv"
@@ -15,14 +16,17 @@ import (
 // throttle (the share of the time it lets tasks run), corrected by what it
 // was measured to do (DCF, BOINC's duration correction factor: how much
 // longer than estimated its results took to come back) and discounted for
-// the tasks it lost or got wrong. A work unit is ranked by its estimated
-// size (fpops). Both ranks are quantiles, cut into wu.SizeClasses classes:
-// a host gets work of its own class first, then smaller, then larger, so
-// heavy work goes to fast, reliable hosts. A task is never sent to a host
-// that would not finish it by its deadline, given what the host holds
-// already, and a host holds at most MaxTasksPerCore tasks per core. Before
-// any of that, a host is given work on the input blobs it holds, as far as
-// the scheduler gave them to it (locality).
+// the tasks it lost or got wrong. Its class is the share of the other
+// active hosts (seen lately) that are slower, cut into wu.SizeClasses; the
+// fastest are always in the top class. A work unit's class is the share of
+// the units computed so far that are smaller, by estimated size (fpops). A
+// host gets work of its own class first, then smaller, never larger, so
+// heavy work goes to fast, reliable hosts and a slow one is never the
+// straggler that holds a batch back. A task is never sent to a host that
+// would not finish it by its deadline, given what the host holds already,
+// and a host holds at most MaxTasksPerCore tasks per core. Before any of
+// that, a host is given work on the input blobs it holds, as far as the
+// scheduler gave them to it (locality).
 //
 // Everything here is computed from the state alone, and the numbers that
 // decisions turn on are integers or come from exact operations, so every
@@ -87,6 +91,20 @@ func (h *histogram) add(b, d int) {
 	h.stale = true
 }
 
+// hostClass is the class of a host in bucket b among the hosts counted:
+// the share of the others in lower buckets, or the top class for a host
+// none is faster than. Worked out afresh: queries call it too.
+func (h *histogram) hostClass(b int) int {
+	below, same := 0, h.n[b]
+	for _, n := range h.n[:b] {
+		below += n
+	}
+	if below+same >= h.total || h.total <= 1 {
+		return wu.SizeClasses - 1
+	}
+	return min(below*wu.SizeClasses/(h.total-1), wu.SizeClasses-1)
+}
+
 // rank is the class of the values in bucket b, worked out afresh: for
 // queries, which must not change the machine.
 func (h *histogram) rank(b int) int {
@@ -146,33 +164,74 @@ func (m *Machine) speed(h *host) float64 {
 	return float64(float64(m.flops(h)/dcf(h)) * reliability)
 }
 
-// rank puts h in the host histogram at its current speed, or takes it out
-// (revoked hosts do not count).
+// rank puts h in the host histogram at its current speed, or takes it out:
+// only active hosts count (not revoked, seen within activeWindow), so that
+// hosts gone for good do not hold the ones that stay out of the top class.
 func (m *Machine) rank(h *host) {
-	if old, ok := m.ix.hostBucket[h.ID]; ok {
+	old, counted := m.ix.hostBucket[h.ID]
+	if counted {
 		m.ix.hosts.add(old, -1)
 		delete(m.ix.hostBucket, h.ID)
 	}
-	if h.Revoked {
+	if h.Revoked || !m.active(h) {
 		return
 	}
 	b := bucket(m.speed(h))
 	m.ix.hostBucket[h.ID] = b
 	m.ix.hosts.add(b, 1)
+	if !counted {
+		heap.Push(&m.ix.seen, leaseEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), task: h.ID})
+	}
 }
 
-// hostClass is h's class among the hosts.
+// activeWindow is how long a host counts among the active ones after it
+// was last seen.
+func (m *Machine) activeWindow() time.Duration { return max(4*m.cfg.Lease, time.Hour) }
+
+func (m *Machine) active(h *host) bool { return !h.LastSeen.Add(m.activeWindow()).Before(m.st.Now) }
+
+// seenNow notes a request from h: a host that had stopped counting among
+// the active ones counts again.
+func (m *Machine) seenNow(h *host) {
+	h.LastSeen = m.st.Now
+	if _, counted := m.ix.hostBucket[h.ID]; !counted {
+		m.rank(h)
+	}
+}
+
+// retire takes the hosts not seen within activeWindow out of the host
+// histogram; a host seen since goes back on the heap for later.
+func (m *Machine) retire(now time.Time) {
+	for len(m.ix.seen) > 0 && m.ix.seen[0].at < now.UnixNano() {
+		e := heap.Pop(&m.ix.seen).(leaseEntry)
+		h := m.st.Hosts[e.task]
+		if _, counted := m.ix.hostBucket[e.task]; !counted || h == nil {
+			continue
+		}
+		if m.active(h) {
+			heap.Push(&m.ix.seen, leaseEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), task: h.ID})
+			continue
+		}
+		m.ix.hosts.add(m.ix.hostBucket[e.task], -1)
+		delete(m.ix.hostBucket, e.task)
+	}
+}
+
+// hostClass is h's class among the active hosts: the share of the others
+// that are slower; the fastest (none faster) are in the top class.
 func (m *Machine) hostClass(h *host) int {
-	return m.ix.hosts.class(bucket(m.speed(h)))
+	return m.ix.hosts.hostClass(bucket(m.speed(h)))
 }
 
-// computes reports whether u is a unit that is being computed: pending and
-// not waiting for another's result. Those are the units whose sizes make the
-// size classes.
-func computes(u *unit) bool { return u.State == wu.WorkUnitPending && u.SharedWith == "" }
+// computed reports whether u is (or was) computed, rather than sharing
+// another's computation: the units whose sizes make the size classes. They
+// stay counted once decided, so that a unit's class does not rise as the
+// smaller ones are done: a slow host left with nothing of its class waits
+// rather than take heavy work a faster one would finish sooner.
+func computed(u *unit) bool { return u.SharedWith == "" }
 
-// sizeRank adds u to the size histogram (d = 1) or takes it out (d = -1).
-func (m *Machine) sizeRank(u *unit, d int) { m.ix.sizes.add(bucket(u.FPOps), d) }
+// sizeRank counts u, which begins to compute, in the size histogram.
+func (m *Machine) sizeRank(u *unit) { m.ix.sizes.add(bucket(u.FPOps), 1) }
 
 // fpops is a unit's estimated size: its own estimate, or what units of its
 // app were measured to need; 0 when nothing is known.
@@ -404,13 +463,10 @@ func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task
 }
 
 // classOrder is the order in which a host of class c takes work of each
-// size class: its own, the smaller ones downwards, then the larger ones.
+// size class: its own, then the smaller ones downwards; never larger.
 func classOrder(c int) []int {
 	order := make([]int, 0, wu.SizeClasses)
 	for k := c; k >= 0; k-- {
-		order = append(order, k)
-	}
-	for k := c + 1; k < wu.SizeClasses; k++ {
 		order = append(order, k)
 	}
 	return order

@@ -65,11 +65,51 @@ func TestHeavyWorkGoesToFastHosts(t *testing.T) {
 	// front in turn and then the heavy ones.
 	s1, s2 := h.work("slow1", 1), h.work("slow2", 1)
 	f := h.work("fast", 1)
-	if got := [][]float64{fpopsOf(s1), fpopsOf(s2), fpopsOf(f)}; !slices.Equal(got[0], []float64{1e9}) || !slices.Equal(got[1], []float64{8e9}) || !slices.Equal(got[2], []float64{64e9}) {
-		t.Fatalf("slow1, slow2, fast took %v; want the smallest to the slow hosts, heavy work to the fast", got)
+	if got := [][]float64{fpopsOf(s1), fpopsOf(s2), fpopsOf(f)}; !slices.Equal(got[0], []float64{1e9}) || !slices.Equal(got[1], []float64{8e9}) || !slices.Equal(got[2], []float64{125e9}) {
+		t.Fatalf("slow1, slow2, fast took %v; want the smallest to the slow hosts, the heaviest to the fast", got)
 	}
-	if st := h.hostStatus("fast"); st.Class <= h.hostStatus("slow1").Class {
+	if st := h.hostStatus("fast"); st.Class != wu.SizeClasses-1 || h.hostStatus("slow1").Class != 0 {
 		t.Fatalf("fast host in class %d, slow in %d", st.Class, h.hostStatus("slow1").Class)
+	}
+	// A slow host done with its task is not given heavier work, which the
+	// fast host would finish sooner: the batch is not held back by it.
+	h.must(h.report("slow1", s1[0].Task, "r"))
+	if got := h.work("slow1", 1); len(got) != 0 {
+		t.Fatalf("the slow host took %v", fpopsOf(got))
+	}
+	h.must(h.report("fast", f[0].Task, "r"))
+	if got := h.work("fast", 1); len(got) != 1 || got[0].FPOps != 64e9 {
+		t.Fatalf("the fast host took %v next, want the heaviest left", fpopsOf(got))
+	}
+}
+
+// TestHostsGoneForGoodStopCounting: a fast host that stopped asking is no
+// longer among the active hosts, so the fastest of those that stay is in
+// the top class and takes the heavy work.
+func TestHostsGoneForGoodStopCounting(t *testing.T) {
+	h := newHarness(t)
+	h.primes()
+	h.helloAs("gone", 1, 1e11)
+	h.helloAs("mid", 1, 1e10)
+	h.helloAs("slow", 1, 1e8)
+	h.sized("b", 7*86400, 1e9, 1e12)
+	if c := h.hostStatus("mid").Class; c == wu.SizeClasses-1 {
+		t.Fatalf("mid is in the top class beside a faster host")
+	}
+	for range 3 {
+		h.pass(30 * time.Minute)
+		h.beat("mid", "none", 0)
+		h.beat("slow", "none", 0)
+	}
+	if c := h.hostStatus("mid").Class; c != wu.SizeClasses-1 {
+		t.Fatalf("mid is in class %d after the faster host left", c)
+	}
+	if got := h.work("mid", 1); len(got) != 1 || got[0].FPOps != 1e12 {
+		t.Fatalf("mid took %v", fpopsOf(got))
+	}
+	h.helloAs("gone", 1, 1e11) // back
+	if c := h.hostStatus("mid").Class; c == wu.SizeClasses-1 {
+		t.Fatalf("mid is still in the top class once the faster host is back")
 	}
 }
 

@@ -35,8 +35,8 @@ func (m *Machine) Status() wu.StatusReply {
 		hs := wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
 			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked,
 			Speed: m.speed(h), DCF: h.DCF, Turnaround: h.Turnaround}
-		if !h.Revoked {
-			hs.Class = m.ix.hosts.rank(bucket(hs.Speed))
+		if b, counted := m.ix.hostBucket[id]; counted {
+			hs.Class = m.ix.hosts.hostClass(b)
 		}
 		if u := m.st.Users[h.User]; u != nil {
 			hs.User = u.Name

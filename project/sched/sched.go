@@ -148,6 +148,8 @@ func (m *Machine) Apply(e fsm.Entry) []byte {
 			m.resumeAfterOutage(e.Time)
 		}
 		m.st.Now = e.Time
+		// Whatever the entry, as a replica restored now would count them.
+		m.retire(e.Time)
 	}
 	if e.Tick {
 		m.tick()
@@ -303,7 +305,7 @@ func (m *Machine) knownHost(id string) (*host, error) {
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.LastSeen = m.st.Now
+	m.seenNow(h)
 	return h, nil
 }
 
@@ -489,9 +491,6 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 // the units waiting for its result take it, or one of them computes it
 // instead (share.go).
 func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
-	if computes(u) {
-		m.sizeRank(u, -1)
-	}
 	b := m.st.Batches[u.Batch]
 	b.Pending--
 	switch s {

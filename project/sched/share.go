@@ -63,7 +63,7 @@ func (m *Machine) compute(u *unit) {
 		// One replica at first: the host it goes to decides the rest.
 		first = 1
 	}
-	m.sizeRank(u, 1)
+	m.sizeRank(u)
 	for r := 0; r < first; r++ {
 		m.addTask(u, false)
 	}
