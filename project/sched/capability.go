@@ -282,6 +282,9 @@ func (m *Machine) feasible(u *unit, h *host) bool {
 // hold counts t, just assigned to its host, against the host: its running
 // tasks and backlog; release undoes it when t leaves the assigned set.
 func (m *Machine) hold(t *task) {
+	if m.st.Assigned[t.ID] {
+		return // counted already: the counts must stay what a restore makes of them
+	}
 	m.st.Assigned[t.ID] = true
 	m.ix.running[t.Host]++
 	m.ix.backlog[t.Host] += t.Est
@@ -424,30 +427,44 @@ func (m *Machine) reliable(h *host) bool {
 // order; a window with nothing for h gives way to the next, a few times.
 func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task, *unit) bool) []string {
 	class := m.hostClass(h)
-	var cands []string
+	type lower struct {
+		t     *task
+		u     *unit
+		class int
+	}
+	var cands []string // the tasks read that may still wait, in queue order
 	i := 0
-	for w := 0; w < moreWindow && *got < n; w++ {
-		from := len(cands)
-		for ; i < len(q) && len(cands)-from < window; i++ {
-			if waiting(m.st.Tasks[q[i]]) {
-				cands = append(cands, q[i])
-			}
-		}
-		win := cands[from:]
-		if len(win) == 0 {
-			break
-		}
+	for w := 0; w < moreWindow && *got < n && i < len(q); w++ {
 		before := *got
-		for _, c := range classOrder(class) {
-			for _, id := range win {
-				if *got >= n {
-					break
+		var lows []lower
+		// One pass: h's own class is taken as it comes, and the reading
+		// stops once h has all it asked for; smaller work waits for the
+		// window's end.
+		for read := 0; i < len(q) && read < window && *got < n; i++ {
+			t := m.st.Tasks[q[i]]
+			if !waiting(t) {
+				continue
+			}
+			read++
+			u := m.st.Units[t.Unit]
+			switch c := m.ix.sizes.class(bucket(u.FPOps)); {
+			case c == class:
+				if take(t, u) {
+					continue
 				}
-				t := m.st.Tasks[id]
-				u := m.st.Units[t.Unit]
-				if m.ix.sizes.class(bucket(u.FPOps)) == c && waiting(t) {
-					take(t, u)
-				}
+			case c < class:
+				lows = append(lows, lower{t, u, c})
+			}
+			cands = append(cands, q[i])
+		}
+		slices.SortStableFunc(lows, func(a, b lower) int { return b.class - a.class })
+		for _, l := range lows {
+			if *got >= n {
+				break
+			}
+			// A task may be queued twice (lost twice): taken once.
+			if waiting(l.t) {
+				take(l.t, l.u)
 			}
 		}
 		if *got > before {
@@ -460,16 +477,6 @@ func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task
 	q = q[i-len(cands):]
 	copy(q, cands)
 	return q
-}
-
-// classOrder is the order in which a host of class c takes work of each
-// size class: its own, then the smaller ones downwards; never larger.
-func classOrder(c int) []int {
-	order := make([]int, 0, wu.SizeClasses)
-	for k := c; k >= 0; k-- {
-		order = append(order, k)
-	}
-	return order
 }
 
 // setByBlob keeps the waiting tasks on blob b.
