@@ -46,3 +46,23 @@ var MandelC []byte
 //
 //go:embed matinv.wasm
 var MatInv []byte
+
+// Kernels is the C benchmark module (kernels.wasm): four CPU-bound kernels
+// (linked-list sorting, matrix multiply, SHA-256, n-body) that print
+// checksums, for comparing engines with native code.
+//
+//go:embed kernels.wasm
+var Kernels []byte
+
+// KernelsSource is kernels.wasm's C source, which `bench engines` also builds
+// natively with the same flags.
+//
+//go:embed kernels/kernels.c
+var KernelsSource []byte
+
+// KernelsCFlags are the compiler flags of kernels.wasm that do not name the
+// target (see internal/buildwasm): a native build with these computes the
+// same checksums. Each build uses its target's baseline vector instructions:
+// kernels.wasm is built with wasm's 128-bit SIMD (-msimd128), the
+// counterpart of the SSE2 every x86-64 compiler uses and of arm64's NEON.
+var KernelsCFlags = []string{"-O2", "-Wall", "-Werror"}

@@ -27,7 +27,7 @@ func TestModulesAreReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOVERSION: %v", err)
 	}
-	for _, app := range []string{"primes", "mandel", "mandelr", "mandelc", "matinv"} {
+	for _, app := range []string{"primes", "mandel", "mandelr", "mandelc", "matinv", "kernels"} {
 		t.Run(app, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), app+".wasm")
@@ -40,6 +40,11 @@ func TestModulesAreReproducible(t *testing.T) {
 					t.Skip("clang is needed to build mandelc.wasm (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)")
 				}
 				args = []string{"run", "./internal/buildwasm", "-c", out, "mandelc/mandel.c"}
+			case "kernels":
+				if _, err := exec.LookPath("clang"); err != nil {
+					t.Skip("clang is needed to build kernels.wasm (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)")
+				}
+				args = []string{"run", "./internal/buildwasm", "-ccommand", "-simd", out, "kernels/kernels.c"}
 			}
 			cmd := exec.Command(goTool, args...)
 			if msg, err := cmd.CombinedOutput(); err != nil {
@@ -174,6 +179,34 @@ func TestMandelNative(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestKernelsMatchNative checks that kernels.wasm and a native build of the
+// same source with the same flags compute the same checksums, which is what
+// lets `bench engines` compare their times.
+func TestKernelsMatchNative(t *testing.T) {
+	if _, err := exec.LookPath("clang"); err != nil {
+		t.Skip("clang is needed to build the kernels natively (Debian: clang)")
+	}
+	src := filepath.Join(t.TempDir(), "kernels.c")
+	if err := os.WriteFile(src, KernelsSource, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "kernels")
+	if msg, err := exec.Command("clang", append(append([]string{}, KernelsCFlags...), "-o", exe, src, "-lm")...).CombinedOutput(); err != nil {
+		t.Fatalf("clang: %v\n%s", err, msg)
+	}
+	native, errOut, code := run(t, exe, "", "all")
+	if code != 0 || strings.Count(native, "\n") != 4 {
+		t.Fatalf("native kernels: exit %d, stdout %q, stderr %q", code, native, errOut)
+	}
+	wasm, errOut, wcode := runWasm(t, Kernels, "", "", "kernels", "all")
+	if wasm != native || wcode != 0 {
+		t.Errorf("kernels.wasm printed %q (exit %d, stderr %q); the native build %q", wasm, wcode, errOut, native)
+	}
+	if _, _, code := run(t, exe, "", "nothere"); code != 2 {
+		t.Errorf("kernels nothere: exit %d, want 2", code)
+	}
 }
 
 func TestPrimesWasm(t *testing.T) {

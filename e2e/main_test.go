@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/e2e/netlab"
 	"github.com/momonga-project/momonga/internal/procstat"
 	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -66,11 +67,12 @@ func buildAndRun(m *testing.M) int {
 	// without -race whatever the tests run with: the race detector is for
 	// the test process, and would make the volunteers several times slower.
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		module+"/cmd/momonga", module+"/cmd/momonga-project", module+"/apps/mandel")
+		module+"/cmd/momonga", module+"/cmd/momonga-project", module+"/apps/mandel", module+"/e2e/netlab/linkproxy")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build the binaries: %v\n%s", err, out)
 		return 1
 	}
+	netlab.LinkProxyBinary = filepath.Join(dir, "linkproxy")
 	clientBin = filepath.Join(dir, "momonga")
 	projectBin = filepath.Join(dir, "momonga-project")
 	mandelBin = filepath.Join(dir, "mandel")
@@ -100,18 +102,34 @@ type project struct {
 	dataDir string
 	url     string
 	server  *proc
-	starts  int // times the server was started
+	starts  int      // times the server was started
+	extra   []string // more flags of serve, after the ones every test gives
+	// in runs the project's tools and clients somewhere else, as
+	// netlab.Node.Command does; nil runs them here.
+	in func(argv ...string) []string
+}
+
+// command is argv as the project's tools and clients run it.
+func (p *project) command(argv ...string) []string {
+	if p.in == nil {
+		return argv
+	}
+	return p.in(argv...)
 }
 
 // newProject starts `momonga-project serve` on a free loopback port with no
 // stats page. Everything the test starts is stopped when it ends, and the
 // test fails if a worker process outlives its client.
-func newProject(t *testing.T) *project {
+func newProject(t *testing.T) *project { return newProjectWith(t) }
+
+// newProjectWith is newProject with more flags of serve, which override
+// the common ones.
+func newProjectWith(t *testing.T, extra ...string) *project {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test, skipped in -short mode (testing.Short): it runs real servers and clients for seconds")
 	}
-	p := &project{t: t, dir: t.TempDir()}
+	p := &project{t: t, dir: t.TempDir(), extra: extra}
 	p.dataDir = filepath.Join(p.dir, "project")
 	// Registered after TempDir's removal and before any process's stop, so
 	// it runs once every process has stopped and before the files go.
@@ -132,8 +150,9 @@ var servingLine = regexp.MustCompile(`serving: NATS (nats://[^\s,]+)`)
 func (p *project) startServer(listen string) {
 	p.t.Helper()
 	p.starts++
-	p.server = start(p.t, p.dir, fmt.Sprintf("server-%d", p.starts), projectBin, "--verbose", "serve",
-		"--data", p.dataDir, "--nats-listen", listen, "--http", "", "--lease", lease.String(), "--beat", beat.String())
+	argv := append([]string{projectBin, "--verbose", "serve",
+		"--data", p.dataDir, "--nats-listen", listen, "--http", "", "--lease", lease.String(), "--beat", beat.String()}, p.extra...)
+	p.server = start(p.t, p.dir, fmt.Sprintf("server-%d", p.starts), argv...)
 	m := p.server.waitLine(servingLine, 60*time.Second)
 	if p.url != "" && m[1] != p.url {
 		p.t.Fatalf("restarted server serves at %s, not %s", m[1], p.url)
@@ -179,7 +198,8 @@ func (p *project) startClient(name string) *proc {
 	if err := os.WriteFile(keyFile, []byte(m[1]+"\n"), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	if out, err := exec.Command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name).CombinedOutput(); err != nil {
+	attach := p.command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name)
+	if out, err := exec.Command(attach[0], attach[1:]...).CombinedOutput(); err != nil {
 		p.t.Fatalf("momonga attach: %v\n%s", err, out)
 	}
 	// A dedicated machine: it computes whatever the person and the other
@@ -191,22 +211,25 @@ func (p *project) startClient(name string) *proc {
 			p.t.Fatalf("momonga prefs set %s: %v\n%s", kv[0], err, out)
 		}
 	}
-	return start(p.t, dataDir, name, clientBin, "--verbose", "run",
-		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)
+	return start(p.t, dataDir, name, p.command(clientBin, "--verbose", "run",
+		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)...)
 }
 
 // cli runs `momonga-project COMMAND --server URL ARGS...`, COMMAND being
 // one or more words ("app add"), with the project's credentials, and returns
 // its stdout and stderr.
 func (p *project) cli(command string, args ...string) (stdout, stderr string, err error) {
-	argv := append(strings.Fields(command), "--server", p.url)
+	argv := p.command(append(append([]string{projectBin}, strings.Fields(command)...), append([]string{"--server", p.url}, args...)...)...)
 	ctx, cancel := context.WithTimeout(p.t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, projectBin, append(argv, args...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = p.dir
 	// The project's credentials, and the key that signs its apps, as the
 	// scientist who runs the project would set them.
-	cmd.Env = append(os.Environ(), "MOMONGA_CREDS="+filepath.Join(p.dataDir, "admin.creds"), "MOMONGA_SIGNING_KEY="+filepath.Join(p.dataDir, "signing.key"))
+	cmd.Env = append(os.Environ(), "MOMONGA_SIGNING_KEY="+filepath.Join(p.dataDir, "signing.key"))
+	if creds := filepath.Join(p.dataDir, "admin.creds"); fileExists(creds) {
+		cmd.Env = append(cmd.Env, "MOMONGA_CREDS="+creds) // none on an open server
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -302,6 +325,8 @@ type batchSpec struct {
 	Replication int        `json:"replication"`
 	Quorum      int        `json:"quorum"`
 	Units       []unitSpec `json:"units"`
+	// CheckpointSeconds asks hosts to checkpoint this often.
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 type unitSpec struct {
@@ -554,4 +579,9 @@ func (s primeSieve) count(a, b int) int {
 		}
 	}
 	return n
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

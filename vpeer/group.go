@@ -240,7 +240,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		cfg.Capacity = cfg.Size
 	}
 	if cfg.Process == "" {
-		cfg.Process = processName()
+		cfg.Process = ProcessName()
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
@@ -261,7 +261,9 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	}, nil
 }
 
-func processName() string {
+// ProcessName is a name for this process in a group's status and its log:
+// the host name, the process id and a random suffix.
+func ProcessName() string {
 	host, _ := os.Hostname()
 	var b [3]byte
 	_, _ = rand.Read(b[:])

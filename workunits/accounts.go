@@ -18,6 +18,8 @@ const (
 	OpTeamAdd    = "team.add"    // admin
 	OpTeamJoin   = "team.join"   // admin
 	OpHostRevoke = "host.revoke" // admin
+	OpUserSet    = "user.set"    // admin: a user's settings (UserSet)
+	OpAccount    = "account"     // a volunteer: its user's settings (vol.H.account, UserSet)
 	OpCompare    = "compare"     // the validator: do two outputs of a unit agree?
 )
 
@@ -54,15 +56,10 @@ func AttachUserName(nkey string) string { return AttachUser + "/" + nkey }
 // AttachSubject is where the host with this nkey attaches.
 func AttachSubject(nkey string) string { return SubjectAttachPrefix + nkey }
 
-// PushInbox is where the project tells host id that work waits for it (a
-// push, to an idle host): under its own inbox prefix, the only subject a
-// locked-down volunteer may subscribe to. The project publishes on
-// PushSubject(id), which a secured host's account imports as its push
-// inbox.
-func PushInbox(id string) string { return InboxPrefix(id) + ".push" }
-
-// PushSubject is the subject in the project's account that reaches host
-// id's push inbox.
+// PushSubject is where the project tells host id that work waits for it (a
+// push, to an idle host). A secured project's volunteers' account imports
+// it from the project's, and each host's user may subscribe to its own, as
+// to its inbox.
 func PushSubject(id string) string { return "push." + id }
 
 // InboxPrefix is the prefix of the reply subjects a host (by id, or by nkey
@@ -106,6 +103,12 @@ type UserAdd struct {
 	Email   string `json:"email,omitempty"`
 	KeyHash Hash   `json:"key_hash"`
 	Team    string `json:"team,omitempty"` // a team to join at once, by name
+	// CrossProjectID is the user's random cross-project id (32 hex
+	// digits), drawn by the tool that makes the user: the statistics
+	// exports give md5(id + e-mail address) as BOINC's cpid. A user made
+	// without one gets one derived from the key hash.
+	CrossProjectID string `json:"cross_project_id,omitempty"`
+	Country        string `json:"country,omitempty"`
 }
 
 // TeamAdd creates a team, founded by an existing user (by name) or by
@@ -114,6 +117,11 @@ type TeamAdd struct {
 	V       int    `json:"v"`
 	Name    string `json:"name"`
 	Founder string `json:"founder,omitempty"`
+	// What BOINC's team.gz tells of a team besides its name.
+	Type        int    `json:"type,omitempty"` // BOINC's team types, 1 to 12; 0 is 1, "none"
+	Country     string `json:"country,omitempty"`
+	URL         string `json:"url,omitempty"` // http or https
+	Description string `json:"description,omitempty"`
 }
 
 // TeamJoin moves a user into a team, or out of any with Team "". Credit
@@ -248,6 +256,12 @@ func (m *UserAdd) Validate() error {
 	if m.Team != "" && !ValidName(m.Team) {
 		return Errorf(CodeBadRequest, "team name %q is malformed", m.Team)
 	}
+	if m.CrossProjectID != "" && (len(m.CrossProjectID) != 32 || !isHex(m.CrossProjectID, 32)) {
+		return Errorf(CodeBadRequest, "cross-project id: 32 hex digits")
+	}
+	if !ValidText(m.Country, MaxCountryBytes, false) {
+		return Errorf(CodeBadRequest, "country: up to %d bytes of text", MaxCountryBytes)
+	}
 	return nil
 }
 
@@ -257,6 +271,18 @@ func (m *TeamAdd) Validate() error {
 	}
 	if m.Founder != "" && !ValidName(m.Founder) {
 		return Errorf(CodeBadRequest, "founder %q is malformed", m.Founder)
+	}
+	if m.Type < 0 || m.Type > MaxTeamType {
+		return Errorf(CodeBadRequest, "team type %d: use 1 to %d", m.Type, MaxTeamType)
+	}
+	if !ValidText(m.Country, MaxCountryBytes, false) {
+		return Errorf(CodeBadRequest, "country: up to %d bytes of text", MaxCountryBytes)
+	}
+	if m.URL != "" && !ValidURL(m.URL) {
+		return Errorf(CodeBadRequest, "team URL %.40q: an http:// or https:// address of up to %d bytes", m.URL, MaxURLBytes)
+	}
+	if !ValidText(m.Description, MaxDescriptionBytes, true) {
+		return Errorf(CodeBadRequest, "description: up to %d bytes of text", MaxDescriptionBytes)
 	}
 	return nil
 }

@@ -55,6 +55,18 @@ type HostInfo struct {
 	// cpu_usage_limit), 0 < Throttle <= 1; 0 means 1. Tasks run that much
 	// slower than the benchmarks say.
 	Throttle float64 `json:"throttle,omitempty"`
+	// Added with the second engine: the engine the host's tasks run on
+	// ("wasmtime", "wazero"); WasmOPS was measured on it.
+	Engine string `json:"engine,omitempty"`
+	// Added with the statistics exports (BOINC's host.gz names them
+	// p_vendor, d_total, timezone and host_cpid).
+	CPUVendor      string `json:"cpu_vendor,omitempty"`
+	DiskTotalBytes int64  `json:"disk_total_bytes,omitempty"` // size of the disk the data directory is on
+	Timezone       int    `json:"timezone,omitempty"`         // seconds east of UTC
+	// CPID is the host's cross-project id as a BOINC client reports it (32
+	// hex digits); "" for a momonga client, which the project then gives
+	// one derived from its id.
+	CPID string `json:"cpid,omitempty"`
 }
 
 // Hello registers a host, or updates its description.
@@ -305,12 +317,15 @@ func (m *Command) Validate() error {
 
 func (m *Hello) Validate() error {
 	h := m.Host
-	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 {
-		return Errorf(CodeBadRequest, "host name, os, os version, cpu model or arch too long")
+	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 || len(h.CPUVendor) > 256 || len(h.Engine) > 32 {
+		return Errorf(CodeBadRequest, "host name, os, os version, cpu model, cpu vendor, arch or engine too long")
 	}
 	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || !(h.FLOPS >= 0 && h.FLOPS < 1e18) || h.IOPS < 0 || h.MemBytesPerSec < 0 || h.WasmOPS < 0 || h.DiskFreeBytes < 0 ||
-		!(h.Throttle >= 0 && h.Throttle <= 1) {
+		h.DiskTotalBytes < 0 || h.Timezone < -14*3600 || h.Timezone > 14*3600 || !(h.Throttle >= 0 && h.Throttle <= 1) {
 		return Errorf(CodeBadRequest, "host description out of range")
+	}
+	if h.CPID != "" && !isHex(h.CPID, 64) {
+		return Errorf(CodeBadRequest, "host cpid %.16q: up to 64 hex digits", h.CPID)
 	}
 	return nil
 }

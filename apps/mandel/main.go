@@ -17,7 +17,9 @@
 //
 // While it runs, mandel writes the fraction of rows done (0 to 1, in decimal)
 // to the file "progress" in its working directory, replacing it atomically at
-// each whole percent, for the runner to pick up.
+// each whole percent, for the runner to pick up, and at every twentieth of the
+// rows a reduced picture of the tile so far (workunits/sdk.Picture), which the
+// volunteer's page and screensaver show.
 //
 // Bad arguments are reported on stderr with exit status 2.
 package main
@@ -38,6 +40,7 @@ func main() {
 	for py := range t.Height {
 		counts = t.Row(counts, py)
 		mandelbrot.ReportProgress(py+1, t.Height)
+		t.PublishPicture(counts, py+1)
 	}
 	if err := t.WritePGM(counts); err != nil {
 		os.Stderr.WriteString("mandel: write image: " + err.Error() + "\n")

@@ -44,6 +44,7 @@ func step() int32 {
 	counts = tile.Row(counts, row)
 	row++
 	mandelbrot.ReportProgress(row, tile.Height)
+	tile.PublishPicture(counts, row)
 	if row < tile.Height {
 		return again
 	}

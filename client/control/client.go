@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 )
@@ -131,4 +134,40 @@ func (c *Client) Prefs(ctx context.Context) (p prefs.Prefs, err error) {
 
 func (c *Client) SetPref(ctx context.Context, key, value string) (p prefs.Prefs, err error) {
 	return p, c.call(ctx, http.MethodPost, "/v1/prefs", SetPrefRequest{Key: key, Value: value}, &p)
+}
+
+// AttachAccount attaches a project with the volunteer's account key.
+func (c *Client) AttachAccount(ctx context.Context, url, accountKey string, share float64) error {
+	return c.call(ctx, http.MethodPost, "/v1/attach", AttachRequest{URL: url, Share: share, AccountKey: accountKey}, nil)
+}
+
+// Log is the newest n entries of the client's event log (0: all).
+func (c *Client) Log(ctx context.Context, n int) (l []eventlog.Entry, err error) {
+	return l, c.call(ctx, http.MethodGet, "/v1/log?n="+strconv.Itoa(n), nil, &l)
+}
+
+// Picture is the newest picture a task's app published, as PNG; the error
+// wraps ErrNoPicture when it has none.
+func (c *Client) Picture(ctx context.Context, task string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/tasks/"+url.PathEscape(task)+"/picture", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return b, nil
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("task %s: %w", task, ErrNoPicture)
+	}
+	return nil, fmt.Errorf("picture of task %s: %s", task, resp.Status)
 }

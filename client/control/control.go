@@ -1,15 +1,17 @@
 // Package control is the client's local control API (DESIGN §7): the
-// daemon serves it on loopback only, and `momonga status|tasks|...` and the
+// daemon serves it on loopback only, and `momonga status|tasks|...`, the
+// local web page (client/webui, mounted with Server.Handle) and the
 // screensaver use it. Like BOINC's GUI RPC password, a random token in a
 // 0600 file in the data directory proves that a caller may read that
-// directory, that is, that it is the volunteer (or root).
+// directory, that is, that it is the volunteer (or root). A browser shows
+// the token once, as Jupyter's page does (`momonga ui` opens the page with
+// it), and then holds a cookie derived from it (auth.go).
 package control
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,9 +22,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"time"
 
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
@@ -47,6 +50,7 @@ type Status struct {
 	Queued        int              `json:"queued"`
 	Slots         int              `json:"slots"`
 	Projects      int              `json:"projects"`
+	Benchmarking  bool             `json:"benchmarking,omitempty"` // the benchmarks are running
 	Observation   idle.Observation `json:"observation"`
 }
 
@@ -61,6 +65,14 @@ type Task struct {
 	CPUSeconds       float64   `json:"cpu_seconds"`
 	EstimatedSeconds float64   `json:"estimated_seconds"`
 	Deadline         time.Time `json:"deadline"`
+	// Progress is the fraction done its app last reported, 0 to 1.
+	Progress float64 `json:"progress"`
+	// RemainingSeconds is the running time it still needs: from its
+	// progress once it reports some, else from its estimate.
+	RemainingSeconds float64 `json:"remaining_seconds"`
+	// Picture is true when its app publishes a picture of its state
+	// (GET /v1/tasks/{id}/picture).
+	Picture bool `json:"picture,omitempty"`
 }
 
 // Project is one attached project.
@@ -73,6 +85,21 @@ type Project struct {
 	Tasks      int       `json:"tasks"`
 	LastError  string    `json:"last_error,omitempty"`
 	NextFetch  time.Time `json:"next_fetch,omitzero"`
+	// Credit is what the project last said of the volunteer's credit;
+	// nil until it has answered.
+	Credit *Credit `json:"credit,omitempty"`
+}
+
+// Credit is a volunteer's credit at one project, in Cobblestones, with the
+// recent average credit (RAC, per day).
+type Credit struct {
+	User       string    `json:"user,omitempty"` // the volunteer's name there; "" on an open project
+	UserCredit float64   `json:"user_credit"`
+	UserRAC    float64   `json:"user_rac"`
+	HostCredit float64   `json:"host_credit"` // this computer's part
+	HostRAC    float64   `json:"host_rac"`
+	Team       string    `json:"team,omitempty"`
+	At         time.Time `json:"at"` // when the project answered
 }
 
 // HostReport is what the client knows of its machine.
@@ -94,6 +121,16 @@ type Backend interface {
 	Detach(url string) error
 	Prefs() prefs.Prefs
 	SetPref(key, value string) (prefs.Prefs, error)
+	// AttachAccount attaches a project with the volunteer's account key
+	// (the host gets credentials of its own), then as Attach.
+	AttachAccount(ctx context.Context, url, accountKey string, share float64) error
+	// Log is the newest n entries of the event log, oldest first.
+	Log(n int) ([]eventlog.Entry, error)
+	// Picture is the newest picture a task's app published, as PNG.
+	Picture(task string) ([]byte, error)
+	// Changes is closed when something a display shows has changed
+	// (an event, a decision, a setting); ask again for the next change.
+	Changes() <-chan struct{}
 }
 
 // Error is an error the API returns to a caller, with its HTTP status.
@@ -111,7 +148,9 @@ var ErrUnauthorized = errors.New("wrong or missing control token")
 type Server struct {
 	backend Backend
 	token   []byte
+	session string // the browser's cookie value (auth.go)
 	ln      net.Listener
+	mux     *http.ServeMux
 	http    *http.Server
 	log     *slog.Logger
 	dataDir string
@@ -139,12 +178,14 @@ func Listen(dataDir, addr string, b Backend, logger *slog.Logger) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("control API: %w", err)
 	}
-	s := &Server{backend: b, token: token, ln: ln, log: logger, dataDir: dataDir}
+	s := &Server{backend: b, token: token, session: sessionValue(token), ln: ln, log: logger, dataDir: dataDir}
 	if err := atomicfile.Write(filepath.Join(dataDir, AddrFile), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control API: %w", err)
 	}
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	s.mux = s.handler()
+	// No WriteTimeout: the page's live updates are one long response.
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -195,7 +236,14 @@ func loadOrCreateToken(dataDir string) ([]byte, error) {
 	return tok, nil
 }
 
-func (s *Server) handler() http.Handler {
+// Handle serves h at pattern (http.ServeMux's) behind the same checks as
+// the API: loopback, Host and Origin, the token or the page's cookie. Call
+// it before Serve.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, s.guard(h))
+}
+
+func (s *Server) handler() *http.ServeMux {
 	mux := http.NewServeMux()
 	get := func(path string, f func(r *http.Request) (any, error)) { mux.HandleFunc("GET "+path, s.wrap(f)) }
 	post := func(path string, f func(r *http.Request) (any, error)) { mux.HandleFunc("POST "+path, s.wrap(f)) }
@@ -213,8 +261,23 @@ func (s *Server) handler() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
+		if req.AccountKey != "" {
+			return struct{}{}, b.AttachAccount(r.Context(), req.URL, req.AccountKey, req.Share)
+		}
 		return struct{}{}, b.Attach(r.Context(), req.URL, req.Share)
 	})
+	get("/v1/log", func(r *http.Request) (any, error) {
+		n := 200
+		if q := r.URL.Query().Get("n"); q != "" {
+			v, err := strconv.Atoi(q)
+			if err != nil || v < 0 {
+				return nil, &Error{Status: http.StatusBadRequest, Message: "n: give a number of entries (0 = all)"}
+			}
+			n = v
+		}
+		return b.Log(n)
+	})
+	mux.HandleFunc("GET /v1/tasks/{id}/picture", s.picture)
 	post("/v1/detach", func(r *http.Request) (any, error) {
 		var req AttachRequest
 		if err := decode(r, &req); err != nil {
@@ -236,6 +299,8 @@ func (s *Server) handler() http.Handler {
 type AttachRequest struct {
 	URL   string  `json:"url"`
 	Share float64 `json:"share,omitempty"`
+	// AccountKey, if given, attaches with the volunteer's account key.
+	AccountKey string `json:"account_key,omitempty"`
 }
 
 // SetPrefRequest changes one preference.
@@ -271,24 +336,6 @@ func (s *Server) wrap(f func(r *http.Request) (any, error)) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, v)
 	}
-}
-
-func (s *Server) authorize(r *http.Request) *Error {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !net.ParseIP(host).IsLoopback() {
-		return &Error{Status: http.StatusForbidden, Message: "the control API answers this machine only"}
-	}
-	// A web page the volunteer visits could make the browser send requests
-	// here through a name that resolves to 127.0.0.1; it cannot set the
-	// Host header to a loopback address, so such requests stop here.
-	if h, _, err := net.SplitHostPort(r.Host); err != nil || (h != "localhost" && !net.ParseIP(h).IsLoopback()) {
-		return &Error{Status: http.StatusForbidden, Message: "the control API answers requests to a loopback address only"}
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
-		s.log.Warn("control request refused: wrong or missing token", "path", r.URL.Path)
-		return &Error{Status: http.StatusUnauthorized, Message: ErrUnauthorized.Error() + ": momonga reads it from " + TokenFile + " in the data directory"}
-	}
-	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

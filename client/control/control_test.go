@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 )
@@ -40,14 +41,37 @@ func (f *fakeBackend) Attach(_ context.Context, url string, _ float64) error {
 	f.attached = append(f.attached, url)
 	return nil
 }
+func (f *fakeBackend) AttachAccount(_ context.Context, url, key string, _ float64) error {
+	f.attached = append(f.attached, url+" key "+key)
+	return nil
+}
+func (f *fakeBackend) Log(n int) ([]eventlog.Entry, error) {
+	return []eventlog.Entry{{Message: "task started"}}[:min(n, 1)], nil
+}
+func (f *fakeBackend) Picture(task string) ([]byte, error) {
+	if task == "t1" {
+		return []byte("\x89PNG fake"), nil
+	}
+	return nil, ErrNoPicture
+}
+func (f *fakeBackend) Changes() <-chan struct{} { return make(chan struct{}) }
 
 func serve(t *testing.T) (string, *fakeBackend) {
+	dir, b, _ := serveWith(t, nil)
+	return dir, b
+}
+
+// serveWith serves the API, and page at / when it is given.
+func serveWith(t *testing.T, page http.Handler) (string, *fakeBackend, *Server) {
 	t.Helper()
 	dir := t.TempDir()
 	b := &fakeBackend{prefs: prefs.Defaults()}
 	s, err := Listen(dir, "", b, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if page != nil {
+		s.Handle("/", page)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -58,7 +82,7 @@ func serve(t *testing.T) (string, *fakeBackend) {
 			t.Error(err)
 		}
 	})
-	return dir, b
+	return dir, b, s
 }
 
 func TestClientWithTheToken(t *testing.T) {

@@ -24,6 +24,7 @@ func (d *Daemon) statusLocked() control.Status {
 	s := control.Status{
 		Host: d.id.ID, Computing: d.decision.Run, Reason: d.decision.Reason, UserActive: d.decision.UserActive,
 		UserSuspended: d.userSuspended, Slots: d.slotsLocked(), Projects: len(d.projects), Observation: d.obs,
+		Benchmarking: d.benchRun != nil,
 	}
 	for _, t := range d.tasks {
 		switch {
@@ -55,10 +56,19 @@ func (d *Daemon) Tasks() []control.Task {
 		if t.proc != nil {
 			pid = t.proc.Pid()
 		}
+		est, frac := d.estimateLocked(t), 0.0
+		if t.state == stateRunning {
+			frac = d.fraction(t)
+		}
+		remain := max(est-t.ran, 0).Seconds()
+		if frac > 0 {
+			remain = t.ran.Seconds() * (1 - frac) / frac
+		}
 		out = append(out, control.Task{
 			PID: pid,
 			ID:  t.a.Task, Project: t.proj.url, App: t.a.App, State: state, Reason: t.reason,
-			CPUSeconds: t.ran.Seconds(), EstimatedSeconds: d.estimateLocked(t).Seconds(), Deadline: t.a.Deadline,
+			CPUSeconds: t.ran.Seconds(), EstimatedSeconds: est.Seconds(), Deadline: t.a.Deadline,
+			Progress: frac, RemainingSeconds: remain, Picture: d.hasPicture(t),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -85,6 +95,8 @@ func (d *Daemon) Projects() []control.Project {
 		if used > 0 {
 			cp.ShareOfUse = p.plan.Used / used
 		}
+		cp.Credit = p.credit
+		d.wantCreditLocked(p)
 		out = append(out, cp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })

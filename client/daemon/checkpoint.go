@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/momonga-project/momonga/client/runner"
@@ -180,13 +178,7 @@ func (d *Daemon) workersLeft() int {
 // progressLocked is what a heartbeat says of a task: the fraction its app
 // wrote to its progress file, and the CPU time it has used.
 func (d *Daemon) progressLocked(t *task) wu.TaskProgress {
-	p := wu.TaskProgress{Task: t.a.Task, CPUSeconds: t.ran.Seconds()}
-	b, err := os.ReadFile(filepath.Join(d.slotDir(t), "root", "progress"))
-	if err == nil {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && f >= 0 && f <= 1 {
-			p.Fraction = f
-		}
-	}
+	p := wu.TaskProgress{Task: t.a.Task, CPUSeconds: t.ran.Seconds(), Fraction: d.fraction(t)}
 	if t.proc != nil {
 		if cpu, err := t.proc.CPUTime(); err == nil {
 			p.CPUSeconds = cpu.Seconds()

@@ -29,10 +29,12 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/client/control"
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/client/webui"
 	"github.com/momonga-project/momonga/internal/atomicfile"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -49,8 +51,11 @@ type Config struct {
 	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
 	Name   string        // host name shown by projects; default the machine's
 	Worker runner.Worker // how to start a worker process
-	// Logger is told what happens; nil = nothing is logged.
+	// Logger is told what happens; nil = nothing is logged. Run also keeps
+	// the event log in the data directory (client/eventlog).
 	Logger *slog.Logger
+	// LogLevel is the least level the event log keeps; nil = info.
+	LogLevel slog.Leveler
 	// Now is the clock every decision reads (leases, fetch back-offs, the
 	// person's idle time, the CPU duty cycle, when to save the state);
 	// nil = time.Now. Timers that only pace the loops stay on real time.
@@ -160,7 +165,7 @@ type Daemon struct {
 	userSuspended bool
 	info          host.Info
 	bench         host.Benchmarks
-	benchRunning  bool
+	benchRun      *benchRun // the benchmarks running now, if they are
 	dirty         bool
 	savedAt       time.Time
 	lastTick      time.Time
@@ -173,6 +178,10 @@ type Daemon struct {
 	trimmed       bool      // memory given back since then
 	monitor       Observer
 	closeMonitor  func()
+	evl           *eventlog.Log
+
+	changesMu sync.Mutex
+	changes   chan struct{} // closed at the next change (Changes)
 
 	// reconcileMu lets one reconcile run at a time: the loop's, or one the
 	// control API runs so that its answer shows the change.
@@ -203,6 +212,11 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.Run(ctx)
 }
 
+// warmWorkerFor is how long a worker process waits for another task after
+// its own: long enough for a client's next short task, short enough that an
+// idle client keeps no worker.
+const warmWorkerFor = 30 * time.Second
+
 // New prepares a daemon: its data directory, host identity, preferences and
 // state.
 func New(cfg Config) (*Daemon, error) {
@@ -223,7 +237,11 @@ func New(cfg Config) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find own executable for workers: %w", err)
 		}
-		cfg.Worker.Command = []string{exe, "worker"}
+		// The worker executable beside the client, with the faster engine,
+		// when it is there and runs here; a worker stays a while after its
+		// task for the next one, which then starts in a few milliseconds.
+		cfg.Worker, _ = runner.FindWorker(context.Background(), exe)
+		cfg.Worker = cfg.Worker.Pooled(runtime.NumCPU(), warmWorkerFor)
 	}
 	if cfg.Benchmark == nil {
 		command := append(append([]string(nil), cfg.Worker.Command...), "--benchmark", "--data", cfg.DataDir)
@@ -310,7 +328,7 @@ func (d *Daemon) hostInfo() wu.HostInfo {
 	in, b := d.info, d.bench
 	info := wu.HostInfo{
 		Name: d.id.Name, OS: in.OS, Arch: in.Arch, CPUs: d.slotsLocked(), MemoryBytes: in.MemoryBytes,
-		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS,
+		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS, Engine: b.Engine,
 		OSVersion: truncate(in.OSVersion, 256), CPUModel: truncate(in.CPUModel, 256), DiskFreeBytes: max(in.DiskFreeBytes, 0),
 	}
 	// Tasks run only part of the time: the project plans with that speed.
@@ -336,6 +354,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx, d.workCtx = ctx, workCtx
 	d.mu.Unlock()
+	if err := d.openEventLog(); err != nil {
+		cancel()
+		stopWork()
+		return err
+	}
+	defer d.evl.Close()
 	if d.cfg.Monitor != nil {
 		d.monitor = d.cfg.Monitor
 	} else {
@@ -350,6 +374,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			stopWork()
 			return err
 		}
+		ctl.Handle("/", webui.New(d))
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -404,28 +429,49 @@ func (d *Daemon) kick() {
 	}
 }
 
-func (d *Daemon) event(e Event) { d.cfg.Events(e) }
-
 func (d *Daemon) now() time.Time { return d.cfg.Now() }
 
-// runBenchmarks runs the benchmarks and keeps their figures. It does not
-// hold the lock: the control API keeps answering meanwhile.
+// benchRun is one run of the benchmarks, which whoever asks while it runs
+// waits for.
+type benchRun struct {
+	done    chan struct{}
+	b       host.Benchmarks
+	err     error
+	waiting int // callers waiting for it
+}
+
+// runBenchmarks runs the benchmarks and keeps their figures; if they are
+// running already (as right after the start), it waits for that run and
+// returns its figures. It does not hold the lock: the control API keeps
+// answering meanwhile.
 func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	d.mu.Lock()
-	if d.benchRunning {
+	if run := d.benchRun; run != nil {
+		run.waiting++
 		d.mu.Unlock()
-		return host.Benchmarks{}, errors.New("the benchmarks are already running")
+		select {
+		case <-run.done:
+			return run.b, run.err
+		case <-ctx.Done():
+			return host.Benchmarks{}, ctx.Err()
+		}
 	}
-	d.benchRunning = true
+	run := &benchRun{done: make(chan struct{})}
+	d.benchRun = run
+	d.changed()
 	d.mu.Unlock()
+	d.log.Info("benchmarks started")
 	b, err := d.cfg.Benchmark(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.benchRunning = false
+	defer close(run.done)
+	d.benchRun = nil
+	d.changed()
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("benchmarks", "err", err)
 		}
+		run.err = err
 		return b, err
 	}
 	d.info = host.Measure(d.cfg.DataDir)
@@ -437,7 +483,8 @@ func (d *Daemon) runBenchmarks(ctx context.Context) (host.Benchmarks, error) {
 	}
 	d.bench = b
 	d.dirty = true
-	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "seconds", b.Seconds)
+	d.log.Info("benchmarks", "flops", b.FLOPS, "iops", b.IOPS, "mem_bytes_per_sec", b.MemBytesPerSec, "wasm_ops", b.WasmOPS, "engine", b.Engine, "seconds", b.Seconds)
+	run.b = b
 	return b, nil
 }
 

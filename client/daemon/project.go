@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/plan"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -55,6 +56,10 @@ type project struct {
 	fetchReq   chan int
 	reportKick chan struct{}
 	helloKick  chan struct{}
+
+	credit      *control.Credit // what the project last said (credit.go)
+	creditAsked time.Time
+	creditKick  chan struct{}
 }
 
 // pushed takes a push from the project (work waits, on the host's push
@@ -76,6 +81,7 @@ func newProject(u string, share float64) *project {
 		fetchReq:   make(chan int, 1),
 		reportKick: make(chan struct{}, 1),
 		helloKick:  make(chan struct{}, 1),
+		creditKick: make(chan struct{}, 1),
 	}
 }
 
@@ -168,7 +174,7 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 		return
 	}
 	defer c.close()
-	if _, err := c.nc.Subscribe(wu.PushInbox(att.Host), func(*nats.Msg) { d.pushed(p) }); err != nil {
+	if _, err := c.nc.Subscribe(wu.PushSubject(att.Host), func(*nats.Msg) { d.pushed(p) }); err != nil {
 		d.log.Warn("no push from the project; polling for work", "project", p.url, "err", err)
 	}
 	p.connMu.Lock()
@@ -193,6 +199,8 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 			d.sendReports(ctx, p, c)
 		case <-p.helloKick:
 			d.register(ctx, p, c)
+		case <-p.creditKick:
+			d.askCredit(ctx, p, c)
 		case <-beat.C:
 			d.beatProject(ctx, p, c)
 		}

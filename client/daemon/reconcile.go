@@ -12,7 +12,6 @@ import (
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/plan"
 	"github.com/momonga-project/momonga/client/prefs"
-	"github.com/momonga-project/momonga/client/runner"
 )
 
 // reconcile looks at the machine and the tasks and makes them agree with the
@@ -53,6 +52,9 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	} else {
 		d.dutyOn, d.dutyUntil = true, time.Time{}
 	}
+	if dec != d.decision {
+		d.changed()
+	}
 	d.decision = dec
 
 	slots := d.slotsLocked()
@@ -67,8 +69,7 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 		}
 	}
 
-	var suspend []*task
-	var resume []*runner.Process
+	var suspend, resume []*task
 	for _, t := range d.tasks {
 		switch {
 		case t.state == stateQueued && chosen[t.key] && !throttled && diskOK:
@@ -76,7 +77,7 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 		case t.state == stateRunning && chosen[t.key] && !throttled && t.stopped:
 			t.stopped = false
 			if t.proc != nil {
-				resume = append(resume, t.proc)
+				resume = append(resume, t)
 			}
 		case t.state == stateRunning && (!chosen[t.key] || throttled) && !t.stopped:
 			t.stopped = true
@@ -98,7 +99,7 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	if d.dirty && now.Sub(d.savedAt) >= saveEvery {
 		d.saveStateLocked()
 	}
-	benchDue := !d.benchRunning && !now.Before(d.nextBenchLook)
+	benchDue := d.benchRun == nil && !now.Before(d.nextBenchLook)
 	if benchDue {
 		d.nextBenchLook = now.Add(benchCheckEvery)
 		benchDue = d.bench.Stale(host.Measure(d.cfg.DataDir), now) && !d.anyRunningLocked()
@@ -138,9 +139,9 @@ func (d *Daemon) reconcile(now time.Time) time.Duration {
 	if len(suspend) > 0 {
 		d.suspend(suspend, forPerson)
 	}
-	for _, p := range resume {
-		if err := p.Resume(); err == nil {
-			d.event(Event{Kind: "continued"})
+	for _, t := range resume {
+		if err := t.proc.Resume(); err == nil {
+			d.event(Event{Kind: "continued", Task: t.a.Task, Project: t.proj.url})
 		}
 	}
 	if benchDue {

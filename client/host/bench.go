@@ -11,10 +11,8 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/client/runner"
 )
 
 // Benchmarks are how fast one core of the machine is. Like BOINC's they are
@@ -25,7 +23,8 @@ type Benchmarks struct {
 	FLOPS          float64   `json:"flops"`             // Whetstone-like floating point, operations per second
 	IOPS           float64   `json:"iops"`              // Dhrystone-like integer, operations per second
 	MemBytesPerSec float64   `json:"mem_bytes_per_sec"` // memory copy bandwidth, bytes read and written per second
-	WasmOPS        float64   `json:"wasm_ops"`          // integers sieved per second by the primes app under wazero
+	WasmOPS        float64   `json:"wasm_ops"`          // integers sieved per second by the primes app on Engine
+	Engine         string    `json:"engine,omitempty"`  // the engine the host's tasks run on (runner.Engines)
 	Seconds        float64   `json:"seconds"`           // how long the whole set took, compilation included
 	At             time.Time `json:"at"`                // when they ran
 	Fingerprint    string    `json:"fingerprint"`       // the hardware they ran on (Info.Fingerprint)
@@ -63,9 +62,10 @@ func RunBenchmarks(ctx context.Context, cfg BenchConfig, in Info) (Benchmarks, e
 	b.FLOPS = rate(cfg.Each, whetstone)
 	b.IOPS = rate(cfg.Each, dhrystone)
 	b.MemBytesPerSec = memoryBandwidth(cfg.Each)
-	w, err := wasmSpeed(ctx, cfg)
+	b.Engine = runner.DefaultEngine()
+	w, err := wasmSpeed(ctx, cfg, b.Engine)
 	if err != nil {
-		return b, fmt.Errorf("wazero benchmark: %w", err)
+		return b, fmt.Errorf("wasm benchmark on %s: %w", b.Engine, err)
 	}
 	b.WasmOPS = w
 	b.Seconds = time.Since(start).Seconds()
@@ -163,39 +163,24 @@ func memoryBandwidth(d time.Duration) float64 {
 	return bps
 }
 
-// wasmSpeed runs the primes app, the kind of module tasks are, under
-// wazero's compiler: integers sieved per second. The module is compiled
-// once (from the cache the workers share, when there is one).
-func wasmSpeed(ctx context.Context, cfg BenchConfig) (float64, error) {
-	rc := wazero.NewRuntimeConfig()
-	if cfg.CacheDir != "" {
-		if cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir); err == nil {
-			defer cache.Close(ctx)
-			rc = rc.WithCompilationCache(cache)
-		}
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	defer rt.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	mod, err := rt.CompileModule(ctx, apps.Primes)
-	if err != nil {
-		return 0, err
-	}
+// wasmSpeed runs the primes app, the kind of module tasks are, on the
+// engine tasks run on (in the worker executable, the faster one):
+// integers sieved per second. The module is compiled once (from the cache
+// the workers share, when there is one).
+func wasmSpeed(ctx context.Context, cfg BenchConfig, engine string) (float64, error) {
 	const span = 2_000_000
-	start := time.Now()
+	var elapsed time.Duration
 	sieved := 0.0
-	for i := 0; sieved == 0 || time.Since(start) < cfg.Each; i++ {
+	for i := 0; sieved == 0 || elapsed < cfg.Each; i++ {
 		lo := uint64(1_000_000_000 + i*span)
-		m, err := rt.InstantiateModule(ctx, mod, wazero.NewModuleConfig().
-			WithArgs("primes", fmt.Sprint(lo), fmt.Sprint(lo+span)).
-			WithStdout(io.Discard).WithName(""))
+		d, err := runner.TimeCommand(ctx, engine, apps.Primes, cfg.CacheDir, [][]string{{"primes", fmt.Sprint(lo), fmt.Sprint(lo + span)}})
 		if err != nil {
 			return 0, err
 		}
-		m.Close(ctx)
+		elapsed += d
 		sieved += span
 	}
-	return sieved / time.Since(start).Seconds(), nil
+	return sieved / elapsed.Seconds(), nil
 }
 
 // BenchmarkMain is the body of the client's hidden benchmark command: the

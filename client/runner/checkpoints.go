@@ -16,11 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
-
 	"github.com/momonga-project/momonga/client/checkpoint"
 	"github.com/momonga-project/momonga/internal/atomicfile"
 	"github.com/momonga-project/momonga/workunits"
@@ -41,7 +36,9 @@ type CheckpointSpec struct {
 	// starts from the beginning instead: never from a state it cannot trust.
 	Resume []string `json:"resume,omitempty"`
 	// Interpreter runs the module on wazero's interpreter rather than its
-	// compiler, which must give the same results.
+	// compiler, which must give the same results (Spec.Engine
+	// "wazero-interpreter" says the same; this field is kept for the
+	// workers of older daemons).
 	Interpreter bool `json:"interpreter,omitempty"`
 }
 
@@ -97,8 +94,8 @@ type taskRun struct {
 	spec     Spec
 	limits   workunits.Limits
 	module   *workunits.Module
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
+	compiled compiled
+	inst     instance // the newest instance, for what a failure was
 	ctl      Control
 
 	out      *os.File
@@ -108,7 +105,6 @@ type taskRun struct {
 	stdin    *os.File
 	host     *virtualHost
 	hooks    *fsHooks
-	memory   *memoryCap
 	cpuStart time.Duration
 
 	enc       *checkpoint.Encoder
@@ -156,24 +152,22 @@ func (t *taskRun) resetHost() error {
 	return err
 }
 
-func (t *taskRun) instantiate(ctx context.Context) (api.Module, error) {
-	cfg := wazero.NewModuleConfig().
-		WithArgs(append([]string{t.spec.Name}, t.spec.Args...)...).
-		WithStdout(t.stdout).
-		WithStderr(t.stderr).
-		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newTaskFS(t.spec.Dir, t.hooks), "/")).
-		WithWalltime(t.host.walltime, clockResolution).
-		WithNanotime(t.host.nanotime, clockResolution).
-		WithRandSource(t.host.random).
-		// Start functions are called by the runner rather than during
-		// instantiation, so that a failure to link is told apart from a
-		// failure to run, and so that a restored reactor skips them.
-		WithStartFunctions()
-	if t.host.stdin != nil {
-		cfg = cfg.WithStdin(t.host.stdin)
+func (t *taskRun) instantiate(ctx context.Context) (instance, error) {
+	g := &guest{
+		args:   append([]string{t.spec.Name}, t.spec.Args...),
+		stdout: t.stdout, stderr: t.stderr,
+		fs:          newTaskFS(t.spec.Dir, t.hooks),
+		host:        t.host,
+		memoryLimit: uint64(t.limits.MemoryBytes),
 	}
-	t.memory = &memoryCap{limit: uint64(t.limits.MemoryBytes)}
-	return t.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, t.memory), t.compiled, cfg)
+	if t.host.stdin != nil {
+		g.stdin = t.host.stdin
+	}
+	inst, err := t.compiled.instantiate(ctx, g)
+	if err == nil {
+		t.inst = inst
+	}
+	return inst, err
 }
 
 // Reactor results of step.
@@ -189,15 +183,12 @@ func (t *taskRun) runReactor(ctx context.Context) Result {
 	if err != nil {
 		return t.outcome(err, false)
 	}
-	defer func() { mod.Close(ctx) }()
-	if fresh {
-		if init := mod.ExportedFunction("_initialize"); init != nil {
-			if _, err := init.Call(ctx); err != nil {
-				return t.outcome(err, true)
-			}
+	defer func() { mod.close(ctx) }()
+	if fresh && mod.hasFunc("_initialize") {
+		if _, err := mod.call(ctx, "_initialize"); err != nil {
+			return t.outcome(err, true)
 		}
 	}
-	step := mod.ExportedFunction("step")
 	t.last = time.Now()
 	for {
 		if t.spec.Checkpoint != nil && t.checkpointDue() {
@@ -205,7 +196,7 @@ func (t *taskRun) runReactor(ctx context.Context) Result {
 				return t.stopped()
 			}
 		}
-		res, err := step.Call(ctx)
+		res, err := mod.call(ctx, "step")
 		if err != nil {
 			return t.outcome(err, true)
 		}
@@ -235,7 +226,7 @@ func (t *taskRun) checkpointDue() bool {
 
 // startReactor instantiates the module, restored from the checkpoint chain
 // when there is one that can be used (fresh is then false).
-func (t *taskRun) startReactor(ctx context.Context) (api.Module, bool, error) {
+func (t *taskRun) startReactor(ctx context.Context) (instance, bool, error) {
 	if t.spec.Checkpoint == nil {
 		mod, err := t.instantiate(ctx)
 		return mod, true, err
@@ -247,7 +238,7 @@ func (t *taskRun) startReactor(ctx context.Context) (api.Module, bool, error) {
 	}
 	st, enc, err := t.decodeResume(workunits.CheckpointMemory)
 	if err == nil {
-		var mod api.Module
+		var mod instance
 		if mod, err = t.restoreReactor(ctx, st); err == nil {
 			t.resumedFrom(st, enc)
 			return mod, false, nil
@@ -326,7 +317,7 @@ func (t *taskRun) restoreHostFiles(st *checkpoint.State) error {
 }
 
 // restoreReactor puts a memory snapshot into a fresh instance.
-func (t *taskRun) restoreReactor(ctx context.Context, st *checkpoint.State) (api.Module, error) {
+func (t *taskRun) restoreReactor(ctx context.Context, st *checkpoint.State) (instance, error) {
 	h := st.Header
 	if err := t.restoreHostFiles(st); err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", h.Seq, err)
@@ -337,44 +328,46 @@ func (t *taskRun) restoreReactor(ctx context.Context, st *checkpoint.State) (api
 		return nil, err
 	}
 	if err := restoreInstance(mod, t.module, st); err != nil {
-		mod.Close(ctx)
+		mod.close(ctx)
 		return nil, fmt.Errorf("restore checkpoint %d: %w", h.Seq, err)
 	}
 	return mod, nil
 }
 
 // restoreInstance writes a snapshot's memory and globals into mod.
-func restoreInstance(mod api.Module, module *workunits.Module, st *checkpoint.State) error {
-	mem := mod.Memory()
+func restoreInstance(mod instance, module *workunits.Module, st *checkpoint.State) error {
+	mem := mod.memory()
 	if mem == nil {
 		return errors.New("the module has no memory")
 	}
-	size := uint64(mem.Size())
+	size := uint64(len(mem))
 	want := uint64(len(st.Memory))
 	if want%wasmPage != 0 || want < size {
 		return fmt.Errorf("snapshot of %d bytes of memory does not fit the module's %d", want, size)
 	}
+	if want > math.MaxUint32 {
+		return fmt.Errorf("cannot write %d bytes of memory", want)
+	}
 	if want > size {
-		if _, ok := mem.Grow(uint32((want - size) / wasmPage)); !ok {
+		if !mod.growMemory(uint32((want - size) / wasmPage)) {
 			return fmt.Errorf("cannot grow memory to the snapshot's %d bytes", want)
 		}
 	}
-	view, ok := mem.Read(0, uint32(want))
-	if want > math.MaxUint32 || !ok {
+	mem = mod.memory()
+	if uint64(len(mem)) != want {
 		return fmt.Errorf("cannot write %d bytes of memory", want)
 	}
-	copy(view, st.Memory)
+	copy(mem, st.Memory)
 
 	names := globalNames(module)
 	if len(names) != len(st.Header.Globals) {
 		return fmt.Errorf("snapshot holds %d mutable globals; the module has %d", len(st.Header.Globals), len(names))
 	}
 	for i, g := range st.Header.Globals {
-		mg, ok := mod.ExportedGlobal(g.Name).(api.MutableGlobal)
-		if !ok || g.Name != names[i] || mg.Type() != g.Type {
+		typ, _, ok := mod.global(g.Name)
+		if !ok || g.Name != names[i] || typ != g.Type || !mod.setGlobal(g.Name, g.Bits) {
 			return fmt.Errorf("snapshot global %q does not match the module's", g.Name)
 		}
-		mg.Set(g.Bits)
 	}
 	return nil
 }
@@ -407,7 +400,7 @@ func (t *taskRun) stopped() Result {
 
 // snapshot writes a memory checkpoint of mod, between two steps, and
 // reports whether it did.
-func (t *taskRun) snapshot(mod api.Module) bool {
+func (t *taskRun) snapshot(mod instance) bool {
 	if n := t.hooks.openFiles(); n > 0 {
 		return false // files open across steps: try again after the next one
 	}
@@ -421,14 +414,12 @@ func (t *taskRun) snapshot(mod api.Module) bool {
 	}
 	globals := make([]workunits.GlobalValue, 0, len(names))
 	for _, name := range names {
-		g := mod.ExportedGlobal(name)
-		globals = append(globals, workunits.GlobalValue{Name: name, Type: g.Type(), Bits: g.Get()})
+		typ, bits, _ := mod.global(name)
+		globals = append(globals, workunits.GlobalValue{Name: name, Type: typ, Bits: bits})
 	}
-	mem := mod.Memory()
-	view, _ := mem.Read(0, mem.Size())
 	st := &checkpoint.State{
 		Header: workunits.CheckpointHeader{Kind: workunits.CheckpointMemory, Steps: t.steps, Globals: globals, Host: t.host.state()},
-		Memory: view,
+		Memory: mod.memory(),
 	}
 	return t.write(st)
 }

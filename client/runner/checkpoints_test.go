@@ -41,8 +41,10 @@ func chain(w Written) []string {
 }
 
 // runCycles runs spec to its end in runs of two steps, each run resumed
-// from the checkpoint the previous one stopped after, alternating wazero's
-// compiler and interpreter; it returns the output and the number of stops.
+// from the checkpoint the previous one stopped after, on every engine in
+// turn (wasmtime where built in, wazero's compiler, wazero's interpreter:
+// each resumes what the one before it wrote); it returns the output and the
+// number of stops.
 func runCycles(t *testing.T, spec Spec, tk *task, steps uint64) ([]byte, int) {
 	t.Helper()
 	var newest Written
@@ -52,7 +54,7 @@ func runCycles(t *testing.T, spec Spec, tk *task, steps uint64) ([]byte, int) {
 		}
 		stop := make(chan struct{})
 		ck := *spec.Checkpoint
-		ck.Interpreter = cycle%2 == 1
+		spec.Engine = Engines()[cycle%len(Engines())]
 		if newest.Seq > 0 {
 			ck.Resume = chain(newest)
 		}
@@ -67,6 +69,9 @@ func runCycles(t *testing.T, spec Spec, tk *task, steps uint64) ([]byte, int) {
 		}})
 		if res.Resumed != nil && res.Resumed.Error != "" {
 			t.Fatalf("cycle %d: checkpoint refused: %s", cycle, res.Resumed.Error)
+		}
+		if res.Engine != spec.Engine {
+			t.Fatalf("cycle %d ran on %s, want %s", cycle, res.Engine, spec.Engine)
 		}
 		if !res.Stopped {
 			if res.Failed {
@@ -83,8 +88,8 @@ func runCycles(t *testing.T, spec Spec, tk *task, steps uint64) ([]byte, int) {
 
 // TestReactorCheckpointCycles is the determinism check of DESIGN §6: the
 // same work unit run straight through and with 20 checkpoint/restore cycles,
-// on wazero's compiler and interpreter in turn, gives the same output, for
-// the Go reactor and the C one.
+// on every engine in turn, gives the same output, for the Go reactor and the
+// C one.
 func TestReactorCheckpointCycles(t *testing.T) {
 	for name, wasm := range map[string][]byte{"mandelr": apps.MandelR, "mandelc": apps.MandelC} {
 		t.Run(name, func(t *testing.T) {

@@ -34,7 +34,7 @@ type memoryCap struct {
 
 func (m *memoryCap) Allocate(_, max uint64) experimental.LinearMemory {
 	reserve := min(max, m.limit, math.MaxInt)
-	return &linearMemory{owner: m, buf: make([]byte, 0, reserve)}
+	return &linearMemory{owner: m, buf: reserveLinear(reserve)}
 }
 
 // refused says, after a run, whether the module hit the limit and how.
@@ -61,7 +61,10 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	return l.buf
 }
 
-func (l *linearMemory) Free() { l.buf = nil }
+func (l *linearMemory) Free() {
+	freeLinear(l.buf)
+	l.buf = nil
+}
 
 // initialMemory returns the initial size in bytes of the memory a module
 // defines, read from its memory section (the binary is known to be valid:

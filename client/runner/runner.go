@@ -32,15 +32,15 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/momonga-project/momonga/client/runner/wasi"
 	"github.com/momonga-project/momonga/workunits"
 )
 
@@ -55,7 +55,13 @@ type Spec struct {
 	Dir      string           `json:"dir"`             // the task's private directory (it exists), "/" in the guest
 	Output   string           `json:"output"`          // where stdout, the result, is written
 	Limits   workunits.Limits `json:"limits"`          // unset limits take workunits' defaults
-	CacheDir string           `json:"cache,omitempty"` // wazero compilation cache shared by workers; "" for none
+	CacheDir string           `json:"cache,omitempty"` // compilation cache shared by workers; "" for none
+	// Engine names the engine to run on (Engines); "" for the fastest this
+	// worker has, falling back to wazero for a module that engine refuses.
+	Engine string `json:"engine,omitempty"`
+	// Keep has the worker process wait for another task once this one's
+	// Result is written (Worker.Pooled).
+	Keep bool `json:"keep,omitempty"`
 	// Seed keys the task's random stream (the same for every replica of a
 	// work unit, so that they compute the same result); "" for a fixed one.
 	Seed string `json:"seed,omitempty"`
@@ -72,6 +78,7 @@ type Result struct {
 	Stderr     string        `json:"stderr,omitempty"` // the start and end of the module's stderr, at most StderrKept bytes
 	CPUSeconds float64       `json:"cpu_seconds"`      // user+sys of the worker process, or of this process during Run
 	Wall       time.Duration `json:"wall"`             // running time, not counting time stopped
+	Engine     string        `json:"engine,omitempty"` // the engine the module ran on
 	// Stopped is set when the run ended because the caller asked it to stop
 	// after a checkpoint (Control.Stop): the task is not done, it is
 	// continued from that checkpoint.
@@ -89,7 +96,7 @@ type Result struct {
 // stopped, trapped or never started.
 const exitNone = -1
 
-const wasiModule = wasi_snapshot_preview1.ModuleName
+const wasiModule = wasi.ModuleName
 
 // Run runs spec's module in this process and returns how it ended. It does
 // not interrupt a module that never returns (ctx is only passed on to
@@ -101,6 +108,12 @@ func Run(ctx context.Context, spec Spec) (res Result) {
 
 // RunControlled is Run with a line to the caller for checkpoints.
 func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
+	return runControlled(ctx, spec, ctl, nil)
+}
+
+// runControlled is RunControlled keeping compiled modules in modules, when
+// it is not nil, for the runs after this one.
+func runControlled(ctx context.Context, spec Spec, ctl Control, modules *compiledCache) (res Result) {
 	start := time.Now()
 	cpuStart := selfCPU()
 	defer func() {
@@ -110,14 +123,14 @@ func RunControlled(ctx context.Context, spec Spec, ctl Control) (res Result) {
 		res.Wall = time.Since(start)
 		res.CPUSeconds = (selfCPU() - cpuStart).Seconds()
 	}()
-	return run(ctx, spec, ctl, cpuStart)
+	return run(ctx, spec, ctl, cpuStart, modules)
 }
 
 func failure(code int, reason string) Result {
 	return Result{ExitCode: code, Failed: true, Reason: reason}
 }
 
-func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Result {
+func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration, modules *compiledCache) Result {
 	limits := spec.Limits.WithDefaults()
 	wasm, err := os.ReadFile(spec.Module)
 	if err != nil {
@@ -126,41 +139,34 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 	if st, err := os.Stat(spec.Dir); err != nil || !st.IsDir() {
 		return failure(exitNone, fmt.Sprintf("the task directory %q is missing", spec.Dir))
 	}
-
-	// The memory limit is memoryCap's to enforce; see there why wazero's
-	// own page limit is left at its maximum.
-	cfg := newRuntimeConfig(spec)
-	if spec.CacheDir != "" {
-		// A cache that cannot be opened costs only compilation time.
-		if cache, err := wazero.NewCompilationCacheWithDir(spec.CacheDir); err == nil {
-			defer cache.Close(ctx)
-			cfg = cfg.WithCompilationCache(cache)
-		}
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	defer rt.Close(ctx)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return failure(exitNone, fmt.Sprintf("the runner could not set up WASI: %v", err))
-	}
-
-	compiled, err := rt.CompileModule(ctx, wasm)
+	engineName, err := pickEngine(spec)
 	if err != nil {
-		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
-	}
-	defer compiled.Close(ctx)
-	if reason := checkImports(compiled, rt.Module(wasiModule)); reason != "" {
-		return failure(exitNone, reason)
+		return failure(exitNone, err.Error())
 	}
 	module, err := workunits.ParseModule(wasm)
 	if err != nil {
 		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
 	}
+	if reason := checkImports(module); reason != "" {
+		return failure(exitNone, reason)
+	}
+	comp, release, err := modules.compile(ctx, engineName, wasm, spec.CacheDir)
+	if err != nil && engineName != EngineWazero && spec.Engine == "" {
+		// The faster engine could not take this module: wazero runs it.
+		if fallback, frelease, ferr := modules.compile(ctx, EngineWazero, wasm, spec.CacheDir); ferr == nil {
+			engineName, comp, release, err = EngineWazero, fallback, frelease, nil
+		}
+	}
+	if err != nil {
+		return failure(exitNone, fmt.Sprintf("the module is not valid WebAssembly: %v", err))
+	}
+	defer release()
 	reactor := module.IsReactor()
 	if reactor {
-		if step := compiled.ExportedFunctions()["step"]; len(step.ParamTypes()) != 0 || !slices.Equal(step.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {
+		if params, results, _ := comp.exportedFunc("step"); len(params) != 0 || !slices.Equal(results, []api.ValueType{api.ValueTypeI32}) {
 			return failure(exitNone, "the module's step function must take nothing and return an i32")
 		}
-	} else if start := compiled.ExportedFunctions()["_start"]; start == nil || len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+	} else if params, results, ok := comp.exportedFunc("_start"); !ok || len(params) != 0 || len(results) != 0 {
 		return failure(exitNone, "the module has no _start function: momonga runs WASI command modules and reactors that export step")
 	}
 	if need, ok := initialMemory(wasm); ok && need > uint64(limits.MemoryBytes) {
@@ -174,7 +180,7 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 	}
 	defer out.Close()
 	t := &taskRun{
-		spec: spec, limits: limits, module: module, rt: rt, compiled: compiled, out: out, ctl: ctl,
+		spec: spec, limits: limits, module: module, compiled: comp, out: out, ctl: ctl,
 		buffered: bufio.NewWriterSize(out, 64<<10), stderr: newStderrCapture(), hooks: &fsHooks{}, cpuStart: cpuStart,
 	}
 	t.stdout = &cappedOutput{w: t.buffered, limit: limits.OutputBytes}
@@ -188,6 +194,13 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 	}
 	t.resetHost()
 
+	// A garbage collection still under way when the module starts (the
+	// compilation allocates plenty) would, to finish, stop the world, which
+	// waits for the module's goroutine to call the host: another thread
+	// spins meanwhile, for as long as a CPU-bound module computes. Finish
+	// it now; the worker starts no other (work).
+	runtime.GC()
+
 	var res Result
 	if reactor {
 		res = t.runReactor(ctx)
@@ -199,16 +212,8 @@ func run(ctx context.Context, spec Spec, ctl Control, cpuStart time.Duration) Re
 		res = failure(res.ExitCode, fmt.Sprintf("could not write the output on this computer: %v", err))
 	}
 	res.Resumed, res.Checkpoints, res.Notes = t.resumed, t.written, t.notes
+	res.Engine = engineName
 	return res
-}
-
-// newRuntimeConfig picks wazero's engine: the compiler where it has one,
-// unless the spec asks for the interpreter (tests of determinism do).
-func newRuntimeConfig(spec Spec) wazero.RuntimeConfig {
-	if spec.Checkpoint != nil && spec.Checkpoint.Interpreter {
-		return wazero.NewRuntimeConfigInterpreter()
-	}
-	return wazero.NewRuntimeConfig()
 }
 
 // runCommand runs a command module's _start, with app checkpoints when the
@@ -218,11 +223,11 @@ func (t *taskRun) runCommand(ctx context.Context) Result {
 		stop := t.startAppCheckpoints(ctx)
 		defer stop()
 	}
-	mod, err := t.instantiate(ctx)
+	inst, err := t.instantiate(ctx)
 	started := err == nil
 	if started {
-		defer mod.Close(ctx)
-		_, err = mod.ExportedFunction("_start").Call(ctx)
+		defer inst.close(ctx)
+		_, err = inst.call(ctx, "_start")
 	}
 	return t.outcome(err, started)
 }
@@ -230,7 +235,10 @@ func (t *taskRun) runCommand(ctx context.Context) Result {
 // outcome is outcome for this run, with the memory limit's part told.
 func (t *taskRun) outcome(err error, started bool) Result {
 	res, fault := outcome(err, started, t.stderr.String())
-	if memReason, hit := t.memory.refused(); fault && hit {
+	if t.inst == nil {
+		return res
+	}
+	if memReason, hit := t.inst.memoryRefused(); fault && hit {
 		res.Reason = memReason + ", then " + res.Reason
 	}
 	return res
@@ -245,6 +253,7 @@ func outcome(err error, started bool, stderr string) (res Result, fault bool) {
 	defer func() { res.Stderr = stderr }()
 	var exit *sys.ExitError
 	var stop *stopError
+	var trap *trapError
 	switch {
 	case err == nil:
 		return Result{}, false
@@ -262,38 +271,49 @@ func outcome(err error, started bool, stderr string) (res Result, fault bool) {
 			reason += ": " + summary
 		}
 		return failure(int(code), reason), true
+	case errors.As(err, &trap) && trap.stackOverflow:
+		return failure(exitNone, "the module ran out of stack (recursion too deep)"), true
+	case errors.As(err, &trap):
+		return failure(exitNone, "the module crashed (wasm trap: "+trap.msg+")"), true
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	switch {
-	case strings.HasSuffix(msg, "stack overflow"): // wazero's compiler and interpreter word it differently
-		return failure(exitNone, "the module ran out of stack (recursion too deep)"), true
-	case strings.HasPrefix(msg, "wasm error: "):
-		return failure(exitNone, "the module crashed (wasm trap: "+strings.TrimPrefix(msg, "wasm error: ")+")"), true
-	case !started:
+	if !started {
 		return failure(exitNone, "the module could not be started: "+msg), false
 	}
 	return failure(exitNone, "the module failed: "+msg), true
 }
 
 // checkImports refuses a module that imports anything momonga does not
-// provide, naming the import: wazero would only fail at instantiation with a
-// message about its own modules. Stubbing an unknown import is never right:
-// the module would compute something other than what its author meant.
-func checkImports(compiled wazero.CompiledModule, wasi api.Module) string {
-	provided := wasi.ExportedFunctionDefinitions()
-	for _, f := range compiled.ImportedFunctions() {
-		modName, name, _ := f.Import()
-		if _, ok := provided[name]; ok && modName == wasiModule {
-			continue
+// provide, naming the import, before any engine sees it: an engine would
+// only fail at instantiation, with a message about its own modules. Stubbing
+// an unknown import is never right: the module would compute something other
+// than what its author meant. The WASI functions are the same set on every
+// engine (wasi.Functions).
+func checkImports(module *workunits.Module) string {
+	for _, im := range module.Imports {
+		switch im.Kind {
+		case 0:
+			if im.Module == wasiModule && wasiNames[im.Name] {
+				continue
+			}
+			return fmt.Sprintf("module imports %s.%s, which momonga does not provide", im.Module, im.Name)
+		case 2:
+			return fmt.Sprintf("module imports memory %s.%s, which momonga does not provide (modules must define their own memory)", im.Module, im.Name)
+		default:
+			return fmt.Sprintf("module imports %s.%s, which momonga does not provide", im.Module, im.Name)
 		}
-		return fmt.Sprintf("module imports %s.%s, which momonga does not provide", modName, name)
-	}
-	for _, m := range compiled.ImportedMemories() {
-		modName, name, _ := m.Import()
-		return fmt.Sprintf("module imports memory %s.%s, which momonga does not provide (modules must define their own memory)", modName, name)
 	}
 	return ""
 }
+
+// wasiNames are the WASI functions a module may import.
+var wasiNames = func() map[string]bool {
+	names := map[string]bool{}
+	for _, f := range wasi.Functions() {
+		names[f.Name] = true
+	}
+	return names
+}()
 
 // formatSeconds writes a time limit the way a person would: 5s, 1.5s, 2m, 1h.
 func formatSeconds(s float64) string {

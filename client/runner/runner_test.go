@@ -244,19 +244,26 @@ func checkEcho(t *testing.T, res Result, spec Spec, args ...string) {
 
 // checkNormalRun shows that the runner still works after whatever the test
 // did before.
-func checkNormalRun(t *testing.T) {
+func checkNormalRun(t *testing.T, engine string) {
 	t.Helper()
 	spec, tk := echoSpec(t, "after")
+	spec.Engine = engine
 	checkEcho(t, Run(context.Background(), spec), spec, "after")
 	tk.checkHost(t)
 }
 
 func TestRunNormal(t *testing.T) {
-	args := []string{"a", "b c", ""}
-	spec, tk := echoSpec(t, args...)
-	res := Run(context.Background(), spec)
-	checkEcho(t, res, spec, args...)
-	tk.checkHost(t)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		args := []string{"a", "b c", ""}
+		spec, tk := echoSpec(t, args...)
+		spec.Engine = engine
+		res := Run(context.Background(), spec)
+		checkEcho(t, res, spec, args...)
+		tk.checkHost(t)
+		if res.Engine != engine {
+			t.Errorf("ran on %q, want %q", res.Engine, engine)
+		}
+	})
 }
 
 func TestRunExitCode(t *testing.T) {
@@ -286,95 +293,123 @@ func TestRunHostile(t *testing.T) {
 		limits workunits.Limits
 		reason string // the start of the reason
 		code   int
+		then   string // the end of the reason, if it matters
 	}{
 		{"go allocates without end", func(t *testing.T) string { return goModule(t, "hostile/memory") },
-			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (it asked for ", 2},
+			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (", 2, "fatal error: out of memory"},
 		{"wasm grows memory without end", func(t *testing.T) string { return writeModule(t, growModule(-1)) },
-			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (it asked for 64.1 MiB), then the module crashed (wasm trap: unreachable)", exitNone},
+			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (", exitNone, "), then the module crashed (wasm trap: unreachable)"},
 		// A declared maximum above the limit does not stop a module from
 		// running, but the limit still holds.
 		{"wasm declares 4 GiB and grows without end", func(t *testing.T) string { return writeModule(t, growModule(1<<16)) },
-			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (it asked for 64.1 MiB), then the module crashed (wasm trap: unreachable)", exitNone},
+			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (", exitNone, "), then the module crashed (wasm trap: unreachable)"},
 		// Reaching its own declared maximum is the module's business.
 		{"wasm grows to its own maximum", func(t *testing.T) string { return writeModule(t, growModule(2)) },
-			workunits.Limits{MemoryBytes: memLimit}, "the module crashed (wasm trap: unreachable)", exitNone},
+			workunits.Limits{MemoryBytes: memLimit}, "the module crashed (wasm trap: unreachable)", exitNone, ""},
 		{"wasm asks for too much memory at start", func(t *testing.T) string { return writeModule(t, bigMemoryModule(2000)) },
-			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached: the module needs 125 MiB at start", exitNone},
+			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached: the module needs 125 MiB at start", exitNone, ""},
 		{"go recurses without end", func(t *testing.T) string { return goModule(t, "hostile/recurse") },
-			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (it asked for ", 2},
+			workunits.Limits{MemoryBytes: memLimit}, "memory limit of 64 MiB reached (", 2, "fatal error: out of memory"},
 		{"wasm recurses without end", func(t *testing.T) string { return writeModule(t, recurseModule()) },
-			workunits.Limits{}, "the module ran out of stack (recursion too deep)", exitNone},
+			workunits.Limits{}, "the module ran out of stack (recursion too deep)", exitNone, ""},
 		{"go floods stdout", func(t *testing.T) string { return goModule(t, "hostile/flood") },
-			workunits.Limits{OutputBytes: 1 << 20}, "wrote more than 1 MiB of output", exitNone},
+			workunits.Limits{OutputBytes: 1 << 20}, "wrote more than 1 MiB of output", exitNone, ""},
 		{"imports a function nobody provides", func(t *testing.T) string { return writeModule(t, importModule("env", "nothere")) },
-			workunits.Limits{}, "module imports env.nothere, which momonga does not provide", exitNone},
+			workunits.Limits{}, "module imports env.nothere, which momonga does not provide", exitNone, ""},
 		{"imports a WASI function that does not exist", func(t *testing.T) string {
 			return writeModule(t, importModule("wasi_snapshot_preview1", "sock_listen"))
-		}, workunits.Limits{}, "module imports wasi_snapshot_preview1.sock_listen, which momonga does not provide", exitNone},
+		}, workunits.Limits{}, "module imports wasi_snapshot_preview1.sock_listen, which momonga does not provide", exitNone, ""},
 		{"imports its memory", func(t *testing.T) string { return writeModule(t, importMemoryModule()) },
-			workunits.Limits{}, "module imports memory env.memory, which momonga does not provide", exitNone},
+			workunits.Limits{}, "module imports memory env.memory, which momonga does not provide", exitNone, ""},
 		{"has no _start", func(t *testing.T) string { return writeModule(t, noStartModule()) },
-			workunits.Limits{}, "the module has no _start function", exitNone},
+			workunits.Limits{}, "the module has no _start function", exitNone, ""},
 		{"is not wasm", func(t *testing.T) string { return writeModule(t, []byte("#!/bin/sh\nrm -rf /\n")) },
-			workunits.Limits{}, "the module is not valid WebAssembly", exitNone},
+			workunits.Limits{}, "the module is not valid WebAssembly", exitNone, ""},
 		// A module may exit with the code wazero uses for a deadline; that
 		// is an exit code, not a timeout.
 		{"exits with wazero's deadline code", func(t *testing.T) string { return writeModule(t, exitModule(0xefffffff)) },
-			workunits.Limits{}, "exit code 4026531839", int(deadlineCode)},
+			workunits.Limits{}, "exit code 4026531839", int(deadlineCode), ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tk := newTask(t)
-			start := time.Now()
-			res := Run(context.Background(), tk.spec(tt.module(t), tt.limits))
-			t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), res.Reason)
-			if !res.Failed || res.ExitCode != tt.code || !strings.HasPrefix(res.Reason, tt.reason) {
-				t.Errorf("got exit code %d, reason %q; want a failure with exit code %d and a reason starting %q",
-					res.ExitCode, res.Reason, tt.code, tt.reason)
-			}
-			if st, err := os.Stat(tk.output); err == nil && st.Size() > tt.limits.WithDefaults().OutputBytes {
-				t.Errorf("%d bytes of output, over the limit", st.Size())
-			}
-			tk.checkHost(t)
-		})
+	forEachEngine(t, func(t *testing.T, engine string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tk := newTask(t)
+				start := time.Now()
+				spec := tk.spec(tt.module(t), tt.limits)
+				spec.Engine = engine
+				res := Run(context.Background(), spec)
+				t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), res.Reason)
+				if !res.Failed || res.ExitCode != tt.code || !strings.HasPrefix(res.Reason, tt.reason) || !strings.HasSuffix(res.Reason, tt.then) {
+					t.Errorf("got exit code %d, reason %q; want a failure with exit code %d and a reason starting %q, ending %q",
+						res.ExitCode, res.Reason, tt.code, tt.reason, tt.then)
+				}
+				if st, err := os.Stat(tk.output); err == nil && st.Size() > tt.limits.WithDefaults().OutputBytes {
+					t.Errorf("%d bytes of output, over the limit", st.Size())
+				}
+				tk.checkHost(t)
+			})
+		}
+		checkNormalRun(t, engine)
+	})
+}
+
+// forEachEngine runs a test on every compiling engine this binary has:
+// wazero's compiler, and wasmtime in a build with the wasmtime tag.
+func forEachEngine(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, engine := range Engines() {
+		if engine == EngineWazeroInterpreter {
+			continue
+		}
+		t.Run(engine, func(t *testing.T) { test(t, engine) })
 	}
-	checkNormalRun(t)
 }
 
 // TestRunEscape runs a module that tries every way out of its directory
 // through raw WASI calls, with two symlinks planted in the directory as a
 // badly unpacked input might leave them.
 func TestRunEscape(t *testing.T) {
-	tk := newTask(t)
-	for link, target := range map[string]string{"planted": "../canary", "planteddir": "../outside"} {
-		if err := os.Symlink(target, filepath.Join(tk.dir, link)); err != nil {
+	reports := map[string]string{}
+	forEachEngine(t, func(t *testing.T, engine string) {
+		tk := newTask(t)
+		for link, target := range map[string]string{"planted": "../canary", "planteddir": "../outside"} {
+			if err := os.Symlink(target, filepath.Join(tk.dir, link)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec := tk.spec(goModule(t, "hostile/escape"), workunits.Limits{})
+		spec.Engine = engine
+		res := Run(context.Background(), spec)
+		out, err := os.ReadFile(tk.output)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	res := Run(context.Background(), tk.spec(goModule(t, "hostile/escape"), workunits.Limits{}))
-	out, err := os.ReadFile(tk.output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("the module's report:\n%s\nstderr: %s\nreason: %s", out, res.Stderr, res.Reason)
-	if want := "exit code 3: every escape was refused"; !res.Failed || res.ExitCode != 3 || res.Reason != want {
-		t.Errorf("got exit code %d, reason %q; want 3, %q", res.ExitCode, res.Reason, want)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) < 20 {
-		t.Fatalf("only %d attempts reported", len(lines))
-	}
-	for _, l := range lines {
-		if !strings.Contains(l, ": refused ") {
-			t.Errorf("not refused: %s", l)
+		reports[engine] = string(out)
+		t.Logf("the module's report:\n%s\nstderr: %s\nreason: %s", out, res.Stderr, res.Reason)
+		if want := "exit code 3: every escape was refused"; !res.Failed || res.ExitCode != 3 || res.Reason != want {
+			t.Errorf("got exit code %d, reason %q; want 3, %q", res.ExitCode, res.Reason, want)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) < 20 {
+			t.Fatalf("only %d attempts reported", len(lines))
+		}
+		for _, l := range lines {
+			if !strings.Contains(l, ": refused ") {
+				t.Errorf("not refused: %s", l)
+			}
+		}
+		tk.checkHost(t)
+		// Inside, only what the module may make: its own file and directory.
+		if got, want := listDir(t, tk.dir), []string{"own.txt", "planted", "planteddir", "sub"}; !slices.Equal(got, want) {
+			t.Errorf("task directory holds %v, want %v", got, want)
+		}
+		checkNormalRun(t, engine)
+	})
+	// Every engine refuses every attempt with the same error.
+	for engine, report := range reports {
+		if want := reports[EngineWazero]; report != want {
+			t.Errorf("%s's refusals differ from wazero's:\n%s\nwazero:\n%s", engine, report, want)
 		}
 	}
-	tk.checkHost(t)
-	// Inside, only what the module may make: its own file and directory.
-	if got, want := listDir(t, tk.dir), []string{"own.txt", "planted", "planteddir", "sub"}; !slices.Equal(got, want) {
-		t.Errorf("task directory holds %v, want %v", got, want)
-	}
-	checkNormalRun(t)
 }
 
 func TestLimitWording(t *testing.T) {

@@ -178,7 +178,7 @@ func growThen(maxPages int64, then []byte) []byte {
 		types:   [][]byte{voidType},
 		funcs:   []uint64{0},
 		memory:  memoryLimits(1, maxPages),
-		exports: [][]byte{export("_start", kindFunc, 0)},
+		exports: [][]byte{export("_start", kindFunc, 0), export("memory", kindMemory, 0)},
 		bodies:  [][]byte{body},
 	}.bytes()
 }

@@ -1,12 +1,10 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"time"
@@ -29,26 +27,6 @@ type workerEvent struct {
 
 // eventPrefix starts every workerEvent line and no Result.
 var eventPrefix = []byte(`{"checkpoint":`)
-
-// readRequests turns request lines into requests, until r ends.
-func readRequests(r io.Reader, requests, stop chan<- struct{}) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var ch chan<- struct{}
-		switch sc.Text() {
-		case requestCheckpoint:
-			ch = requests
-		case requestStop:
-			ch = stop
-		default:
-			continue
-		}
-		select {
-		case ch <- struct{}{}:
-		default: // one is pending already
-		}
-	}
-}
 
 // RequestCheckpoint asks the worker for a checkpoint at its next chance (the
 // end of the current step of a reactor; the next time a command module
@@ -139,10 +117,10 @@ func (c *checkpoints) add(w Written) {
 }
 
 // eventWriter is the worker's stdout as the daemon reads it: event lines go
-// to on, everything else to rest.
+// to on, every other line (a Result) to rest.
 type eventWriter struct {
 	on   func(Written)
-	rest io.Writer
+	rest func(line []byte)
 	line []byte // an unfinished line
 }
 
@@ -169,7 +147,7 @@ func (e *eventWriter) flushLine() {
 	if bytes.HasPrefix(e.line, eventPrefix) && json.Unmarshal(e.line, &ev) == nil && ev.Checkpoint != nil {
 		e.on(*ev.Checkpoint)
 	} else {
-		_, _ = e.rest.Write(e.line)
+		e.rest(e.line)
 	}
 	e.line = e.line[:0]
 }

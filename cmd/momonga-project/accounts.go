@@ -42,6 +42,39 @@ func userCommand() *cli.Command {
 				},
 			},
 			{
+				Name:      "set",
+				Usage:     "change a user's settings: team, country, whether the statistics exports list the user",
+				ArgsUsage: "NAME",
+				Flags: append(toolFlags(),
+					&cli.StringFlag{Name: "team", Usage: "team to join (\"\" leaves any)"},
+					&cli.StringFlag{Name: "country", Usage: "country shown on the stats site and in the exports"},
+					&cli.BoolFlag{Name: "stats-export", Usage: "list the user in the statistics exports (--stats-export=false leaves them out)"}),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("usage: momonga-project user set NAME [--team TEAM] [--country C] [--stats-export=true|false]")
+					}
+					set := wu.UserSet{User: c.Args().First()}
+					if c.IsSet("team") {
+						v := c.String("team")
+						set.Team = &v
+					}
+					if c.IsSet("country") {
+						v := c.String("country")
+						set.Country = &v
+					}
+					if c.IsSet("stats-export") {
+						v := c.Bool("stats-export")
+						set.StatsExport = &v
+					}
+					ctx, adm, done, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer done()
+					return adm.SetUser(ctx, set)
+				},
+			},
+			{
 				Name:   "list",
 				Usage:  "list users, their teams, hosts and credit",
 				Flags:  toolFlags(),
@@ -60,17 +93,22 @@ func teamCommand() *cli.Command {
 				Name:      "add",
 				Usage:     "create a team",
 				ArgsUsage: "NAME",
-				Flags:     append(toolFlags(), &cli.StringFlag{Name: "founder", Usage: "user who founds (and joins) the team"}),
+				Flags: append(toolFlags(), &cli.StringFlag{Name: "founder", Usage: "user who founds (and joins) the team"},
+					&cli.IntFlag{Name: "type", Usage: "BOINC's team type, 1 (none) to 12"},
+					&cli.StringFlag{Name: "country", Usage: "the team's country, as the stats site and exports show it"},
+					&cli.StringFlag{Name: "url", Usage: "the team's web site (http or https)"},
+					&cli.StringFlag{Name: "description", Usage: "a few words about the team"}),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
-						return errors.New("usage: momonga-project team add NAME [--founder USER]")
+						return errors.New("usage: momonga-project team add NAME [--founder USER] [--type N] [--country C] [--url URL] [--description TEXT]")
 					}
 					ctx, adm, done, err := dial(c)
 					if err != nil {
 						return err
 					}
 					defer done()
-					id, err := adm.AddTeam(ctx, c.Args().First(), c.String("founder"))
+					id, err := adm.CreateTeam(ctx, wu.TeamAdd{Name: c.Args().First(), Founder: c.String("founder"), Type: c.Int("type"),
+						Country: c.String("country"), URL: c.String("url"), Description: c.String("description")})
 					if err != nil {
 						return err
 					}

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/momonga-project/momonga/project/auth"
+	"github.com/momonga-project/momonga/project/boinc"
 	"github.com/momonga-project/momonga/project/signing"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -16,7 +17,7 @@ import (
 func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
-		Usage: "create the project's app-signing key (ed25519) in a data directory",
+		Usage: "create the project's app-signing key (ed25519) and BOINC code-signing key (RSA) in a data directory",
 		Description: "Writes DATA/" + signing.PrivateFile + " (mode 0600) and DATA/" + signing.PublicFile + ". The server needs only the public\n" +
 			"key; the private one signs apps (`app sign`) and may be moved to an offline machine. Also writes DATA/" + auth.KeysFile + "\n" +
 			"(mode 0600), the keys of the project's NATS accounts, which every server of a cluster needs a copy of.",
@@ -35,6 +36,14 @@ func initCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "NATS keys:   %s (a cluster's servers all need a copy, with %s)\n",
 				filepath.Join(c.String("data"), auth.KeysFile), signing.PublicFile)
+			if err := boinc.InitCodeSigning(c.String("data")); err != nil {
+				return err
+			}
+			if _, err := boinc.LoadOrCreateSecret(c.String("data")); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "BOINC keys:  %s (mode 0600, signs the BOINC app's files) and %s; %s (the same on every server serving BOINC clients)\n",
+				filepath.Join(c.String("data"), boinc.CodeSignPrivateFile), boinc.CodeSignPublicFile, boinc.SecretFile)
 			return nil
 		},
 	}

@@ -18,7 +18,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchScheduleCommand(), benchShareCommand()},
+		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchScheduleCommand(), benchShareCommand(), benchEnginesCommand(), benchStatsCommand()},
 	}
 }
 

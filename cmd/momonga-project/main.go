@@ -19,6 +19,7 @@ import (
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/cmd/internal/demo"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	"github.com/momonga-project/momonga/project/signing"
@@ -51,6 +52,7 @@ func app() *cli.App {
 			hostCommand(),
 			submitCommand(),
 			cancelCommand(),
+			exportCommand(),
 			{
 				Name:   "status",
 				Usage:  "show batches, work units by state and hosts",
@@ -113,7 +115,9 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data directory (not with --join)"},
 			&cli.StringFlag{Name: "nats-listen", Usage: "NATS address for volunteers and tools", Value: "127.0.0.1:4222"},
-			&cli.StringFlag{Name: "http", Usage: "stats page address (empty: none)", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "http", Usage: "stats site address (empty: none)", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "stats-dir", Usage: "where the statistics exports are written and served from (default DATA/stats; with --join: none)"},
+			&cli.DurationFlag{Name: "export-every", Value: 24 * time.Hour, Usage: "how often the statistics exports are written (0: only by `momonga-project export`)"},
 			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
 			&cli.DurationFlag{Name: "lease", Usage: "a task with no heartbeat for this long goes to another host", Value: sched.DefaultConfig().Lease},
 			&cli.DurationFlag{Name: "beat", Usage: "how often hosts send heartbeats while computing", Value: sched.DefaultConfig().Beat},
@@ -135,6 +139,12 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "routes", Usage: "route addresses of the cluster's servers, nats://HOST:PORT (comma-separated or repeated); list this server's own as --cluster-listen gives it, so that it counts once"},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the log, snapshots, membership and blobs (default 1; in a cluster min(3, servers))"},
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
+			&cli.StringFlag{Name: "boinc-http", Usage: "serve stock BOINC clients over HTTP on this address (off by default)"},
+			&cli.StringFlag{Name: "boinc-url", Usage: "the master URL BOINC volunteers attach to (default http://BOINC-HTTP/)"},
+			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps)"},
+			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
+			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
+			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -161,8 +171,13 @@ func serveCommand() *cli.Command {
 				Routes: routes(c.StringSlice("routes")),
 			}
 			external := c.IsSet("nats-url")
+			leafOf := routes(c.StringSlice("leaf-of"))
 			var cfg server.Config
 			switch {
+			case len(leafOf) > 0 && (external || cluster.Name != ""):
+				return errors.New("a leaf-node server (--leaf-of) is neither a cluster's server (--cluster-name) nor on an external NATS (--nats-url)")
+			case len(leafOf) > 0:
+				cfg = server.Leaf(c.String("data"), c.String("nats-listen"), leafOf...)
 			case external && cluster.Name != "":
 				return errors.New("a project on an external NATS (--nats-url) runs no NATS server of its own to cluster (--cluster-name)")
 			case external:
@@ -175,6 +190,14 @@ func serveCommand() *cli.Command {
 				cfg = server.Embedded(c.String("data"), c.String("nats-listen"))
 			}
 			cfg.HTTPListen = c.String("http")
+			cfg.StatsDir, cfg.ExportEvery = c.String("stats-dir"), c.Duration("export-every")
+			if cfg.StatsDir == "" {
+				cfg.StatsDir = filepath.Join(c.String("data"), "stats")
+			}
+			if len(leafOf) > 0 {
+				cfg.HTTPListen, cfg.StatsDir = "", ""
+			}
+			cfg.LeafListen = c.String("leaf-listen")
 			if p := c.String("scheduling"); p != sched.PolicyCapability && p != sched.PolicyFCFS {
 				return fmt.Errorf("--scheduling %q: use %s or %s", p, sched.PolicyCapability, sched.PolicyFCFS)
 			}
@@ -186,6 +209,8 @@ func serveCommand() *cli.Command {
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
 			cfg.Trust = trust
+			cfg.BOINC = server.BOINC{Listen: c.String("boinc-http"), URL: c.String("boinc-url"), Dir: c.String("data"),
+				AppsDir: c.String("boinc-apps"), AllowAccountCreation: c.Bool("boinc-account-creation")}
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -194,7 +219,16 @@ func serveCommand() *cli.Command {
 			if u := srv.StatsURL(); u != "" {
 				fmt.Printf(", stats %s", u)
 			}
+			if u := srv.BOINCURL(); u != "" {
+				fmt.Printf(", BOINC %s", u)
+			}
+			if u := srv.LeafURL(); u != "" {
+				fmt.Printf(", leaf nodes %s", u)
+			}
 			fmt.Println()
+			if len(leafOf) > 0 {
+				fmt.Printf("leaf node of %s: volunteers connect here, their requests go to the core\n", strings.Join(leafOf, ","))
+			}
 			if external {
 				fmt.Println("external NATS: its own accounts and permissions protect the project")
 			} else if p := srv.AdminCreds(); p != "" {

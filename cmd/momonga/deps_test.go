@@ -20,6 +20,7 @@ func TestDependencies(t *testing.T) {
 			deptest.Module + "/project/":      "the volunteer's client links nothing of the project's side (DESIGN §2)",
 			"github.com/nats-io/nats-server/": "a NATS server's packages in the client wake it every second and double its size",
 			"github.com/nats-io/jwt/":         "the project issues credentials; the client only presents them",
+			"github.com/bytecodealliance/":    "the daemon stays pure Go; the faster engine (cgo) lives in momonga-worker only",
 		},
 		Update: *update,
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/daemon"
+	"github.com/momonga-project/momonga/client/eventlog"
 	"github.com/momonga-project/momonga/client/host"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
@@ -46,6 +47,8 @@ func app() *cli.App {
 		Flags:   cliutil.LogFlags,
 		Commands: []*cli.Command{
 			attachCommand(),
+			teamCommand(),
+			accountCommand(),
 			{
 				Name:  "run",
 				Usage: "run the client: register with the attached projects, fetch work, compute, report",
@@ -57,6 +60,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "name", Usage: "host name to show the projects (default: this machine's)"},
 					&cli.StringFlag{Name: "control", Usage: `control API address, loopback only ("off" for none)`, Value: "127.0.0.1:0"},
 					&cli.DurationFlag{Name: "checkpoint", Usage: "how often running tasks are checkpointed, unless their project asks otherwise (default: the preference checkpoint_seconds)"},
+					&cli.StringFlag{Name: "log-level", Usage: "what the event log (`momonga log`) keeps: debug, info, warn or error", Value: "info"},
 				},
 				Action: func(c *cli.Context) error {
 					// Setting GOMAXPROCS stops the runtime from re-reading
@@ -66,9 +70,14 @@ func app() *cli.App {
 					if _, attached, _ := daemon.LoadAttachment(c.String("data")); c.String("project") == "" && !attached && !daemon.HasState(c.String("data")) {
 						return errNoProject
 					}
+					level, err := eventlog.ParseLevel(c.String("log-level"))
+					if err != nil {
+						return err
+					}
 					ctx, stop := cliutil.SignalContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
+						LogLevel:   level,
 						DataDir:    c.String("data"),
 						Project:    c.String("project"),
 						CAFile:     c.String("ca"),
@@ -138,6 +147,9 @@ func app() *cli.App {
 				},
 			},
 			prefsCommand(),
+			uiCommand(),
+			logCommand(),
+			screensaverCommand(),
 			{
 				Name:  "bench",
 				Usage: "measure the client",
@@ -198,7 +210,10 @@ func output(c *cli.Context, v any, print func(io.Writer, any)) error {
 func printStatus(w io.Writer, v any) {
 	s := v.(control.Status)
 	state := "computing"
-	if !s.Computing {
+	switch {
+	case s.Benchmarking:
+		state = "running the benchmarks"
+	case !s.Computing:
 		state = "not computing: " + s.Reason
 	}
 	fmt.Fprintf(w, "host %s: %s\n", s.Host, state)
@@ -263,7 +278,11 @@ func printBenchmarks(w io.Writer, b host.Benchmarks) {
 	fmt.Fprintf(w, "  floating point (Whetstone-like): %.0f MFLOPS\n", b.FLOPS/1e6)
 	fmt.Fprintf(w, "  integer (Dhrystone-like):        %.0f MIPS\n", b.IOPS/1e6)
 	fmt.Fprintf(w, "  memory copy:                     %.1f GB/s\n", b.MemBytesPerSec/1e9)
-	fmt.Fprintf(w, "  wazero (primes app):             %.0f M integers sieved/s\n", b.WasmOPS/1e6)
+	engine := b.Engine
+	if engine == "" {
+		engine = "wazero" // measured before the engine was recorded
+	}
+	fmt.Fprintf(w, "  wasm on %-24s %.0f M integers sieved/s (primes app)\n", engine+":", b.WasmOPS/1e6)
 }
 
 func gb(b int64) string { return fmt.Sprintf("%.1f GB", float64(b)/1e9) }

@@ -37,8 +37,12 @@ func Available() bool {
 	return true
 }
 
-// Start starts Xvfb on a free display.
-func Start() (*Display, error) {
+// Start starts Xvfb on a free display with a small screen.
+func Start() (*Display, error) { return StartScreen(320, 240) }
+
+// StartScreen starts Xvfb on a free display with a screen of width×height
+// at depth 24.
+func StartScreen(width, height int) (*Display, error) {
 	if !Available() {
 		return nil, ErrMissing
 	}
@@ -49,7 +53,7 @@ func Start() (*Display, error) {
 	defer r.Close()
 	// -displayfd makes Xvfb pick a free display and write its number once it
 	// accepts connections.
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "320x240x24")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", fmt.Sprintf("%dx%dx24", width, height))
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
 		w.Close()

@@ -11,12 +11,15 @@ import (
 
 // Start starts Xvfb and returns its name (":N"); the display is stopped
 // when the test ends.
-func Start(t testing.TB) string {
+func Start(t testing.TB) string { return StartScreen(t, 320, 240) }
+
+// StartScreen is Start with a screen of width×height.
+func StartScreen(t testing.TB, width, height int) string {
 	t.Helper()
 	if !xvfb.Available() {
 		t.Skip(xvfb.ErrMissing)
 	}
-	d, err := xvfb.Start()
+	d, err := xvfb.StartScreen(width, height)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ package accounting
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -34,8 +35,9 @@ import (
 )
 
 // Version is the version of deliveries, receipts and snapshots this package
-// writes; it reads every version up to it.
-const Version = 1
+// writes; it reads every version up to it. Version 2 added the history
+// (history.go) to the snapshot.
+const Version = 2
 
 // Grant is one output of the scheduler: credit granted for a validated
 // result. Host, User and Team are ids as they were when the credit was
@@ -133,6 +135,11 @@ type Account struct {
 	Credit  float64        `json:"credit"`
 	RAC     credit.Average `json:"rac,omitzero"`
 	Results int            `json:"results"` // validated results credited
+	// Days and Months hold the credit granted by day and by month, oldest
+	// first, the last HistoryDays days and HistoryMonths months on which
+	// there was any (history.go).
+	Days   []Bucket `json:"days,omitempty"`
+	Months []Bucket `json:"months,omitempty"`
 }
 
 func (a *Account) add(g Grant) {
@@ -140,6 +147,8 @@ func (a *Account) add(g Grant) {
 	if !g.Opening {
 		a.RAC.Add(g.At, g.Sent, g.Credit)
 		a.Results++
+		a.Days = addBucket(a.Days, Day(g.At), g.Credit, HistoryDays)
+		a.Months = addBucket(a.Months, Month(g.At), g.Credit, HistoryMonths)
 		return
 	}
 	a.Results += g.Results
@@ -162,6 +171,8 @@ type state struct {
 	Hosts   map[string]*Account `json:"hosts"`
 	Users   map[string]*Account `json:"users"`
 	Teams   map[string]*Account `json:"teams"`
+	// Project is the credit of all hosts together over time (version 2).
+	Project Totals `json:"project,omitzero"`
 }
 
 func newState() *state {
@@ -173,12 +184,17 @@ func newState() *state {
 // use (the vpeer member serialises Apply and queries).
 type Machine struct {
 	st *state
+	ix index // derived from st: standings.go
 }
 
 var _ fsm.StateMachine = (*Machine)(nil)
 
 // New returns an empty accounting machine.
-func New() *Machine { return &Machine{st: newState()} }
+func New() *Machine {
+	m := &Machine{st: newState()}
+	m.reindex()
+	return m
+}
 
 // MaxDeliveryBytes bounds one record of the accounting log.
 const MaxDeliveryBytes = wu.MaxAdminMessageBytes
@@ -235,22 +251,24 @@ func (m *Machine) Receive(d Delivery) Receipt {
 }
 
 func (m *Machine) credit(g Grant) {
-	account(m.st.Hosts, g.Host).add(g)
-	if g.User != "" {
-		account(m.st.Users, g.User).add(g)
+	for k, id := range [kinds]string{Hosts: g.Host, Users: g.User, Teams: g.Team} {
+		if id == "" {
+			continue
+		}
+		t := m.table(Kind(k))
+		a := t[id]
+		if a == nil {
+			a = &Account{}
+			t[id] = a
+		} else {
+			m.unplace(Kind(k), id, a)
+		}
+		a.add(g)
+		m.place(Kind(k), id, a)
 	}
-	if g.Team != "" {
-		account(m.st.Teams, g.Team).add(g)
+	if !g.Opening {
+		m.st.Project.add(g.At, g.Credit)
 	}
-}
-
-func account(table map[string]*Account, id string) *Account {
-	a := table[id]
-	if a == nil {
-		a = &Account{}
-		table[id] = a
-	}
-	return a
 }
 
 // Through is the id of the last grant of source applied.
@@ -280,6 +298,7 @@ func (m *Machine) Restore(r io.Reader) error {
 		return fmt.Errorf("accounting restore: %w", err)
 	}
 	m.st = st
+	m.reindex()
 	return nil
 }
 
@@ -311,7 +330,14 @@ func decodeState(b []byte) (*state, error) {
 			if a == nil || !(a.Credit >= 0) || math.IsInf(a.Credit, 0) || a.Results < 0 || !(a.RAC.Avg >= 0) || math.IsInf(a.RAC.Avg, 0) {
 				return nil, fmt.Errorf("%s %q: credit, average and results must be finite and not negative", t.name, id)
 			}
+			if err := errors.Join(checkHistory(a.Days), checkHistory(a.Months)); err != nil {
+				return nil, fmt.Errorf("%s %q: %w", t.name, id, err)
+			}
 		}
+	}
+	p := st.Project
+	if err := errors.Join(checkHistory(p.Hours), checkHistory(p.Days), checkHistory(p.Months)); err != nil {
+		return nil, fmt.Errorf("project: %w", err)
 	}
 	return st, nil
 }
@@ -326,14 +352,37 @@ type Ledger struct {
 // Ledger copies the accounts and adds the grants of source in pending that
 // the machine has not applied.
 func (m *Machine) Ledger(source string, pending []Grant) Ledger {
-	copyOf := func(t map[string]*Account) map[string]Account {
+	return m.ledger(source, pending, nil)
+}
+
+// LedgerOf is Ledger for one host, user and team only (ids, "" for none):
+// what a volunteer asks of its own credit, at the cost of three accounts
+// rather than of every one.
+func (m *Machine) LedgerOf(source string, pending []Grant, host, user, team string) Ledger {
+	return m.ledger(source, pending, &[3]string{host, user, team})
+}
+
+// ledger copies the accounts, all of them or (only) the host's, user's and
+// team's named.
+func (m *Machine) ledger(source string, pending []Grant, only *[3]string) Ledger {
+	copyOf := func(t map[string]*Account, kind int) map[string]Account {
+		if only != nil {
+			c := map[string]Account{}
+			if id := only[kind]; id != "" {
+				c[id] = Account{}
+				if a := t[id]; a != nil {
+					c[id] = *a
+				}
+			}
+			return c
+		}
 		c := make(map[string]Account, len(t))
 		for id, a := range t {
 			c[id] = *a
 		}
 		return c
 	}
-	l := Ledger{hosts: copyOf(m.st.Hosts), users: copyOf(m.st.Users), teams: copyOf(m.st.Teams)}
+	l := Ledger{hosts: copyOf(m.st.Hosts, 0), users: copyOf(m.st.Users, 1), teams: copyOf(m.st.Teams, 2)}
 	through := m.st.Sources[source]
 	for _, g := range pending {
 		if g.ID <= through {
@@ -346,7 +395,10 @@ func (m *Machine) Ledger(source string, pending []Grant) Ledger {
 			if t.id == "" {
 				continue
 			}
-			a := t.table[t.id]
+			a, ok := t.table[t.id]
+			if !ok && only != nil {
+				continue
+			}
 			a.add(g)
 			t.table[t.id] = a
 		}

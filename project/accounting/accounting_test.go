@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -211,8 +212,11 @@ func TestRestoreRefusesBadSnapshotsAndKeepsTheState(t *testing.T) {
 	_ = m.Snapshot(&good)
 	bad := map[string]string{
 		"truncated":        good.String()[:good.Len()/2],
-		"newer version":    strings.Replace(good.String(), `"v":1`, `"v":2`, 1),
-		"unknown field":    strings.Replace(good.String(), `"v":1`, `"v":1,"x":1`, 1),
+		"newer version":    strings.Replace(good.String(), `"v":2`, `"v":3`, 1),
+		"unknown field":    strings.Replace(good.String(), `"v":2`, `"v":2,"x":1`, 1),
+		"history disorder": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5,1],[4,1]]}},"users":{},"teams":{}}`,
+		"history negative": `{"v":2,"sources":{},"hosts":{},"users":{},"teams":{},"project":{"days":[[5,-1]]}}`,
+		"history fraction": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5.5,1]]}},"users":{},"teams":{}}`,
 		"negative credit":  `{"v":1,"sources":{},"hosts":{"h":{"credit":-1,"results":1}},"users":{},"teams":{}}`,
 		"null account":     `{"v":1,"sources":{},"hosts":{"h":null},"users":{},"teams":{}}`,
 		"trailing data":    good.String() + "{}",
@@ -282,4 +286,21 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("a restored state's snapshot is refused: %v", err)
 		}
 	})
+}
+
+func TestLedgerOfAgreesWithLedger(t *testing.T) {
+	m := New()
+	deliver(t, m, 1, Delivery{V: 1, Source: "sched", Grants: grants(1, 3)})
+	pending := grants(4, 6)
+	all := m.Ledger("sched", pending)
+	for _, who := range [][3]string{{"h1", "u1", "t1"}, {"h2", "u2", ""}, {"nobody", "", ""}} {
+		one := m.LedgerOf("sched", pending, who[0], who[1], who[2])
+		if !reflect.DeepEqual(one.Host(who[0]), all.Host(who[0])) || !reflect.DeepEqual(one.User(who[1]), all.User(who[1])) || !reflect.DeepEqual(one.Team(who[2]), all.Team(who[2])) {
+			t.Errorf("%v: LedgerOf %+v %+v %+v, Ledger %+v %+v %+v", who, one.Host(who[0]), one.User(who[1]), one.Team(who[2]),
+				all.Host(who[0]), all.User(who[1]), all.Team(who[2]))
+		}
+		if len(one.hosts) > 1 || len(one.users) > 1 || len(one.teams) > 1 {
+			t.Errorf("%v: LedgerOf copied more than the accounts asked", who)
+		}
+	}
 }

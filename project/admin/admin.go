@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -191,4 +194,47 @@ func (c *Client) request(ctx context.Context, subject string, data []byte, out a
 		return nil
 	}
 	return fmt.Errorf("%s: the project did not answer: %w", subject, last)
+}
+
+// Export asks the server for its statistics exports now and writes them
+// into dir (BOINC's user.gz, team.gz, host.gz and tables.xml), each file
+// written beside its place and renamed into it, so that a reader never
+// sees half a file.
+func (c *Client) Export(ctx context.Context, dir string) ([]wu.ExportFile, error) {
+	// An export of a large project takes seconds to write.
+	actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(actx, wu.SubjectAdminExport, nil)
+	if err != nil {
+		return nil, fmt.Errorf("export: the project did not answer: %w", err)
+	}
+	var rep wu.ExportReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return nil, fmt.Errorf("export: malformed reply: %w", err)
+	}
+	if rep.Error != nil {
+		return nil, rep.Error
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, f := range rep.Files {
+		if !slices.Contains([]string{"user.gz", "team.gz", "host.gz", "tables.xml"}, f.Name) {
+			return nil, fmt.Errorf("export: the project named a file %q", f.Name)
+		}
+		b, err := c.Blob(ctx, f.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("export %s: %w", f.Name, err)
+		}
+		tmp := filepath.Join(dir, "."+f.Name+".tmp")
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, f.Name)); err != nil {
+			return nil, err
+		}
+		// The blob was made for this export only.
+		_ = c.blobs.Delete(ctx, f.Hash)
+	}
+	return rep.Files, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,16 +31,16 @@ func DefaultLimits() Limits {
 }
 
 // Authority issues the JWTs of the operator, the accounts and users, and
-// keeps the host accounts in the server's resolver.
+// counts each host's connections to its server.
 type Authority struct {
 	keys     *Keys
 	limits   Limits
 	resolver *natsserver.MemAccResolver
 
-	mu      sync.Mutex
-	ns      *natsserver.Server
-	blocked map[string]bool // host id → its account's connection limit is 0
-	stored  map[string]bool // host id → its account JWT is in the resolver
+	mu     sync.Mutex
+	ns     *natsserver.Server
+	conns  map[string][]uint64 // host id → ids of the connections authorised on ns, some maybe closed since
+	admits int                 // since the last sweep of conns
 }
 
 // NewAuthority prepares the JWTs for keys.
@@ -47,7 +48,7 @@ func NewAuthority(keys *Keys, limits Limits) *Authority {
 	if limits == (Limits{}) {
 		limits = DefaultLimits()
 	}
-	return &Authority{keys: keys, limits: limits, resolver: &natsserver.MemAccResolver{}, blocked: map[string]bool{}, stored: map[string]bool{}}
+	return &Authority{keys: keys, limits: limits, resolver: &natsserver.MemAccResolver{}, conns: map[string][]uint64{}}
 }
 
 // Configure puts the server in operator mode: trusted operator, system
@@ -75,7 +76,8 @@ func (a *Authority) Configure(opts *natsserver.Options) error {
 	project.Exports.Add(
 		&jwt.Export{Name: "volunteers", Subject: "vol.>", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
 		&jwt.Export{Name: "attach", Subject: wu.SubjectAttachPrefix + ">", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
-		// Each host's account imports its own push subject (hostAccountClaims).
+		// The volunteers' account imports the pushes to idle hosts; each
+		// host's user may subscribe to its own only.
 		&jwt.Export{Name: "push", Subject: jwt.Subject(wu.PushSubject("*")), Type: jwt.Stream},
 	)
 
@@ -92,9 +94,26 @@ func (a *Authority) Configure(opts *natsserver.Options) error {
 	attach.Limits.Payload = wu.MaxMessageBytes
 	attach.Limits.LeafNodeConn = 0
 
+	// Every host's users, each allowed only its own subjects. NATS applies
+	// an account's payload and subscription limits to each connection; the
+	// connections per host are counted by the callout instead, as the
+	// account's own limit would count all hosts together.
+	vol := jwt.NewAccountClaims(pub(k.volunteers()))
+	vol.Name = "VOLUNTEERS"
+	vol.Imports.Add(
+		&jwt.Import{Name: "vol", Subject: "vol.>", Account: pub(k.Project), Type: jwt.Service},
+		&jwt.Import{Name: "push", Subject: jwt.Subject(wu.PushSubject("*")), Account: pub(k.Project), Type: jwt.Stream},
+	)
+	vol.Limits.Subs = a.limits.Subscriptions
+	vol.Limits.Payload = a.limits.Payload
+	vol.Limits.LeafNodeConn = 0
+	vol.Limits.Imports = 2
+	vol.Limits.Exports = 0
+	vol.Limits.DisallowBearer = true
+
 	for _, c := range []struct {
 		claims *jwt.AccountClaims
-	}{{sys}, {project}, {authAcc}, {attach}} {
+	}{{sys}, {project}, {authAcc}, {attach}, {vol}} {
 		s, err := c.claims.Encode(k.Operator)
 		if err != nil {
 			return fmt.Errorf("account JWT %s: %w", c.claims.Name, err)
@@ -187,86 +206,70 @@ func (a *Authority) WriteProjectCreds(path string) error {
 	return writePrivate(path, b)
 }
 
-// hostAccountClaims are the claims of host id's account; a blocked host's
-// account allows no connection.
-func (a *Authority) hostAccountClaims(id string, blocked bool) *jwt.AccountClaims {
-	ac := jwt.NewAccountClaims(pub(a.keys.hostAccount(id)))
-	ac.Name = "host " + id
-	ac.Imports.Add(
-		&jwt.Import{Name: "vol", Subject: jwt.Subject(wu.VolunteerSubject(id, ">")), Account: pub(a.keys.Project), Type: jwt.Service},
-		// The project's pushes to this host arrive in its own inbox, the
-		// only subject its user may subscribe to.
-		&jwt.Import{Name: "push", Subject: jwt.Subject(wu.PushSubject(id)), LocalSubject: jwt.RenamingSubject(wu.PushInbox(id)), Account: pub(a.keys.Project), Type: jwt.Stream},
-	)
-	ac.Limits.Conn = a.limits.Connections
-	if blocked {
-		ac.Limits.Conn = 0
-	}
-	ac.Limits.Subs = a.limits.Subscriptions
-	ac.Limits.Payload = a.limits.Payload
-	ac.Limits.LeafNodeConn = 0
-	ac.Limits.Imports = 2
-	ac.Limits.Exports = 0
-	ac.Limits.DisallowBearer = true
-	return ac
-}
-
-// ensureHost puts host id's account in the resolver, unblocked, and returns
-// its key.
-func (a *Authority) ensureHost(id string) (nkeys.KeyPair, error) {
+// admit records connection cid of host id on ns, unless the host already
+// holds its limit of connections there: then it says so. Connections
+// authorised on another server (a callout answering for a server whose own
+// is down) are not counted.
+func (a *Authority) admit(id, serverID string, cid uint64) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	kp := a.keys.hostAccount(id)
-	if a.stored[id] && !a.blocked[id] {
-		return kp, nil
+	if a.ns == nil || serverID != a.ns.ID() {
+		return ""
 	}
-	if err := a.storeHostLocked(id, false); err != nil {
-		return nil, err
+	open := a.conns[id][:0]
+	for _, c := range a.conns[id] {
+		if a.ns.GetClient(c) != nil {
+			open = append(open, c)
+		}
 	}
-	return kp, nil
+	if int64(len(open)) >= a.limits.Connections {
+		a.conns[id] = open
+		return fmt.Sprintf("host %s already has %d connections open to this server, its limit", id, len(open))
+	}
+	a.conns[id] = append(open, cid)
+	if a.admits++; a.admits >= sweepEvery {
+		a.sweepLocked()
+	}
+	return ""
 }
 
-// Block sets host id's connection limit to zero: the server closes its
-// connections now and refuses new ones, until the account is stored again
-// (ensureHost) by a later authorisation.
+// sweepEvery is how many connections are admitted between two sweeps of
+// the hosts that have none left, so that the count holds only hosts
+// connected now at a cost of a lookup per admission.
+const sweepEvery = 4096
+
+func (a *Authority) sweepLocked() {
+	a.admits = 0
+	for id, cs := range a.conns {
+		if !slices.ContainsFunc(cs, func(c uint64) bool { return a.ns.GetClient(c) != nil }) {
+			delete(a.conns, id)
+		}
+	}
+}
+
+// Block closes host id's connections to this server now. Keeping it out
+// afterwards is the callout's business (a revoked or throttled host is
+// refused there).
 func (a *Authority) Block(id string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.blocked[id] {
-		return nil
-	}
-	return a.storeHostLocked(id, true)
-}
-
-func (a *Authority) storeHostLocked(id string, blocked bool) error {
-	ac := a.hostAccountClaims(id, blocked)
-	s, err := ac.Encode(a.keys.Operator)
-	if err != nil {
-		return fmt.Errorf("account JWT of host %s: %w", id, err)
-	}
-	if err := a.resolver.Store(ac.Subject, s); err != nil {
-		return err
-	}
-	a.stored[id] = true
-	a.blocked[id] = blocked
-	// An account the server has loaded keeps its old claims until told:
-	// update it, which also closes connections over a lowered limit.
-	if a.ns != nil {
-		if acc, err := a.ns.LookupAccount(ac.Subject); err == nil {
-			a.ns.UpdateAccountClaims(acc, ac)
+	for _, c := range a.conns[id] {
+		if a.ns != nil {
+			_ = a.ns.DisconnectClientByID(c) // an error: it had gone already
 		}
 	}
+	delete(a.conns, id)
 	return nil
 }
 
 // hostUserJWT is the JWT the callout issues for a connection of host id,
 // whose server-side user key is userKey.
-func (a *Authority) hostUserJWT(id, userKey string, account nkeys.KeyPair) (string, error) {
+func (a *Authority) hostUserJWT(id, userKey string) (string, error) {
 	uc := jwt.NewUserClaims(userKey)
 	uc.Name = "host " + id
 	uc.Pub.Allow.Add(wu.VolunteerSubject(id, ">"))
-	uc.Sub.Allow.Add(wu.InboxPrefix(id) + ".>")
-	return uc.Encode(account)
+	uc.Sub.Allow.Add(wu.InboxPrefix(id)+".>", wu.PushSubject(id))
+	return uc.Encode(a.keys.volunteers())
 }
 
 // attachUserJWT is the JWT of a connection that attaches the host with
@@ -286,4 +289,19 @@ func (a *Authority) attachUserJWT(nkey, userKey string, expires time.Time) (stri
 // of a cluster share them by sharing the keys file.
 func (a *Authority) RouteCredentials() (user, password string) {
 	return "momonga-route", a.keys.routePassword()
+}
+
+// ProjectAccount is the public key of the project's account, its name on
+// the server: a leaf-node server binds it to the core's.
+func (a *Authority) ProjectAccount() string { return pub(a.keys.Project) }
+
+// SignAsProject signs a server's nonce as the project's user, for a
+// leaf-node connection to the core: the user's JWT and the signature.
+func (a *Authority) SignAsProject(nonce []byte) (string, []byte, error) {
+	c, err := a.ProjectCreds()
+	if err != nil {
+		return "", nil, err
+	}
+	sig, err := a.keys.ProjectUser.Sign(nonce)
+	return c.JWT, sig, err
 }

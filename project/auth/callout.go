@@ -199,14 +199,12 @@ func (s *Service) authorizeHost(req *jwt.AuthorizationRequestClaims) (string, st
 	if throttled {
 		return "", fmt.Sprintf("host %s is throttled for flooding the project, for %s more", hc.ID, until.Sub(now).Round(time.Second))
 	}
-	account, err := s.cfg.Authority.ensureHost(hc.ID)
+	j, err := s.cfg.Authority.hostUserJWT(hc.ID, req.UserNkey)
 	if err != nil {
-		s.cfg.Logger.Error("host account", "host", hc.ID, "err", err)
 		return "", "internal error"
 	}
-	j, err := s.cfg.Authority.hostUserJWT(hc.ID, req.UserNkey, account)
-	if err != nil {
-		return "", "internal error"
+	if refusal := s.cfg.Authority.admit(hc.ID, req.Server.ID, req.ClientInformation.ID); refusal != "" {
+		return "", refusal
 	}
 	return j, ""
 }

@@ -6,10 +6,11 @@
 //   - PROJECT: the project's own services (gateway, scheduler, validator)
 //     and tools. It holds JetStream and exports the volunteer services
 //     vol.> and attach.>.
-//   - one account per attached host, made when the host first connects: it
-//     imports vol.<host>.> from PROJECT and nothing else, and carries the
-//     host's limits (connections, subscriptions, payload). A host that opens
-//     too many connections hits its own account's limit, not its neighbours'.
+//   - VOLUNTEERS: every attached host's connections, each a user allowed
+//     only its own host's subjects. It imports vol.> from PROJECT and nothing
+//     else; its payload and subscription limits bind each connection, and
+//     the callout counts each host's connections to its server, so a host
+//     that opens too many hits its own limit, not its neighbours'.
 //   - ATTACH: connections that present an account key, allowed only to
 //     attach one host.
 //   - AUTH: where every other connection lands first (the default sentinel),
@@ -17,10 +18,15 @@
 //
 // The callout service (Service) answers $SYS.REQ.USER.AUTH: a host proves it
 // holds its nkey by signing the server's nonce, the callout looks the key up
-// in the scheduler's replicated state and issues a user JWT in the host's
-// account that may publish only vol.<host>.> and subscribe only
-// _INBOX_<host>.>. Revoking or throttling a host sets its account's
-// connection limit to zero, which makes the server close its connections.
+// in the scheduler's replicated state and issues a user JWT in VOLUNTEERS
+// that may publish only vol.<host>.> and subscribe only _INBOX_<host>.>.
+// Revoking or throttling a host closes its connections (the callout knows
+// their ids on its server) and refuses new ones.
+//
+// One account for all hosts rather than one each: an account costs a NATS
+// server tens of kilobytes and its resolver an entry, which at 10^5–10^6
+// attached hosts is most of a server's memory, while what isolates a host
+// from the others is its user's permissions, which stay per connection.
 //
 // Volunteers never reach JetStream, other hosts' subjects or the project's:
 // the gateway in PROJECT serves them across the account boundary, and NATS
@@ -47,8 +53,7 @@ import (
 const KeysFile = "nats-keys.json"
 
 // Keys are the project's NATS identities: seeds, so keep them private (the
-// file is 0600). A host account's key is derived from HostSecret and the
-// host's id, so it is the same after a restart without being stored.
+// file is 0600). The volunteers' account key is derived from HostSecret.
 type Keys struct {
 	Operator    nkeys.KeyPair
 	System      nkeys.KeyPair
@@ -137,13 +142,15 @@ func (k *Keys) save(p string) error {
 	return writePrivate(p, b)
 }
 
-// hostAccount is the key of the account of host id.
-func (k *Keys) hostAccount(id string) nkeys.KeyPair {
+// volunteers is the key of the account every host's users are in. It is
+// derived from HostSecret, so keys files written before there was one
+// need no new entry.
+func (k *Keys) volunteers() nkeys.KeyPair {
 	mac := hmac.New(sha256.New, k.HostSecret)
-	mac.Write([]byte("momonga host account\x00" + id))
+	mac.Write([]byte("momonga volunteers account"))
 	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteAccount, mac.Sum(nil))
 	if err != nil {
-		panic("auth: derive host account key: " + err.Error()) // 32 bytes always make a seed
+		panic("auth: derive the volunteers' account key: " + err.Error()) // 32 bytes always make a seed
 	}
 	return kp
 }

@@ -135,7 +135,7 @@ func TestDispatch(t *testing.T) {
 	if len(rep.Rows) != 2 || rep.CPUs < 1 {
 		t.Fatalf("report %+v, want two rows", rep)
 	}
-	_, cpuKnown := processCPU()
+	_, cpuKnown := ProcessCPU()
 	for i, row := range rep.Rows {
 		if row.Volunteers != []int{1, 4}[i] || row.Transport != TCP || row.Queued != 20_000 {
 			t.Errorf("row %d: %+v", i, row)

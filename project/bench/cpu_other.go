@@ -4,5 +4,5 @@ package bench
 
 import "time"
 
-// processCPU reports that the CPU time of the process is not known here.
-func processCPU() (time.Duration, bool) { return 0, false }
+// ProcessCPU reports that the CPU time of the process is not known here.
+func ProcessCPU() (time.Duration, bool) { return 0, false }

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time the process has used so far, user and system.
-func processCPU() (time.Duration, bool) {
+// ProcessCPU is the CPU time the process has used so far, user and system;
+// false where it is not known.
+func ProcessCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false

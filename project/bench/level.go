@@ -177,7 +177,7 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) (int, e
 	lat := make([][]time.Duration, len(ops))
 	units := make([]int, len(ops))
 	var wg sync.WaitGroup
-	cpu, cpuKnown := processCPU()
+	cpu, cpuKnown := ProcessCPU()
 	start := time.Now()
 	deadline := start.Add(lim.duration)
 	for i, op := range ops {
@@ -202,7 +202,7 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) (int, e
 	for _, n := range units {
 		s.units += n
 	}
-	if end, ok := processCPU(); ok && cpuKnown {
+	if end, ok := ProcessCPU(); ok && cpuKnown {
 		s.cpu = end - cpu
 	}
 	if ctx.Err() != nil {

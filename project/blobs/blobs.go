@@ -243,6 +243,11 @@ func (s *Store) Chunk(ctx context.Context, h wu.Hash, offset int64) ([]byte, int
 	if err != nil {
 		return nil, 0, err
 	}
+	return chunk(b, h, offset)
+}
+
+// chunk is up to ChunkBytes of blob b from offset, and b's size.
+func chunk(b []byte, h wu.Hash, offset int64) ([]byte, int64, error) {
 	if offset < 0 || offset > int64(len(b)) {
 		return nil, 0, wu.Errorf(wu.CodeBadRequest, "offset %d outside blob %s of %d bytes", offset, h.Short(), len(b))
 	}

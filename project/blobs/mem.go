@@ -57,11 +57,7 @@ func (m *Mem) Chunk(ctx context.Context, h wu.Hash, offset int64) ([]byte, int64
 	if err != nil {
 		return nil, 0, err
 	}
-	if offset < 0 || offset > int64(len(b)) {
-		return nil, 0, wu.Errorf(wu.CodeBadRequest, "offset %d outside blob %s of %d bytes", offset, h.Short(), len(b))
-	}
-	end := min(offset+ChunkBytes, int64(len(b)))
-	return b[offset:end], int64(len(b)), nil
+	return chunk(b, h, offset)
 }
 
 // Delete removes a blob.

@@ -81,6 +81,11 @@ func (g *Gateway) checkAdmin(ctx context.Context, cmd wu.Command) error {
 		_, err = wu.DecodeLimit[wu.HostRevoke](cmd.Body, wu.MaxAdminMessageBytes)
 	case wu.OpCancel:
 		_, err = wu.DecodeLimit[wu.Cancel](cmd.Body, wu.MaxAdminMessageBytes)
+	case wu.OpUserSet:
+		var r wu.UserSet
+		if r, err = wu.DecodeLimit[wu.UserSet](cmd.Body, wu.MaxAdminMessageBytes); err == nil && r.User == "" {
+			err = wu.Errorf(wu.CodeBadRequest, "user.set names no user")
+		}
 	default:
 		err = wu.Errorf(wu.CodeBadRequest, "%q is not an admin operation", cmd.Op)
 	}

@@ -55,8 +55,10 @@ func (g *Gateway) blob(ctx context.Context, msg *nats.Msg) {
 // refuseBlob answers err in a header, as blob replies carry no body of
 // their own.
 func (g *Gateway) refuseBlob(msg *nats.Msg, err error) {
+	e := asError(err)
+	g.refused.add(e.Code)
 	reply := nats.NewMsg(msg.Reply)
-	reply.Header.Set(wu.HeaderError, wu.HeaderErrorValue(asError(err)))
+	reply.Header.Set(wu.HeaderError, wu.HeaderErrorValue(e))
 	g.publish(reply)
 }
 

@@ -52,6 +52,7 @@ type Reads interface {
 	Status() wu.StatusReply
 	Results(q wu.ResultsQuery) (wu.ResultsReply, error)
 	Accounts() wu.AccountsReply
+	Credit(host string) wu.CreditReply
 }
 
 // Limiter decides whether a host may make one more request.
@@ -88,10 +89,11 @@ type Config struct {
 
 // Gateway serves a project's volunteers and tools.
 type Gateway struct {
-	cfg   Config
-	slots chan struct{} // requests in flight
-	batch *batcher
-	wg    sync.WaitGroup
+	cfg     Config
+	slots   chan struct{} // requests in flight
+	batch   *batcher
+	wg      sync.WaitGroup
+	refused refusals
 }
 
 // New returns a gateway for cfg.
@@ -145,6 +147,7 @@ func (g *Gateway) admit(msg *nats.Msg, refuse func(*nats.Msg, error)) bool {
 	case d.Allowed:
 		return true
 	case d.Flooding:
+		g.refused.flood()
 		g.cfg.Logger.Warn("host floods the gateway", "host", key)
 		if g.cfg.OnFlood != nil {
 			g.cfg.OnFlood(key)
@@ -213,7 +216,9 @@ func (g *Gateway) respond(msg *nats.Msg, data []byte) {
 
 // refuse answers err in the Ack every reply type starts with.
 func (g *Gateway) refuse(msg *nats.Msg, err error) {
-	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: asError(err)}))
+	e := asError(err)
+	g.refused.add(e.Code)
+	g.respond(msg, wu.Encode(wu.Ack{V: wu.WireVersion, Error: e}))
 }
 
 func asError(err error) *wu.Error {
@@ -224,11 +229,20 @@ func asError(err error) *wu.Error {
 	return e
 }
 
-// volunteer handles vol.H.{hello,work,beat,result,ckpt}.
+// volunteer handles vol.H.{hello,work,beat,result,ckpt,credit}.
 func (g *Gateway) volunteer(ctx context.Context, msg *nats.Msg) {
 	host, op, ok := wu.ParseVolunteerSubject(msg.Subject)
 	if !ok {
 		g.refuse(msg, wu.Errorf(wu.CodeBadRequest, "malformed subject %q", msg.Subject))
+		return
+	}
+	if op == wu.OpCredit {
+		// A read: answered here, not recorded in the log.
+		if _, err := wu.Decode[wu.CreditRequest](msg.Data); err != nil {
+			g.refuse(msg, err)
+			return
+		}
+		g.respond(msg, wu.Encode(g.cfg.Reads.Credit(host)))
 		return
 	}
 	seq, err := g.checkVolunteer(ctx, op, msg.Data)
@@ -259,6 +273,12 @@ func (g *Gateway) checkVolunteer(ctx context.Context, op string, data []byte) (s
 		seq = r.Seq
 		if err == nil && r.Outcome == wu.OutcomeSuccess {
 			err = g.checkBlob(ctx, r.Output, r.OutputSize, "output")
+		}
+	case wu.OpAccount:
+		// Unnumbered: setting the same thing twice does no harm.
+		var r wu.UserSet
+		if r, err = wu.Decode[wu.UserSet](data); err == nil && r.User != "" {
+			err = wu.Errorf(wu.CodeForbidden, "a host changes its own user's settings only: name no user")
 		}
 	case wu.OpCkpt:
 		var r wu.CheckpointReport

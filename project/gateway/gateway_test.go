@@ -126,6 +126,18 @@ func (r peerReads) Accounts() (rep wu.AccountsReply) {
 	return rep
 }
 
+// Credit answers from the scheduler alone: the credit figures themselves are
+// the accounting peer's (project/reads), zero here.
+func (r peerReads) Credit(host string) (rep wu.CreditReply) {
+	rep.V = wu.WireVersion
+	_ = r.p.Query(context.Background(), func(m *sched.Machine) {
+		if _, ok := m.OwnerOf(host); !ok {
+			rep.Error = wu.Errorf(wu.CodeNotFound, "host %s is not registered", host)
+		}
+	})
+	return rep
+}
+
 // send serves a request and waits for its first reply.
 func (r *rig) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	inbox, c := r.router.inbox()
@@ -263,6 +275,13 @@ func TestGatewayRefusesBadInputAndChangesNothing(t *testing.T) {
 		{"submit with an input never uploaded", wu.SubjectAdminCommand,
 			wu.Encode(wu.Command{V: 1, Op: wu.OpSubmit, Host: "adm:x", Seq: 5, Body: wu.Encode(wu.Submit{V: 1, Batch: "c", App: "primes", Units: []wu.UnitSpec{{Stdin: wu.HashOf([]byte("in"))}}})}), wu.CodeNotFound},
 		{"results query that does not decode", wu.SubjectAdminResults, []byte("{"), wu.CodeBadRequest},
+		{"account settings naming another user", "vol.h1.account", []byte(`{"v":1,"user":"someone","country":"x"}`), wu.CodeForbidden},
+		{"account settings changing nothing", "vol.h1.account", []byte(`{"v":1}`), wu.CodeBadRequest},
+		{"account settings with a control character", "vol.h1.account", []byte(`{"v":1,"country":"a\u0007"}`), wu.CodeBadRequest},
+		{"user.set naming no user", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpUserSet, Host: "adm:x", Seq: 6, Body: []byte(`{"v":1,"country":"x"}`)}), wu.CodeBadRequest},
+		{"team with a javascript: address", wu.SubjectAdminCommand,
+			wu.Encode(wu.Command{V: 1, Op: wu.OpTeamAdd, Host: "adm:x", Seq: 7, Body: wu.Encode(wu.TeamAdd{V: 1, Name: "t", URL: "javascript:alert(1)"})}), wu.CodeBadRequest},
 	}
 	for _, c := range cases {
 		a := r.ack(c.subject, c.data)
@@ -427,6 +446,27 @@ func TestRateLimitAndFlood(t *testing.T) {
 	}
 }
 
+// gathering holds a lone request's append until another request waits to
+// go out after it (or a while has passed), as a slower log would: the
+// requests arriving together then go in one record however fast this
+// machine runs the goroutines that send them.
+type gathering struct {
+	Log
+	gw *Gateway
+}
+
+func (g *gathering) Append(ctx context.Context, rec vpeer.Record) (uint64, error) {
+	for deadline := time.Now().Add(20 * time.Millisecond); len(rec.Batch) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		g.gw.batch.mu.Lock()
+		waiting := g.gw.batch.open != nil
+		g.gw.batch.mu.Unlock()
+		if waiting {
+			break
+		}
+	}
+	return g.Log.Append(ctx, rec)
+}
+
 // speculating is the mistake of replying before the entry is logged: it
 // answers each volunteer's request from a copy of a member's state, then
 // appends it.
@@ -466,10 +506,16 @@ func linearizable(t *testing.T, speculate bool) string {
 	const volunteers, rounds = 8, 4
 	var rc rigConfig
 	rc.members = 3
-	if speculate {
-		rc.log = func(p *schedtest.Peer, rt *router) Log { return speculating{p, rt} }
+	gather := &gathering{}
+	rc.log = func(p *schedtest.Peer, rt *router) Log {
+		gather.Log = p
+		if speculate {
+			gather.Log = speculating{p, rt}
+		}
+		return gather
 	}
 	r := newRig(t, rc)
+	gather.gw = r.gw
 	output := []byte("42\n")
 	r.blobs.Put(context.Background(), output)
 	r.addApp(1, "primes", apps.Primes)
@@ -543,5 +589,27 @@ func TestLinearizableAndSpeculationCaught(t *testing.T) {
 	}
 	if got := linearizable(t, true); got != "Illegal" {
 		t.Fatalf("the history of a gateway answering before logging is %s; want it caught as Illegal", got)
+	}
+}
+
+func TestCreditIsAReadForTheHostItself(t *testing.T) {
+	r := newRig(t, rigConfig{members: 1})
+	hello := wu.Encode(wu.Hello{V: 1, Host: wu.HostInfo{Name: "n", OS: "linux", Arch: "amd64", CPUs: 1}})
+	if a := r.ack("vol.h1.hello", hello); a.Error != nil {
+		t.Fatal(a.Error)
+	}
+	before := r.stateOf()
+	var rep wu.CreditReply
+	if err := json.Unmarshal(r.request("vol.h1.credit", wu.Encode(wu.CreditRequest{V: 1})).Data, &rep); err != nil || rep.Error != nil {
+		t.Fatalf("credit of a registered host: %+v, %v", rep, err)
+	}
+	if a := r.ack("vol.h2.credit", wu.Encode(wu.CreditRequest{V: 1})); wu.ErrorCode(a.Error) != wu.CodeNotFound {
+		t.Errorf("credit of a host never seen: %v", a.Error)
+	}
+	if a := r.ack("vol.h1.credit", []byte("{not json")); wu.ErrorCode(a.Error) != wu.CodeBadRequest {
+		t.Errorf("malformed credit request: %v", a.Error)
+	}
+	if after := r.stateOf(); after != before {
+		t.Errorf("a credit request changed the state:\n%s\n%s", before, after)
 	}
 }

@@ -106,6 +106,44 @@ func (r Reads) Accounts() (rep wu.AccountsReply) {
 	return rep
 }
 
+// Credit is one host's credit and its owner's: what the host asks
+// (vol.H.credit) for its volunteer's displays.
+func (r Reads) Credit(host string) wu.CreditReply {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var (
+		owner   sched.Owner
+		known   bool
+		now     time.Time
+		pending []accounting.Grant
+		acked   uint64
+	)
+	err := r.Sched.Query(ctx, func(m *vpeer.Member) {
+		s := schedOf(m)
+		owner, known = s.OwnerOf(host)
+		now = s.Now()
+		pending, acked = outbox(s)
+	})
+	if err != nil {
+		return wu.CreditReply{V: wu.WireVersion, Error: notReady("scheduler")}
+	}
+	if !known {
+		return wu.CreditReply{V: wu.WireVersion, Error: wu.Errorf(wu.CodeNotFound, "host %s is not registered", host)}
+	}
+	rep := wu.CreditReply{V: wu.WireVersion, User: owner.UserName, Team: owner.TeamName}
+	err = r.withLedger(ctx, acked, func(a *accounting.Machine) {
+		l := a.LedgerOf(sched.OutputSource, pending, host, owner.User, owner.Team)
+		h, u, t := l.Host(host), l.User(owner.User), l.Team(owner.Team)
+		rep.HostCredit, rep.HostRAC = h.Credit, h.RAC.At(now)
+		rep.UserCredit, rep.UserRAC = u.Credit, u.RAC.At(now)
+		rep.TeamCredit, rep.TeamRAC = t.Credit, t.RAC.At(now)
+	})
+	if err != nil {
+		return wu.CreditReply{V: wu.WireVersion, Error: notReady("accounting peer")}
+	}
+	return rep
+}
+
 // outbox reads the scheduler's outputs not yet acknowledged and the last
 // one acknowledged.
 func outbox(m *sched.Machine) (pending []accounting.Grant, acked uint64) {
@@ -123,6 +161,14 @@ func outbox(m *sched.Machine) (pending []accounting.Grant, acked uint64) {
 // output the scheduler had seen acknowledged: the member asked must have
 // applied at least that far, or it is waited for.
 func (r Reads) fillCredit(ctx context.Context, now time.Time, acked uint64, pending []accounting.Grant, hosts []wu.HostStatus, users []wu.UserStatus, teams []wu.TeamStatus) error {
+	return r.withLedger(ctx, acked, func(a *accounting.Machine) {
+		a.Ledger(sched.OutputSource, pending).Fill(now, hosts, users, teams)
+	})
+}
+
+// withLedger runs fn on an accounting member that has applied the
+// scheduler's outputs through acked at least, waiting for one.
+func (r Reads) withLedger(ctx context.Context, acked uint64, fn func(*accounting.Machine)) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -132,7 +178,7 @@ func (r Reads) fillCredit(ctx context.Context, now time.Time, acked uint64, pend
 			if a.Through(sched.OutputSource) < acked {
 				return
 			}
-			a.Ledger(sched.OutputSource, pending).Fill(now, hosts, users, teams)
+			fn(a)
 			done = true
 		})
 		if err != nil || done {

@@ -3,6 +3,7 @@ package sched
 import (
 	"sort"
 	"strconv"
+	"strings"
 
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -75,6 +76,7 @@ func (m *Machine) reindex() {
 		}
 	}
 	m.rewatch()
+	m.reindexStats()
 }
 
 // owner is who a host computes for: its user, or for a host that attached
@@ -104,6 +106,10 @@ func (m *Machine) dispatchAccounts(cmd wu.Command) (reply []byte, ok bool) {
 		return body(cmd, m.teamJoin), true
 	case wu.OpHostRevoke:
 		return body(cmd, m.hostRevoke), true
+	case wu.OpUserSet:
+		return body(cmd, m.userSet), true
+	case wu.OpAccount:
+		return body(cmd, m.account), true
 	case wu.OpCompare:
 		return body(cmd, m.compare), true
 	}
@@ -136,8 +142,9 @@ func (m *Machine) attach(_ string, req wu.Attach) (*wu.AttachReply, error) {
 		m.st.NextHost++
 		id = "h" + strconv.FormatUint(m.st.NextHost, 10)
 	}
-	h := &host{ID: id, Info: req.Host, User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
+	h := &host{ID: id, Info: m.shared(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
 	m.st.Hosts[id] = h
+	m.numberHost(h)
 	m.ix.hostByNKey[req.NKey] = id
 	m.rank(h)
 	rep.Host = id
@@ -159,10 +166,17 @@ func (m *Machine) userAdd(_ string, req wu.UserAdd) (*wu.CreatedReply, error) {
 		}
 	}
 	m.st.NextUser++
-	u := &user{ID: "u" + strconv.FormatUint(m.st.NextUser, 10), Name: req.Name, Email: req.Email, KeyHash: req.KeyHash, Team: tid, Created: m.st.Now}
+	u := &user{ID: "u" + strconv.FormatUint(m.st.NextUser, 10), Name: req.Name, Email: req.Email, KeyHash: req.KeyHash, Created: m.st.Now,
+		Num: m.st.NextUser, XProject: req.CrossProjectID, Country: req.Country}
+	if u.XProject == "" {
+		u.XProject = derivedCrossProjectID(u.KeyHash)
+	}
+	u.XProject = strings.ToLower(u.XProject)
 	m.st.Users[u.ID] = u
 	m.ix.userByName[u.Name] = u.ID
 	m.ix.userByKey[u.KeyHash] = u.ID
+	m.indexUser(u)
+	m.setTeam(u, tid)
 	return &wu.CreatedReply{V: wu.WireVersion, ID: u.ID}, nil
 }
 
@@ -179,15 +193,17 @@ func (m *Machine) teamAdd(_ string, req wu.TeamAdd) (*wu.CreatedReply, error) {
 		founder = m.st.Users[uid]
 	}
 	m.st.NextTeam++
-	t := &team{ID: "t" + strconv.FormatUint(m.st.NextTeam, 10), Name: req.Name, Created: m.st.Now}
+	t := &team{ID: "t" + strconv.FormatUint(m.st.NextTeam, 10), Name: req.Name, Created: m.st.Now,
+		Num: m.st.NextTeam, Type: req.Type, Country: req.Country, URL: req.URL, Description: req.Description}
+	m.st.Teams[t.ID] = t
+	m.ix.teamByName[t.Name] = t.ID
+	m.indexTeam(t)
 	if founder != nil {
 		t.Founder = founder.ID
 		if founder.Team == "" {
-			founder.Team = t.ID
+			m.setTeam(founder, t.ID)
 		}
 	}
-	m.st.Teams[t.ID] = t
-	m.ix.teamByName[t.Name] = t.ID
 	return &wu.CreatedReply{V: wu.WireVersion, ID: t.ID}, nil
 }
 
@@ -202,7 +218,7 @@ func (m *Machine) teamJoin(_ string, req wu.TeamJoin) (*wu.Ack, error) {
 			return nil, wu.Errorf(wu.CodeNotFound, "no team named %q", req.Team)
 		}
 	}
-	m.st.Users[uid].Team = tid
+	m.setTeam(m.st.Users[uid], tid)
 	return &wu.Ack{V: wu.WireVersion}, nil
 }
 
@@ -227,7 +243,7 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 	for _, tid := range back {
 		t := m.st.Tasks[tid]
 		m.release(t)
-		t.State = wu.TaskUnsent
+		m.setTaskState(t, wu.TaskUnsent)
 		m.st.Retry = append(m.st.Retry, tid)
 		m.queued(t)
 	}
@@ -260,4 +276,26 @@ func (m *Machine) RevokedHosts() []string {
 		}
 	}
 	return ids
+}
+
+// Owner is who a host computes for: its user's and team's ids and names,
+// "" where there is none.
+type Owner struct {
+	User, UserName, Team, TeamName string
+}
+
+// OwnerOf finds a host's owner; false for a host the project does not know.
+func (m *Machine) OwnerOf(host string) (Owner, bool) {
+	h := m.st.Hosts[host]
+	if h == nil {
+		return Owner{}, false
+	}
+	var o Owner
+	if u := m.st.Users[h.User]; u != nil {
+		o.User, o.UserName = u.ID, u.Name
+		if t := m.st.Teams[u.Team]; t != nil {
+			o.Team, o.TeamName = t.ID, t.Name
+		}
+	}
+	return o, true
 }

@@ -304,20 +304,15 @@ func (m *Machine) release(t *task) {
 	}
 }
 
-// measure learns from a successful report of t by h: h's turnaround and
-// DCF, and, for a unit of unknown size, what units of its app need.
+// measure learns from a successful report of t by h: h's DCF and, for a
+// unit of unknown size, what units of its app need. (Its turnaround is kept
+// by noteReported, for every report.)
 func (m *Machine) measure(t *task, u *unit, h *host, cpuSeconds float64) {
 	if t.Sent.IsZero() {
 		return
 	}
 	took := m.st.Now.Sub(t.Sent)
-	secs := took.Seconds()
 	h.Measured++
-	if h.Turnaround == 0 {
-		h.Turnaround = secs
-	} else {
-		h.Turnaround = float64(0.8*h.Turnaround) + float64(0.2*secs)
-	}
 	if t.Expect > 0 {
 		// BOINC's rule: up at once, down slowly. Time moves in ticks, so
 		// a turnaround shorter than the tick is not a measurement.

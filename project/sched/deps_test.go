@@ -42,6 +42,8 @@ var purePackages = map[string]string{
 	"github.com/momonga-project/momonga/project/credit": "../credit",
 	// The accounting virtual peer's state machine, fed by the scheduler.
 	"github.com/momonga-project/momonga/project/accounting": "../accounting",
+	// Sorted lists for the accounting peer's leaderboards.
+	"github.com/momonga-project/momonga/project/internal/ordered": "../internal/ordered",
 }
 
 func TestPurePackagesDependOnNothingImpure(t *testing.T) {

@@ -79,6 +79,11 @@ type Machine struct {
 	leases leases // when tasks out on hosts may expire (leases.go)
 	seq    uint64 // log sequence of the entry being applied: a source of deterministic chance
 
+	six statsIndex // derived from st for the stats site: stats.go
+	// words holds one copy of each OS, CPU model and the like that hosts
+	// describe themselves with: a million hosts name a few hundred.
+	words map[string]string
+
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
 	available int          // tasks the entry being applied queued, not state
@@ -274,11 +279,12 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	if h == nil {
 		h = &host{ID: id, Created: m.st.Now}
 		m.st.Hosts[id] = h
+		m.numberHost(h)
 	}
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.Info = req.Host
+	h.Info = m.shared(req.Host)
 	h.LastSeen = m.st.Now
 	m.rank(h)
 	next := uint64(1)
@@ -395,7 +401,7 @@ func (m *Machine) holdsReplica(h *host, u *unit, except string) bool {
 func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	m.decideReplication(u, t, h)
 	now := m.st.Now
-	t.State = wu.TaskAssigned
+	m.setTaskState(t, wu.TaskAssigned)
 	t.Host = h.ID
 	t.Sent = now
 	t.LeaseUntil = now.Add(m.cfg.Lease)
@@ -405,6 +411,7 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	t.Est = m.estimate(u, h)
 	give(h, u)
 	m.hold(t)
+	m.noteAssigned(h, t)
 	return wu.Assignment{
 		Task:     t.ID,
 		WorkUnit: u.ID,
@@ -435,7 +442,7 @@ func (m *Machine) beat(id string, req wu.Beat) (*wu.BeatReply, error) {
 			// were late) and nobody has taken the task since: its holder is
 			// still computing it, so it keeps it. Its place in the queue is
 			// dropped when it reaches the front.
-			t.State = wu.TaskAssigned
+			m.setTaskState(t, wu.TaskAssigned)
 			m.hold(t)
 		}
 		if t == nil || t.State != wu.TaskAssigned || t.Host != id {
@@ -468,7 +475,8 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 	if req.Outcome == wu.OutcomeSuccess {
 		m.measure(t, u, h, req.CPUSeconds)
 	}
-	t.State = wu.TaskReported
+	m.setTaskState(t, wu.TaskReported)
+	m.noteReported(h, t)
 	t.Outcome = req.Outcome
 	t.Output = req.Output
 	t.OutputSize = req.OutputSize
@@ -503,13 +511,14 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 	}
 	u.State = s
 	u.Reason = reason
+	m.noteFinished(b.Name)
 	if s != wu.WorkUnitValid {
 		delete(m.st.Compare, u.ID)
 	}
 	for _, tid := range u.Tasks {
 		t := m.st.Tasks[tid]
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
-			t.State = wu.TaskCancelled
+			m.setTaskState(t, wu.TaskCancelled)
 			m.release(t)
 			m.dropCheckpoint(t)
 		}
@@ -521,6 +530,7 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 // is already under way, goes out before the queue of new work.
 func (m *Machine) addTask(u *unit, urgent bool) *task {
 	t := &task{ID: u.ID + "_" + strconv.Itoa(len(u.Tasks)), Unit: u.ID, State: wu.TaskUnsent}
+	m.six.tasks[wu.TaskUnsent]++
 	u.Tasks = append(u.Tasks, t.ID)
 	m.st.Tasks[t.ID] = t
 	if urgent {
@@ -576,7 +586,7 @@ func (m *Machine) tick() {
 		h.Lost++
 		m.rank(h)
 		if now.After(t.Deadline) {
-			t.State = wu.TaskReported
+			m.setTaskState(t, wu.TaskReported)
 			t.Outcome = wu.OutcomeFailure
 			t.Validity = wu.ValidityInvalid
 			t.Reason = "missed its deadline"
@@ -584,7 +594,7 @@ func (m *Machine) tick() {
 			m.validate(u)
 			continue
 		}
-		t.State = wu.TaskUnsent
+		m.setTaskState(t, wu.TaskUnsent)
 		t.Lost++
 		m.st.Retry = append(m.st.Retry, tid)
 		m.queued(t)
@@ -663,6 +673,7 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 	if b == nil {
 		b = &batch{Name: req.Batch, App: req.App}
 		m.st.Batches[req.Batch] = b
+		m.st.Progress[req.Batch] = &progress{Created: m.st.Now}
 	}
 	rep := &wu.SubmitReply{V: wu.WireVersion, Batch: req.Batch}
 	maxTasks := pol.MaxTasks

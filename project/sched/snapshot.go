@@ -74,7 +74,10 @@ type tables struct {
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
 
-	AppFPOps map[string]float64 `json:"app_fpops,omitempty"`
+	AppFPOps map[string]float64   `json:"app_fpops,omitempty"`
+	HostNums uint64               `json:"host_nums,omitempty"`
+	Progress map[string]*progress `json:"progress,omitempty"`
+	Counters counters             `json:"counters,omitzero"`
 }
 
 // Snapshot writes the whole state.
@@ -195,7 +198,7 @@ func (e *encoder) state(st *state) error {
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
 		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage,
-		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps})
+		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
 	if err != nil {
 		return err
 	}
@@ -519,6 +522,7 @@ func (d *decoder) state() *state {
 		st.Garbage = tb.Garbage
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
 		st.AppFPOps = orEmpty(tb.AppFPOps, fresh.AppFPOps)
+		st.HostNums, st.Progress, st.Counters = tb.HostNums, orEmpty(tb.Progress, fresh.Progress), tb.Counters
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
 			d.fail("outbox: %v", err)
 		}

@@ -17,9 +17,9 @@ import (
 func TestSnapshotCoversEveryField(t *testing.T) {
 	encoded := map[reflect.Type][]string{
 		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs
-		// Compare, Garbage, Outbox, NextOutput and AppFPOps go whole through
-		// the JSON section (type tables).
-		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares"},
+		// Compare, Garbage, Outbox, NextOutput, AppFPOps, HostNums, Progress
+		// and Counters go whole through the JSON section (type tables).
+		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares", "HostNums", "Progress", "Counters"},
 		reflect.TypeFor[batch]():            {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored", "Cancelled"},
 		reflect.TypeFor[unit]():             {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree", "CheckpointSeconds", "NoShare", "SharedWith", "Followers"},
 		reflect.TypeFor[task]():             {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit", "Checkpoint", "Est", "Expect"},

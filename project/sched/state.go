@@ -56,6 +56,12 @@ type state struct {
 	// Shares finds, by the key of a computation (share.go), the unit that
 	// computes it or computed it valid.
 	Shares map[wu.Hash]string `json:"shares,omitempty"`
+
+	// For the stats site (stats.go): the last host number given, each
+	// batch's progress by name, and counts since the start.
+	HostNums uint64               `json:"host_nums,omitempty"`
+	Progress map[string]*progress `json:"progress,omitempty"`
+	Counters counters             `json:"counters,omitzero"`
 }
 
 func newState() *state {
@@ -73,6 +79,7 @@ func newState() *state {
 		Compare:  map[string]bool{},
 		AppFPOps: map[string]float64{},
 		Shares:   map[wu.Hash]string{},
+		Progress: map[string]*progress{},
 	}
 }
 
@@ -175,11 +182,9 @@ type host struct {
 	// What the host was measured to do (capability.go): DCF, BOINC's
 	// duration correction factor, is the ratio of its turnaround to the
 	// estimate from its benchmark (0 for none measured yet, taken as 1);
-	// Turnaround its mean time from a task's sending to its report, in
-	// seconds; Measured how many results these come from.
-	DCF        float64 `json:"dcf,omitempty"`
-	Turnaround float64 `json:"turnaround,omitempty"`
-	Measured   int     `json:"measured,omitempty"`
+	// Measured how many successful results it comes from.
+	DCF      float64 `json:"dcf,omitempty"`
+	Measured int     `json:"measured,omitempty"`
 	// Given lists the input blobs of the tasks the host was given lately,
 	// newest first: the only blobs whose holding it is believed when it
 	// reports its cache.
@@ -187,6 +192,13 @@ type host struct {
 	// Idle: the host's last work request got fewer tasks than it asked
 	// for; it is told when work comes (WorkWaiting).
 	Idle bool `json:"idle,omitempty"`
+
+	// For the stats site (stats.go) and the scheduler: the host's number,
+	// its average time from being sent a task to reporting it (seconds),
+	// and its last results, oldest first.
+	Num        uint64   `json:"num,omitempty"`
+	Turnaround float64  `json:"turnaround,omitempty"`
+	Recent     []string `json:"recent,omitempty"`
 }
 
 type user struct {
@@ -196,6 +208,12 @@ type user struct {
 	KeyHash wu.Hash   `json:"key_hash"`
 	Team    string    `json:"team,omitempty"` // team id
 	Created time.Time `json:"created"`
+
+	// For the stats site and its exports (stats.go).
+	Num      uint64 `json:"num,omitempty"`
+	XProject string `json:"cross_project_id,omitempty"` // random, 32 hex digits
+	Country  string `json:"country,omitempty"`
+	NoExport bool   `json:"no_export,omitempty"` // left out of the statistics exports
 }
 
 type team struct {
@@ -203,6 +221,13 @@ type team struct {
 	Name    string    `json:"name"`
 	Founder string    `json:"founder,omitempty"` // user id
 	Created time.Time `json:"created"`
+
+	// For the stats site and its exports (stats.go).
+	Num         uint64 `json:"num,omitempty"`
+	Type        int    `json:"type,omitempty"`
+	Country     string `json:"country,omitempty"`
+	URL         string `json:"url,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // session is the de-duplication record of one requester (a host, or one run

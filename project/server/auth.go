@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -112,23 +113,43 @@ func (s *Server) AdminCreds() string { return s.auth.credsPath }
 // startCallout starts the auth callout of a secured server. It answers only
 // once the scheduler has replayed its log.
 func (s *Server) startCallout() (err error) {
-	if s.auth.authority != nil {
-		s.auth.callout, err = s.auth.authority.StartCallout(s.ns, auth.ServiceConfig{
-			Directory: s.reads(),
-			Ready:     s.group.Ready(),
-			Now:       s.cfg.Now,
-			Logger:    s.cfg.Logger.With("part", "auth"),
-		})
+	if s.auth.authority == nil {
+		return nil
+	}
+	s.auth.callout, err = s.auth.authority.StartCallout(s.ns, auth.ServiceConfig{
+		Directory: s.reads(),
+		Ready:     s.group.Ready(),
+		Now:       s.cfg.Now,
+		Logger:    s.cfg.Logger.With("part", "auth"),
+	})
+	if err == nil {
+		err = s.auth.callout.Follow(s.nc)
 	}
 	return err
 }
 
-// throttle cuts off a host that floods the gateway.
+// throttle cuts off a host that floods the gateway, on every server of the
+// project: each callout follows the cut-offs.
 func (s *Server) throttle(host string) {
 	if s.auth.callout == nil {
 		return
 	}
-	if err := s.auth.callout.Throttle(host, s.cfg.ThrottleFor); err != nil {
+	if err := auth.PublishCutoff(s.nc, auth.Cutoff{Host: host, For: s.cfg.ThrottleFor}); err != nil {
 		s.cfg.Logger.Warn("throttle host", "host", host, "err", err)
+	}
+}
+
+// cutoffs tells every server's callout (the core's, the leaf nodes') of
+// the hosts revoked: the duties' Revoker.
+type cutoffs struct {
+	nc     *nats.Conn
+	logger *slog.Logger
+}
+
+func (c cutoffs) Revoked(hosts []string) {
+	for _, h := range hosts {
+		if err := auth.PublishCutoff(c.nc, auth.Cutoff{Host: h}); err != nil {
+			c.logger.Warn("revoke host", "host", h, "err", err)
+		}
 	}
 }

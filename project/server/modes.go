@@ -25,6 +25,10 @@ type mode interface {
 	// joins reports whether this process finds the project's assets and
 	// runs only members: no gateway, callout or stats page.
 	joins() bool
+	// edge reports whether this process is a leaf-node server at the
+	// edge: NATS and the auth callout only, its volunteers' requests
+	// carried to the core.
+	edge() bool
 	// servers is how many NATS servers the project's assets are spread
 	// over, as far as this process knows (the group's default size is
 	// Members on each); replicas the default replication.
@@ -65,14 +69,30 @@ func Joining(url string, opts ...nats.Option) Config {
 	return Config{mode: remote{url: url, opts: opts, join: true}, Members: 1}
 }
 
+// Leaf serves volunteers at the edge (`serve --leaf-of`): a NATS server
+// embedded in this process, listening on listen, that is a leaf node of
+// the project's core servers (their leaf-node addresses, nats://HOST:PORT,
+// any number; it connects to one at a time). It runs the auth callout, with
+// the same keys as the core (dataDir holds a copy of the core's
+// nats-keys.json) and the same permissions for each host, asking the core
+// who a key belongs to; its volunteers' requests cross the leaf node into
+// the project's account, where the core's gateways answer. It runs no
+// member, gateway, JetStream or stats page: one process per few thousand
+// volunteers, on any machine that reaches a core server's leaf-node port.
+func Leaf(dataDir, listen string, hubs ...string) Config {
+	return Config{mode: embedded{dataDir: dataDir, listen: listen, hubs: hubs}}
+}
+
 // embedded runs the project's NATS server in this process.
 type embedded struct {
 	dataDir, listen string
 	cluster         *Cluster // nil: a server of its own
+	hubs            []string // a leaf node of these core servers
 }
 
 func (e embedded) shared() bool { return e.cluster != nil }
 func (e embedded) joins() bool  { return false }
+func (e embedded) edge() bool   { return len(e.hubs) > 0 }
 
 func (e embedded) servers() int {
 	if e.cluster == nil {
@@ -113,7 +133,7 @@ func (e embedded) connect(s *Server) error {
 		ServerName: "momonga",
 		Host:       host,
 		Port:       port,
-		JetStream:  true,
+		JetStream:  !e.edge(),
 		StoreDir:   filepath.Join(e.dataDir, "jetstream"),
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
@@ -125,6 +145,9 @@ func (e embedded) connect(s *Server) error {
 		if err := e.cluster.options(opts, e.dataDir, s.auth.authority); err != nil {
 			return err
 		}
+	}
+	if err := s.leafOptions(opts, e.hubs); err != nil {
+		return err
 	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
@@ -154,6 +177,7 @@ type remote struct {
 
 func (r remote) shared() bool  { return !r.join }
 func (r remote) joins() bool   { return r.join }
+func (r remote) edge() bool    { return false }
 func (r remote) servers() int  { return 1 }
 func (r remote) replicas() int { return 1 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,15 @@ const (
 type Config struct {
 	mode mode
 
-	HTTPListen string       // host:port of the stats page; "" for none
+	HTTPListen string // host:port of the stats site; "" for none
+	// StatsDir is where the statistics exports are written (BOINC's
+	// user.gz, team.gz, host.gz, tables.xml) and served from under
+	// /stats/; "" for none. ExportEvery is how often (0: only on demand).
+	StatsDir    string
+	ExportEvery time.Duration
+	// LeafListen is the host:port this server takes leaf-node servers'
+	// connections on (Leaf, `serve --leaf-listen`); "" for none.
+	LeafListen string
 	Sched      sched.Config // the scheduler's policy; joining, the recorded one
 	// Members is how many members of each virtual peer this process runs:
 	// default 1. Serving, 0 runs none here: the members run in processes
@@ -94,6 +103,8 @@ type Config struct {
 	// zero).
 	Batch  gateway.Batching
 	Logger *slog.Logger
+	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
+	BOINC BOINC
 
 	Trust // who may connect and publish; auth.go
 }
@@ -111,6 +122,8 @@ type Server struct {
 	gw           *gateway.Gateway
 	stats        *stats.Server
 	auth         authParts
+	boincHTTP    *http.Server
+	boincURL     string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the members, the duties
@@ -137,6 +150,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	if err := cfg.mode.connect(s); err != nil {
 		return nil, err
+	}
+	if cfg.mode.edge() {
+		if err := s.startEdge(); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
@@ -266,7 +286,8 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	if err != nil {
 		return spec, err
 	}
-	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0)
+	gc.Process = vpeer.ProcessName()
+	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0).Origin(gc.Process)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
 	gc.SnapshotEvery, gc.SnapshotSpacing, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, uint64(s.cfg.SnapshotSpacing), s.cfg.Heartbeat, s.cfg.Lapse
@@ -318,7 +339,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
 	if s.auth.callout != nil {
-		dc.Revoker = s.auth.callout
+		dc.Revoker = cutoffs{s.nc, s.cfg.Logger.With("part", "auth")}
 	}
 	d := duties.New(dc)
 	s.duties.Store(d)
@@ -395,8 +416,20 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := s.serveExports(runCtx); err != nil {
+		return fmt.Errorf("exports: %w", err)
+	}
+	if s.cfg.StatsDir != "" && s.cfg.ExportEvery > 0 {
+		s.wg.Go(func() { s.exportLoop(runCtx) })
+	}
+	if err := s.serveDirectory(); err != nil {
+		return err
+	}
+	if err := s.serveBOINC(uploads); err != nil {
+		return fmt.Errorf("BOINC side: %w", err)
+	}
 	if s.cfg.HTTPListen != "" {
-		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.Status), s.cfg.Logger.With("part", "stats"))
+		s.stats, err = stats.Listen(s.cfg.HTTPListen, stats.Handler(s.statsConfig()), s.cfg.Logger.With("part", "stats"))
 	}
 	return err
 }
@@ -430,6 +463,9 @@ func (s *Server) Results(q wu.ResultsQuery) (wu.ResultsReply, error) { return s.
 // Accounts lists users and teams, e-mail addresses included.
 func (s *Server) Accounts() wu.AccountsReply { return s.reads().Accounts() }
 
+// Credit is one host's credit and its owner's (project/reads).
+func (s *Server) Credit(host string) wu.CreditReply { return s.reads().Credit(host) }
+
 // WaitForMembers waits until a member of the scheduler's virtual peer, in
 // any process, serves: how a server with no members of its own knows its
 // members have come.
@@ -453,6 +489,10 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown() {
 	s.stats.Close()
+	s.closeBOINC()
+	if s.cfg.mode.edge() && s.done != nil {
+		close(s.done)
+	}
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
@@ -472,15 +512,12 @@ func (s *Server) shutdown() {
 	}
 }
 
-// pusher tells idle hosts that work waits for them: on the subject a
-// secured host's account imports as its push inbox, and on the push inbox
-// itself for hosts that share the project's account (an open server).
+// pusher tells idle hosts that work waits for them.
 type pusher struct{ nc *nats.Conn }
 
 func (p pusher) WorkWaiting(hosts []string) {
 	for _, h := range hosts {
 		// Best effort: a host that does not hear polls.
 		_ = p.nc.Publish(wu.PushSubject(h), nil)
-		_ = p.nc.Publish(wu.PushInbox(h), nil)
 	}
 }

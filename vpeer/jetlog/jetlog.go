@@ -41,6 +41,10 @@ const (
 	HeaderTick     = "Vpeer-Tick"     // tick time in unix nanoseconds, decimal
 	HeaderSnapshot = "Vpeer-Snapshot" // "1" on a snapshot point
 	HeaderBatch    = "Vpeer-Batch"    // the batch format, "1", on a batched record
+	// HeaderOrigin names the process that appended the record (Origin), so
+	// that an audit of the log can tell who acted when: which lease holder
+	// appended a tick, for one. Members ignore it.
+	HeaderOrigin = "Vpeer-Origin"
 )
 
 // errCodeDuplicateInProcess is JetStream's answer, on a replicated stream,
@@ -70,6 +74,7 @@ type Log struct {
 	subject string
 	stall   time.Duration // see Read
 	logger  *slog.Logger
+	origin  string // HeaderOrigin of the records appended; "" for none
 }
 
 // DefaultStall is how long a reader may deliver nothing while the stream
@@ -88,6 +93,14 @@ func (l *Log) Logged(logger *slog.Logger, stall time.Duration) *Log {
 	if stall > 0 {
 		c.stall = stall
 	}
+	return &c
+}
+
+// Origin returns a copy of l that names process (HeaderOrigin) in every
+// record it appends.
+func (l *Log) Origin(process string) *Log {
+	c := *l
+	c.origin = process
 	return &c
 }
 
@@ -212,6 +225,9 @@ func (l *Log) message(r vpeer.Record) *nats.Msg {
 	}
 	if r.Snapshot {
 		m.Header[HeaderSnapshot] = []string{"1"}
+	}
+	if l.origin != "" {
+		m.Header[HeaderOrigin] = []string{l.origin}
 	}
 	return m
 }

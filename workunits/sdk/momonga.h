@@ -5,6 +5,7 @@
  *   if (momonga_time_to_checkpoint()) momonga_checkpoint(&state, sizeof state);
  *   momonga_progress(done / total);
  *   size_t n = momonga_resume(&state, sizeof state);   // 0: start from the beginning
+ *   momonga_picture(w, h, pixels, 1);   // optional: a picture of the state (1 grey, 3 RGB)
  */
 #ifndef MOMONGA_H
 #define MOMONGA_H
@@ -42,6 +43,21 @@ static inline void momonga_progress(double fraction) {
 	if (!f) return;
 	fprintf(f, "%.17g\n", fraction < 0 ? 0 : fraction > 1 ? 1 : fraction);
 	if (fclose(f) == 0) rename("progress.tmp", "progress");
+}
+
+/* momonga_picture publishes a picture of the app's state for the volunteer's
+ * page and screensaver: w*h*channels bytes, row by row from the top, with
+ * channels 1 (grey) or 3 (RGB), sides from 1 to 1024; 0 on success. */
+static inline int momonga_picture(int w, int h, const unsigned char *pixels, int channels) {
+	if (w < 1 || h < 1 || w > 1024 || h > 1024 || (channels != 1 && channels != 3)) return -1;
+	mkdir(".momonga", 0700);
+	FILE *f = fopen(".momonga/picture.tmp", "wb");
+	if (!f) return -1;
+	size_t n = (size_t)w * h * channels;
+	fprintf(f, "%s\n%d %d\n255\n", channels == 1 ? "P5" : "P6", w, h);
+	size_t wr = fwrite(pixels, 1, n, f);
+	if (fclose(f) != 0 || wr != n) return -1;
+	return rename(".momonga/picture.tmp", ".momonga/picture");
 }
 
 #endif

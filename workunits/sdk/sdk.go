@@ -10,6 +10,7 @@
 //		sdk.Checkpoint(myState)   // the bytes it needs to continue from here
 //	}
 //	sdk.Progress(done / total)
+//	sdk.Picture(w, h, pixels)     // optional: its state, for the volunteer to see
 //
 // and at its start:
 //
@@ -35,6 +36,9 @@ import (
 	"strconv"
 )
 
+// ErrPictureSize is Picture's answer to pixels that do not fit the size.
+var ErrPictureSize = errors.New("picture: give width×height grey bytes or width×height×3 RGB bytes, sides from 1 to MaxPictureSide")
+
 // Files of the protocol between an app and the runner, relative to the
 // task's directory (the app's working directory).
 const (
@@ -43,6 +47,13 @@ const (
 	StateTmpFile = ".momonga/state.tmp" // written first
 	DueFile      = ".momonga/due"       // exists while the runner wants a checkpoint
 	ProgressFile = "progress"           // the fraction done, in decimal
+	// PictureFile is the app's picture of its current state, a binary
+	// netpbm image (P5 grey or P6 colour, 8 bits), renamed into place; the
+	// client's page and screensaver show it.
+	PictureFile    = ".momonga/picture"
+	PictureTmpFile = ".momonga/picture.tmp"
+	// MaxPictureSide bounds a picture's width and height.
+	MaxPictureSide = 1024
 )
 
 // TimeToCheckpoint reports whether the runner wants a checkpoint now. It is
@@ -82,4 +93,33 @@ func Progress(fraction float64) {
 	if os.WriteFile(ProgressFile+".tmp", []byte(strconv.FormatFloat(fraction, 'f', -1, 64)+"\n"), 0o644) == nil {
 		os.Rename(ProgressFile+".tmp", ProgressFile)
 	}
+}
+
+// Picture publishes a picture of the app's current state (a Mandelbrot app:
+// the tile computed so far), shown by the volunteer's page and screensaver
+// while the task runs. pixels are width×height grey levels, or
+// width×height RGB triples, row by row from the top. Keep it small (a few
+// hundred pixels a side) and publish now and then, not at every step: it
+// is written to disk each time, and it travels in the task's checkpoints.
+func Picture(width, height int, pixels []byte) error {
+	if width < 1 || height < 1 || width > MaxPictureSide || height > MaxPictureSide {
+		return ErrPictureSize
+	}
+	magic := ""
+	switch len(pixels) {
+	case width * height:
+		magic = "P5"
+	case 3 * width * height:
+		magic = "P6"
+	default:
+		return ErrPictureSize
+	}
+	if err := os.MkdirAll(Dir, 0o700); err != nil {
+		return err
+	}
+	header := magic + "\n" + strconv.Itoa(width) + " " + strconv.Itoa(height) + "\n255\n"
+	if err := os.WriteFile(PictureTmpFile, append([]byte(header), pixels...), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(PictureTmpFile, PictureFile)
 }

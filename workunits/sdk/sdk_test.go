@@ -39,6 +39,33 @@ func TestCheckpointResumeProgress(t *testing.T) {
 	}
 }
 
+func TestPicture(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := Picture(3, 2, []byte{1, 2, 3, 4, 5, 6}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(PictureFile); string(b) != "P5\n3 2\n255\n\x01\x02\x03\x04\x05\x06" {
+		t.Errorf("grey picture file %q", b)
+	}
+	if err := Picture(1, 1, []byte{9, 8, 7}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(PictureFile); string(b) != "P6\n1 1\n255\n\x09\x08\x07" {
+		t.Errorf("colour picture file %q", b)
+	}
+	for _, bad := range []struct {
+		w, h int
+		n    int
+	}{{3, 2, 5}, {0, 1, 0}, {MaxPictureSide + 1, 1, MaxPictureSide + 1}} {
+		if err := Picture(bad.w, bad.h, make([]byte, bad.n)); err != ErrPictureSize {
+			t.Errorf("%dx%d with %d bytes: %v", bad.w, bad.h, bad.n, err)
+		}
+	}
+	if _, err := os.Stat(PictureTmpFile); !os.IsNotExist(err) {
+		t.Errorf("the temporary picture is left: %v", err)
+	}
+}
+
 // TestCHeaderCompiles builds a small C app against momonga.h for wasm32-wasi.
 func TestCHeaderCompiles(t *testing.T) {
 	clang, err := exec.LookPath("clang")
@@ -54,6 +81,8 @@ int main(void) {
 		if (momonga_time_to_checkpoint()) momonga_checkpoint(&i, sizeof i);
 		momonga_progress(i / 1000.0);
 	}
+	unsigned char px[4 * 3 * 3] = {0};
+	if (momonga_picture(4, 3, px, 3) != 0) return 1;
 	return 0;
 }
 `

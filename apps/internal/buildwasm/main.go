@@ -8,6 +8,8 @@
 //	go run ./internal/buildwasm OUT.wasm ./PACKAGE            # a Go command module
 //	go run ./internal/buildwasm -reactor OUT.wasm ./PACKAGE   # a Go reactor (go:wasmexport step)
 //	go run ./internal/buildwasm -c OUT.wasm FILE.c            # a C reactor, clang and wasi-libc
+//	go run ./internal/buildwasm -ccommand OUT.wasm FILE.c     # a C command module (main), likewise
+//	go run ./internal/buildwasm -ccommand -simd OUT.wasm FILE.c  # ... allowed to use wasm SIMD (128-bit)
 //
 // It exists because go:generate runs commands without a shell and so cannot
 // set GOOS and GOARCH itself on every platform. Settings from the caller's
@@ -34,29 +36,39 @@ var flags = []string{"-trimpath", "-ldflags=-s", "-buildvcs=false"}
 // to be installed, and the output would depend on it.
 var (
 	cCompile = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-ffile-prefix-map=.=.", "-Wall", "-Werror", "-c"}
-	cLink    = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-mexec-model=reactor", "-Wl,--strip-all"}
+	cLink    = []string{"--target=wasm32-wasi", "--sysroot=/usr", "-Wl,--strip-all"}
 )
 
 func main() {
 	reactor := flag.Bool("reactor", false, "build a Go reactor module (-buildmode=c-shared)")
 	c := flag.Bool("c", false, "build a C reactor module with clang")
+	cCommand := flag.Bool("ccommand", false, "build a C command module with clang")
+	simd := flag.Bool("simd", false, "let clang use wasm's 128-bit SIMD, as it uses SSE2 on x86-64 and NEON on arm64 natively")
 	flag.Parse()
 	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: buildwasm [-reactor | -c] OUT.wasm ./PACKAGE|FILE.c")
+		fmt.Fprintln(os.Stderr, "usage: buildwasm [-reactor | -c | -ccommand] OUT.wasm ./PACKAGE|FILE.c")
 		os.Exit(2)
 	}
 	out, src := flag.Arg(0), flag.Arg(1)
 	var cmd *exec.Cmd
-	if *c {
+	if *c || *cCommand {
 		obj := out + ".o"
 		defer os.Remove(obj)
-		compile := exec.Command("clang", append(append([]string{}, cCompile...), "-o", obj, src)...)
+		args := append([]string{}, cCompile...)
+		if *simd {
+			args = append(args, "-msimd128")
+		}
+		compile := exec.Command("clang", append(args, "-o", obj, src)...)
 		compile.Stdout, compile.Stderr = os.Stdout, os.Stderr
 		if err := compile.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "buildwasm %s: %v\n", src, err)
 			os.Exit(1)
 		}
-		cmd = exec.Command("clang", append(append([]string{}, cLink...), "-o", out, obj, "-lm")...)
+		link := append([]string{}, cLink...)
+		if *c {
+			link = append(link, "-mexec-model=reactor")
+		}
+		cmd = exec.Command("clang", append(link, "-o", out, obj, "-lm")...)
 	} else {
 		args := append([]string{"build"}, flags...)
 		if *reactor {

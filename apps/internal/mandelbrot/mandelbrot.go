@@ -17,6 +17,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+
+	"github.com/momonga-project/momonga/workunits/sdk"
 )
 
 // Defaults: a view of the seahorse valley 2·10^-11 wide (magnified about 10^11
@@ -160,4 +162,39 @@ func ReportProgress(done, total int) {
 	if os.WriteFile(ProgressFile+".tmp", []byte(frac+"\n"), 0o644) == nil {
 		os.Rename(ProgressFile+".tmp", ProgressFile)
 	}
+}
+
+// notYet is the grey of the rows of the picture still to be computed: not
+// black, which is the set itself.
+const notYet = 40
+
+// pictureSide bounds the picture of the tile so far: every step-th pixel of
+// every step-th row, at most this wide.
+const pictureSide = 256
+
+// PublishPicture shows the tile as far as it is computed (rows done of
+// counts) to the volunteer through the SDK, at every twentieth of the
+// rows: a reduced copy, shaded as the image will be, with the rows to come
+// dark grey. Like progress it is advisory, and the result does not depend on it.
+func (t Tile) PublishPicture(counts []uint32, done int) {
+	if done*20/t.Height == (done-1)*20/t.Height {
+		return
+	}
+	step := (t.Width + pictureSide - 1) / pictureSide
+	pw, ph := max(t.Width/step, 1), max(t.Height/step, 1)
+	sample := make([]uint32, 0, pw*ph)
+	for y := range ph {
+		if y*step >= done {
+			break
+		}
+		for x := range pw {
+			sample = append(sample, counts[y*step*t.Width+x*step])
+		}
+	}
+	grey := make([]byte, pw*ph)
+	for i := range grey {
+		grey[i] = notYet
+	}
+	copy(grey, Shade(sample, uint32(t.MaxIter)))
+	sdk.Picture(pw, ph, grey)
 }

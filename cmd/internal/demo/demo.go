@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	scfg := server.Embedded(projectDir, "127.0.0.1:0")
 	scfg.HTTPListen = cfg.HTTPListen
+	scfg.StatsDir, scfg.ExportEvery = filepath.Join(projectDir, "stats"), time.Hour
 	scfg.Members = max(cfg.Members, 1)
 	scfg.Sched = sched.Config{Project: "momonga demo", Lease: 15 * time.Second, Beat: 5 * time.Second, Retry: time.Second}
 	scfg.Logger = cfg.Logger

@@ -2,7 +2,7 @@
 // test: built for arm64 or s390x and run under qemu-user, it resumes a
 // reactor module from a checkpoint made on another CPU, or makes one there.
 //
-//	ckptrun -module M -app HASH -task T -dir TASKDIR -out OUTPUT -ckpt CKPTDIR [-resume A,B] [-steps N]
+//	ckptrun -module M -app HASH -task T -dir TASKDIR -out OUTPUT -ckpt CKPTDIR [-resume A,B] [-steps N] [-engine E]
 //
 // It checkpoints after every step; with -steps it stops after the checkpoint
 // N steps in and prints that checkpoint's chain (comma-separated), else it
@@ -29,8 +29,9 @@ func main() {
 	ckpt := flag.String("ckpt", "", "checkpoint directory")
 	resume := flag.String("resume", "", "checkpoint chain to resume from, comma-separated")
 	steps := flag.Uint64("steps", 0, "stop after the checkpoint this many steps in (0: run to the end)")
+	engine := flag.String("engine", "", "the engine to run on (default: the fastest built in)")
 	flag.Parse()
-	spec := runner.Spec{Module: *module, Name: "app", Args: flag.Args(), Dir: *dir, Output: *out,
+	spec := runner.Spec{Module: *module, Name: "app", Args: flag.Args(), Dir: *dir, Output: *out, Engine: *engine,
 		Checkpoint: &runner.CheckpointSpec{App: workunits.Hash(*app), Task: *task, Dir: *ckpt, Interval: 1e-9}}
 	if *resume != "" {
 		spec.Checkpoint.Resume = strings.Split(*resume, ",")
@@ -45,6 +46,10 @@ func main() {
 			close(stop)
 		}
 	}})
+	if *engine != "" && res.Engine != *engine {
+		fmt.Fprintf(os.Stderr, "ckptrun: ran on %s, not %s\n", res.Engine, *engine)
+		os.Exit(1)
+	}
 	if res.Resumed != nil && res.Resumed.Error != "" {
 		fmt.Fprintln(os.Stderr, "ckptrun: checkpoint refused:", res.Resumed.Error)
 		os.Exit(1)
