@@ -66,7 +66,35 @@ func printShare(out io.Writer, rep demo.ShareReport) error {
 	}
 	fmt.Fprintf(w, "\nspeed-up: %.2f× (the study: %.0f ms → %.0f ms, %.2f×)\n", rep.SpeedUp, demo.Study.BaselineMS, demo.Study.ProposalMS,
 		demo.Study.BaselineMS/demo.Study.ProposalMS)
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	printShareLimits(out, rep)
+	return nil
+}
+
+// printShareLimits says what bounds each run's time: the volunteer busy
+// longest, and what is left over, which is the project's and the clients'
+// own (dispatch, downloads, uploads, validation, waits between requests).
+func printShareLimits(out io.Writer, rep demo.ShareReport) {
+	fmt.Fprintln(out, "\nwhat limits it:")
+	for _, r := range rep.Runs {
+		longest, busy := "", 0.0
+		for _, v := range []string{"fast", "slow-1", "slow-2"} {
+			if r.Busy[v] > busy {
+				longest, busy = v, r.Busy[v]
+			}
+		}
+		fmt.Fprintf(out, "  %s: %s computed longest, %.1f s of the %.1f s; the other %.1f s are dispatch, transfers, validation and waits\n",
+			r.Mode, longest, busy, r.Seconds, max(r.Seconds-busy, 0))
+	}
+	if len(rep.Runs) == 2 && rep.Runs[1].Seconds > 0 {
+		d, p := rep.Runs[0], rep.Runs[1]
+		pb := max(p.Busy["fast"], p.Busy["slow-1"], p.Busy["slow-2"])
+		if pb > 0 {
+			fmt.Fprintf(out, "  with no overhead at all the proposed run would take %.1f s, a speed-up of %.2f× at most on this machine\n", pb, d.Seconds/pb)
+		}
+	}
 }
 
 func orders(o []int) string {
