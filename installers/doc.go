@@ -1,5 +1,8 @@
-// Package installers will hold what puts the volunteer client on people's
-// machines as a service: nfpm package configuration (deb, rpm), the systemd
-// unit, the launchd plist, the MSI source and the code that installs and
-// removes the service (DESIGN §2). It has no code yet.
+// Package installers is what puts momonga on people's machines (DESIGN
+// §2): the contents of the Linux packages (Packages: binaries, systemd
+// units, maintainer scripts), the service definitions `momonga service
+// install` writes for a person without a package (a systemd user unit, a
+// launchd agent), the macOS launchd plist and the MSI's WiX source. It holds
+// text and lists only; installers/release builds them into packages with
+// nfpm, and `go run ./installers/build` is the release build.
 package installers

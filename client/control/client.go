@@ -40,7 +40,7 @@ func Dial(dataDir string) (*Client, error) {
 	}
 	token, err := os.ReadFile(filepath.Join(dataDir, TokenFile))
 	if err != nil {
-		return nil, fmt.Errorf("control token: %w (run as the user who runs the client)", err)
+		return nil, fmt.Errorf("control token: %w (run this as the user who runs the client; for the system service, join its group: sudo usermod -a -G momonga $USER, then log in again)", err)
 	}
 	return NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token))), nil
 }
@@ -122,6 +122,12 @@ func (c *Client) Resume(ctx context.Context) (s Status, err error) {
 
 func (c *Client) Attach(ctx context.Context, url string, share float64) error {
 	return c.call(ctx, http.MethodPost, "/v1/attach", AttachRequest{URL: url, Share: share}, nil)
+}
+
+// AttachWithKey attaches the host to a project with an account key, and
+// says what the project answered.
+func (c *Client) AttachWithKey(ctx context.Context, req AttachRequest) (a Attached, err error) {
+	return a, c.call(ctx, http.MethodPost, "/v1/attach", req, &a)
 }
 
 func (c *Client) Detach(ctx context.Context, url string) error {

@@ -34,9 +34,24 @@ import (
 
 // Files in the data directory.
 const (
-	TokenFile = "control.token" // the token, hex, mode 0600
+	TokenFile = "control.token" // the token, hex, mode 0600 (0640: see fileMode)
 	AddrFile  = "control.addr"  // host:port the daemon listens on
 )
+
+// fileMode is the mode of the token and address files: their owner's only,
+// or their group's too when the data directory lets its group in and
+// nobody else, as the packages make the service's (/var/lib/momonga, 0750,
+// group momonga).
+// Whoever the package added to that group then uses momonga's commands
+// without sudo: a BOINC Manager locked out of its password file is one of
+// BOINC's most common complaints on Linux. Nothing else in the directory
+// is the group's to read.
+func fileMode(dataDir string) os.FileMode {
+	if st, err := os.Stat(dataDir); err == nil && st.Mode().Perm()&0o057 == 0o050 {
+		return 0o640
+	}
+	return 0o600
+}
 
 // Status is the client at a glance.
 type Status struct {
@@ -179,7 +194,7 @@ func Listen(dataDir, addr string, b Backend, logger *slog.Logger) (*Server, erro
 		return nil, fmt.Errorf("control API: %w", err)
 	}
 	s := &Server{backend: b, token: token, session: sessionValue(token), ln: ln, log: logger, dataDir: dataDir}
-	if err := atomicfile.Write(filepath.Join(dataDir, AddrFile), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dataDir, AddrFile), []byte(ln.Addr().String()+"\n"), fileMode(dataDir)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control API: %w", err)
 	}
@@ -215,11 +230,13 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func loadOrCreateToken(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, TokenFile)
+	mode := fileMode(dataDir)
 	if b, err := os.ReadFile(path); err == nil {
 		tok := bytes.TrimSpace(b)
 		if len(tok) >= 32 {
-			// Whatever else happened to the file, only its owner reads it.
-			if err := os.Chmod(path, 0o600); err != nil {
+			// Whatever else happened to the file, only its owner (and
+			// the directory's group, if it is let in) reads it.
+			if err := os.Chmod(path, mode); err != nil {
 				return nil, fmt.Errorf("control token: %w", err)
 			}
 			return tok, nil
@@ -230,7 +247,7 @@ func loadOrCreateToken(dataDir string) ([]byte, error) {
 		return nil, err
 	}
 	tok := []byte(hex.EncodeToString(r[:]))
-	if err := atomicfile.Write(path, append(tok, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(path, append(tok, '\n'), mode); err != nil {
 		return nil, fmt.Errorf("control token: %w", err)
 	}
 	return tok, nil
@@ -262,6 +279,9 @@ func (s *Server) handler() *http.ServeMux {
 			return nil, err
 		}
 		if req.AccountKey != "" {
+			if k, ok := b.(keyAttacher); ok {
+				return k.AttachWithKey(r.Context(), req)
+			}
 			return struct{}{}, b.AttachAccount(r.Context(), req.URL, req.AccountKey, req.Share)
 		}
 		return struct{}{}, b.Attach(r.Context(), req.URL, req.Share)
@@ -295,12 +315,38 @@ func (s *Server) handler() *http.ServeMux {
 	return mux
 }
 
-// AttachRequest attaches or detaches a project.
+// keyAttacher is a backend that attaches with an account key from a whole
+// request (a host name, a TLS authority) and says what the project
+// answered; the daemon is one.
+type keyAttacher interface {
+	AttachWithKey(ctx context.Context, req AttachRequest) (Attached, error)
+}
+
+// AttachRequest attaches or detaches a project. With an account key the
+// client registers the host with the project itself, and keeps the
+// credentials it gets in its data directory: the person's command needs no
+// write access to it (a system service's is not theirs), and the client
+// never reads the person's files (the project's TLS authority comes as
+// text).
 type AttachRequest struct {
-	URL   string  `json:"url"`
-	Share float64 `json:"share,omitempty"`
-	// AccountKey, if given, attaches with the volunteer's account key.
-	AccountKey string `json:"account_key,omitempty"`
+	URL        string  `json:"url"`
+	Share      float64 `json:"share,omitempty"`
+	AccountKey string  `json:"account_key,omitempty"`
+	Name       string  `json:"name,omitempty"` // host name shown by the project
+	CA         string  `json:"ca,omitempty"`   // PEM of the project's TLS authority
+}
+
+// Attached is what a project said when the host attached with an account
+// key.
+type Attached struct {
+	URL        string `json:"url"`
+	Project    string `json:"project"`
+	Host       string `json:"host"`
+	User       string `json:"user,omitempty"`
+	SigningKey string `json:"signing_key,omitempty"`
+	// Reconnect: the project was attached already; the client connects
+	// with the new credentials when it starts again.
+	Reconnect bool `json:"reconnect,omitempty"`
 }
 
 // SetPrefRequest changes one preference.

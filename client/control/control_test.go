@@ -41,6 +41,14 @@ func (f *fakeBackend) Attach(_ context.Context, url string, _ float64) error {
 	f.attached = append(f.attached, url)
 	return nil
 }
+func (f *fakeBackend) AttachWithKey(_ context.Context, req AttachRequest) (Attached, error) {
+	rec := req.URL + " key " + req.AccountKey
+	if req.CA != "" {
+		rec += " ca " + req.CA
+	}
+	f.attached = append(f.attached, rec)
+	return Attached{URL: req.URL, Host: "h1", Project: "p"}, nil
+}
 func (f *fakeBackend) AttachAccount(_ context.Context, url, key string, _ float64) error {
 	f.attached = append(f.attached, url+" key "+key)
 	return nil
@@ -108,6 +116,10 @@ func TestClientWithTheToken(t *testing.T) {
 	if err := c.Attach(ctx, "nats://x:4222", 50); err != nil || len(b.attached) != 1 {
 		t.Errorf("attach: %v %v", err, b.attached)
 	}
+	a, err := c.AttachWithKey(ctx, AttachRequest{URL: "nats://z:4222", AccountKey: "key", CA: "pem"})
+	if err != nil || a.Host != "h1" || len(b.attached) != 2 || b.attached[1] != "nats://z:4222 key key ca pem" {
+		t.Errorf("attach with an account key: %+v %v %v", a, err, b.attached)
+	}
 	if err := c.Detach(ctx, "nats://y"); err == nil || !strings.Contains(err.Error(), "not attached") {
 		t.Errorf("detach error: %v", err)
 	}
@@ -171,5 +183,31 @@ func TestTokenKeptAndTightened(t *testing.T) {
 	}
 	if st, _ := os.Stat(filepath.Join(dir, TokenFile)); st.Mode().Perm() != 0o600 {
 		t.Errorf("token file left %v", st.Mode())
+	}
+}
+
+// TestGroupMayUseTheClient: in a data directory that lets its group in (the
+// packages' /var/lib/momonga), the token and the address are the group's to
+// read too, so that the people in it can use momonga's commands; in a
+// person's own directory, they stay the owner's.
+func TestGroupMayUseTheClient(t *testing.T) {
+	for _, c := range []struct {
+		dir, files os.FileMode
+	}{{0o750, 0o640}, {0o700, 0o600}, {0o710, 0o600}, {0o755, 0o600}} {
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(dir, c.dir); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, c.dir)
+		s, err := Listen(dir, "", &fakeBackend{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{TokenFile, AddrFile} {
+			if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Mode().Perm() != c.files {
+				t.Errorf("directory %v: %s has mode %v (%v), want %v", c.dir, name, st.Mode().Perm(), err, c.files)
+			}
+		}
+		s.ln.Close()
 	}
 }

@@ -62,6 +62,7 @@ type AttachConfig struct {
 	AccountKey string // the user's account key
 	Name       string // host name shown by the project; default the machine's
 	CAFile     string // PEM file of the TLS authority to trust, if not the system's
+	CA         []byte // or the authority itself, PEM
 	Timeout    time.Duration
 }
 
@@ -75,6 +76,9 @@ func Attach(ctx context.Context, cfg AttachConfig) (Attachment, error) {
 	if !wu.ValidAccountKey(cfg.AccountKey) {
 		return Attachment{}, errors.New("the account key is malformed: copy it whole from the project's welcome message")
 	}
+	if err := checkOwner(cfg.DataDir); err != nil {
+		return Attachment{}, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return Attachment{}, fmt.Errorf("data directory: %w", err)
 	}
@@ -84,10 +88,12 @@ func Attach(ctx context.Context, cfg AttachConfig) (Attachment, error) {
 	}
 	pub, _ := kp.PublicKey()
 	caPath := ""
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return Attachment{}, fmt.Errorf("CA file: %w", err)
+	if cfg.CAFile != "" || len(cfg.CA) > 0 {
+		pem := cfg.CA
+		if len(pem) == 0 {
+			if pem, err = os.ReadFile(cfg.CAFile); err != nil {
+				return Attachment{}, fmt.Errorf("CA file: %w", err)
+			}
 		}
 		caPath = caPathFor(cfg.DataDir, cfg.URL)
 		if err := os.MkdirAll(filepath.Dir(caPath), 0o700); err != nil {

@@ -154,6 +154,29 @@ func (d *Daemon) Attach(_ context.Context, url string, share float64) error {
 	return d.attachLocked(url, share)
 }
 
+// AttachWithKey registers the host with a project for the account whose
+// key is given, keeps the credentials in the data directory, and attaches
+// the project.
+func (d *Daemon) AttachWithKey(ctx context.Context, req control.AttachRequest) (control.Attached, error) {
+	if err := checkProjectURL(req.URL); err != nil {
+		return control.Attached{}, err
+	}
+	name := req.Name
+	if name == "" {
+		name = d.id.Name
+	}
+	a, err := Attach(ctx, AttachConfig{DataDir: d.cfg.DataDir, URL: req.URL, AccountKey: req.AccountKey, Name: name, CA: []byte(req.CA)})
+	if err != nil {
+		return control.Attached{}, err
+	}
+	out := control.Attached{URL: a.URL, Project: a.Project, Host: a.Host, User: a.User, SigningKey: a.SigningKey}
+	d.mu.Lock()
+	defer d.kick()
+	defer d.mu.Unlock()
+	out.Reconnect = d.projects[req.URL] != nil && d.runCtx != nil
+	return out, d.attachLocked(req.URL, req.Share)
+}
+
 // Detach leaves a project.
 func (d *Daemon) Detach(url string) error {
 	d.mu.Lock()

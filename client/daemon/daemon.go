@@ -195,6 +195,9 @@ type Daemon struct {
 	fatal chan error
 	wg    sync.WaitGroup
 	wake  chan struct{}
+	// lock is the data directory's, held from New until Run returns or
+	// Close.
+	lock *dirLock
 }
 
 // identity is the host's id, kept in the data directory across runs.
@@ -249,11 +252,24 @@ func New(cfg Config) (*Daemon, error) {
 			return host.RunBenchmarkCommand(ctx, command)
 		}
 	}
-	for _, dir := range []string{"blobs", "slots", "reports", "cache"} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, dir), 0o700); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newLocked(cfg)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	d.lock = lock
+	return d, nil
+}
+
+// newLocked prepares a daemon on a data directory whose lock it holds.
+func newLocked(cfg Config) (*Daemon, error) {
 	id, err := loadIdentity(cfg.DataDir, cfg.Name)
 	if err != nil {
 		return nil, err
@@ -290,6 +306,10 @@ func New(cfg Config) (*Daemon, error) {
 	d.adoptOldReports()
 	return d, nil
 }
+
+// Close releases the data directory of a daemon that will not Run (Run
+// releases it when it returns).
+func (d *Daemon) Close() { d.lock.release() }
 
 // HostID is the id projects know this host by.
 func (d *Daemon) HostID() string { return d.id.ID }
@@ -372,6 +392,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if ctl, err = control.Listen(d.cfg.DataDir, d.cfg.Control, d, d.log); err != nil {
 			cancel()
 			stopWork()
+			if d.closeMonitor != nil {
+				d.closeMonitor()
+			}
+			d.lock.release()
 			return err
 		}
 		ctl.Handle("/", webui.New(d))
@@ -394,6 +418,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if d.closeMonitor != nil {
 			d.closeMonitor()
 		}
+		d.lock.release()
 	}()
 	if d.bench.Stale(d.info, d.now()) {
 		d.runBenchmarks(ctx)

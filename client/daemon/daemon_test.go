@@ -455,6 +455,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 	if err := first.saveReport(r); err != nil {
 		t.Fatal(err)
 	}
+	first.Close()
 	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"sum":"00","state":{"v":1,"projects":[{"url":"nats://nowhere:1"`), 0o600)
 
 	var recovered sync.Once

@@ -164,11 +164,6 @@ func (d *Daemon) fraction(t *task) float64 {
 // AttachAccount attaches this host to a project with the volunteer's
 // account key, then takes the project on.
 func (d *Daemon) AttachAccount(ctx context.Context, url, accountKey string, share float64) error {
-	if err := checkProjectURL(url); err != nil {
-		return err
-	}
-	if _, err := Attach(ctx, AttachConfig{DataDir: d.cfg.DataDir, URL: url, AccountKey: accountKey, Name: d.id.Name}); err != nil {
-		return err
-	}
-	return d.Attach(ctx, url, share)
+	_, err := d.AttachWithKey(ctx, control.AttachRequest{URL: url, AccountKey: accountKey, Share: share})
+	return err
 }

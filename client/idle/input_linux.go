@@ -3,10 +3,8 @@ package idle
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,12 +13,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/momonga-project/momonga/client/host"
 )
 
 // NewMonitor watches this machine: the X display named by $DISPLAY, the
 // input devices, the terminals, logind's idle hint where neither of the
 // first two can be read, /proc/stat and /sys/class/power_supply.
+//
+// A system service (the packages' momonga.service) has no display and no
+// session of its own; it sees the person through the input devices, which
+// the package lets it read through the input group, the terminals' access
+// times, and logind's idle hint over the system bus, which covers every
+// session, Wayland's included (logind_linux.go).
 func NewMonitor(logger *slog.Logger) *Monitor {
 	var inputs []InputSource
 	var x *x11Input
@@ -30,9 +36,10 @@ func NewMonitor(logger *slog.Logger) *Monitor {
 	}
 	ev := newEvdevInput("/dev/input", "/proc/bus/input/devices")
 	inputs = append(inputs, ev, newTTYInput("/dev"))
-	inputs = append(inputs, &logindInput{every: 5 * time.Second, wanted: func() bool {
+	logind := &logindInput{every: 5 * time.Second, connect: dbus.ConnectSystemBus, wanted: func() bool {
 		return (x == nil || !x.working()) && !ev.reading()
-	}})
+	}}
+	inputs = append(inputs, logind)
 	logger.Debug("idle sources", "display", os.Getenv("DISPLAY"))
 	return &Monitor{
 		Inputs: inputs,
@@ -43,6 +50,7 @@ func NewMonitor(logger *slog.Logger) *Monitor {
 				x.close()
 			}
 			ev.close()
+			logind.close()
 		},
 	}
 }
@@ -201,83 +209,4 @@ func latestAtime(patterns ...string) (time.Time, bool) {
 		}
 	}
 	return latest, !latest.IsZero()
-}
-
-// logindInput asks systemd-logind for its idle hint, which desktops set
-// (on Wayland, too) after their own idle delay: while the hint says "not
-// idle", the person is there. It is slow to follow them and costs a process
-// per look, so it is asked at most every `every`, and only while wanted says
-// the precise sources cannot see.
-type logindInput struct {
-	every  time.Duration
-	wanted func() bool
-
-	mu     sync.Mutex
-	at     time.Time
-	last   time.Time
-	known  bool
-	absent bool
-}
-
-func (l *logindInput) LastInput(now time.Time) (time.Time, bool) {
-	if !l.wanted() {
-		return time.Time{}, false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.absent {
-		return time.Time{}, false
-	}
-	if !l.at.IsZero() && now.Sub(l.at) < l.every {
-		return l.hint(now)
-	}
-	l.at = now
-	if _, err := os.Stat("/run/systemd/seats"); err != nil {
-		l.absent = true
-		return time.Time{}, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "loginctl", "show-session", "-p", "IdleHint", "-p", "IdleSinceHint").Output()
-	if err != nil {
-		l.known = false
-		return time.Time{}, false
-	}
-	idle, since, ok := parseLoginctl(string(out))
-	l.known = ok
-	if ok && idle {
-		l.last = since
-	} else {
-		l.last = time.Time{} // not idle: the person is there now
-	}
-	return l.hint(now)
-}
-
-func (l *logindInput) hint(now time.Time) (time.Time, bool) {
-	if !l.known {
-		return time.Time{}, false
-	}
-	if l.last.IsZero() {
-		return now, true
-	}
-	return l.last, true
-}
-
-// parseLoginctl reads IdleHint and IdleSinceHint (µs since the epoch). A
-// hint that was never set (IdleSinceHint=0) tells nothing.
-func parseLoginctl(out string) (idle bool, since time.Time, ok bool) {
-	var us int64
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "IdleHint":
-			idle = v == "yes"
-		case "IdleSinceHint":
-			us, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	if us <= 0 {
-		return false, time.Time{}, false
-	}
-	return idle, time.UnixMicro(us), true
 }

@@ -36,16 +36,6 @@ B: EV=17
 	}
 }
 
-func TestParseLoginctl(t *testing.T) {
-	idle, since, ok := parseLoginctl("IdleHint=yes\nIdleSinceHint=1700000000000000\n")
-	if !ok || !idle || !since.Equal(time.UnixMicro(1700000000000000)) {
-		t.Errorf("idle %v since %v ok %v", idle, since, ok)
-	}
-	if _, _, ok := parseLoginctl("IdleHint=no\nIdleSinceHint=0\n"); ok {
-		t.Error("a hint never set was taken as known")
-	}
-}
-
 func TestTTYAccessTimes(t *testing.T) {
 	dev := t.TempDir()
 	os.MkdirAll(filepath.Join(dev, "pts"), 0o755)

@@ -33,6 +33,12 @@ type Result struct {
 	GoalCPUPercent   float64 `json:"goal_cpu_percent"`
 	GoalSuspendSecs  float64 `json:"goal_suspend_seconds"`
 	DaemonStartupSec float64 `json:"daemon_startup_seconds"` // start to registered, benchmarks included
+	// The client with nothing attached, as a package starts it: idle, then
+	// from `momonga attach` to a task running.
+	UnattachedRSSBytes   int64   `json:"unattached_rss_bytes"`
+	UnattachedCPUPercent float64 `json:"unattached_cpu_percent"`
+	UnattachedSeconds    float64 `json:"unattached_seconds"`
+	AttachToRunSeconds   float64 `json:"attach_to_run_seconds"`
 }
 
 const (
@@ -52,4 +58,9 @@ func Print(w io.Writer, r Result) {
 	fmt.Fprintf(w, "idle resident memory:   %.1f MB  (goal ≤ %.0f MB: %s)\n", float64(r.IdleRSSBytes)/(1<<20), float64(r.GoalRSSBytes)/(1<<20), mark(r.IdleRSSBytes <= r.GoalRSSBytes))
 	fmt.Fprintf(w, "idle CPU over %.0f s:     %.3f%% of one core  (goal ≤ %.2f%%: %s)\n", r.IdleSeconds, r.IdleCPUPercent, r.GoalCPUPercent, mark(r.IdleCPUPercent <= r.GoalCPUPercent))
 	fmt.Fprintf(w, "input to %d tasks stopped: %.0f ms via %s  (goal ≤ %.0f s: %s)\n", r.Tasks, 1000*r.SuspendSeconds, r.Input, r.GoalSuspendSecs, mark(r.SuspendSeconds <= r.GoalSuspendSecs))
+	if r.UnattachedSeconds > 0 {
+		fmt.Fprintf(w, "nothing attached, idle:  %.1f MB, %.3f%% of one core over %.0f s  (goals as above: %s)\n", float64(r.UnattachedRSSBytes)/(1<<20),
+			r.UnattachedCPUPercent, r.UnattachedSeconds, mark(r.UnattachedRSSBytes <= r.GoalRSSBytes && r.UnattachedCPUPercent <= r.GoalCPUPercent))
+		fmt.Fprintf(w, "attach to a task running: %.1f s\n", r.AttachToRunSeconds)
+	}
 }

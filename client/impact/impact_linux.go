@@ -87,6 +87,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 
+	// Nothing attached, as a package starts the client.
+	if err := measureUnattached(ctx, cfg, &res, exe, tmp, proj, in.env); err != nil {
+		return res, fmt.Errorf("the client with nothing attached: %w", err)
+	}
+
 	// Idle: attached, registered, nothing to do.
 	started := time.Now()
 	child, err := startClient(ctx, exe, data, proj.url, in.env)

@@ -450,8 +450,10 @@ func (p *Process) finish(line []byte, waitErr error, exited bool) {
 			res.Reason += ": " + summary
 		}
 	}
-	if st := p.w.cmd.ProcessState; exited && st != nil {
-		res.CPUSeconds = (st.UserTime() + st.SystemTime()).Seconds()
+	if exited { // ProcessState is written by Wait, which has returned only then
+		if st := p.w.cmd.ProcessState; st != nil {
+			res.CPUSeconds = (st.UserTime() + st.SystemTime()).Seconds()
+		}
 	}
 	res.Wall = wall
 	p.res = res

@@ -21,8 +21,16 @@ func initCommand() *cli.Command {
 		Description: "Writes DATA/" + signing.PrivateFile + " (mode 0600) and DATA/" + signing.PublicFile + ". The server needs only the public\n" +
 			"key; the private one signs apps (`app sign`) and may be moved to an offline machine. Also writes DATA/" + auth.KeysFile + "\n" +
 			"(mode 0600), the keys of the project's NATS accounts, which every server of a cluster needs a copy of.",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "data", Usage: "data directory", Required: true}},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Usage: "data directory", Required: true},
+			&cli.BoolFlag{Name: "if-needed", Usage: "do nothing if the project has its signing key already (the service's first start)"},
+		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("if-needed") {
+				if _, err := os.Stat(filepath.Join(c.String("data"), signing.PublicFile)); err == nil {
+					return nil
+				}
+			}
 			pub, err := signing.Init(c.String("data"))
 			if err != nil {
 				return err

@@ -50,32 +50,54 @@ func attachCommand() *cli.Command {
 			}
 			ctx, stop := cliutil.SignalContext(c.Context)
 			defer stop()
-			var a daemon.Attachment
-			if key != "" {
-				if a, err = daemon.Attach(ctx, daemon.AttachConfig{DataDir: c.String("data"), URL: u, AccountKey: key, Name: c.String("name"), CAFile: c.String("ca")}); err != nil {
+			data, share := c.String("data"), c.Float64("share")
+			if key == "" {
+				// An open project: the running client just adds it.
+				err := withClient(c, func(ctx context.Context, cl *control.Client) error { return cl.Attach(ctx, u, share) })
+				if errors.Is(err, control.ErrNotRunning) {
+					return fmt.Errorf("%w: start it with `momonga run --project %s`, or attach with your account key (--account-key) if the project asks for one", err, u)
+				}
+				if err != nil {
 					return err
 				}
+				return output(c, map[string]any{"attached": u, "share": share, "running": true}, func(w io.Writer, _ any) {
+					fmt.Fprintf(w, "attached %s with share %g\n", u, share)
+				})
 			}
-			// A running client takes the project on now; a stopped one
-			// finds the attachment when it starts.
-			running := true
-			err = withClient(c, func(ctx context.Context, cl *control.Client) error { return cl.Attach(ctx, u, c.Float64("share")) })
-			switch {
-			case errors.Is(err, control.ErrNotRunning) && key != "":
-				running = false
-			case errors.Is(err, control.ErrNotRunning):
-				return fmt.Errorf("%w: start it with `momonga run --project %s`, or attach with your account key (--account-key) if the project asks for one", err, u)
-			case err != nil:
+			// A running client registers the host itself and takes the
+			// project on at once: the data directory is its own (a system
+			// service's, maybe), not this command's to write.
+			req := control.AttachRequest{URL: u, Share: share, AccountKey: key, Name: c.String("name")}
+			if p := c.String("ca"); p != "" {
+				pem, err := os.ReadFile(p)
+				if err != nil {
+					return fmt.Errorf("CA file: %w", err)
+				}
+				req.CA = string(pem)
+			}
+			var a control.Attached
+			err = withClient(c, func(ctx context.Context, cl *control.Client) (err error) {
+				a, err = cl.AttachWithKey(ctx, req)
+				return err
+			})
+			running := err == nil
+			if errors.Is(err, control.ErrNotRunning) {
+				var att daemon.Attachment
+				if att, err = daemon.Attach(ctx, daemon.AttachConfig{DataDir: data, URL: u, AccountKey: key, Name: req.Name, CAFile: c.String("ca")}); err != nil {
+					return err
+				}
+				a = control.Attached{URL: att.URL, Project: att.Project, Host: att.Host, User: att.User, SigningKey: att.SigningKey}
+			}
+			if err != nil {
 				return err
 			}
-			return output(c, map[string]any{"attached": u, "share": c.Float64("share"), "attachment": a, "running": running}, func(w io.Writer, _ any) {
-				if key != "" {
-					fmt.Fprintf(w, "attached to %s (%s) as host %s of user %s\nsigning key pinned: %s\n", a.Project, a.URL, a.Host, a.User, a.SigningKey)
-				} else {
-					fmt.Fprintf(w, "attached %s with share %g\n", u, c.Float64("share"))
-				}
-				if !running {
-					fmt.Fprintf(w, "now run: momonga run --data %s\n", c.String("data"))
+			return output(c, map[string]any{"attached": u, "share": share, "attachment": a, "running": running}, func(w io.Writer, _ any) {
+				fmt.Fprintf(w, "attached to %s (%s) as host %s of user %s\nsigning key pinned: %s\n", a.Project, a.URL, a.Host, a.User, a.SigningKey)
+				switch {
+				case !running:
+					fmt.Fprintf(w, "now run: momonga run --data %s\n", data)
+				case a.Reconnect:
+					fmt.Fprintln(w, "the client was attached to this project already: it connects with the new credentials when it starts again")
 				}
 			})
 		},

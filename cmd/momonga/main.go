@@ -32,11 +32,13 @@ func main() {
 	}
 }
 
-var errNoProject = errors.New("no project attached: attach one with `momonga attach URL --account-key KEY`, or give an open project with --project nats://HOST:PORT")
-
 var (
-	dataFlag = &cli.StringFlag{Name: "data", Usage: "data directory (host identity, state, preferences, cache)", Value: defaultDataDir()}
-	jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	dataDefaults = defaultDataDirs(thisPlatform())
+	// dataFlag names the client a command talks to.
+	dataFlag = &cli.StringFlag{Name: "data", Usage: "data directory of the client to talk to", Value: dataDefaults.Use, EnvVars: []string{"MOMONGA_DATA"}}
+	// runDataFlag is where `momonga run` keeps everything.
+	runDataFlag = &cli.StringFlag{Name: "data", Usage: "data directory (host identity, state, preferences, cache)", Value: dataDefaults.Run, EnvVars: []string{"MOMONGA_DATA"}}
+	jsonFlag    = &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 )
 
 func app() *cli.App {
@@ -51,9 +53,9 @@ func app() *cli.App {
 			accountCommand(),
 			{
 				Name:  "run",
-				Usage: "run the client: register with the attached projects, fetch work, compute, report",
+				Usage: "run the client: register with the attached projects, fetch work, compute, report; with none attached, wait for `momonga attach`",
 				Flags: []cli.Flag{
-					dataFlag,
+					runDataFlag,
 					&cli.StringFlag{Name: "project", Usage: "attach this project (NATS URL, e.g. nats://127.0.0.1:4222) if it is not yet"},
 					&cli.StringFlag{Name: "ca", Usage: "PEM file of the authority of --project's TLS certificate (default: the one given at attach)"},
 					&cli.IntFlag{Name: "cpus", Usage: "tasks to run at once (0 = max_cpus_percent of the cores)"},
@@ -67,14 +69,11 @@ func app() *cli.App {
 					// the CPU limits every second, which would wake an idle
 					// client for nothing.
 					runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-					if _, attached, _ := daemon.LoadAttachment(c.String("data")); c.String("project") == "" && !attached && !daemon.HasState(c.String("data")) {
-						return errNoProject
-					}
 					level, err := eventlog.ParseLevel(c.String("log-level"))
 					if err != nil {
 						return err
 					}
-					ctx, stop := cliutil.SignalContext(context.Background())
+					ctx, stop := serviceContext(context.Background())
 					defer stop()
 					d, err := daemon.New(daemon.Config{
 						LogLevel:   level,
@@ -93,7 +92,7 @@ func app() *cli.App {
 						return err
 					}
 					if len(d.Projects()) == 0 {
-						return errNoProject
+						fmt.Fprintf(c.App.ErrWriter, "momonga: no project attached yet: waiting for `momonga attach URL --data %s`\n", c.String("data"))
 					}
 					return d.Run(ctx)
 				},
@@ -147,6 +146,7 @@ func app() *cli.App {
 				},
 			},
 			prefsCommand(),
+			serviceCommand(),
 			uiCommand(),
 			logCommand(),
 			screensaverCommand(),
@@ -211,6 +211,8 @@ func printStatus(w io.Writer, v any) {
 	s := v.(control.Status)
 	state := "computing"
 	switch {
+	case s.Projects == 0:
+		state = "waiting for a project: attach one with `momonga attach URL --account-key KEY`"
 	case s.Benchmarking:
 		state = "running the benchmarks"
 	case !s.Computing:
@@ -373,11 +375,4 @@ func printPrefs(w io.Writer, p prefs.Prefs) {
 		fmt.Fprintf(tw, "%s\t%s\t%s (%s)\n", k.Name, v, k.Help, k.Range())
 	}
 	tw.Flush()
-}
-
-func defaultDataDir() string {
-	if dir, err := os.UserConfigDir(); err == nil {
-		return dir + string(os.PathSeparator) + "momonga"
-	}
-	return "momonga-data"
 }

@@ -1,0 +1,5 @@
+//go:build !linux && !darwin && !windows
+
+package main
+
+func newServiceManager() (serviceManager, error) { return nil, errNoServices }
