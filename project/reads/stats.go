@@ -98,7 +98,7 @@ func (s Stats) Overview(ctx context.Context) (stats.Overview, error) {
 }
 
 func summary(b sched.BatchView) stats.BatchSummary {
-	return stats.BatchSummary{Name: b.Name, App: b.App, Units: b.Units, Valid: b.Valid, Errored: b.Errored, Pending: b.Pending}
+	return stats.BatchSummary{Name: b.Name, App: b.App, Units: b.Units, Valid: b.Valid, Errored: b.Errored, Cancelled: b.Cancelled, Pending: b.Pending}
 }
 
 // days spreads a daily history over the n days up to now's.

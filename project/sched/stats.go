@@ -503,13 +503,14 @@ func (m *Machine) Search(kind int, prefix string, limit int) []Label {
 
 // BatchView is a batch's progress.
 type BatchView struct {
-	Name    string
-	App     string
-	Units   int
-	Valid   int
-	Errored int
-	Pending int
-	Created time.Time
+	Name      string
+	App       string
+	Units     int
+	Valid     int
+	Errored   int
+	Cancelled int
+	Pending   int
+	Created   time.Time
 	// Finished counts units decided per hour, the last ProgressHours hours
 	// up to Now, oldest first.
 	Finished []int
@@ -526,7 +527,7 @@ func (m *Machine) Batches() []BatchView {
 }
 
 func (m *Machine) batchView(b *batch, hours bool) BatchView {
-	v := BatchView{Name: b.Name, App: b.App, Units: len(b.Units), Valid: b.Valid, Errored: b.Errored, Pending: b.Pending, Now: m.st.Now}
+	v := BatchView{Name: b.Name, App: b.App, Units: len(b.Units), Valid: b.Valid, Errored: b.Errored, Cancelled: b.Cancelled, Pending: b.Pending, Now: m.st.Now}
 	p := m.st.Progress[b.Name]
 	if p == nil {
 		return v
