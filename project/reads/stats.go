@@ -343,9 +343,13 @@ const exportSlice = 20000
 func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64, dst []stats.Record) ([]stats.Record, uint64, error) {
 	k, sk := kindOf(kind)
 	start := len(dst)
+	dst = slices.Grow(dst, exportSlice)
 	var next uint64
 	err := s.sched(ctx, func(m *sched.Machine) {
-		next = m.Records(sk, from, exportSlice, func(r *sched.Record) { dst = append(dst, stats.Record{Record: *r}) })
+		next = m.Records(sk, from, exportSlice, func() *sched.Record {
+			dst = append(dst, stats.Record{})
+			return &dst[len(dst)-1].Record
+		})
 	})
 	if err != nil {
 		return dst, 0, err

@@ -221,6 +221,9 @@ func TestSnapshotWithoutNumbersGetsThem(t *testing.T) {
 
 func records(m *Machine, kind int, from uint64, n int) ([]Record, uint64) {
 	var out []Record
-	next := m.Records(kind, from, n, func(r *Record) { out = append(out, *r) })
+	next := m.Records(kind, from, n, func() *Record {
+		out = append(out, Record{})
+		return &out[len(out)-1]
+	})
 	return out, next
 }
