@@ -72,9 +72,9 @@ func nameBefore(a, b nameEntry) bool {
 func (m *Machine) reindexStats() {
 	st := m.st
 	ix := &m.six
-	m.words = map[string]string{}
+	m.platforms = map[platform]*platform{}
 	for _, h := range st.Hosts {
-		h.Info = m.shared(h.Info)
+		h.Info = m.compact(h.Info.wire())
 	}
 	*ix = statsIndex{userHosts: map[string][]string{}, members: map[string]map[string]bool{}, holding: map[string][]string{}, tasks: map[wu.TaskState]int{}}
 	// Numbers for what a snapshot from before them holds: users and teams
@@ -180,22 +180,6 @@ func derivedCrossProjectID(k wu.Hash) string {
 	sum := sha256.Sum256([]byte("momonga cross-project id\x00" + string(k)))
 	return hex.EncodeToString(sum[:16])
 }
-
-// shared returns in with the strings many hosts share (OS, its version,
-// architecture, CPU vendor and model, engine) replaced by one copy of each.
-func (m *Machine) shared(in wu.HostInfo) wu.HostInfo {
-	for _, s := range []*string{&in.OS, &in.OSVersion, &in.Arch, &in.CPUVendor, &in.CPUModel, &in.Engine} {
-		if w, ok := m.words[*s]; ok {
-			*s = w
-		} else if len(m.words) < maxWords {
-			m.words[*s] = *s
-		}
-	}
-	return in
-}
-
-// maxWords bounds the shared strings, as hosts choose them.
-const maxWords = 1 << 16
 
 // numberHost gives a new host its number and indexes it.
 func (m *Machine) numberHost(h *host) {
@@ -399,7 +383,7 @@ func (m *Machine) Host(num uint64) (HostView, bool) {
 	if h == nil {
 		return HostView{}, false
 	}
-	v := HostView{Label: m.hostLabel(h), Info: h.Info, Created: h.Created, LastSeen: h.LastSeen, Valid: h.Valid, Invalid: h.Invalid,
+	v := HostView{Label: m.hostLabel(h), Info: h.Info.wire(), Created: h.Created, LastSeen: h.LastSeen, Valid: h.Valid, Invalid: h.Invalid,
 		Lost: h.Lost, Turnaround: h.Turnaround, Revoked: h.Revoked}
 	if u := m.userOf(h.User); u != nil {
 		l := m.userLabel(u)
@@ -665,7 +649,7 @@ func (m *Machine) userRecord(r *Record, u *user) {
 }
 
 func (m *Machine) hostRecord(r *Record, h *host) {
-	*r = Record{ID: h.ID, Num: h.Num, Name: h.Info.Name, Created: h.Created, Info: h.Info, LastSeen: h.LastSeen, Turnround: h.Turnaround}
+	*r = Record{ID: h.ID, Num: h.Num, Name: h.Info.Name, Created: h.Created, Info: h.Info.wire(), LastSeen: h.LastSeen, Turnround: h.Turnaround}
 	own := h.Info.CPID
 	if own == "" {
 		own = md5hex("momonga host\x00" + h.ID)
