@@ -173,10 +173,13 @@ type state struct {
 	Teams   map[string]*Account `json:"teams"`
 	// Project is the credit of all hosts together over time (version 2).
 	Project Totals `json:"project,omitzero"`
+	// Members holds the team each user was last credited in, by user id
+	// (members.go); older snapshots have none.
+	Members map[string]string `json:"members,omitempty"`
 }
 
 func newState() *state {
-	return &state{V: Version, Sources: map[string]uint64{}, Hosts: map[string]*Account{}, Users: map[string]*Account{}, Teams: map[string]*Account{}}
+	return &state{V: Version, Sources: map[string]uint64{}, Hosts: map[string]*Account{}, Users: map[string]*Account{}, Teams: map[string]*Account{}, Members: map[string]string{}}
 }
 
 // Machine is the accounting state machine. It implements
@@ -251,6 +254,13 @@ func (m *Machine) Receive(d Delivery) Receipt {
 }
 
 func (m *Machine) credit(g Grant) {
+	if g.User != "" {
+		m.unlist(g.User)
+		defer m.list(g.User)
+		if !g.Opening {
+			m.join(g.User, g.Team)
+		}
+	}
 	for k, id := range [kinds]string{Hosts: g.Host, Users: g.User, Teams: g.Team} {
 		if id == "" {
 			continue
@@ -319,6 +329,9 @@ func decodeState(b []byte) (*state, error) {
 	if st.Sources == nil {
 		st.Sources = map[string]uint64{}
 	}
+	if st.Members == nil {
+		st.Members = map[string]string{}
+	}
 	for _, t := range []struct {
 		name  string
 		table *map[string]*Account
@@ -333,6 +346,11 @@ func decodeState(b []byte) (*state, error) {
 			if err := errors.Join(checkHistory(a.Days), checkHistory(a.Months)); err != nil {
 				return nil, fmt.Errorf("%s %q: %w", t.name, id, err)
 			}
+		}
+	}
+	for u, t := range st.Members {
+		if u == "" || t == "" {
+			return nil, fmt.Errorf("user %q is a member of team %q: both must be named", u, t)
 		}
 	}
 	p := st.Project

@@ -440,7 +440,7 @@ type TeamView struct {
 	Description string
 	Founder     *Label
 	Created     time.Time
-	Members     []string // user ids, in no order: the accounting peer orders them
+	Members     int // how many users it has
 }
 
 // Team describes the team numbered num, members included.
@@ -454,11 +454,19 @@ func (m *Machine) Team(num uint64) (TeamView, bool) {
 		l := m.userLabel(f)
 		v.Founder = &l
 	}
-	v.Members = make([]string, 0, len(m.six.members[t.ID]))
-	for uid := range m.six.members[t.ID] {
-		v.Members = append(v.Members, uid)
-	}
+	v.Members = len(m.six.members[t.ID])
 	return v, true
+}
+
+// TeamMembers lists the ids of the users of the team numbered num, in no
+// order (the accounting peer orders them).
+func (m *Machine) TeamMembers(num uint64) []string {
+	members := m.six.members[byNum(m.six.teamNum, num)]
+	ids := make([]string, 0, len(members))
+	for uid := range members {
+		ids = append(ids, uid)
+	}
+	return ids
 }
 
 func teamType(t *team) int { return max(t.Type, 1) }
