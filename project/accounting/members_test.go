@@ -95,13 +95,10 @@ func TestRestoreSnapshotWithoutMembers(t *testing.T) {
 	if rc := m.Receive(Delivery{V: Version, Source: "sched", Grants: []Grant{g}}); rc.Error != nil {
 		t.Fatal(rc.Error)
 	}
-	var snap bytes.Buffer
-	if err := m.Snapshot(&snap); err != nil {
-		t.Fatal(err)
-	}
-	old := strings.Replace(snap.String(), `,"members":{"u1":"t1"}`, "", 1)
-	if old == snap.String() {
-		t.Fatalf("no members in %s", snap.String())
+	snap := jsonSnapshot(t, m)
+	old := strings.Replace(snap, `,"members":{"u1":"t1"}`, "", 1)
+	if old == snap {
+		t.Fatalf("no members in %s", snap)
 	}
 	r := New()
 	if err := r.Restore(strings.NewReader(old)); err != nil {
@@ -117,7 +114,7 @@ func TestRestoreSnapshotWithoutMembers(t *testing.T) {
 	if rows, _ := r.TeamMembers("t1", 0, 10, t0); len(rows) != 1 || rows[0].ID != "u1" || rows[0].Credit != 10 {
 		t.Fatalf("after a grant: %+v", rows)
 	}
-	bad := strings.Replace(snap.String(), `"u1":"t1"`, `"u1":""`, 1)
+	bad := strings.Replace(snap, `"u1":"t1"`, `"u1":""`, 1)
 	if err := New().Restore(strings.NewReader(bad)); err == nil {
 		t.Fatal("a member of no team restored")
 	}
