@@ -352,13 +352,13 @@ func (g *Group) local() []*groupMember {
 func (g *Group) renewSlots(ctx context.Context) {
 	for _, m := range g.local() {
 		v, _ := json.Marshal(slotValue{Member: m.ID(), Process: g.cfg.Process, Applied: m.Applied()})
-		rev, err := g.cfg.Registry.Update(ctx, slotKey(g.cfg.Name, m.slot), v, m.rev)
+		rev, err := g.set(ctx, slotKey(g.cfg.Name, m.slot), v, m.ID(), m.rev)
 		switch {
 		case err == nil:
 			g.mu.Lock()
 			m.rev = rev
 			g.mu.Unlock()
-		case errors.Is(err, ErrConflict):
+		case errors.Is(err, errTaken):
 			g.cfg.Logger.Warn("vpeer: slot taken over; stopping its old member", "slot", m.slot, "member", m.ID())
 			m.cancel()
 		case ctx.Err() == nil:
@@ -366,6 +366,52 @@ func (g *Group) renewSlots(ctx context.Context) {
 		}
 	}
 }
+
+// set writes value, naming member, to key with a compare-and-set: it
+// creates the key when rev is 0 and updates it from revision rev
+// otherwise, and returns the new revision. errTaken means that another
+// member's write came first.
+//
+// On a replicated registry a write can be stored while its answer is lost:
+// it times out when the registry's leader stops, or a retry finds the
+// first attempt stored and conflicts with it; the next renewal then
+// conflicts with that write of member's own. Taken for a takeover, such a
+// conflict would stop members that nobody replaces, in every process at
+// once (all renew through the same leader), and leave the log unapplied
+// until new members have replayed it. So a failed write is followed by a
+// read of the key: newer than rev and naming member, the write was stored,
+// and set returns its revision; naming another member, errTaken. A read
+// that fails, or that a lagging replica answers with revision rev or
+// older, decides nothing: set returns the write's error, and the caller
+// tries again at the next heartbeat.
+func (g *Group) set(ctx context.Context, key string, value []byte, member string, rev uint64) (uint64, error) {
+	var (
+		newRev uint64
+		err    error
+	)
+	if rev == 0 {
+		newRev, err = g.cfg.Registry.Create(ctx, key, value)
+	} else {
+		newRev, err = g.cfg.Registry.Update(ctx, key, value, rev)
+	}
+	if err == nil || ctx.Err() != nil {
+		return newRev, err
+	}
+	b, cur, rerr := g.cfg.Registry.Get(ctx, key)
+	if rerr != nil || cur <= rev {
+		return 0, fmt.Errorf("%w (whether it was stored is not known yet)", err)
+	}
+	var v struct {
+		Member string `json:"member"`
+	}
+	if json.Unmarshal(b, &v) == nil && v.Member == member {
+		return cur, nil
+	}
+	return 0, fmt.Errorf("%s held by %q: %w", key, v.Member, errTaken)
+}
+
+// errTaken is set's answer when another member holds the key.
+var errTaken = errors.New("vpeer: taken by another member")
 
 // lapsed reports whether key, seen at rev, has not changed for Lapse. It
 // runs on Run's goroutine only.
@@ -433,14 +479,9 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 	id := g.cfg.Process + "/" + strconv.Itoa(g.next)
 	g.mu.Unlock()
 	v, _ := json.Marshal(slotValue{Member: id, Process: g.cfg.Process})
-	var err error
-	if rev == 0 {
-		rev, err = g.cfg.Registry.Create(ctx, slotKey(g.cfg.Name, slot), v)
-	} else {
-		rev, err = g.cfg.Registry.Update(ctx, slotKey(g.cfg.Name, slot), v, rev)
-	}
+	rev, err := g.set(ctx, slotKey(g.cfg.Name, slot), v, id, rev)
 	if err != nil {
-		if !errors.Is(err, ErrConflict) && ctx.Err() == nil {
+		if !errors.Is(err, errTaken) && !errors.Is(err, ErrConflict) && ctx.Err() == nil {
 			g.cfg.Logger.Warn("vpeer: slot not taken", "slot", slot, "err", err)
 		}
 		return
@@ -519,14 +560,14 @@ func (g *Group) keepLease(ctx context.Context) {
 	sent := time.Now()
 	if l.holder != "" {
 		v, _ := json.Marshal(leaseValue{Member: l.holder, Process: g.cfg.Process})
-		rev, err := g.cfg.Registry.Update(ctx, key, v, l.rev)
+		rev, err := g.set(ctx, key, v, l.holder, l.rev)
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		switch {
 		case g.lease.holder != l.holder: // its member stopped meanwhile
 		case err == nil:
 			g.lease.rev, g.lease.renewed = rev, sent
-		case errors.Is(err, ErrConflict):
+		case errors.Is(err, errTaken):
 			g.cfg.Logger.Warn("vpeer: lease lost", "member", l.holder)
 			g.lease = lease{}
 		case ctx.Err() == nil:
@@ -553,13 +594,9 @@ func (g *Group) keepLease(ctx context.Context) {
 	}
 	v, _ := json.Marshal(leaseValue{Member: candidate.ID(), Process: g.cfg.Process})
 	sent = time.Now()
-	if rev == 0 {
-		rev, err = g.cfg.Registry.Create(ctx, key, v)
-	} else {
-		rev, err = g.cfg.Registry.Update(ctx, key, v, rev)
-	}
+	rev, err = g.set(ctx, key, v, candidate.ID(), rev)
 	if err != nil {
-		if !errors.Is(err, ErrConflict) && ctx.Err() == nil {
+		if !errors.Is(err, errTaken) && !errors.Is(err, ErrConflict) && ctx.Err() == nil {
 			g.cfg.Logger.Warn("vpeer: lease not taken", "err", err)
 		}
 		return
