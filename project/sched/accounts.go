@@ -142,7 +142,7 @@ func (m *Machine) attach(_ string, req wu.Attach) (*wu.AttachReply, error) {
 		m.st.NextHost++
 		id = "h" + strconv.FormatUint(m.st.NextHost, 10)
 	}
-	h := &host{ID: id, Info: m.shared(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
+	h := &host{ID: id, Info: m.compact(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
 	m.st.Hosts[id] = h
 	m.numberHost(h)
 	m.ix.hostByNKey[req.NKey] = id

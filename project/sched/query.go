@@ -32,7 +32,7 @@ func (m *Machine) Status() wu.StatusReply {
 	}
 	for _, id := range sortedKeys(m.st.Hosts) {
 		h := m.st.Hosts[id]
-		hs := wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
+		hs := wu.HostStatus{ID: h.ID, Info: h.Info.wire(), LastSeen: h.LastSeen, Running: running[id],
 			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked,
 			Speed: m.speed(h), DCF: h.DCF, Turnaround: h.Turnaround}
 		if b, counted := m.ix.hostBucket[id]; counted {

@@ -80,9 +80,9 @@ type Machine struct {
 	seq    uint64 // log sequence of the entry being applied: a source of deterministic chance
 
 	six statsIndex // derived from st for the stats site: stats.go
-	// words holds one copy of each OS, CPU model and the like that hosts
-	// describe themselves with: a million hosts name a few hundred.
-	words map[string]string
+	// platforms holds one copy of each platform hosts describe themselves
+	// with (hostinfo.go): a million hosts name a few hundred.
+	platforms map[platform]*platform
 
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
@@ -284,7 +284,7 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.Info = m.shared(req.Host)
+	h.Info = m.compact(req.Host)
 	h.LastSeen = m.st.Now
 	m.rank(h)
 	next := uint64(1)

@@ -164,12 +164,12 @@ type task struct {
 }
 
 type host struct {
-	ID       string      `json:"id"`
-	Info     wu.HostInfo `json:"info"`
-	LastSeen time.Time   `json:"last_seen"`
-	Valid    int         `json:"valid"`
-	Invalid  int         `json:"invalid"`
-	Lost     int         `json:"lost"`
+	ID       string    `json:"id"`
+	Info     hostInfo  `json:"info"`
+	LastSeen time.Time `json:"last_seen"`
+	Valid    int       `json:"valid"`
+	Invalid  int       `json:"invalid"`
+	Lost     int       `json:"lost"`
 
 	User    string    `json:"user,omitempty"` // owner's id; "" for a host of an open project
 	NKey    string    `json:"nkey,omitempty"` // public key it authenticates with
