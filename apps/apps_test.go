@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/momonga-project/momonga/workunits/sdk"
+
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
@@ -266,10 +268,18 @@ func TestMandelIsDeterministic(t *testing.T) {
 }
 
 // TestReactorsDrawMandelsImage runs the reactor modules, Go and C, step by
-// step under wazero and checks that they draw the native mandel's image.
+// step under wazero and checks that they draw the native mandel's image and
+// publish the same picture of the tile so far as it does, midway and at the
+// end.
 func TestReactorsDrawMandelsImage(t *testing.T) {
 	args := []string{"-0.743643887037151", "0.131825904205330", "2e-9", "48", "32", "3000"}
-	want := runMandelIn(t, buildNative(t, "./mandel"), t.TempDir(), args...)
+	native := buildNative(t, "./mandel")
+	nativeDir := t.TempDir()
+	want := runMandelIn(t, native, nativeDir, args...)
+	wantPicture, err := os.ReadFile(filepath.Join(nativeDir, sdk.PictureFile))
+	if err != nil {
+		t.Fatalf("native mandel published no picture: %v", err)
+	}
 	for name, module := range map[string][]byte{"mandelr": MandelR, "mandelc": MandelC} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -296,9 +306,15 @@ func TestReactorsDrawMandelsImage(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d: %v (%s)", steps, err, errOut.String())
 				}
+				if steps == 15 { // 16 of 32 rows: the picture shows the top half, the rest not yet computed
+					checkHalfPicture(t, filepath.Join(dir, sdk.PictureFile), wantPicture)
+				}
 				if res[0] == 1 {
 					break
 				}
+			}
+			if got, err := os.ReadFile(filepath.Join(dir, sdk.PictureFile)); err != nil || !bytes.Equal(got, wantPicture) {
+				t.Errorf("%s's last picture differs from mandel's (%d bytes, %v)", name, len(got), err)
 			}
 			if steps != 31 || !bytes.Equal(out.Bytes(), want) {
 				t.Errorf("%s took %d steps and drew a different image (%d bytes, want %d)", name, steps+1, out.Len(), len(want))
@@ -451,5 +467,28 @@ func checkPGM(t *testing.T, img []byte, width, height int) {
 	header := "P5\n" + strconv.Itoa(width) + " " + strconv.Itoa(height) + "\n255\n"
 	if !bytes.HasPrefix(img, []byte(header)) || len(img) != len(header)+width*height {
 		t.Fatalf("image of %d bytes is not a %d×%d binary PGM (header %q)", len(img), width, height, img[:min(len(img), 20)])
+	}
+}
+
+// checkHalfPicture checks a picture published with half the rows done: the
+// final picture's size, and its bottom half in the grey of rows to come.
+func checkHalfPicture(t *testing.T, path string, final []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no picture midway: %v", err)
+	}
+	header := []byte("P5\n48 32\n255\n")
+	if !bytes.HasPrefix(got, header) || len(got) != len(final) {
+		t.Fatalf("picture midway: %q..., %d bytes (final %d)", got[:min(len(got), 16)], len(got), len(final))
+	}
+	pixels := got[len(header):]
+	for i, g := range pixels[len(pixels)/2:] {
+		if g != 40 {
+			t.Fatalf("picture midway: pixel %d of the rows to come is %d, not the grey of rows not computed", len(pixels)/2+i, g)
+		}
+	}
+	if bytes.Equal(pixels[:len(pixels)/2], bytes.Repeat([]byte{40}, len(pixels)/2)) {
+		t.Fatal("picture midway: the rows done are not drawn")
 	}
 }

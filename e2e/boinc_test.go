@@ -236,10 +236,19 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	// A long task for the BOINC client alone.
 	vol.cmd.Process.Signal(syscall.SIGTERM)
 	<-vol.done
-	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "512", "1280", "3000"}
+	// Its points in the set iterate 1.5 million times: the tile takes about
+	// ten seconds of CPU under wazero (five natively), and a task cannot
+	// take less wall time than CPU time. The steps below let it compute for
+	// a few seconds at most before the test has seen it resume after the
+	// client's restart (the client and the app each act once a second), so
+	// it checkpoints (every second) long before it could end and is still
+	// there after the restart, on a fast machine as on a busy one.
+	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "128", "256", "1500000"}
 	long := batchSpec{App: "mandelr", Batch: "boinc-long", Replication: 1, Quorum: 1, CheckpointSeconds: 1,
 		Units: []unitSpec{{Name: "tile", Args: args}}}
 	p.mustCLI("submit", "--spec", p.writeSpec(long))
+	// The image to compare with, drawn meanwhile.
+	nativeImg := startNativeMandel(t, args)
 	// A BOINC client that found no work for a while backs off; a user's
 	// update asks at once.
 	bc.cmd("--project", boincURL, "update")
@@ -277,18 +286,24 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 		return tk["name"] == name && tk["suspended via GUI"] != "yes" && tk["active_task_state"] == "EXECUTING"
 	})
 	before := task.float("CPU time at last checkpoint")
+	// Each start of the app in the slot says whether it resumes; the client
+	// may already have restarted it once to resume it.
+	resumes := func() int {
+		stderrs, _ := filepath.Glob(filepath.Join(bc.dir, "slots", "*", "stderr.txt"))
+		n := 0
+		for _, f := range stderrs {
+			b, _ := os.ReadFile(f)
+			n += strings.Count(string(b), "resuming from the checkpoint in this slot")
+		}
+		return n
+	}
+	resumedBefore := resumes()
 	bc.quit()
 	bc.start()
 	running("the task to run again after the client's restart", func(tk boincTask) bool {
 		return tk["name"] == name && tk["active_task_state"] == "EXECUTING"
 	})
-	stderrs, _ := filepath.Glob(filepath.Join(bc.dir, "slots", "*", "stderr.txt"))
-	resumed := false
-	for _, f := range stderrs {
-		b, _ := os.ReadFile(f)
-		resumed = resumed || strings.Contains(string(b), "resuming from the checkpoint in this slot")
-	}
-	if !resumed {
+	if !wait.Until(30*time.Second, pollEvery, func() bool { return resumes() > resumedBefore }) {
 		t.Errorf("after the client's restart the task did not resume from its checkpoint (checkpoint CPU time before: %.1f s)", before)
 	}
 	p.waitBatchDone(long.Batch, 3*time.Minute)
@@ -297,7 +312,7 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wantImg := nativeMandel(t, args); string(got) != string(wantImg) {
+	if wantImg := nativeImg(); string(got) != string(wantImg) {
 		t.Errorf("the interrupted task's image (%d bytes) differs from the native render (%d bytes)", len(got), len(wantImg))
 	}
 }

@@ -115,15 +115,41 @@ func mandelProgress(clientDir string) (float64, bool) {
 // promises the same bytes as its WebAssembly module.
 func nativeMandel(t *testing.T, args []string) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
+	return startNativeMandel(t, args)()
+}
+
+// startNativeMandel starts drawing a tile natively while the test goes on,
+// and returns a function that waits for the image.
+func startNativeMandel(t *testing.T, args []string) func() []byte {
+	t.Helper()
+	dir := t.TempDir() // it writes a progress file where it runs
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	cmd := exec.CommandContext(ctx, mandelBin, args...)
-	cmd.Dir = t.TempDir() // it writes a progress file where it runs
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("native mandel %v: %v: %s", args, err, stderr.Bytes())
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("native mandel %v: %v", args, err)
 	}
-	return out
+	go func() { done <- cmd.Wait() }()
+	var err error
+	ended := false
+	reap := func() {
+		if !ended {
+			err, ended = <-done, true
+			cancel()
+		}
+	}
+	// Ended before its directory goes, should the test stop first.
+	t.Cleanup(func() { cancel(); reap() })
+	return func() []byte {
+		t.Helper()
+		reap()
+		if err != nil {
+			t.Fatalf("native mandel %v: %v: %s", args, err, stderr.Bytes())
+		}
+		return stdout.Bytes()
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,12 +36,14 @@ var (
 	clientBin  string // momonga, the volunteer client
 	projectBin string // momonga-project
 	mandelBin  string // apps/mandel built for this machine: it draws the expected images
+	binDir     string // where they are
 )
 
 // The committed sample apps, as the tests publish them.
 var (
-	primesWasm = filepath.Join("..", "apps", "primes.wasm")
-	mandelWasm = filepath.Join("..", "apps", "mandel.wasm")
+	primesWasm  = filepath.Join("..", "apps", "primes.wasm")
+	mandelWasm  = filepath.Join("..", "apps", "mandel.wasm")
+	mandelrWasm = filepath.Join("..", "apps", "mandelr.wasm")
 )
 
 func TestMain(m *testing.M) {
@@ -72,17 +75,43 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: build the binaries: %v\n%s", err, out)
 		return 1
 	}
+	binDir = dir
 	netlab.LinkProxyBinary = filepath.Join(dir, "linkproxy")
 	clientBin = filepath.Join(dir, "momonga")
 	projectBin = filepath.Join(dir, "momonga-project")
 	mandelBin = filepath.Join(dir, "mandel")
-	for _, p := range []*string{&primesWasm, &mandelWasm} {
+	for _, p := range []*string{&primesWasm, &mandelWasm, &mandelrWasm} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
 	}
 	return m.Run()
+}
+
+// leaseBugBinary builds, once, momonga-project with the lease bug vpeer
+// plants for the tests that must catch it (-tags momonga_leasebug).
+func leaseBugBinary(t *testing.T) string {
+	t.Helper()
+	leaseBug.Do(func() {
+		bin := filepath.Join(binDir, "momonga-project-leasebug")
+		out, err := exec.Command("go", "build", "-tags", "momonga_leasebug", "-o", bin, module+"/cmd/momonga-project").CombinedOutput()
+		if err != nil {
+			leaseBug.err = fmt.Errorf("build momonga-project with the planted lease bug: %v\n%s", err, out)
+			return
+		}
+		leaseBug.bin = bin
+	})
+	if leaseBug.err != nil {
+		t.Fatal(leaseBug.err)
+	}
+	return leaseBug.bin
+}
+
+var leaseBug struct {
+	sync.Once
+	bin string
+	err error
 }
 
 // Scheduler timing for every server: a task whose host stops beating goes to
@@ -186,6 +215,13 @@ var accountKeyLine = regexp.MustCompile(`account key: (\S+)`)
 // work unit to one user.
 func (p *project) startClient(name string) *proc {
 	p.t.Helper()
+	return p.startClientIn(name, p.command, p.url)
+}
+
+// startClientIn is startClient with the client run by in (on a lab's host:
+// netlab.Node.Command) and connecting to url.
+func (p *project) startClientIn(name string, in func(argv ...string) []string, url string) *proc {
+	p.t.Helper()
 	dataDir := filepath.Join(p.dir, name)
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		p.t.Fatal(err)
@@ -198,7 +234,7 @@ func (p *project) startClient(name string) *proc {
 	if err := os.WriteFile(keyFile, []byte(m[1]+"\n"), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	attach := p.command(clientBin, "attach", p.url, "--account-key-file", keyFile, "--data", dataDir, "--name", name)
+	attach := in(clientBin, "attach", url, "--account-key-file", keyFile, "--data", dataDir, "--name", name)
 	if out, err := exec.Command(attach[0], attach[1:]...).CombinedOutput(); err != nil {
 		p.t.Fatalf("momonga attach: %v\n%s", err, out)
 	}
@@ -211,8 +247,8 @@ func (p *project) startClient(name string) *proc {
 			p.t.Fatalf("momonga prefs set %s: %v\n%s", kv[0], err, out)
 		}
 	}
-	return start(p.t, dataDir, name, p.command(clientBin, "--verbose", "run",
-		"--data", dataDir, "--project", p.url, "--cpus", "1", "--name", name)...)
+	return start(p.t, dataDir, name, in(clientBin, "--verbose", "run",
+		"--data", dataDir, "--project", url, "--cpus", "1", "--name", name)...)
 }
 
 // cli runs `momonga-project COMMAND --server URL ARGS...`, COMMAND being
@@ -525,9 +561,18 @@ func alive(pid int) bool {
 
 // checkNoWorkers fails the test if a worker process is still running once
 // every client has stopped, and kills it.
-func checkNoWorkers(t *testing.T) {
+func checkNoWorkers(t *testing.T) { checkNoWorkersWhere(t, nil) }
+
+// checkNoWorkersIn is checkNoWorkers for the workers on lab's hosts only:
+// the tests of labs run in parallel, each with its own.
+func checkNoWorkersIn(t *testing.T, lab *netlab.Lab) { checkNoWorkersWhere(t, lab.Holds) }
+
+func checkNoWorkersWhere(t *testing.T, where func(pid int) bool) {
 	var left []int
-	if wait.Until(15*time.Second, pollEvery, func() bool { left = ownWorkers(0); return len(left) == 0 }) {
+	if wait.Until(15*time.Second, pollEvery, func() bool {
+		left = slices.DeleteFunc(ownWorkers(0), func(pid int) bool { return where != nil && !where(pid) })
+		return len(left) == 0
+	}) {
 		return
 	}
 	t.Errorf("worker processes %v still run 15 s after their clients stopped", left)

@@ -1,6 +1,7 @@
 package vpeer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -172,6 +173,7 @@ type Group struct {
 	lease    lease                // the lease as this process knows it
 	floor    uint64               // lowest applied sequence among live slots
 	observed map[string]observation
+	terms    []LeaseTerm // the latest terms this process acted in, oldest first
 
 	emitted   atomic.Uint64 // the last record whose outputs were handed on
 	ready     chan struct{} // closed when a member here is first ready
@@ -194,6 +196,7 @@ type groupMember struct {
 type lease struct {
 	holder  string // member ID here holding the lease, or ""
 	rev     uint64
+	term    uint64 // rev when the holder took the lease (Record.Term)
 	renewed time.Time
 }
 
@@ -453,7 +456,8 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 		TickInterval:  g.cfg.TickInterval,
 		Now:           g.cfg.Now,
 		Logger:        g.cfg.Logger,
-		Leading:       func() bool { return g.leads(id) },
+		Lease:         func() (uint64, bool) { return g.leads(id) },
+		Acted:         g.acted,
 		Snapshots:     g.cfg.Snapshots,
 		SnapshotEvery: g.cfg.SnapshotEvery,
 		KeepSnapshots: g.cfg.KeepSnapshots,
@@ -508,6 +512,11 @@ func (g *Group) keepLease(ctx context.Context) {
 	g.mu.Lock()
 	l := g.lease
 	g.mu.Unlock()
+	// A renewal counts from when it was sent, not from when the registry
+	// answered: a successor times the lapse from when it saw the renewal,
+	// which is after it was sent, so this process stops acting before a
+	// successor may take over however late the answer comes.
+	sent := time.Now()
 	if l.holder != "" {
 		v, _ := json.Marshal(leaseValue{Member: l.holder, Process: g.cfg.Process})
 		rev, err := g.cfg.Registry.Update(ctx, key, v, l.rev)
@@ -516,7 +525,7 @@ func (g *Group) keepLease(ctx context.Context) {
 		switch {
 		case g.lease.holder != l.holder: // its member stopped meanwhile
 		case err == nil:
-			g.lease.rev, g.lease.renewed = rev, time.Now()
+			g.lease.rev, g.lease.renewed = rev, sent
 		case errors.Is(err, ErrConflict):
 			g.cfg.Logger.Warn("vpeer: lease lost", "member", l.holder)
 			g.lease = lease{}
@@ -543,6 +552,7 @@ func (g *Group) keepLease(ctx context.Context) {
 		return
 	}
 	v, _ := json.Marshal(leaseValue{Member: candidate.ID(), Process: g.cfg.Process})
+	sent = time.Now()
 	if rev == 0 {
 		rev, err = g.cfg.Registry.Create(ctx, key, v)
 	} else {
@@ -561,17 +571,21 @@ func (g *Group) keepLease(ctx context.Context) {
 	select {
 	case <-candidate.done: // stopped meanwhile: let the lease lapse
 	default:
-		g.lease = lease{holder: candidate.ID(), rev: rev, renewed: time.Now()}
+		g.lease = lease{holder: candidate.ID(), rev: rev, term: rev, renewed: sent}
 	}
 }
 
-// leads reports whether member id holds the lease. A holder that has not
-// renewed it for almost Lapse stops acting on it, so that it does not
-// overlap with a successor for long.
-func (g *Group) leads(id string) bool {
+// leads reports whether member id holds the lease, and its term. A holder
+// that has not renewed it for almost Lapse stops acting on it: a successor
+// takes it only once it has seen it unrenewed for Lapse, so the two do not
+// overlap.
+func (g *Group) leads(id string) (term uint64, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.lease.holder == id && time.Since(g.lease.renewed) < g.cfg.Lapse-g.cfg.Heartbeat/2
+	if g.lease.holder != id || !(keepsExpiredLease || time.Since(g.lease.renewed) < g.cfg.Lapse-g.cfg.Heartbeat/2) {
+		return 0, false
+	}
+	return g.lease.term, true
 }
 
 // Leading reports whether a member of this process holds the group's lease
@@ -581,10 +595,51 @@ func (g *Group) leads(id string) bool {
 // processes may both see true for up to a heartbeat while the lease moves,
 // so those side effects must be harmless when repeated.
 func (g *Group) Leading() bool {
+	_, ok := g.Term()
+	return ok
+}
+
+// Term is the term of the lease a member of this process holds and may act
+// on (Record.Term), and whether there is one: what Leading reports.
+func (g *Group) Term() (uint64, bool) {
 	g.mu.Lock()
 	holder := g.lease.holder
 	g.mu.Unlock()
-	return holder != "" && g.leads(holder)
+	if holder == "" {
+		return 0, false
+	}
+	return g.leads(holder)
+}
+
+// LeaseTerm is a term of the group's lease in which this process acted:
+// the first and the last time it was about to append a record on the
+// lease's behalf (a tick, a duty's record through OnLease). Set against
+// the log, it shows whether a holder acted after its successor began,
+// whether or not what it appended then reached the log.
+type LeaseTerm struct {
+	Term  uint64    `json:"term"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// keptTerms is how many of its latest lease terms a process reports.
+const keptTerms = 8
+
+// acted records that this process is about to append in term.
+func (g *Group) acted(term uint64, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.terms {
+		if g.terms[i].Term == term {
+			g.terms[i].Last = at
+			return
+		}
+	}
+	g.terms = append(g.terms, LeaseTerm{Term: term, First: at, Last: at})
+	slices.SortFunc(g.terms, func(a, b LeaseTerm) int { return cmp.Compare(a.Term, b.Term) })
+	if n := len(g.terms); n > keptTerms {
+		g.terms = slices.Delete(g.terms, 0, n-keptTerms)
+	}
 }
 
 func (g *Group) floorSeq() uint64 {
@@ -723,7 +778,9 @@ type ProcessStatus struct {
 	LogLast   uint64         `json:"log_last"`
 	Members   []MemberStatus `json:"members"`
 	Snapshots []SnapshotInfo `json:"snapshots,omitempty"` // stored ones, oldest first
-	Error     string         `json:"error,omitempty"`     // what could not be read
+	// Terms are the latest lease terms in which this process acted.
+	Terms []LeaseTerm `json:"terms,omitempty"`
+	Error string      `json:"error,omitempty"` // what could not be read
 }
 
 // Status reports this process's members, the lease and the snapshots.
@@ -749,6 +806,9 @@ func (g *Group) Status(ctx context.Context) ProcessStatus {
 		ms.Group, ms.Process, ms.Slot, ms.Started, ms.LogLast = g.cfg.Name, g.cfg.Process, m.slot, m.started, last
 		st.Members = append(st.Members, ms)
 	}
+	g.mu.Lock()
+	st.Terms = slices.Clone(g.terms)
+	g.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		st.Error = err.Error()
 	}

@@ -44,10 +44,15 @@ type MemberConfig struct {
 
 	// ID names the member in logs and status reports.
 	ID string
-	// Leading reports whether this member holds its group's lease: only
-	// then does it append ticks, store snapshots and trim the log. Nil means
-	// always, for a member on its own.
-	Leading func() bool
+	// Lease reports whether this member holds its group's lease and may act
+	// on it, and the lease's term: only then does it append ticks (carrying
+	// the term, Record.Term), store snapshots and trim the log. Nil means
+	// always, in term 0, for a member on its own.
+	Lease func() (term uint64, held bool)
+	// Acted, when set, is told of every append the member is about to make
+	// on the lease's behalf (a tick), with the term and the time: a group
+	// keeps them for an audit of who acted when (ProcessStatus.Terms).
+	Acted func(term uint64, at time.Time)
 
 	// Snapshots is where the member restores from when it starts and where,
 	// as lease holder, it stores snapshots; nil for none: the member then
@@ -83,6 +88,9 @@ const DefaultStartTimeout = 30 * time.Second
 // replays the log instead.
 const listTries = 3
 
+// keptFenced is how many fenced records a member lists in its status.
+const keptFenced = 64
+
 // keptCheckpoints is how many recent state hashes a member remembers.
 const keptCheckpoints = 8
 
@@ -102,7 +110,8 @@ type Member struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	id       string
-	leading  func() bool
+	lease    func() (uint64, bool)
+	acted    func(uint64, time.Time)
 	store    SnapshotStore
 	every    uint64
 	keep     int
@@ -124,6 +133,7 @@ type Member struct {
 	restored    *SnapshotInfo // the snapshot Run started from
 	stored      *SnapshotInfo // the latest snapshot this member stored
 	skipped     []uint64      // the latest records skipped as undecodable
+	fenced      []uint64      // the latest records fenced off as a past lease holder's
 	timeNs      atomic.Int64  // Entry.Time of the last record applied, unix ns; 0 for zero
 
 	storeMu sync.Mutex
@@ -133,6 +143,7 @@ type Member struct {
 	// Owned by Run and the Log.Read it calls, which hands records to apply
 	// one at a time (not necessarily on Run's goroutine).
 	tickTime time.Time // latest Tick time applied
+	term     uint64    // highest lease term of a record applied (Record.Term)
 	caughtUp uint64    // LastSeq when Run started: older records get no reply
 	isReady  bool
 	startTO  time.Duration   // MemberConfig.StartTimeout
@@ -156,7 +167,8 @@ func NewMember(cfg MemberConfig) *Member {
 		now:      cfg.Now,
 		logger:   cfg.Logger,
 		id:       cfg.ID,
-		leading:  cfg.Leading,
+		lease:    cfg.Lease,
+		acted:    cfg.Acted,
 		store:    cfg.Snapshots,
 		every:    cfg.SnapshotEvery,
 		keep:     cfg.KeepSnapshots,
@@ -176,8 +188,11 @@ func NewMember(cfg MemberConfig) *Member {
 	if m.id != "" {
 		m.logger = m.logger.With("member", m.id)
 	}
-	if m.leading == nil {
-		m.leading = func() bool { return true }
+	if m.lease == nil {
+		m.lease = func() (uint64, bool) { return 0, true }
+	}
+	if m.acted == nil {
+		m.acted = func(uint64, time.Time) {}
 	}
 	if m.keep <= 0 {
 		m.keep = 2
@@ -268,7 +283,7 @@ func (m *Member) restore(ctx context.Context, snaps []SnapshotInfo, last uint64)
 			m.logger.Warn("vpeer: snapshot refused; trying an older one", "snapshot", s.Seq, "err", err)
 			continue
 		}
-		m.tickTime = info.Time
+		m.tickTime, m.term = info.Time, info.Term
 		m.storeTime(info.Time)
 		m.applied.Store(info.Seq)
 		m.statusMu.Lock()
@@ -335,6 +350,24 @@ func (m *Member) apply(r Record) error {
 		m.done(r.Seq, true)
 		return nil
 	}
+	if r.Term != 0 {
+		if r.Term < m.term {
+			// Appended on a lease that has passed to another holder since
+			// (a record held up in a broken link, or a holder that did not
+			// know it had lost the lease): every member fences it off, as
+			// every member has seen the newer term before it.
+			m.logger.Debug("vpeer: record of a past lease term fenced off", "seq", r.Seq, "term", r.Term, "current", m.term)
+			m.statusMu.Lock()
+			m.fenced = append(m.fenced, r.Seq)
+			if n := len(m.fenced); n > keptFenced {
+				m.fenced = slices.Delete(m.fenced, 0, n-keptFenced)
+			}
+			m.statusMu.Unlock()
+			m.done(r.Seq, false)
+			return nil
+		}
+		m.term = r.Term
+	}
 	e := Entry{Seq: r.Seq, Payload: r.Payload}
 	if !r.Tick.IsZero() {
 		// Normalised so that the Time handed to Apply does not depend on how
@@ -396,8 +429,8 @@ func (m *Member) checkpoint(seq uint64) {
 		m.logger.Error("vpeer: snapshot failed", "seq", seq, "err", err)
 		return
 	}
-	at := m.tickTime
-	hash := stateHash(at, buf.Bytes())
+	at, term := m.tickTime, m.term
+	hash := stateHash(at, term, buf.Bytes())
 	m.statusMu.Lock()
 	m.checkpoints = append(m.checkpoints, Checkpoint{Seq: seq, Hash: hex.EncodeToString(hash[:])})
 	if n := len(m.checkpoints); n > keptCheckpoints {
@@ -407,7 +440,7 @@ func (m *Member) checkpoint(seq uint64) {
 	if m.store == nil || !m.leading() {
 		return
 	}
-	job := &snapshotJob{seq: seq, at: at, hash: hash, state: buf.Bytes()}
+	job := &snapshotJob{seq: seq, at: at, term: term, hash: hash, state: buf.Bytes()}
 	m.storeMu.Lock()
 	defer m.storeMu.Unlock()
 	if m.storing {
@@ -459,6 +492,7 @@ func (m *Member) storeSnapshots(job *snapshotJob) {
 type snapshotJob struct {
 	seq   uint64
 	at    time.Time
+	term  uint64
 	hash  [sha256.Size]byte
 	state []byte
 }
@@ -467,10 +501,10 @@ type snapshotJob struct {
 // kept and trims the log behind the oldest one kept.
 func (m *Member) storeSnapshot(ctx context.Context, job *snapshotJob) error {
 	var data bytes.Buffer
-	if err := encodeSnapshot(&data, job.seq, job.at, job.hash, job.state); err != nil {
+	if err := encodeSnapshot(&data, job.seq, job.at, job.term, job.hash, job.state); err != nil {
 		return err
 	}
-	info := SnapshotInfo{Seq: job.seq, Time: job.at, Hash: hex.EncodeToString(job.hash[:]), Size: int64(data.Len()), Stored: m.now().UTC()}
+	info := SnapshotInfo{Seq: job.seq, Time: job.at, Term: job.term, Hash: hex.EncodeToString(job.hash[:]), Size: int64(data.Len()), Stored: m.now().UTC()}
 	if err := m.store.Put(ctx, info, &data); err != nil {
 		return err
 	}
@@ -499,6 +533,9 @@ func (m *Member) storeSnapshot(ctx context.Context, job *snapshotJob) error {
 	if !ok || len(snaps) < m.keep {
 		// With fewer snapshots than it keeps, the log is the fallback.
 		return nil
+	}
+	if !m.leading() {
+		return nil // the lease moved while this snapshot was stored
 	}
 	floor := m.applied.Load()
 	if m.floor != nil {
@@ -533,9 +570,17 @@ func (m *Member) markReady(seq uint64) {
 	}
 }
 
+// leading reports whether the member may act on its group's lease.
+func (m *Member) leading() bool {
+	_, ok := m.lease()
+	return ok
+}
+
 // tick appends a Tick record every interval while the member leads,
-// stamped with the clock truncated to the interval; it runs until ctx is
-// done.
+// stamped with the clock truncated to the interval and the lease's term;
+// it runs until ctx is done. Each append waits for the log at most
+// tickTimeout: a publish lost with a broken link is never answered, and a
+// holder stuck on it would tick no more.
 func (m *Member) tick(ctx context.Context) {
 	// Checked more often than the interval when that is long, so that a
 	// member that takes the lease over ticks soon, not an interval later.
@@ -543,8 +588,12 @@ func (m *Member) tick(ctx context.Context) {
 	defer t.Stop()
 	var last time.Time
 	for {
-		if at := truncate(m.now(), m.interval); !at.Equal(last) && m.leading() {
-			_, err := m.log.Append(ctx, Record{ID: tickID(at), Tick: at})
+		at := truncate(m.now(), m.interval)
+		if term, ok := m.lease(); ok && !at.Equal(last) {
+			m.acted(term, time.Now())
+			actx, cancel := context.WithTimeout(ctx, max(2*m.interval, minTickTimeout))
+			_, err := m.log.Append(actx, Record{ID: tickID(at, term), Tick: at, Term: term})
+			cancel()
 			switch {
 			case err == nil || errors.Is(err, ErrDuplicate):
 				last = at
@@ -562,15 +611,25 @@ func (m *Member) tick(ctx context.Context) {
 	}
 }
 
+// minTickTimeout is the least time a tick's append waits for the log.
+const minTickTimeout = 2 * time.Second
+
 func truncate(t time.Time, d time.Duration) time.Time {
 	ns := t.UnixNano()
 	return time.Unix(0, ns-ns%int64(d)).UTC()
 }
 
-// tickID names the Tick for time at, so that two holders ticking at the
-// same time append it once.
-func tickID(at time.Time) string {
-	return "tick-" + strconv.FormatInt(at.UnixNano(), 10)
+// tickID names the Tick for time at in a lease's term: a holder that
+// appends it again (a retry) appends it once, and two members on their own
+// (term 0) ticking from one clock append it once. The ticks of different
+// holders differ, so that an audit of the log sees each holder's
+// (LateAppends), rather than a late holder's hidden as a duplicate of its
+// successor's.
+func tickID(at time.Time, term uint64) string {
+	if term == 0 {
+		return "tick-" + strconv.FormatInt(at.UnixNano(), 10)
+	}
+	return "tick-" + strconv.FormatUint(term, 10) + "-" + strconv.FormatInt(at.UnixNano(), 10)
 }
 
 // Ready is closed once the member has applied every record that was in the
@@ -631,6 +690,10 @@ type MemberStatus struct {
 	// Skipped lists the latest records the member skipped because they
 	// could not be decoded (every member skips the same ones).
 	Skipped []uint64 `json:"skipped,omitempty"`
+	// Fenced lists the latest records the member did not apply because they
+	// were appended on a past lease term (Record.Term): every member fences
+	// the same ones.
+	Fenced []uint64 `json:"fenced,omitempty"`
 }
 
 // Status reports the member's progress.
@@ -650,6 +713,7 @@ func (m *Member) Status() MemberStatus {
 	st.Restored = m.restored
 	st.Stored = m.stored
 	st.Skipped = slices.Clone(m.skipped)
+	st.Fenced = slices.Clone(m.fenced)
 	return st
 }
 

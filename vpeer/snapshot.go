@@ -20,6 +20,9 @@ type SnapshotInfo struct {
 	Seq uint64 `json:"seq"` // the last log record the snapshot covers: replay resumes at Seq+1
 	// Time is Entry.Time at Seq, which a restored member carries on from.
 	Time time.Time `json:"time,omitzero"`
+	// Term is the highest lease term of a record applied up to Seq: a
+	// restored member fences older ones as every other member does.
+	Term uint64 `json:"term,omitempty"`
 	// Hash is the state hash at Seq, as every member records it there
 	// (Checkpoint.Hash).
 	Hash   string    `json:"hash"`
@@ -60,10 +63,11 @@ type Checkpoint struct {
 // anything is restored:
 //
 //	magic       8 bytes  "vpeersnp"
-//	version     uint16   1
+//	version     uint16   2 (1: no term)
 //	flags       uint16   bit 0: Time is set
 //	seq         uint64
 //	time        int64    unix nanoseconds
+//	term        uint64   version 2 only
 //	state hash  32 bytes
 //	state       the machine's snapshot, to the trailer
 //	checksum    32 bytes SHA-256 of all the above
@@ -71,19 +75,25 @@ type Checkpoint struct {
 // Integers are big-endian. Readers refuse versions they do not know.
 const (
 	snapshotMagic   = "vpeersnp"
-	snapshotVersion = 1
-	snapshotHeader  = 8 + 2 + 2 + 8 + 8 + sha256.Size
+	snapshotVersion = 2
+	// headerV1 and headerV2 are the header's lengths in each version.
+	headerV1 = 8 + 2 + 2 + 8 + 8 + sha256.Size
+	headerV2 = headerV1 + 8
 )
 
-// stateHash is the hash members compare: the machine's snapshot and the
-// time the member carries beside it.
-func stateHash(at time.Time, state []byte) [sha256.Size]byte {
+// stateHash is the hash members compare: the machine's snapshot and what
+// the member carries beside it, the time and the lease term (the term only
+// once there is one, so that hashes from before terms keep their value).
+func stateHash(at time.Time, term uint64, state []byte) [sha256.Size]byte {
 	h := sha256.New()
 	var b [8]byte
 	if !at.IsZero() {
 		binary.BigEndian.PutUint64(b[:], uint64(at.UnixNano()))
 	}
 	h.Write(b[:])
+	if term != 0 {
+		h.Write(binary.BigEndian.AppendUint64(nil, term))
+	}
 	h.Write(state)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
@@ -91,9 +101,9 @@ func stateHash(at time.Time, state []byte) [sha256.Size]byte {
 }
 
 // encodeSnapshot writes the stored form of state, the machine's snapshot at
-// seq with Entry.Time at.
-func encodeSnapshot(w io.Writer, seq uint64, at time.Time, hash [sha256.Size]byte, state []byte) error {
-	var hdr [snapshotHeader]byte
+// seq with Entry.Time at and the lease term term.
+func encodeSnapshot(w io.Writer, seq uint64, at time.Time, term uint64, hash [sha256.Size]byte, state []byte) error {
+	var hdr [headerV2]byte
 	copy(hdr[:], snapshotMagic)
 	binary.BigEndian.PutUint16(hdr[8:], snapshotVersion)
 	if !at.IsZero() {
@@ -101,7 +111,8 @@ func encodeSnapshot(w io.Writer, seq uint64, at time.Time, hash [sha256.Size]byt
 		binary.BigEndian.PutUint64(hdr[20:], uint64(at.UnixNano()))
 	}
 	binary.BigEndian.PutUint64(hdr[12:], seq)
-	copy(hdr[28:], hash[:])
+	binary.BigEndian.PutUint64(hdr[28:], term)
+	copy(hdr[36:], hash[:])
 	sum := sha256.New()
 	sum.Write(hdr[:])
 	sum.Write(state)
@@ -116,7 +127,7 @@ func encodeSnapshot(w io.Writer, seq uint64, at time.Time, hash [sha256.Size]byt
 // decodeSnapshot checks a stored snapshot and returns what its header says
 // and the machine's snapshot.
 func decodeSnapshot(data []byte) (info SnapshotInfo, state []byte, err error) {
-	if len(data) < snapshotHeader+sha256.Size {
+	if len(data) < headerV1+sha256.Size {
 		return info, nil, fmt.Errorf("snapshot of %d bytes is truncated", len(data))
 	}
 	body, trailer := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
@@ -126,16 +137,25 @@ func decodeSnapshot(data []byte) (info SnapshotInfo, state []byte, err error) {
 	if string(body[:8]) != snapshotMagic {
 		return info, nil, errors.New("not a snapshot")
 	}
-	if v := binary.BigEndian.Uint16(body[8:]); v != snapshotVersion {
-		return info, nil, fmt.Errorf("snapshot version %d, this member reads %d", v, snapshotVersion)
+	header := headerV1
+	switch v := binary.BigEndian.Uint16(body[8:]); v {
+	case 1:
+	case 2:
+		if len(body) < headerV2 {
+			return info, nil, fmt.Errorf("snapshot of %d bytes is truncated", len(data))
+		}
+		header = headerV2
+		info.Term = binary.BigEndian.Uint64(body[28:])
+	default:
+		return info, nil, fmt.Errorf("snapshot version %d, this member reads 1 and %d", v, snapshotVersion)
 	}
 	info.Seq = binary.BigEndian.Uint64(body[12:])
 	if binary.BigEndian.Uint16(body[10:])&1 != 0 {
 		info.Time = time.Unix(0, int64(binary.BigEndian.Uint64(body[20:]))).UTC()
 	}
-	info.Hash = hex.EncodeToString(body[28:snapshotHeader])
+	info.Hash = hex.EncodeToString(body[header-sha256.Size : header])
 	info.Size = int64(len(data))
-	return info, body[snapshotHeader:], nil
+	return info, body[header:], nil
 }
 
 // MemSnapshots is a SnapshotStore in memory, for tests. The zero value is

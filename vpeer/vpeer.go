@@ -61,6 +61,14 @@ type Record struct {
 	// it is not applied, but every member records the hash of its state
 	// there and the lease holder stores a snapshot. Payload is ignored.
 	Snapshot bool
+	// Term is the lease term a record appended on the group's behalf was
+	// appended in (its ticks, and the records of the holder's duties:
+	// Group.OnLease): the registry's revision of the lease when its holder
+	// took it, so a later holder's terms are higher. It is 0 on every other
+	// record. Members do not apply it; it lets an audit of the log see
+	// whether an old holder still acted after its successor had begun
+	// (LateAppends).
+	Term uint64
 	// Err is set on read when the stored record cannot be decoded. Seq is
 	// still valid, so a reader can skip the record and stay in step with
 	// every other reader; the other fields are unreliable.

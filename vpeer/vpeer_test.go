@@ -354,7 +354,7 @@ func TestMemberStartsThroughAStoreThatHangs(t *testing.T) {
 	}
 
 	hanging := &hangingStore{MemSnapshots: store, hang: 1}
-	m := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: hanging, StartTimeout: 50 * time.Millisecond, Leading: func() bool { return false }})
+	m := vpeertest.StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: hanging, StartTimeout: 50 * time.Millisecond, Lease: func() (uint64, bool) { return 0, false }})
 	vpeertest.WaitReady(t, m)
 	st := m.Status()
 	if hanging.lists.Load() != 2 || st.Restored == nil || st.Restored.Seq != marks[0] {

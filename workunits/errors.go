@@ -14,6 +14,11 @@ const (
 	CodeTooLarge    = "too_large"    // a message or blob over its limit
 	CodeInternal    = "internal"     // the project failed; retry later
 	CodeRateLimited = "rate_limited" // too many requests; retry later
+	// CodeUnavailable: the project could not record the request (its log
+	// did not answer in time, as while a cluster elects a leader); it may
+	// still have been recorded. Send the same request, with the same
+	// sequence number, again later: it is applied once.
+	CodeUnavailable = "unavailable"
 )
 
 // Error is an error with a machine-readable code and a sentence a person can

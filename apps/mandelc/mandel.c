@@ -9,12 +9,17 @@
 //
 // step returns 0 while rows are left and 1 once the image is on stdout; it
 // writes the fraction of rows done to the file "progress" at each whole
-// percent. Arguments, as for mandel: [re [im [scale [width [height [maxiter]]]]]].
+// percent and, at every twentieth of the rows, the same reduced picture of
+// the tile so far as mandel (momonga.h's momonga_picture), which the
+// volunteer's page and screensaver show. Arguments, as for mandel:
+// [re [im [scale [width [height [maxiter]]]]]].
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wasi/api.h>
+
+#include "../../workunits/sdk/momonga.h"
 
 #pragma clang fp contract(off)
 
@@ -103,19 +108,50 @@ static size_t lower_bound(const uint32_t *sorted, size_t n, uint32_t v) {
 	return lo;
 }
 
-static void write_pgm(void) {
-	size_t n = (size_t)width * height;
+// shade writes the grey levels of n escape times into grey (zeroed by the
+// caller): black for the set, the others by rank among the escaped.
+static void shade(const uint32_t *c, size_t n, unsigned char *grey) {
 	uint32_t *sorted = malloc(n * sizeof(uint32_t));
-	unsigned char *grey = calloc(n, 1);
-	if (!sorted || !grey) { fprintf(stderr, "mandelc: out of memory\n"); exit(1); }
-	memcpy(sorted, counts, n * sizeof(uint32_t));
+	if (!sorted) { fprintf(stderr, "mandelc: out of memory\n"); exit(1); }
+	memcpy(sorted, c, n * sizeof(uint32_t));
 	qsort(sorted, n, sizeof(uint32_t), cmp_u32);
 	uint64_t escaped = lower_bound(sorted, n, max_iter);
 	for (size_t i = 0; i < n; i++) {
-		if (counts[i] == max_iter) continue;
-		uint64_t r = lower_bound(sorted, n, counts[i]);
+		if (c[i] == max_iter) continue;
+		uint64_t r = lower_bound(sorted, n, c[i]);
 		grey[i] = (unsigned char)(1 + 254 * r / escaped);
 	}
+	free(sorted);
+}
+
+// The picture of the tile so far: every step-th pixel of every step-th row,
+// at most picture_side wide, with the rows to come in not_yet grey.
+enum { picture_side = 256, not_yet = 40 };
+
+static void publish_picture(int done) {
+	if (done * 20 / height == (done - 1) * 20 / height) return;
+	int step = (width + picture_side - 1) / picture_side;
+	int pw = width / step, ph = height / step;
+	if (pw < 1) pw = 1;
+	if (ph < 1) ph = 1;
+	uint32_t *sample = malloc((size_t)pw * ph * sizeof(uint32_t));
+	unsigned char *grey = calloc((size_t)pw * ph, 1);
+	if (!sample || !grey) { fprintf(stderr, "mandelc: out of memory\n"); exit(1); }
+	size_t n = 0;
+	for (int y = 0; y < ph && y * step < done; y++)
+		for (int x = 0; x < pw; x++) sample[n++] = counts[(size_t)y * step * width + (size_t)x * step];
+	shade(sample, n, grey);
+	memset(grey + n, not_yet, (size_t)pw * ph - n);
+	momonga_picture(pw, ph, grey, 1); // advisory, as progress: the result does not depend on it
+	free(sample);
+	free(grey);
+}
+
+static void write_pgm(void) {
+	size_t n = (size_t)width * height;
+	unsigned char *grey = calloc(n, 1);
+	if (!grey) { fprintf(stderr, "mandelc: out of memory\n"); exit(1); }
+	shade(counts, n, grey);
 	printf("P5\n%d %d\n255\n", width, height);
 	fwrite(grey, 1, n, stdout);
 	if (fflush(stdout) != 0) { fprintf(stderr, "mandelc: write image failed\n"); exit(1); }
@@ -131,6 +167,7 @@ __attribute__((export_name("step"))) int32_t step(void) {
 	render_row(row);
 	row++;
 	report_progress(row, height);
+	publish_picture(row);
 	if (row < height) return 0;
 	write_pgm();
 	return 1;

@@ -3,10 +3,13 @@ package boincapp
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,11 +22,27 @@ import (
 
 const argWorker = "boincapp-test-worker"
 
+// clientDir is the BOINC client directory the tests make their slots in.
+// Its slots share the project directory, and the runner's compilation cache
+// in it, as a client's slots do: each module is compiled once.
+var (
+	clientDir   string
+	clientSlots atomic.Int32
+)
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == argWorker {
-		os.Exit(runner.WorkerMain(os.Stdin, os.Stdout))
+		os.Exit(runner.WorkerMainForTests(os.Stdin, os.Stdout))
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "momonga-boincapp-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	clientDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // slot is a BOINC slot directory as a client lays it out: init_data.xml,
@@ -33,6 +52,7 @@ type slot struct {
 	t       *testing.T
 	dir     string
 	project string
+	out     string // the task's output file, in the project directory
 	client  ClientSide
 	stderr  *syncBuffer
 	task    wu.BOINCTask
@@ -55,22 +75,29 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// newSlot makes the next slot of the client directory for task.
 func newSlot(t *testing.T, module []byte, task wu.BOINCTask) *slot {
-	root := t.TempDir()
-	s := &slot{t: t, dir: filepath.Join(root, "slots", "0"), project: filepath.Join(root, "projects", "p"), stderr: &syncBuffer{}, task: task}
+	n := int(clientSlots.Add(1))
+	moduleFile, out := fmt.Sprintf("module_%d.wasm", n), fmt.Sprintf("task_%d_out", n)
+	s := &slot{t: t, dir: filepath.Join(clientDir, "slots", strconv.Itoa(n)), project: filepath.Join(clientDir, "projects", "p"), out: out, stderr: &syncBuffer{}, task: task}
 	for _, d := range []string{s.dir, s.project} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		for _, p := range []string{s.dir, filepath.Join(s.project, moduleFile), filepath.Join(s.project, out)} {
+			os.RemoveAll(p)
+		}
+	})
 	write := func(path string, b []byte) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(s.project, "module.wasm"), module)
-	write(filepath.Join(s.dir, wu.BOINCModuleFile), []byte("<soft_link>../../projects/p/module.wasm</soft_link>\n"))
-	write(filepath.Join(s.dir, wu.BOINCOutputFile), []byte("<soft_link>../../projects/p/task_out</soft_link>\n"))
+	write(filepath.Join(s.project, moduleFile), module)
+	write(filepath.Join(s.dir, wu.BOINCModuleFile), []byte("<soft_link>../../projects/p/"+moduleFile+"</soft_link>\n"))
+	write(filepath.Join(s.dir, wu.BOINCOutputFile), []byte("<soft_link>../../projects/p/"+out+"</soft_link>\n"))
 	write(filepath.Join(s.dir, InitDataFile), []byte(`<app_init_data>
 <major_version>7</major_version>
 <app_name>`+task.App+`</app_name>
@@ -100,16 +127,19 @@ func newSlot(t *testing.T, module []byte, task wu.BOINCTask) *slot {
 }
 
 // start runs the app in the slot, sending heartbeats as a client does,
-// until it exits.
+// until it exits. A test that ends first stops the app, and the heartbeats,
+// before the slot's shared memory is unmapped.
 func (s *slot) start(ctx context.Context) <-chan int {
 	exe, _ := os.Executable()
 	app := App{
 		Dir: s.dir, Args: []string{"--other", s.task.BOINCCommandLine()}, Worker: runner.Worker{Command: []string{exe, argWorker}},
 		Stderr: s.stderr, Tick: 20 * time.Millisecond,
 	}
-	code := make(chan int, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	code, done := make(chan int, 1), make(chan struct{})
+	var beating sync.WaitGroup
 	beats, stop := time.NewTicker(20*time.Millisecond), make(chan struct{})
-	go func() {
+	beating.Go(func() {
 		for {
 			select {
 			case <-beats.C:
@@ -118,18 +148,24 @@ func (s *slot) start(ctx context.Context) <-chan int {
 				return
 			}
 		}
-	}()
+	})
 	go func() {
+		defer close(done)
 		c := app.Run(ctx)
 		beats.Stop()
 		close(stop)
+		beating.Wait()
 		code <- c
 	}()
+	s.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	return code
 }
 
 func (s *slot) output() string {
-	b, _ := os.ReadFile(filepath.Join(s.project, "task_out"))
+	b, _ := os.ReadFile(filepath.Join(s.project, s.out))
 	return string(b)
 }
 
@@ -174,13 +210,27 @@ func TestAppFailureIsFinishedWithItsReason(t *testing.T) {
 // is the one an uninterrupted run gives.
 func TestAppSuspendResumeQuitAndRestartFromCheckpoint(t *testing.T) {
 	// The project publishes a reactor with its globals exported (`app add`).
-	module, err := wu.PrepareModule(apps.MandelR)
+	module, err := wu.PrepareModule(apps.MandelC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "64", "200", "3000"}
-	task := wu.BOINCTask{V: 1, Task: "wu2_0", WorkUnit: "wu2", App: "mandelr", AppHash: wu.HashOf(module), Args: args, CheckpointSeconds: 0.2}
-	ref := newSlot(t, module, task)
+	// The C reactor: a small module, cheap to compile and to snapshot under
+	// the race detector. Its points in the set iterate a million times: the
+	// tile takes about two seconds of CPU under wazero, ten times the
+	// checkpoint interval, and a task cannot take less wall time than CPU
+	// time. It checkpoints before it can end, and goes on long after that
+	// for the client's messages to reach it, on a fast machine as on a busy
+	// one.
+	args := []string{"-0.743643887037151", "0.13182590420533", "0.00001", "64", "200", "1000000"}
+	task := wu.BOINCTask{V: 1, Task: "wu2_0", WorkUnit: "wu2", App: "mandelc", AppHash: wu.HashOf(module), Args: args, CheckpointSeconds: 0.2}
+	// A checkpoint costs CPU, under the race detector much more, and the
+	// interval is wall time: on a busy machine, one every 0.2 s would leave
+	// the task little CPU. Only the run that is
+	// interrupted checkpoints that often; the uninterrupted one and the one
+	// that finishes the task take one at most every minute.
+	rare := task
+	rare.CheckpointSeconds = 60
+	ref := newSlot(t, module, rare)
 	if code := exitOf(t, ref.start(context.Background())); code != 0 {
 		t.Fatalf("uninterrupted run: exit %d, %s", code, ref.stderr)
 	}
@@ -195,6 +245,7 @@ func TestAppSuspendResumeQuitAndRestartFromCheckpoint(t *testing.T) {
 	if c := exitOf(t, code); c != 0 || s.finished() != "" {
 		t.Fatalf("quit: exit %d, finish file %q, stderr %s", c, s.finished(), s.stderr)
 	}
+	s.task = rare
 	if c := exitOf(t, s.start(context.Background())); c != 0 || s.finished() != "0\n" {
 		t.Fatalf("restart: exit %d, finish file %q, stderr %s", c, s.finished(), s.stderr)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -27,16 +28,38 @@ type conn struct {
 	attemptTimeout time.Duration
 }
 
-func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
-	opts := append([]nats.Option{
+// How often the host pings its server, and how many pings may go
+// unanswered before it takes the connection for dead and moves to another.
+const (
+	pingInterval = 4 * time.Second
+	maxPingsOut  = 2
+)
+
+// ConnectOptions are the options of host's connection to a project, named
+// after the client name: how it reconnects, pings, logs and receives
+// replies. Load tests of the project side connect their hosts with them
+// too (project/hostbench), so that they behave as the client does.
+func ConnectOptions(host, name string, logger *slog.Logger) []nats.Option {
+	// Which server the host talks to, when it changes: the tests of a
+	// network's faults read it too.
+	connected := func(nc *nats.Conn) { logger.Info("connected to the project", "server", nc.ConnectedUrlRedacted()) }
+	return []nats.Option{
 		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
-		// Reconnect soon after a server restart, then less and less often:
-		// a host the project throttles is refused for a minute, and keeps
-		// trying, not giving up on its first refusal.
-		nats.CustomReconnectDelay(func(attempts int) time.Duration {
-			return min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
+		nats.CustomReconnectDelay(func(attempts int) time.Duration { return reconnectDelay(attempts, rand.Float64) }),
+		// A server cut off by the network sends nothing, not even a reset:
+		// with NATS's default pings (every two minutes, two unanswered) the
+		// host would sit on the dead connection for up to four minutes
+		// before trying another server; with these, 8 to 12 seconds. A
+		// ping waits behind a blob chunk being sent (512 KiB: 4 s on a
+		// 1 Mbit/s uplink), so not less.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			logger.Info("disconnected from the project", "server", nc.ConnectedUrlRedacted(), "err", err)
 		}),
+		nats.ConnectHandler(connected),
+		nats.ReconnectHandler(connected),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrAuthorization) {
@@ -48,7 +71,23 @@ func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*c
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
 		nats.CustomInboxPrefix(wu.InboxPrefix(host)),
-	}, extra...)
+	}
+}
+
+// reconnectDelay is how long a host waits before its next reconnection
+// attempt: soon after a server restart, then less and less often, as a
+// host the project throttles is refused for a minute and keeps trying
+// rather than giving up on its first refusal. Each wait is drawn between
+// half and all of its step (rnd in [0, 1)): the hosts of a restarted
+// server, all disconnected at the same instant, would otherwise come back
+// in the same bursts, each attempt, through the auth callout.
+func reconnectDelay(attempts int, rnd func() float64) time.Duration {
+	step := min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
+	return step/2 + time.Duration(rnd()*float64(step/2))
+}
+
+func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
+	opts := append(ConnectOptions(host, name, logger), extra...)
 	// A refusal of the host's credentials is final: say so at once. A
 	// project that cannot be reached yet is waited for.
 	nc, err := nats.Connect(url, opts...)
@@ -99,7 +138,7 @@ func (c *conn) request(ctx context.Context, op string, data []byte, out any, tri
 		cancel()
 		if err == nil {
 			err = decodeReply(msg.Data, out)
-			if wu.ErrorCode(err) != wu.CodeRateLimited {
+			if !retryLater(err) {
 				return err
 			}
 		}
@@ -107,7 +146,7 @@ func (c *conn) request(ctx context.Context, op string, data []byte, out any, tri
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) || wu.ErrorCode(err) == wu.CodeRateLimited {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) || retryLater(err) {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -117,6 +156,14 @@ func (c *conn) request(ctx context.Context, op string, data []byte, out any, tri
 		}
 	}
 	return fmt.Errorf("%s: no answer from the project: %w", op, last)
+}
+
+// retryLater reports whether the project answered err to a request it
+// wants sent again later, unchanged: over the host's rate, or not recorded
+// (it may have been: the same sequence number makes it count once).
+func retryLater(err error) bool {
+	code := wu.ErrorCode(err)
+	return err != nil && (code == wu.CodeRateLimited || code == wu.CodeUnavailable)
 }
 
 func decodeReply(data []byte, out any) error {

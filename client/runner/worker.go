@@ -487,6 +487,13 @@ func WorkerMain(stdin io.Reader, stdout io.Writer) int {
 	return work(stdin, stdout)
 }
 
+// WorkerMainForTests is WorkerMain at the priority the process started
+// with, for the tests of packages that run tasks in worker processes: a
+// worker at idle priority gets no CPU while anything else on the machine
+// wants it, which on a machine running a whole test suite is most of the
+// time. Hosts run WorkerMain.
+func WorkerMainForTests(stdin io.Reader, stdout io.Writer) int { return work(stdin, stdout) }
+
 // work is WorkerMain without the change of priority, which tests skip so
 // that workers are not starved by whatever else the machine is running. A
 // Spec that says Keep is followed by the next task's Spec on stdin once its

@@ -17,7 +17,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchEnginesCommand(), benchStatsCommand()},
+		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchEnginesCommand(), benchStatsCommand(), benchHostsCommand()},
 	}
 }
 

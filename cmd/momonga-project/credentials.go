@@ -39,6 +39,11 @@ func serveTrust(c *cli.Context) (server.Trust, error) {
 	if (t.TLSCert == "") != (t.TLSKey == "") {
 		return t, errors.New("give both --tls-cert and --tls-key, or neither")
 	}
+	if len(c.StringSlice("leaf-of")) > 0 && !c.IsSet("signing-key") {
+		// A leaf node publishes no app: it needs the project's NATS keys
+		// only, as the README's table says.
+		return t, nil
+	}
 	p := c.String("signing-key")
 	if p == "" {
 		p = filepath.Join(c.String("data"), signing.PublicFile)

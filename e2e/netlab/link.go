@@ -19,12 +19,10 @@ type Link struct {
 	Jitter   time.Duration // plus or minus, on each delay
 	UpKbps   int64         // kilobits per second towards the server (0: unlimited)
 	DownKbps int64         // and from it
-	// ResetAfter resets each connection this long after its first data,
-	// as a link that drops connections now and then (0: never).
-	ResetAfter time.Duration
-	// StallAfter stops passing data on each connection this long after
-	// its first data and closes it then (0: never).
-	StallAfter time.Duration
+	// DropEvery drops every connection through the link at once this
+	// often, as a home router that restarts or a NAT that forgets its
+	// connections (0: never).
+	DropEvery time.Duration
 }
 
 // LinkProxy is a running link: volunteers on its node connect to Addr
@@ -48,7 +46,7 @@ func (n *Node) Link(upstream string, link Link) *LinkProxy {
 	args := []string{bin, "--upstream", upstream,
 		"--latency", link.Latency.String(), "--jitter", link.Jitter.String(),
 		"--up-kbps", fmt.Sprint(link.UpKbps), "--down-kbps", fmt.Sprint(link.DownKbps),
-		"--reset-after", link.ResetAfter.String(), "--stall-after", link.StallAfter.String()}
+		"--drop-every", link.DropEvery.String()}
 	argv := n.Command(args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr

@@ -268,6 +268,21 @@ func (l *Lab) Cut(nodes ...*Node) { l.t.Helper(); l.Partition(nodes) }
 // Heal puts every host back on the whole network.
 func (l *Lab) Heal() { l.t.Helper(); l.Partition() }
 
+// Holds reports whether process pid runs on one of the lab's hosts (in
+// its network namespace).
+func (l *Lab) Holds(pid int) bool {
+	ns, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return false
+	}
+	for _, n := range l.Nodes() {
+		if fi, err := os.Stat(filepath.Join("/var/run/netns", n.NS)); err == nil && os.SameFile(ns, fi) {
+			return true
+		}
+	}
+	return false
+}
+
 // Command is argv run in n's namespace, as a process of its own: `ip netns
 // exec` replaces itself with argv[0], so the process's id is argv[0]'s.
 // The lab kills it when its test ends if it still runs then.

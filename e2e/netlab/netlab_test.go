@@ -14,6 +14,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/momonga-project/momonga/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -166,24 +168,32 @@ func TestLink(t *testing.T) {
 	}
 }
 
-func TestLinkResetsConnections(t *testing.T) {
+// TestLinkDropsConnectionsNowAndThen: a link that drops its connections
+// every so often passes data between drops, closes the connections at a
+// drop, and takes new ones.
+func TestLinkDropsConnectionsNowAndThen(t *testing.T) {
 	lab := New(t)
 	home, server := lab.Node("home"), lab.Node("server")
-	link := home.Link(echo(t, server), Link{ResetAfter: 300 * time.Millisecond})
+	link := home.Link(echo(t, server), Link{Latency: 20 * time.Millisecond, DropEvery: time.Second})
 	c, err := home.Dial("tcp", link.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := time.Now()
-	_, _ = c.Write([]byte("x"))
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.Copy(io.Discard, c)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal("the link did not reset the connection")
+	r := bufio.NewReader(c)
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond {
-		t.Errorf("connection reset after %v; want about 300 ms", d)
+	if line, err := r.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("through the link before a drop: %q, %v", line, err)
+	}
+	_, err = io.Copy(io.Discard, r)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the link did not drop the connection within 5 s")
+	}
+	if _, err := roundTrip(home, link.Addr, 5*time.Second); err != nil {
+		t.Fatalf("a new connection after the drop: %v", err)
 	}
 }
 
@@ -201,6 +211,13 @@ func TestCleanup(t *testing.T) {
 		}
 		go func() { _ = cmd.Wait() }()
 		names = []string{lab.hub, n.NS}
+		// The process enters n's namespace before it runs sleep.
+		if !wait.Until(5*time.Second, wait.Every, func() bool { return lab.Holds(cmd.Process.Pid) }) {
+			t.Errorf("the lab does not hold process %d, started on its host %s", cmd.Process.Pid, n.Name)
+		}
+		if lab.Holds(os.Getpid()) {
+			t.Error("the lab holds the test process, which runs outside it")
+		}
 	})
 	left := namespaces()
 	for _, ns := range names {

@@ -237,7 +237,7 @@ func audit(ctx context.Context, nc *nats.Conn, every, mark uint64, logger *slog.
 	machine := sched.New(policy)
 	m := vpeer.NewMember(vpeer.MemberConfig{
 		ID: "chaos-audit", Log: log, Machine: machine, Snapshots: snapshotsBefore{snaps, mark}, SnapshotEvery: every,
-		Leading: func() bool { return false }, Logger: logger,
+		Lease: func() (uint64, bool) { return 0, false }, Logger: logger,
 	})
 	mctx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
@@ -281,7 +281,7 @@ func auditAccounting(ctx context.Context, nc *nats.Conn, want uint64, logger *sl
 	machine := accounting.New()
 	m := vpeer.NewMember(vpeer.MemberConfig{
 		ID: "chaos-audit-acct", Log: log, Machine: machine, Snapshots: snaps,
-		Leading: func() bool { return false }, Logger: logger,
+		Lease: func() (uint64, bool) { return 0, false }, Logger: logger,
 	})
 	mctx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)

@@ -298,7 +298,7 @@ func (g *Gateway) append(ctx context.Context, msg *nats.Msg, cmd wu.Command) {
 	}
 	if _, err := g.cfg.Log.Append(ctx, rec); err != nil && !errors.Is(err, vpeer.ErrDuplicate) {
 		g.cfg.Logger.Warn("append to scheduler log", "op", cmd.Op, "host", cmd.Host, "err", err)
-		g.refuse(msg, wu.Errorf(wu.CodeInternal, "the project could not record the request; retry later"))
+		g.refuse(msg, wu.Errorf(wu.CodeUnavailable, "the project could not record the request; send it again later"))
 	}
 }
 

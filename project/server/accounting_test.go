@@ -13,9 +13,11 @@ import (
 
 	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/credit"
+	"github.com/momonga-project/momonga/project/duties"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/sched/schedtest"
 	"github.com/momonga-project/momonga/vpeer"
+	"github.com/momonga-project/momonga/vpeer/jetlog"
 	"github.com/momonga-project/momonga/vpeer/vpeertest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -53,6 +55,9 @@ func TestCreditCountedOnceWhileBothPeersLoseMembers(t *testing.T) {
 	)
 	rogue := p.srv.duties.Load().Forwarder()
 	rogue.Leading = func() bool { return true }
+	rogue.Ack = func(ctx context.Context, through uint64) error {
+		return duties.Ack(ctx, jetlog.Requests{Log: p.srv.log, NC: p.srv.nc}, through)
+	}
 	read := rogue.Outbox
 	rogue.Outbox = func(ctx context.Context, max int) ([]accounting.Grant, error) {
 		out, err := read(ctx, max)

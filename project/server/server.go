@@ -315,7 +315,9 @@ func (s *Server) runPeers(ctx context.Context) {
 		return
 	}
 	dc := duties.Config{
-		Sched:            schedPeer{s.group, jetlog.Requests{Log: s.log, NC: s.nc}},
+		// The duties' records carry the lease's term, and none is appended
+		// once this process may no longer act on the lease.
+		Sched:            schedPeer{s.group, jetlog.Requests{Log: s.group.OnLease(s.log), NC: s.nc}},
 		Acct:             jetlog.Requests{Log: s.acctLog, NC: s.nc},
 		Blobs:            s.store,
 		ValidateInterval: s.cfg.ValidateInterval,

@@ -42,6 +42,9 @@ const (
 	// that an audit of the log can tell who acted when: which lease holder
 	// appended a tick, for one. Members ignore it.
 	HeaderOrigin = "Vpeer-Origin"
+	// HeaderTerm is Record.Term in decimal, on the records a lease holder
+	// appends for its group.
+	HeaderTerm = "Vpeer-Term"
 )
 
 // errCodeDuplicateInProcess is JetStream's answer, on a replicated stream,
@@ -222,6 +225,9 @@ func (l *Log) message(r vpeer.Record) *nats.Msg {
 	if l.origin != "" {
 		m.Header[HeaderOrigin] = []string{l.origin}
 	}
+	if r.Term != 0 {
+		m.Header[HeaderTerm] = []string{strconv.FormatUint(r.Term, 10)}
+	}
 	return m
 }
 
@@ -372,18 +378,36 @@ func decode(msg jetstream.Msg) (vpeer.Record, error) {
 	if !ok {
 		return vpeer.Record{}, fmt.Errorf("message on %s without stream metadata: reply subject %q", msg.Subject(), msg.Reply())
 	}
-	h := msg.Headers()
+	return record(seq, msg.Headers(), msg.Data()), nil
+}
+
+// RawRecord is the record a message read directly from a log's stream
+// holds (jetstream.Stream.GetMsg), as a member would read it: for audits
+// of the log.
+func RawRecord(m *jetstream.RawStreamMsg) vpeer.Record {
+	return record(m.Sequence, m.Header, m.Data)
+}
+
+func record(seq uint64, h nats.Header, data []byte) vpeer.Record {
 	r := vpeer.Record{
 		Seq:     seq,
 		ID:      h.Get(jetstream.MsgIDHeader),
 		ReplyTo: h.Get(HeaderReplyTo),
-		Payload: msg.Data(),
+		Payload: data,
+	}
+	if v := h.Get(HeaderTerm); v != "" {
+		term, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			r.Err = fmt.Errorf("record %d: %s header %q: %w", r.Seq, HeaderTerm, v, err)
+			return r
+		}
+		r.Term = term
 	}
 	if v := h.Get(HeaderTick); v != "" {
 		ns, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			r.Err = fmt.Errorf("record %d: %s header %q: %w", r.Seq, HeaderTick, v, err)
-			return r, nil
+			return r
 		}
 		r.Tick = time.Unix(0, ns).UTC()
 	}
@@ -394,7 +418,7 @@ func decode(msg jetstream.Msg) (vpeer.Record, error) {
 	default:
 		r.Err = fmt.Errorf("record %d: %s header %q", r.Seq, HeaderSnapshot, v)
 	}
-	return r, nil
+	return r
 }
 
 // streamSeq reads a message's stream sequence number from its reply

@@ -118,6 +118,9 @@ func TestLog(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 				r.Tick = time.Date(2031, 2, 3, 4, 5, 6, 789+i, loc)
 				r.Payload = nil
 			}
+			if i%5 == 0 {
+				r.Term = uint64(1000 + i) // a lease holder's record
+			}
 			r.Seq = Append(t, l, r)
 			if r.Seq != uint64(i+1) {
 				t.Fatalf("record %d got sequence %d, want %d", i, r.Seq, i+1)
@@ -290,7 +293,7 @@ func sameRecords(t *testing.T, got, want []vpeer.Record) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Snapshot != w.Snapshot || g.Err != nil {
+		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Snapshot != w.Snapshot || g.Term != w.Term || g.Err != nil {
 			t.Fatalf("record %d = %+v, want %+v", i, g, w)
 		}
 	}

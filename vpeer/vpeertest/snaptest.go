@@ -280,7 +280,7 @@ func TestSnapshots(t *testing.T, newLog func(t *testing.T) vpeer.Log, newStore f
 	t.Run("OnDemandOnlyLeaderStores", func(t *testing.T) {
 		l, s := newLog(t), newStore(t)
 		leader := StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: s})
-		follower := StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: s, Leading: func() bool { return false }})
+		follower := StartMember(t, vpeer.MemberConfig{Log: l, Snapshots: s, Lease: func() (uint64, bool) { return 0, false }})
 		WaitReady(t, leader)
 		WaitReady(t, follower)
 		fill(t, l, nil, leader, 0, 7)

@@ -2,7 +2,8 @@
 // (toxiproxy, used as a library) that a lab runs in a volunteer's network
 // namespace, between the volunteer and its server, as a home link would
 // sit. Its flags set the link's faults; SIGUSR1 drops every connection at
-// once (a router's reboot), SIGTERM stops it.
+// once (a router's reboot), and so does --drop-every, now and then;
+// SIGTERM stops it.
 //
 // It prints "listening on HOST:PORT" once it accepts connections.
 package main
@@ -28,10 +29,9 @@ func main() {
 	jitter := flag.Duration("jitter", 0, "random variation of the delay, plus or minus")
 	upRate := flag.Int64("up-kbps", 0, "bandwidth towards the upstream in kilobits per second (0: unlimited)")
 	downRate := flag.Int64("down-kbps", 0, "bandwidth from the upstream in kilobits per second (0: unlimited)")
-	resetAfter := flag.Duration("reset-after", 0, "reset each connection this long after its first data (0: never)")
-	stall := flag.Duration("stall-after", 0, "stop passing data on each connection and close it this long after its first data (0: never)")
+	dropEvery := flag.Duration("drop-every", 0, "drop every connection at once this often (0: never)")
 	flag.Parse()
-	if err := run(*listen, *upstream, toxicsFor(*latency, *jitter, *upRate, *downRate, *resetAfter, *stall)); err != nil {
+	if err := run(*listen, *upstream, toxicsFor(*latency, *jitter, *upRate, *downRate), *dropEvery); err != nil {
 		fmt.Fprintln(os.Stderr, "linkproxy:", err)
 		os.Exit(1)
 	}
@@ -46,7 +46,10 @@ type toxic struct {
 	Attributes map[string]any `json:"attributes"`
 }
 
-func toxicsFor(latency, jitter time.Duration, upKbps, downKbps int64, resetAfter, stall time.Duration) []toxic {
+// toxicsFor are the toxics of a link. Dropped connections are not among
+// them: toxiproxy's reset_peer and timeout toxics pass no data at all
+// before they act, so run drops connections itself.
+func toxicsFor(latency, jitter time.Duration, upKbps, downKbps int64) []toxic {
 	var ts []toxic
 	add := func(name, typ, stream string, attrs map[string]any) {
 		ts = append(ts, toxic{Name: name, Type: typ, Stream: stream, Toxicity: 1, Attributes: attrs})
@@ -63,16 +66,10 @@ func toxicsFor(latency, jitter time.Duration, upKbps, downKbps int64, resetAfter
 	if downKbps > 0 {
 		add("bandwidth_down", "bandwidth", "downstream", map[string]any{"rate": max(1, downKbps/8)})
 	}
-	if resetAfter > 0 {
-		add("reset", "reset_peer", "upstream", map[string]any{"timeout": resetAfter.Milliseconds()})
-	}
-	if stall > 0 {
-		add("stall", "timeout", "upstream", map[string]any{"timeout": stall.Milliseconds()})
-	}
 	return ts
 }
 
-func run(listen, upstream string, ts []toxic) error {
+func run(listen, upstream string, ts []toxic, dropEvery time.Duration) error {
 	if upstream == "" {
 		return fmt.Errorf("--upstream is required")
 	}
@@ -90,9 +87,20 @@ func run(listen, upstream string, ts []toxic) error {
 	fmt.Printf("listening on %s\n", p.Listen)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	for s := range sig {
-		if s != syscall.SIGUSR1 {
-			break
+	var every <-chan time.Time
+	if dropEvery > 0 {
+		t := time.NewTicker(dropEvery)
+		defer t.Stop()
+		every = t.C
+	}
+	for {
+		select {
+		case s := <-sig:
+			if s != syscall.SIGUSR1 {
+				p.Stop()
+				return nil
+			}
+		case <-every:
 		}
 		// Stopping closes every connection; the listener comes back at
 		// once on the same address, as a link that went down and up.
@@ -104,6 +112,4 @@ func run(listen, upstream string, ts []toxic) error {
 		}
 		fmt.Println("dropped every connection")
 	}
-	p.Stop()
-	return nil
 }

@@ -143,6 +143,16 @@ func (v *Volunteer) request(ctx context.Context, op string, data []byte, out any
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		reply, err := v.Request(actx, wu.VolunteerSubject(v.Host, op), data)
 		cancel()
+		var ack wu.Ack
+		if err == nil && json.Unmarshal(reply, &ack) == nil && ack.Error != nil && ack.Error.Code == wu.CodeUnavailable {
+			// Not recorded, or not known to be: sent again, as it is, a
+			// little later.
+			err = ack.Error
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		if err == nil {
 			return json.Unmarshal(reply, out)
 		}

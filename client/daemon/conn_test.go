@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	wu "github.com/momonga-project/momonga/workunits"
+)
+
+// TestRequestNotRecordedIsSentAgain: a request the project could not
+// record (CodeUnavailable, as while its cluster elects a leader) is sent
+// again, with the same sequence number, until it is answered; a refusal
+// for good is not.
+func TestRequestNotRecordedIsSentAgain(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	project, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(project.Close)
+	var mu sync.Mutex
+	var seqs []uint64
+	if _, err := project.Subscribe("vol.*.result", func(m *nats.Msg) {
+		r, _ := wu.Decode[wu.Report](m.Data)
+		mu.Lock()
+		seqs = append(seqs, r.Seq)
+		n := len(seqs)
+		mu.Unlock()
+		switch {
+		case r.Task == "refused":
+			_ = m.Respond(wu.Encode(wu.Ack{V: 1, Error: wu.Errorf(wu.CodeNotAssigned, "not yours")}))
+		case n < 3:
+			_ = m.Respond(wu.Encode(wu.Ack{V: 1, Error: wu.Errorf(wu.CodeUnavailable, "not recorded")}))
+		default:
+			_ = m.Respond(wu.Encode(wu.Ack{V: 1}))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := project.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	report := func(task string) error {
+		return c.numbered(ctx, wu.OpResult, func(seq uint64) any { return wu.Report{V: 1, Seq: seq, Task: task} }, &wu.Ack{}, -1)
+	}
+	if err := report("t1"); err != nil {
+		t.Fatalf("report answered unavailable twice, then accepted: %v", err)
+	}
+	mu.Lock()
+	got := append([]uint64(nil), seqs...)
+	mu.Unlock()
+	if len(got) != 3 || got[0] != got[1] || got[1] != got[2] {
+		t.Fatalf("sequence numbers sent: %v; want the same one three times", got)
+	}
+	if err := report("refused"); wu.ErrorCode(err) != wu.CodeNotAssigned {
+		t.Fatalf("report refused for good: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seqs) != 4 {
+		t.Fatalf("%d requests sent; a refusal for good must not be sent again", len(seqs))
+	}
+}
+
+// TestReconnectDelaySpreadsHosts: the waits grow with the attempts up to
+// half a minute, and are spread over the upper half of each step, so that
+// the hosts of a restarted server do not come back in step.
+func TestReconnectDelaySpreadsHosts(t *testing.T) {
+	for _, c := range []struct {
+		attempts int
+		lo, hi   time.Duration
+	}{{0, 125 * time.Millisecond, 250 * time.Millisecond}, {3, time.Second, 2 * time.Second}, {20, 15 * time.Second, 30 * time.Second}} {
+		lo, hi := reconnectDelay(c.attempts, func() float64 { return 0 }), reconnectDelay(c.attempts, func() float64 { return 0.999999 })
+		if lo != c.lo || hi > c.hi || hi < c.hi-time.Millisecond {
+			t.Errorf("attempt %d: waits from %v to %v, want from %v to %v", c.attempts, lo, hi, c.lo, c.hi)
+		}
+	}
+}

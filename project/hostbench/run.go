@@ -1,0 +1,359 @@
+package hostbench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/momonga-project/momonga/project/admin"
+)
+
+// Server is a momonga-project binary to measure, with a label for the
+// table (the design it was built with).
+type Server struct {
+	Label string
+	Path  string
+}
+
+// Config says what Run measures.
+type Config struct {
+	Servers []Server
+	// Hosts are the levels: hosts attached and connected, each level on a
+	// new project.
+	Hosts []int
+	// Concurrency is how many hosts attach and connect at once.
+	Concurrency int
+	// Dir holds the projects' data directories and server logs; a
+	// temporary directory when "".
+	Dir string
+	// Progress, when set, is told each row as it is measured.
+	Progress func(Row)
+}
+
+// Row is one server binary at one level.
+type Row struct {
+	Server string `json:"server"`
+	Hosts  int    `json:"hosts"`
+	// Resident memory of the server process (VmRSS) when it serves with no
+	// host, with every host attached (none connected), and with every host
+	// connected and answered.
+	BaseMB      float64 `json:"base_mb"`
+	AttachedMB  float64 `json:"attached_mb"`
+	ConnectedMB float64 `json:"connected_mb"`
+	// Per host: what attaching costs (the project's state, the NATS
+	// account where a host has one) and what connecting adds (connection,
+	// subscriptions, the callout's record).
+	AttachedKB  float64 `json:"attached_kb_per_host"`
+	ConnectedKB float64 `json:"connected_kb_per_host"`
+	// ConnectPerSecond: hosts connected through the callout and answered
+	// their hello per second, Concurrency at once.
+	ConnectPerSecond float64 `json:"connect_per_second"`
+	// The storm: the server restarts and every host reconnects at once.
+	// Storm is the time from the restarted server's start until every host
+	// has been answered again (StormP50 until half of them); OthersWorst
+	// the longest a request of the project's tools waited meanwhile.
+	Storm       time.Duration `json:"storm"`
+	StormP50    time.Duration `json:"storm_p50"`
+	OthersWorst time.Duration `json:"others_worst"`
+	// AfterStormMB is the server's memory once every host is back.
+	AfterStormMB float64 `json:"after_storm_mb"`
+	// Failed says why the level could not be completed, if it could not.
+	Failed string `json:"failed,omitempty"`
+}
+
+// Run measures every server binary at every level, in turn.
+func Run(ctx context.Context, cfg Config) ([]Row, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "momonga-hostbench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	var rows []Row
+	for _, n := range cfg.Hosts {
+		for i, s := range cfg.Servers {
+			r, err := measure(ctx, cfg, s, n, filepath.Join(dir, fmt.Sprintf("%d-%d", n, i)))
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+			if err != nil {
+				// A design that cannot hold the level is a result too: the
+				// row keeps what was measured before it gave way.
+				r.Failed = err.Error()
+			}
+			if cfg.Progress != nil {
+				cfg.Progress(r)
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
+}
+
+func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row, error) {
+	row := Row{Server: s.Label, Hosts: n}
+	data := filepath.Join(dir, "data")
+	if out, err := exec.CommandContext(ctx, s.Path, "init", "--data", data).CombinedOutput(); err != nil {
+		return row, fmt.Errorf("init: %v: %s", err, bytes.TrimSpace(out))
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return row, err
+	}
+	srv, err := startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-1.log"))
+	if err != nil {
+		return row, err
+	}
+	defer func() {
+		if srv != nil {
+			_ = srv.stop()
+		}
+	}()
+	url := "nats://" + addr
+	creds := nats.UserCredentials(filepath.Join(data, "admin.creds"))
+	adm, err := admin.Dial(ctx, url, creds, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		return row, err
+	}
+	defer adm.Close()
+	// Settled: what the server holds with no host.
+	if row.BaseMB, err = settledRSS(ctx, srv.pid()); err != nil {
+		return row, err
+	}
+	_, key, err := adm.AddUser(ctx, "bench", "bench@example.org", "")
+	if err != nil {
+		return row, fmt.Errorf("add the hosts' user: %w", err)
+	}
+	raw, err := nats.Connect(url, creds, nats.MaxReconnects(-1))
+	if err != nil {
+		return row, err
+	}
+	defer raw.Close()
+	hosts, err := Attach(ctx, raw, key, n, cfg.Concurrency)
+	if err != nil {
+		return row, err
+	}
+	if row.AttachedMB, err = settledRSS(ctx, srv.pid()); err != nil {
+		return row, err
+	}
+	fleet, took, err := Connect(ctx, hosts, FleetConfig{URLs: []string{url}, Concurrency: cfg.Concurrency})
+	if err != nil {
+		row.ConnectedMB, _ = rss(srv.pid())
+		row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
+		return row, err
+	}
+	defer fleet.Close()
+	row.ConnectPerSecond = float64(n) / took.Seconds()
+	if row.ConnectedMB, err = settledRSS(ctx, srv.pid()); err != nil {
+		return row, err
+	}
+	row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
+	row.ConnectedKB = (row.ConnectedMB - row.AttachedMB) * 1024 / float64(n)
+
+	// The storm: the server stops and starts again on the same data and
+	// address; every host's connection reconnects and says hello again.
+	if err := srv.stop(); err != nil {
+		return row, err
+	}
+	restart := time.Now()
+	if srv, err = startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-2.log")); err != nil {
+		return row, err
+	}
+	others := watchOthers(ctx, adm, restart)
+	for {
+		served, waiting := fleet.ServedSince(restart)
+		if waiting == 0 {
+			row.Storm, row.StormP50 = served[len(served)-1], served[len(served)/2]
+			break
+		}
+		if ctx.Err() != nil {
+			return row, fmt.Errorf("the storm: %d of %d hosts not answered again: %w", waiting, n, ctx.Err())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	row.OthersWorst = others()
+	if row.AfterStormMB, err = settledRSS(ctx, srv.pid()); err != nil {
+		return row, err
+	}
+	return row, nil
+}
+
+// watchOthers sends the project's tools' requests (a status) one after
+// the other from start until the returned function is called, which
+// returns the longest any of them waited, counting from start for the
+// first (the server is down then, for everyone).
+func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) func() time.Duration {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan time.Duration, 1)
+	go func() {
+		var worst time.Duration
+		sent := start
+		for ctx.Err() == nil {
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := adm.Status(rctx)
+			rcancel()
+			if err == nil {
+				worst = max(worst, time.Since(sent))
+				sent = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		done <- worst
+	}()
+	return func() time.Duration { cancel(); return <-done }
+}
+
+// settledRSS is the process's resident memory once it has stopped
+// changing by more than a few percent over a second, in MB.
+func settledRSS(ctx context.Context, pid int) (float64, error) {
+	prev := -1.0
+	for range 30 {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		mb, err := rss(pid)
+		if err != nil {
+			return 0, err
+		}
+		if prev > 0 && mb < prev*1.02 && mb > prev*0.98 {
+			return mb, nil
+		}
+		prev = mb
+	}
+	return prev, nil
+}
+
+// rss is the resident memory of process pid, in MB.
+func rss(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("memory of the server: %w", err)
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, errors.New("memory of the server: no VmRSS in /proc/PID/status")
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// server is a running `momonga-project serve`.
+type server struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var servingLine = regexp.MustCompile(`serving: NATS nats://`)
+
+// startServer starts bin serving data at addr, with its log in logPath,
+// and returns once it says it serves. Hosts may send as many requests as
+// they like: the bench measures the servers, not the per-host limits.
+func startServer(ctx context.Context, bin, data, addr, logPath string) (*server, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--data", data, "--nats-listen", addr, "--http", "", "--host-rate", "1000", "--host-burst", "1000")
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &server{cmd: cmd, done: make(chan struct{})}
+	serving := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		said := false
+		for sc.Scan() {
+			if !said && servingLine.MatchString(sc.Text()) {
+				said = true
+				close(serving)
+			}
+		}
+		_ = cmd.Wait()
+		logf.Close()
+		close(s.done)
+	}()
+	select {
+	case <-serving:
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("%s serve exited before serving; its log ends with:\n%s", bin, logTail(logPath))
+	case <-ctx.Done():
+		_ = s.stop()
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Minute):
+		_ = s.stop()
+		return nil, fmt.Errorf("%s serve is not serving after 2 minutes; its log ends with:\n%s", bin, logTail(logPath))
+	}
+}
+
+// logTail is the end of a server's log, for an error.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-10, 0):], "\n")
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop stops the server as its operator would (SIGTERM), and kills it if
+// it has not exited within a minute.
+func (s *server) stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(time.Minute):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("the server did not stop within a minute of SIGTERM: killed")
+	}
+}
