@@ -141,7 +141,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
 			&cli.StringFlag{Name: "boinc-http", Usage: "serve stock BOINC clients over HTTP on this address (off by default)"},
 			&cli.StringFlag{Name: "boinc-url", Usage: "the master URL BOINC volunteers attach to (default http://BOINC-HTTP/)"},
-			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps)"},
+			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps, or, when that does not exist, /usr/lib/momonga-project/boinc-apps, where the momonga-project package installs them)"},
 			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
 			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
 			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
