@@ -11,6 +11,8 @@
 //     runner can checkpoint it between rows and resume it elsewhere.
 //   - mandelc (./mandelc): mandelr written in C, built with clang and
 //     wasi-libc; it draws the same image, byte for byte.
+//   - matinv (./matinv): inverts an n×n matrix made from a seed and prints a
+//     checksum of the inverse: the workload of `momonga-project bench share`.
 //
 // The modules are built by `go generate ./apps/` with a fixed set of flags, so
 // the same toolchain always yields the same bytes and the same sha-256. The
@@ -39,6 +41,11 @@ var MandelR []byte
 //
 //go:embed mandelc.wasm
 var MandelC []byte
+
+// MatInv is the matrix inversion module (matinv.wasm).
+//
+//go:embed matinv.wasm
+var MatInv []byte
 
 // Kernels is the C benchmark module (kernels.wasm): four CPU-bound kernels
 // (linked-list sorting, matrix multiply, SHA-256, n-body) that print

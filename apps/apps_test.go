@@ -29,7 +29,7 @@ func TestModulesAreReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOVERSION: %v", err)
 	}
-	for _, app := range []string{"primes", "mandel", "mandelr", "mandelc", "kernels"} {
+	for _, app := range []string{"primes", "mandel", "mandelr", "mandelc", "matinv", "kernels"} {
 		t.Run(app, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), app+".wasm")
@@ -227,6 +227,31 @@ func TestPrimesWasm(t *testing.T) {
 			t.Errorf("primes.wasm %q < %q = %q, exit %d (stderr %q); want %q, exit %d",
 				c.args, c.stdin, out, code, errOut, c.want, c.code)
 		}
+	}
+}
+
+// TestMatInvWasmMatchesNative: the module and the native build (on amd64
+// also one allowed fused multiply-add) print the same checksum of the
+// inverse, so replicas on any host agree byte for byte.
+func TestMatInvWasmMatchesNative(t *testing.T) {
+	args := []string{"120", "42"}
+	native := buildNative(t, "./matinv")
+	want, errOut, code := run(t, native, "", args...)
+	if code != 0 || len(strings.Fields(want)) != 5 {
+		t.Fatalf("matinv %q: %q, exit %d: %s", args, want, code, errOut)
+	}
+	out, errOut, wcode := runWasm(t, MatInv, "", "", append([]string{"matinv"}, args...)...)
+	if wcode != 0 || out != want {
+		t.Errorf("matinv.wasm printed %q (exit %d, %s); the native build %q", out, wcode, errOut, want)
+	}
+	if runtime.GOARCH == "amd64" {
+		out, errOut, code := run(t, buildNative(t, "./matinv", "GOAMD64=v3"), "", args...)
+		if code == 0 && out != want || code != 0 && !strings.Contains(errOut, "microarchitecture") {
+			t.Errorf("the GOAMD64=v3 build printed %q (exit %d, %s)", out, code, errOut)
+		}
+	}
+	if _, _, code := runWasm(t, MatInv, "", "", "matinv", "0", "1"); code != 2 {
+		t.Errorf("matinv.wasm 0 1: exit %d, want 2", code)
 	}
 }
 

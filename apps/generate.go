@@ -7,4 +7,5 @@ package apps
 //go:generate go run ./internal/buildwasm mandel.wasm ./mandel
 //go:generate go run ./internal/buildwasm -reactor mandelr.wasm ./mandelr
 //go:generate go run ./internal/buildwasm -c mandelc.wasm mandelc/mandel.c
+//go:generate go run ./internal/buildwasm matinv.wasm ./matinv
 //go:generate go run ./internal/buildwasm -ccommand -simd kernels.wasm kernels/kernels.c

@@ -58,6 +58,7 @@ func TestClientKilledMidTask(t *testing.T) {
 		return h.Running > 0 && len(workers) > 0 && ok && done <= 0.5
 	})
 	victim.kill()
+	killedAt := time.Now()
 	for _, pid := range workers {
 		if !wait.Until(15*time.Second, pollEvery, func() bool { return !alive(pid) }) {
 			t.Errorf("worker %d of the killed client still runs 15 s later", pid)
@@ -65,6 +66,7 @@ func TestClientKilledMidTask(t *testing.T) {
 	}
 
 	st := p.waitBatchDone(spec.Batch, 150*time.Second)
+	t.Logf("batch done %.1f s after the kill (lease %v, %d tiles of about 3 s for the survivor)", time.Since(killedAt).Seconds(), lease, units)
 	dir, manifest := p.results(spec.Batch)
 	checkManifest(t, manifest, spec.Batch, units, 1)
 

@@ -36,6 +36,7 @@ func TestServerKilledMidBatch(t *testing.T) {
 	// for its host, still computing, to beat again; a host that does not
 	// loses its task, and may report it late.
 	p.restartServer(lease + beat)
+	restarted := time.Now()
 	after, err := p.status()
 	if err != nil {
 		t.Fatalf("restarted server: %v", err)
@@ -48,8 +49,21 @@ func TestServerKilledMidBatch(t *testing.T) {
 	if b.Done() {
 		t.Fatalf("the batch was done before the server was killed: the test proves nothing; make the work units longer")
 	}
+	// The clients reconnect and ask for work at once, rather than at the
+	// end of a back-off that grew while the server was down: work resumes
+	// within a lease and a few seconds, not minutes.
+	p.waitStatus(time.Minute, "a work unit validated after the restart", func(st wu.StatusReply) bool {
+		r, _ := batchStatus(st, spec.Batch)
+		return r.Valid > b.Valid
+	})
+	resumed := time.Since(restarted)
+	t.Logf("work resumed %.1f s after the restart (lease %v)", resumed.Seconds(), lease)
+	if resumed > lease+15*time.Second {
+		t.Errorf("work resumed %v after the restart; want within a lease (%v) and a few seconds", resumed, lease)
+	}
 
 	st := p.waitBatchDone(spec.Batch, 2*time.Minute)
+	t.Logf("batch done %.1f s after the restart", time.Since(restarted).Seconds())
 	dir, manifest := p.results(spec.Batch)
 	checkManifest(t, manifest, spec.Batch, units, quorum)
 	checkPrimeResults(t, dir, want)

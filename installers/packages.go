@@ -21,6 +21,14 @@ type Package struct {
 	// Binaries are the programs it installs in /usr/bin, by the name of
 	// their cmd/ directory.
 	Binaries []string
+	// Worker: the package also installs WorkerBinary in /usr/bin, beside
+	// the client, where the client looks for it, for the architectures
+	// whose C compiler the release build has (it needs cgo); elsewhere the
+	// client's own workers run wazero.
+	Worker bool
+	// BOINCApps is the directory it installs the BOINC app in, built for
+	// every BOINC platform ("" for none).
+	BOINCApps string
 	// Files are the other files: units, configuration.
 	Files []File
 	// User is the service's system user (and group); DataDir its data.
@@ -44,6 +52,15 @@ type File struct {
 	Config bool // the administrator's to edit: an upgrade keeps their changes
 }
 
+// WorkerBinary is the client's worker with the faster engine
+// (cmd/momonga-worker built with -tags wasmtime).
+const WorkerBinary = "momonga-worker"
+
+// BOINCAppsDir is where the momonga-project package installs the BOINC app
+// (cmd/momonga-boinc-app, one per BOINC platform); serve takes its apps
+// from there when the project's data directory has none.
+const BOINCAppsDir = "/usr/lib/momonga-project/boinc-apps"
+
 // Packages are the Linux packages: the volunteer client and the project
 // server.
 func Packages() []Package {
@@ -52,6 +69,7 @@ func Packages() []Package {
 			Name:        "momonga",
 			Description: "momonga volunteer computing client: gives this machine's idle time to science projects",
 			Binaries:    []string{"momonga"},
+			Worker:      true,
 			Files:       []File{{Asset: "systemd/momonga.service", Dst: "/usr/lib/systemd/system/momonga.service", Mode: 0o644}},
 			User:        "momonga",
 			DataDir:     "/var/lib/momonga",
@@ -64,6 +82,7 @@ func Packages() []Package {
 			Name:        "momonga-project",
 			Description: "momonga project server: runs a volunteer computing project (scheduler, gateway, stats)",
 			Binaries:    []string{"momonga-project"},
+			BOINCApps:   BOINCAppsDir,
 			Files: []File{
 				{Asset: "systemd/momonga-project.service", Dst: "/usr/lib/systemd/system/momonga-project.service", Mode: 0o644},
 				{Asset: "systemd/serve.env", Dst: "/etc/momonga-project/serve.env", Mode: 0o644, Config: true},

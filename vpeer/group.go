@@ -132,9 +132,10 @@ type GroupConfig struct {
 	// happened while no member ran here too, if it still matters.
 	Outputs func(seq uint64, outs []any)
 
-	TickInterval  time.Duration // how often the lease holder appends a tick; 0: never
-	SnapshotEvery uint64        // see MemberConfig
-	KeepSnapshots int           // see MemberConfig
+	TickInterval    time.Duration // how often the lease holder appends a tick; 0: never
+	SnapshotEvery   uint64        // see MemberConfig
+	SnapshotSpacing uint64        // see MemberConfig
+	KeepSnapshots   int           // see MemberConfig
 
 	// Heartbeat is how often this process renews its slots and lease and
 	// looks for lapsed ones; default one second.
@@ -489,20 +490,21 @@ func (g *Group) take(ctx context.Context, slot int, rev uint64) {
 	delete(g.observed, slotKey(g.cfg.Name, slot))
 	g.cfg.Logger.Info("vpeer: starting a member", "slot", slot, "member", id)
 	m := NewMember(MemberConfig{
-		ID:            id,
-		Log:           g.cfg.Log,
-		Machine:       g.cfg.NewMachine(),
-		Reply:         g.cfg.Reply,
-		Outputs:       g.emit,
-		TickInterval:  g.cfg.TickInterval,
-		Now:           g.cfg.Now,
-		Logger:        g.cfg.Logger,
-		Lease:         func() (uint64, bool) { return g.leads(id) },
-		Acted:         g.acted,
-		Snapshots:     g.cfg.Snapshots,
-		SnapshotEvery: g.cfg.SnapshotEvery,
-		KeepSnapshots: g.cfg.KeepSnapshots,
-		Floor:         g.floorSeq,
+		ID:              id,
+		Log:             g.cfg.Log,
+		Machine:         g.cfg.NewMachine(),
+		Reply:           g.cfg.Reply,
+		Outputs:         g.emit,
+		TickInterval:    g.cfg.TickInterval,
+		Now:             g.cfg.Now,
+		Logger:          g.cfg.Logger,
+		Lease:           func() (uint64, bool) { return g.leads(id) },
+		Acted:           g.acted,
+		Snapshots:       g.cfg.Snapshots,
+		SnapshotEvery:   g.cfg.SnapshotEvery,
+		SnapshotSpacing: g.cfg.SnapshotSpacing,
+		KeepSnapshots:   g.cfg.KeepSnapshots,
+		Floor:           g.floorSeq,
 	})
 	mctx, cancel := context.WithCancel(ctx)
 	gm := &groupMember{Member: m, slot: slot, rev: rev, started: time.Now(), cancel: cancel, done: make(chan struct{})}

@@ -44,6 +44,7 @@ func (l *MemLog) Append(ctx context.Context, r Record) (uint64, error) {
 	seq := l.trimmed + uint64(len(l.records)) + 1
 	r.Seq = seq
 	r.Payload = bytes.Clone(r.Payload)
+	r.Batch = cloneBatch(r.Batch)
 	r.Err = nil
 	l.records = append(l.records, r)
 	if r.ID != "" {
@@ -59,7 +60,7 @@ func (l *MemLog) Append(ctx context.Context, r Record) (uint64, error) {
 // Read calls fn for every record from sequence from on (1 when from is 0;
 // the oldest one kept when the log was trimmed past from), in order, waiting
 // for new ones, until ctx is done (it then returns ctx.Err()) or fn returns
-// an error (returned as is). Each call gets its own copy of the payload.
+// an error (returned as is). Each call gets its own copy of the payloads.
 func (l *MemLog) Read(ctx context.Context, from uint64, fn func(Record) error) error {
 	next := max(from, 1)
 	for {
@@ -90,6 +91,7 @@ func (l *MemLog) Read(ctx context.Context, from uint64, fn func(Record) error) e
 				return err
 			}
 			r.Payload = bytes.Clone(r.Payload)
+			r.Batch = cloneBatch(r.Batch)
 			if err := fn(r); err != nil {
 				return err
 			}
@@ -122,4 +124,15 @@ func (l *MemLog) Trim(ctx context.Context, seq uint64) error {
 	l.records = slices.Clone(l.records[n:])
 	l.trimmed += n
 	return nil
+}
+
+func cloneBatch(b []Request) []Request {
+	if len(b) == 0 {
+		return nil
+	}
+	c := make([]Request, len(b))
+	for i, q := range b {
+		c[i] = Request{ReplyTo: q.ReplyTo, Payload: bytes.Clone(q.Payload)}
+	}
+	return c
 }

@@ -50,6 +50,10 @@ type StateMachine = fsm.StateMachine
 // replies (package fsm).
 type Emitter = fsm.Emitter
 
+// Sizer is a StateMachine that tells the size of its snapshot (package
+// fsm).
+type Sizer = fsm.Sizer
+
 // Record is a log record as appended and as read back.
 type Record struct {
 	Seq     uint64    // set by the log on read; ignored on append
@@ -57,6 +61,13 @@ type Record struct {
 	ReplyTo string    // where the reply to this record goes; empty for none
 	Tick    time.Time // non-zero for a Tick record
 	Payload []byte
+	// Batch, when it is not empty, makes the record carry several requests
+	// instead of Payload and ReplyTo: members apply them one after the
+	// other, in this order, each as an Entry of its own with the record's
+	// Seq, and send each reply to its own ReplyTo. A gateway that groups
+	// the requests arriving together so appends one record, and every
+	// member reads, for many requests.
+	Batch []Request
 	// Snapshot marks a snapshot point asked for on demand (MarkSnapshot):
 	// it is not applied, but every member records the hash of its state
 	// there and the lease holder stores a snapshot. Payload is ignored.
@@ -73,6 +84,21 @@ type Record struct {
 	// still valid, so a reader can skip the record and stay in step with
 	// every other reader; the other fields are unreliable.
 	Err error
+}
+
+// Request is one request of a batched record (Record.Batch).
+type Request struct {
+	ReplyTo string // where its reply goes; empty for none
+	Payload []byte
+}
+
+// Requests lists what r asks of the machine: its batch, or its payload
+// and reply subject as one request.
+func (r Record) Requests() []Request {
+	if len(r.Batch) > 0 {
+		return r.Batch
+	}
+	return []Request{{ReplyTo: r.ReplyTo, Payload: r.Payload}}
 }
 
 // Log is the totally ordered log of one virtual peer.

@@ -1,6 +1,7 @@
 package vpeer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -365,5 +366,95 @@ func TestMemberStartsThroughAStoreThatHangs(t *testing.T) {
 	m.Query(func() { x = m.KV.Get("x") })
 	if x != 3 {
 		t.Fatalf("x = %d, want 3", x)
+	}
+}
+
+// sizedKV is a KV that tells the size of its snapshot (vpeer.Sizer).
+type sizedKV struct{ *vpeertest.KV }
+
+func (kv sizedKV) SnapshotSize() int { return snapshotSize(kv.KV) }
+
+func snapshotSize(m vpeer.StateMachine) int {
+	var b bytes.Buffer
+	if err := m.Snapshot(&b); err != nil {
+		panic(err)
+	}
+	return b.Len()
+}
+
+// TestSnapshotSpacing: with SnapshotSpacing, periodic snapshot points move
+// apart as the state grows, judged on the size of the last snapshot or, for
+// a Sizer, of the state now; and a member that starts from a stored
+// snapshot takes the same points as one that applied the whole log.
+func TestSnapshotSpacing(t *testing.T) {
+	for _, sized := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sizer=%v", sized), func(t *testing.T) { testSnapshotSpacing(t, sized) })
+	}
+}
+
+func testSnapshotSpacing(t *testing.T, sized bool) {
+	const records, spacing = 120, 16
+	l := vpeer.NewMemLog()
+	store := &vpeer.MemSnapshots{}
+	cfg := vpeer.MemberConfig{Log: l, Snapshots: store, SnapshotEvery: 1, SnapshotSpacing: spacing, KeepSnapshots: 100}
+	start := func() *vpeertest.RunningMember {
+		c := cfg
+		if sized {
+			c.Machine = sizedKV{vpeertest.NewKV()}
+			return vpeertest.StartMachine(t, c)
+		}
+		return vpeertest.StartMember(t, c)
+	}
+	a := start()
+	vpeertest.WaitReady(t, a)
+
+	// The points as the rule gives them, from a machine of the test's own:
+	// each new key makes the state larger.
+	kv := vpeertest.NewKV()
+	var want []uint64
+	var lastPoint uint64
+	lastSize := 0
+	var last uint64
+	for i := range records {
+		cmd := []byte("add k" + strconv.Itoa(i) + " 1")
+		last = vpeertest.Append(t, l, vpeer.Record{Payload: cmd})
+		kv.Apply(vpeer.Entry{Seq: last, Payload: cmd})
+		size := lastSize
+		if sized {
+			size = snapshotSize(kv)
+		}
+		if last-lastPoint >= uint64(size)/spacing {
+			want = append(want, last)
+			lastPoint, lastSize = last, snapshotSize(kv)
+		}
+	}
+	vpeertest.WaitApplied(t, a, last)
+	if len(want) > records/4 || want[len(want)-1]-want[len(want)-2] <= want[1]-want[0] {
+		t.Fatalf("points %v: not spaced out as the state grew", want)
+	}
+	seqs := func(m *vpeertest.RunningMember) []uint64 {
+		var s []uint64
+		for _, c := range m.Status().Checkpoints {
+			s = append(s, c.Seq)
+		}
+		return s
+	}
+	if got, w := seqs(a), want[max(len(want)-8, 0):]; !slices.Equal(got, w) {
+		t.Fatalf("member took points %v, want the last of %v", got, w)
+	}
+
+	// A member restoring the newest snapshot stored, then applying more,
+	// takes the points the first one takes.
+	vpeertest.WaitStored(t, store, want[len(want)-1])
+	b := start()
+	vpeertest.WaitReady(t, b)
+	for i := records; i < 4*records; i++ {
+		last = vpeertest.Append(t, l, vpeer.Record{Payload: []byte("add k" + strconv.Itoa(i) + " 1")})
+	}
+	vpeertest.WaitApplied(t, a, last)
+	vpeertest.WaitApplied(t, b, last)
+	ga, gb := seqs(a), seqs(b)
+	if len(gb) < 3 || !slices.Equal(ga[len(ga)-len(gb)+1:], gb[1:]) {
+		t.Fatalf("restored member took points %v, the first %v", gb, ga)
 	}
 }

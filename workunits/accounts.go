@@ -56,6 +56,12 @@ func AttachUserName(nkey string) string { return AttachUser + "/" + nkey }
 // AttachSubject is where the host with this nkey attaches.
 func AttachSubject(nkey string) string { return SubjectAttachPrefix + nkey }
 
+// PushSubject is where the project tells host id that work waits for it (a
+// push, to an idle host). A secured project's volunteers' account imports
+// it from the project's, and each host's user may subscribe to its own, as
+// to its inbox.
+func PushSubject(id string) string { return "push." + id }
+
 // InboxPrefix is the prefix of the reply subjects a host (by id, or by nkey
 // while it attaches) may receive on, the only ones it may subscribe to.
 func InboxPrefix(id string) string { return "_INBOX_" + id }

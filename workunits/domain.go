@@ -96,6 +96,9 @@ const (
 	WorkUnitPending WorkUnitState = "pending" // replicas are out or waiting
 	WorkUnitValid   WorkUnitState = "valid"   // quorum results agreed; Canonical is set
 	WorkUnitError   WorkUnitState = "error"   // too many failures or disagreements
+	// WorkUnitCancelled: the project stopped the unit before it was
+	// decided (momonga-project cancel).
+	WorkUnitCancelled WorkUnitState = "cancelled"
 )
 
 // TaskState is where one replica of a work unit is.

@@ -25,16 +25,19 @@ type StatusReply struct {
 
 // BatchStatus counts a batch's work units and tasks by state.
 type BatchStatus struct {
-	Name    string            `json:"name"`
-	App     string            `json:"app"`
-	Units   int               `json:"units"`
-	Pending int               `json:"pending"`
-	Valid   int               `json:"valid"`
-	Errored int               `json:"error"`
-	Tasks   map[TaskState]int `json:"tasks"`
+	Name    string `json:"name"`
+	App     string `json:"app"`
+	Units   int    `json:"units"`
+	Pending int    `json:"pending"`
+	Valid   int    `json:"valid"`
+	Errored int    `json:"error"`
+	// Cancelled units were stopped by the project before being decided.
+	Cancelled int               `json:"cancelled,omitempty"`
+	Tasks     map[TaskState]int `json:"tasks"`
 }
 
-// Done reports whether every work unit of the batch is valid or in error.
+// Done reports whether every work unit of the batch is valid, in error or
+// cancelled.
 func (b BatchStatus) Done() bool { return b.Units > 0 && b.Pending == 0 }
 
 // HostStatus is what the project knows of one volunteer host.
@@ -52,7 +55,22 @@ type HostStatus struct {
 	User    string  `json:"user,omitempty"`    // owner's name, for attached hosts
 	Streak  int     `json:"streak,omitempty"`  // consecutive results validated against other hosts'
 	Revoked bool    `json:"revoked,omitempty"` // credentials withdrawn
+	// Speed is the host's speed as the scheduler judges it, in FLOPS: its
+	// benchmark, throttle and measured run times (DCF, the ratio of its
+	// run times to their estimates) and its record of lost and invalid
+	// results; Class is where that speed ranks among the hosts' (0, the
+	// slowest, to SizeClasses-1).
+	Speed float64 `json:"speed,omitempty"`
+	DCF   float64 `json:"dcf,omitempty"`
+	Class int     `json:"class,omitempty"`
+	// Turnaround is the host's mean time from receiving a task to
+	// reporting it, in seconds.
+	Turnaround float64 `json:"turnaround,omitempty"`
 }
+
+// SizeClasses is how many classes of host speed and work-unit size the
+// scheduler matches (DESIGN §8).
+const SizeClasses = 4
 
 // ResultsQuery asks for the outcome of one batch.
 type ResultsQuery struct {
@@ -94,4 +112,7 @@ type UnitResult struct {
 	OutputSize int64         `json:"output_size,omitempty"`
 	Tasks      int           `json:"tasks"` // replicas issued
 	Reason     string        `json:"reason,omitempty"`
+	// SharedWith is the unit whose computation this one took its result
+	// from (the same app, args and stdin): it was not computed again.
+	SharedWith string `json:"shared_with,omitempty"`
 }

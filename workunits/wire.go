@@ -22,6 +22,7 @@ const (
 	OpResult = "result"
 	OpAddApp = "app.add"
 	OpSubmit = "submit"
+	OpCancel = "cancel" // admin: Cancel → CancelReply
 )
 
 // Command is one entry of the scheduler's log: a request as the gateway
@@ -50,6 +51,10 @@ type HostInfo struct {
 	MemBytesPerSec float64 `json:"mem_bytes_per_sec,omitempty"` // memory bandwidth benchmark
 	WasmOPS        float64 `json:"wasm_ops,omitempty"`          // reference module under wazero, integers sieved per second
 	DiskFreeBytes  int64   `json:"disk_free_bytes,omitempty"`   // free space the client may use
+	// Throttle is the share of the time the client lets tasks run (its
+	// cpu_usage_limit), 0 < Throttle <= 1; 0 means 1. Tasks run that much
+	// slower than the benchmarks say.
+	Throttle float64 `json:"throttle,omitempty"`
 	// Added with the second engine: the engine the host's tasks run on
 	// ("wasmtime", "wazero"); WasmOPS was measured on it.
 	Engine string `json:"engine,omitempty"`
@@ -86,7 +91,13 @@ type WorkRequest struct {
 	V     int    `json:"v"`
 	Seq   uint64 `json:"seq"`
 	Slots int    `json:"slots"`
+	// Cache lists input blobs the host holds, newest first, at most
+	// MaxCacheReport: the scheduler prefers giving it work on them.
+	Cache []Hash `json:"cache,omitempty"`
 }
+
+// MaxCacheReport bounds the blobs a work request says the host holds.
+const MaxCacheReport = 64
 
 // Assignment gives one task to a host.
 type Assignment struct {
@@ -191,6 +202,26 @@ type Submit struct {
 	// CheckpointSeconds asks hosts to checkpoint the tasks this often
 	// (0: each volunteer's preference, 60 s by default).
 	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
+	// NoShare computes these units even when the same computation (app,
+	// args, stdin) is done or under way for another unit: by default such
+	// a unit waits for that one and takes its result.
+	NoShare bool `json:"no_share,omitempty"`
+}
+
+// Cancel stops work units of a batch: all of them, or the ones named.
+// Unsent tasks are dropped, running ones aborted at their next heartbeat;
+// units already decided stay as they are.
+type Cancel struct {
+	V     int      `json:"v"`
+	Batch string   `json:"batch"`
+	Units []string `json:"units,omitempty"` // unit names; none: the whole batch
+}
+
+// CancelReply says how many units a Cancel stopped.
+type CancelReply struct {
+	V         int    `json:"v"`
+	Error     *Error `json:"error,omitempty"`
+	Cancelled int    `json:"cancelled"`
 }
 
 // SubmitReply names the work units a Submit created.
@@ -289,8 +320,8 @@ func (m *Hello) Validate() error {
 	if len(h.Name) > MaxNameBytes || len(h.OS) > 32 || len(h.Arch) > 32 || len(h.OSVersion) > 256 || len(h.CPUModel) > 256 || len(h.CPUVendor) > 256 || len(h.Engine) > 32 {
 		return Errorf(CodeBadRequest, "host name, os, os version, cpu model, cpu vendor, arch or engine too long")
 	}
-	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || h.FLOPS < 0 || h.IOPS < 0 || h.MemBytesPerSec < 0 || h.WasmOPS < 0 || h.DiskFreeBytes < 0 ||
-		h.DiskTotalBytes < 0 || h.Timezone < -14*3600 || h.Timezone > 14*3600 {
+	if h.CPUs < 0 || h.CPUs > 4096 || h.MemoryBytes < 0 || !(h.FLOPS >= 0 && h.FLOPS < 1e18) || h.IOPS < 0 || h.MemBytesPerSec < 0 || h.WasmOPS < 0 || h.DiskFreeBytes < 0 ||
+		h.DiskTotalBytes < 0 || h.Timezone < -14*3600 || h.Timezone > 14*3600 || !(h.Throttle >= 0 && h.Throttle <= 1) {
 		return Errorf(CodeBadRequest, "host description out of range")
 	}
 	if h.CPID != "" && !isHex(h.CPID, 64) {
@@ -305,6 +336,14 @@ func (m *WorkRequest) Validate() error {
 	}
 	if m.Slots < 1 || m.Slots > 256 {
 		return Errorf(CodeBadRequest, "slots %d outside 1..256", m.Slots)
+	}
+	if len(m.Cache) > MaxCacheReport {
+		return Errorf(CodeBadRequest, "work request lists %d cached blobs, more than %d", len(m.Cache), MaxCacheReport)
+	}
+	for _, h := range m.Cache {
+		if !h.Valid() {
+			return Errorf(CodeBadRequest, "cached blob %q is not a sha-256", h)
+		}
 	}
 	return nil
 }
@@ -407,6 +446,21 @@ func (m *Submit) Validate() error {
 		}
 		if u.FPOps < 0 {
 			return Errorf(CodeBadRequest, "unit %d: negative fpops", i)
+		}
+	}
+	return nil
+}
+
+func (m *Cancel) Validate() error {
+	if !ValidName(m.Batch) {
+		return Errorf(CodeBadRequest, "batch name %q is malformed", m.Batch)
+	}
+	if len(m.Units) > MaxUnitsPerSubmit {
+		return Errorf(CodeBadRequest, "a cancel names at most %d units, not %d", MaxUnitsPerSubmit, len(m.Units))
+	}
+	for _, n := range m.Units {
+		if !ValidName(n) {
+			return Errorf(CodeBadRequest, "unit name %q is malformed", n)
 		}
 	}
 	return nil

@@ -427,6 +427,13 @@ func (r *reader) workRequest(w *WorkRequest) {
 		case "slots":
 			r.once(&seen, 4)
 			w.Slots = r.int()
+		case "cache":
+			r.once(&seen, 8)
+			r.expect('[')
+			w.Cache = []Hash{}
+			for n := 0; r.more(']', n); n++ {
+				w.Cache = append(w.Cache, Hash(r.str()))
+			}
 		default:
 			r.fail()
 		}

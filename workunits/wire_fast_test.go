@@ -14,6 +14,7 @@ var hotSeeds = []string{
 	`{"v":1,"op":"beat","host":"h1","seq":3,"body":{"v":1,"seq":3,"tasks":[{"task":"wu1_0","fraction":0.25,"cpu_seconds":12.5}]}}`,
 	` { "v" : 1 , "op" : "result" , "body" : [1, -2.5e-3, "x\u00e9\n", true, false, null, {}, []] } `,
 	`{"v":1,"seq":7,"slots":2}`,
+	`{"v":1,"seq":7,"slots":2,"cache":["` + string(HashOf(nil)) + `","` + string(HashOf([]byte("x"))) + `"]}`,
 	`{"v":1,"seq":4,"tasks":[]}`,
 	`{"v":1,"seq":4,"tasks":[{"task":"wu1_0","fraction":1e-7},{"task":"wu2_1","cpu_seconds":-0}]}`,
 	`{"v":1,"seq":2,"task":"wu1_0","outcome":"success","output":"` + string(HashOf(nil)) + `","output_size":0,"exit_code":-3,"reason":"ok","cpu_seconds":3.25}`,
@@ -27,6 +28,9 @@ var hotSeeds = []string{
 	`{"v":1,"seq":-1,"slots":1}`,
 	`{"v":1,"seq":99999999999999999999,"slots":1}`,
 	`{"v":1,"seq":1,"slots":1,"future":{"x":1}}`,
+	`{"v":1,"seq":1,"slots":1,"cache":null}`,
+	`{"v":1,"seq":1,"slots":1,"cache":["short"]}`,
+	`{"v":1,"seq":1,"slots":1,"cache":[]}`,
 	`{"v":1,"seq":1,"slots":1`,
 	`{"v":1,"seq":1,"slots":1}x`,
 	`{"v":1,"seq":1,"slots":1,}`,
@@ -70,7 +74,7 @@ func TestDecodeFast(t *testing.T) {
 		checkDecodeFast(t, []byte(s))
 	}
 	// The messages momonga writes take the fast path.
-	for _, s := range hotSeeds[:8] {
+	for _, s := range hotSeeds[:9] {
 		var ok bool
 		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}} {
 			fast, _ := decodeFast([]byte(s), v)

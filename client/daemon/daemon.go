@@ -158,6 +158,7 @@ type Daemon struct {
 	prefs         prefs.Prefs
 	projects      map[string]*project // by URL
 	tasks         map[string]*task    // by taskKey
+	inputs        []wu.Hash           // input blobs in the cache, newest first (reported in work requests)
 	gov           idle.Governor
 	obs           idle.Observation
 	decision      idle.Decision
@@ -345,11 +346,16 @@ func (d *Daemon) hostInfo() wu.HostInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	in, b := d.info, d.bench
-	return wu.HostInfo{
+	info := wu.HostInfo{
 		Name: d.id.Name, OS: in.OS, Arch: in.Arch, CPUs: d.slotsLocked(), MemoryBytes: in.MemoryBytes,
 		FLOPS: b.FLOPS, IOPS: b.IOPS, MemBytesPerSec: b.MemBytesPerSec, WasmOPS: b.WasmOPS, Engine: b.Engine,
 		OSVersion: truncate(in.OSVersion, 256), CPUModel: truncate(in.CPUModel, 256), DiskFreeBytes: max(in.DiskFreeBytes, 0),
 	}
+	// Tasks run only part of the time: the project plans with that speed.
+	if l := d.prefs.CPUUsageLimit; l > 0 && l < 100 {
+		info.Throttle = l / 100
+	}
+	return info
 }
 
 func truncate(s string, n int) string {

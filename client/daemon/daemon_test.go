@@ -102,7 +102,9 @@ func startProject(t *testing.T) *testProject {
 
 func (p *testProject) submit(t *testing.T, batch string, limits wu.Limits, args ...[]string) {
 	t.Helper()
-	sub := wu.Submit{Batch: batch, App: p.app, Replication: 1, Quorum: 1, Limits: limits}
+	// Units with the same args are computed each, not shared: the tests
+	// count tasks.
+	sub := wu.Submit{Batch: batch, App: p.app, Replication: 1, Quorum: 1, Limits: limits, NoShare: true}
 	for _, a := range args {
 		sub.Units = append(sub.Units, wu.UnitSpec{Args: a})
 	}

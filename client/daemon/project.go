@@ -10,10 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/client/control"
 	"github.com/momonga-project/momonga/client/plan"
@@ -57,6 +60,17 @@ type project struct {
 	credit      *control.Credit // what the project last said (credit.go)
 	creditAsked time.Time
 	creditKick  chan struct{}
+}
+
+// pushed takes a push from the project (work waits, on the host's push
+// inbox) or a reconnection: the host asks for work now rather than at the
+// end of its back-off, which stays as the fallback.
+func (d *Daemon) pushed(p *project) {
+	d.mu.Lock()
+	p.emptyFetches = 0
+	p.nextFetch = time.Time{}
+	d.mu.Unlock()
+	d.kick()
 }
 
 func newProject(u string, share float64) *project {
@@ -153,12 +167,16 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 	d.mu.Lock()
 	p.att = att
 	d.mu.Unlock()
+	opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { d.pushed(p) }))
 	c, err := dial(p.url, att.Host, d.id.Name, d.log.With("project", p.url), opts...)
 	if err != nil {
 		d.setProjectError(p, err)
 		return
 	}
 	defer c.close()
+	if _, err := c.nc.Subscribe(wu.PushSubject(att.Host), func(*nats.Msg) { d.pushed(p) }); err != nil {
+		d.log.Warn("no push from the project; polling for work", "project", p.url, "err", err)
+	}
 	p.connMu.Lock()
 	p.c = c
 	p.connMu.Unlock()
@@ -270,9 +288,12 @@ func (d *Daemon) fetchLocked(now time.Time, tasks []plan.Task, projects []plan.P
 }
 
 func (d *Daemon) fetchWork(ctx context.Context, p *project, c *conn, n int) {
+	d.mu.Lock()
+	cache := slices.Clone(d.inputs)
+	d.mu.Unlock()
 	var rep wu.WorkReply
 	err := c.numbered(ctx, wu.OpWork, func(seq uint64) any {
-		return wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: n}
+		return wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: n, Cache: cache}
 	}, &rep, 3)
 	if ctx.Err() != nil {
 		return
@@ -378,6 +399,14 @@ func (d *Daemon) abortLocked(t *task) {
 func (d *Daemon) sendReports(ctx context.Context, p *project, c *conn) {
 	paths, _ := filepath.Glob(filepath.Join(d.cfg.DataDir, "reports", projectKey(p.url)+"-*.json"))
 	sort.Strings(paths)
+	sent := false
+	defer func() {
+		if sent {
+			// Slots are free: the project may have more for them, whatever
+			// it said while the host held all it could.
+			d.pushed(p)
+		}
+	}()
 	for _, path := range paths {
 		r, err := readReport(path)
 		if err != nil {
@@ -389,6 +418,7 @@ func (d *Daemon) sendReports(ctx context.Context, p *project, c *conn) {
 			return
 		}
 		os.Remove(path)
+		sent = true
 	}
 }
 

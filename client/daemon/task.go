@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/momonga-project/momonga/client/plan"
@@ -204,6 +205,7 @@ func (d *Daemon) execute(ctx context.Context, t *task, dir string) (runner.Resul
 		if _, err := d.blob(ctx, t.proj, a.Stdin, wu.MaxOutputBytes); err != nil {
 			return runner.Result{}, nil, fmt.Errorf("fetch input: %w", err)
 		}
+		d.holdsInput(a.Stdin)
 		spec.Stdin = d.blobPath(a.Stdin)
 	}
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
@@ -254,6 +256,19 @@ func (d *Daemon) blob(ctx context.Context, p *project, h wu.Hash, maxBytes int64
 		return nil, err
 	}
 	return b, d.keepBlob(h, b)
+}
+
+// holdsInput notes that the cache holds input blob h, for the work
+// requests to report (the project prefers giving a host work on what it
+// holds).
+func (d *Daemon) holdsInput(h wu.Hash) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inputs = slices.DeleteFunc(d.inputs, func(o wu.Hash) bool { return o == h })
+	d.inputs = slices.Insert(d.inputs, 0, h)
+	if len(d.inputs) > wu.MaxCacheReport {
+		d.inputs = d.inputs[:wu.MaxCacheReport]
+	}
 }
 
 func (d *Daemon) keepBlob(h wu.Hash, b []byte) error {

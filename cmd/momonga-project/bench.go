@@ -11,13 +11,14 @@ import (
 
 	"github.com/momonga-project/momonga/cmd/internal/cliutil"
 	"github.com/momonga-project/momonga/project/bench"
+	"github.com/momonga-project/momonga/project/gateway"
 )
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure the project's speed on this machine",
-		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchEnginesCommand(), benchStatsCommand(), benchHostsCommand()},
+		Subcommands: []*cli.Command{benchDispatchCommand(), benchCheatCommand(), benchCheckpointCommand(), benchScheduleCommand(), benchShareCommand(), benchEnginesCommand(), benchStatsCommand(), benchHostsCommand()},
 	}
 }
 
@@ -26,17 +27,20 @@ func benchDispatchCommand() *cli.Command {
 		Name:  "dispatch",
 		Usage: "work-unit assignments per second through gateway, log and scheduler, next to raw JetStream publishes",
 		Description: "For each level, starts a project server in a temporary directory, queues --tasks tasks, and has\n" +
-			"simulated volunteers (each with its own host id and connection) request one task at a time, as\n" +
+			"simulated volunteers (each with its own host id and connection) request --slots tasks at a time, as\n" +
 			"many at once as the level says. As many publishers store the same records in a plain stream of\n" +
 			"the same server, synchronously, in turns with the volunteers; the ratio is assignments/s over\n" +
-			"raw publish/s.",
+			"raw publish/s. The gateway groups the requests arriving together into one record of the log,\n" +
+			"--batch of them at most (1: one record per request, as before batching).",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "how long each level runs, for assignments and raw publishes each"},
 			&cli.IntFlag{Name: "requests", Usage: "requests per volunteer at each level instead of --duration (0: use --duration)"},
 			&cli.IntSliceFlag{Name: "volunteers", Value: cli.NewIntSlice(1, 8, 64), Usage: "levels: volunteers requesting at once"},
 			&cli.StringSliceFlag{Name: "transport", Value: cli.NewStringSlice(string(bench.TCP), string(bench.InProcess)),
 				Usage: "how volunteers connect: tcp (loopback), in-process (no socket)"},
-			&cli.IntFlag{Name: "tasks", Value: 200_000, Usage: "tasks queued for each level"},
+			&cli.IntFlag{Name: "slots", Value: 1, Usage: "tasks each work request asks for (a volunteer's free slots), 1 to 256"},
+			&cli.IntFlag{Name: "tasks", Usage: "tasks queued for each level (default 200000 for each slot)"},
+			&cli.IntFlag{Name: "batch", Value: 64, Usage: "requests the gateway groups into one log record at most (1: none)"},
 			&cli.BoolFlag{Name: "secure", Usage: "secured NATS: each volunteer attached with credentials and an account of its own (default: serve --open)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (servers, queueing and volunteers alike) to this file"},
@@ -52,12 +56,14 @@ func benchDispatch(c *cli.Context) error {
 		Volunteers: c.IntSlice("volunteers"),
 		Duration:   c.Duration("duration"),
 		Requests:   c.Int("requests"),
+		Slots:      c.Int("slots"),
 		Tasks:      c.Int("tasks"),
+		Batch:      gateway.Batching{Max: c.Int("batch")},
 		Secure:     c.Bool("secure"),
 		Logger:     cliutil.Logger(c),
 		Progress: func(r bench.Row) {
-			fmt.Fprintf(c.App.ErrWriter, "%s, %d volunteers: %.0f assignments/s, %.0f raw publishes/s\n",
-				r.Transport, r.Volunteers, r.Dispatch.PerSecond, r.RawPublish.PerSecond)
+			fmt.Fprintf(c.App.ErrWriter, "%s, %d volunteers, %d slots: %.0f assignments/s, %.0f raw publishes/s\n",
+				r.Transport, r.Volunteers, r.Slots, r.AssignmentsPerSecond, r.RawPublish.PerSecond)
 		},
 	}
 	for _, t := range c.StringSlice("transport") {
@@ -75,10 +81,10 @@ func benchDispatch(c *cli.Context) error {
 	if c.Bool("json") {
 		return cliutil.PrintJSON(c.App.Writer, rep)
 	}
-	return printDispatch(c.App.Writer, rep, c.Bool("secure"))
+	return printDispatch(c.App.Writer, rep, c.Bool("secure"), c.Int("batch"))
 }
 
-func printDispatch(out io.Writer, rep bench.Report, secure bool) error {
+func printDispatch(out io.Writer, rep bench.Report, secure bool, batch int) error {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 	us := func(d time.Duration) string {
 		if d == 0 {
@@ -91,12 +97,12 @@ func printDispatch(out io.Writer, rep bench.Report, secure bool) error {
 	if secure {
 		nats = "secured (volunteers attached, each with its own credentials and account)"
 	}
-	fmt.Fprintf(w, "work-unit dispatch on %d CPUs; NATS %s\n", rep.CPUs, nats)
+	fmt.Fprintf(w, "work-unit dispatch on %d CPUs; NATS %s; up to %d requests per log record\n", rep.CPUs, nats, batch)
 	fmt.Fprintf(w, "p50/p99: latency of one work request (raw: one publish); cpu/op: CPU time of the whole process per request\n\n")
-	fmt.Fprintln(w, "transport\tvolunteers\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio")
+	fmt.Fprintln(w, "transport\tvolunteers\tslots\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\n", r.Transport, r.Volunteers,
-			r.Dispatch.PerSecond, ms(r.Dispatch.P50), ms(r.Dispatch.P99), us(r.Dispatch.CPUPerRequest),
+		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\n", r.Transport, r.Volunteers, r.Slots,
+			r.AssignmentsPerSecond, ms(r.Dispatch.P50), ms(r.Dispatch.P99), us(r.Dispatch.CPUPerRequest),
 			r.RawPublish.PerSecond, ms(r.RawPublish.P50), ms(r.RawPublish.P99), us(r.RawPublish.CPUPerRequest), r.Ratio)
 	}
 	return w.Flush()

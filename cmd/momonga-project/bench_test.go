@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/momonga-project/momonga/cmd/internal/demo"
 	"github.com/momonga-project/momonga/project/bench"
 )
 
@@ -34,7 +35,7 @@ func TestBenchDispatch(t *testing.T) {
 	}
 
 	table := run("--secure")
-	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3 ", "NATS secured"} {
+	for _, want := range []string{"volunteers", "assignments/s", "raw publish/s", "ratio", "\nin-process  3           1 ", "NATS secured"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
@@ -101,6 +102,31 @@ func TestBenchCheckpoint(t *testing.T) {
 	for _, want := range []string{"delta/full", "\n8.0 ", "restore MB/s", "\nprimes "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestBenchSharePrintsWhatLimitsIt: the table shows both runs and the
+// speed-up, and says which volunteer bounded each run and by how much.
+func TestBenchSharePrintsWhatLimitsIt(t *testing.T) {
+	rep := demo.ShareReport{Step: 250, Count: 5, SlowLimit: 5, SpeedUp: 4, Runs: []demo.ShareRun{
+		{Mode: "default", Seconds: 40, Computed: 15, ByVolunteer: map[string][]int{"fast": {1250}, "slow-1": {1000}, "slow-2": {750}},
+			Busy: map[string]float64{"fast": 3, "slow-1": 36, "slow-2": 30}},
+		{Mode: "proposed", Seconds: 10, Computed: 5, ByVolunteer: map[string][]int{"fast": {1250, 1000, 750}},
+			Busy: map[string]float64{"fast": 8}},
+	}}
+	var out strings.Builder
+	if err := printShare(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"speed-up: 4.00× (the study: 30162 ms → 3790 ms, 7.96×)",
+		"default: slow-1 computed longest, 36.0 s of the 40.0 s; the other 4.0 s",
+		"proposed: fast computed longest, 8.0 s of the 10.0 s; the other 2.0 s",
+		"would take 8.0 s, a speed-up of 5.00× at most",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench share's table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

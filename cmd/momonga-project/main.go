@@ -51,6 +51,7 @@ func app() *cli.App {
 			teamCommand(),
 			hostCommand(),
 			submitCommand(),
+			cancelCommand(),
 			exportCommand(),
 			{
 				Name:   "status",
@@ -120,6 +121,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "project name", Value: "momonga"},
 			&cli.DurationFlag{Name: "lease", Usage: "a task with no heartbeat for this long goes to another host", Value: sched.DefaultConfig().Lease},
 			&cli.DurationFlag{Name: "beat", Usage: "how often hosts send heartbeats while computing", Value: sched.DefaultConfig().Beat},
+			&cli.StringFlag{Name: "scheduling", Value: sched.PolicyCapability, Usage: "how tasks are chosen for a host: capability (by its measured speed and the units' sizes and deadlines) or fcfs (the oldest first)"},
+			&cli.IntFlag{Name: "max-tasks-per-core", Value: sched.DefaultConfig().MaxTasksPerCore, Usage: "tasks a host may hold at once per core (-1: no bound)"},
 			&cli.BoolFlag{Name: "open", Usage: "no NATS authentication: anyone who reaches the port may do anything (trials on one machine, tests)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the NATS listener (with --tls-key): volunteers connect over TLS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
@@ -138,7 +141,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "group-size", Usage: "members the scheduler's virtual peer keeps, all servers together (default --members; in a cluster --members per server)"},
 			&cli.StringFlag{Name: "boinc-http", Usage: "serve stock BOINC clients over HTTP on this address (off by default)"},
 			&cli.StringFlag{Name: "boinc-url", Usage: "the master URL BOINC volunteers attach to (default http://BOINC-HTTP/)"},
-			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps)"},
+			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps, or, when that does not exist, /usr/lib/momonga-project/boinc-apps, where the momonga-project package installs them)"},
 			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
 			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
 			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
@@ -195,7 +198,14 @@ func serveCommand() *cli.Command {
 				cfg.HTTPListen, cfg.StatsDir = "", ""
 			}
 			cfg.LeafListen = c.String("leaf-listen")
-			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat")}
+			if p := c.String("scheduling"); p != sched.PolicyCapability && p != sched.PolicyFCFS {
+				return fmt.Errorf("--scheduling %q: use %s or %s", p, sched.PolicyCapability, sched.PolicyFCFS)
+			}
+			if c.Int("max-tasks-per-core") == 0 {
+				return fmt.Errorf("--max-tasks-per-core 0 would give no host any task: use a bound of at least 1, or -1 for none")
+			}
+			cfg.Sched = sched.Config{Project: c.String("name"), Lease: c.Duration("lease"), Beat: c.Duration("beat"),
+				Policy: c.String("scheduling"), MaxTasksPerCore: c.Int("max-tasks-per-core")}
 			cfg.Members, cfg.GroupSize, cfg.Replicas = c.Int("members"), c.Int("group-size"), c.Int("replicas")
 			cfg.Logger = cliutil.Logger(c)
 			cfg.Trust = trust
@@ -271,9 +281,36 @@ func submitCommand() *cli.Command {
 			&cli.DurationFlag{Name: "deadline", Value: 7 * 24 * time.Hour, Usage: "time a host has from assignment to report"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "argument passed to every unit (repeat for more)"},
 			&cli.DurationFlag{Name: "checkpoint", Usage: "how often hosts checkpoint the tasks (default: each volunteer's preference, 60s unless set)"},
-			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, checkpoint_seconds, limits, units: [{name, args, stdin_file, fpops}]}"},
+			&cli.StringFlag{Name: "spec", Usage: "JSON batch spec: {app, batch, replication, quorum, deadline_seconds, checkpoint_seconds, no_share, limits, units: [{name, args, stdin_file, fpops}]}"},
+			&cli.BoolFlag{Name: "no-share", Usage: "compute every unit, even one whose app, args and stdin the project computes or computed for another unit (by default it takes that result)"},
 		),
 		Action: submit,
+	}
+}
+
+func cancelCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cancel",
+		Usage:     "stop a batch's work units, or the ones named: unsent tasks are dropped, running ones aborted at their next heartbeat",
+		ArgsUsage: "BATCH [UNIT...]",
+		Flags:     toolFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return fmt.Errorf("usage: momonga-project cancel BATCH [UNIT...]")
+			}
+			ctx, adm, done, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer done()
+			batch := c.Args().First()
+			n, err := adm.Cancel(ctx, batch, c.Args().Tail()...)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("batch %s: %d work units cancelled (units already valid or in error keep their results)\n", batch, n)
+			return nil
+		},
 	}
 }
 
@@ -295,6 +332,7 @@ func submit(c *cli.Context) error {
 		Args:        c.StringSlice("arg"),
 		ArgsGiven:   c.IsSet("arg"),
 		Inputs:      c.Args().Slice(),
+		NoShare:     submitspec.Setting[bool]{Value: c.Bool("no-share"), Given: c.IsSet("no-share")},
 	}
 	s, err := spec.Merge(flags, time.Now())
 	if err != nil {
@@ -331,22 +369,22 @@ func status(c *cli.Context) error {
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "project %s at %s (log entry %d)\n\n", st.Project, st.Now.Format(time.RFC3339), st.Applied)
-	fmt.Fprintln(w, "BATCH\tAPP\tUNITS\tVALID\tERROR\tPENDING\tTASKS")
+	fmt.Fprintln(w, "BATCH\tAPP\tUNITS\tVALID\tERROR\tCANCELLED\tPENDING\tTASKS")
 	for _, b := range st.Batches {
 		var tasks []string
 		for s, n := range b.Tasks {
 			tasks = append(tasks, fmt.Sprintf("%s=%d", s, n))
 		}
 		sort.Strings(tasks)
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", b.Name, b.App, b.Units, b.Valid, b.Errored, b.Pending, strings.Join(tasks, " "))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Name, b.App, b.Units, b.Valid, b.Errored, b.Cancelled, b.Pending, strings.Join(tasks, " "))
 	}
-	fmt.Fprintln(w, "\nHOST\tNAME\tUSER\tCPUS\tRUNNING\tVALID\tINVALID\tLOST\tSTREAK\tCREDIT\tRAC\tLAST SEEN")
+	fmt.Fprintln(w, "\nHOST\tNAME\tUSER\tCPUS\tGFLOPS\tCLASS\tRUNNING\tVALID\tINVALID\tLOST\tSTREAK\tCREDIT\tRAC\tLAST SEEN")
 	for _, h := range st.Hosts {
 		user := h.User
 		if h.Revoked {
 			user += " (revoked)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Speed/1e9, h.Class, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339))
 	}
 	printCredit(w, st.Users, st.Teams)
 	return w.Flush()

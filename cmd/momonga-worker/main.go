@@ -7,7 +7,8 @@
 // and small (DESIGN.md §6). A module the faster engine cannot take runs on
 // wazero in the same worker.
 //
-// Build it for a release with `go run ./cmd/momonga-worker/build` (see there).
+// The release build (`go run ./installers/build`, installers/release) builds
+// it for the platforms whose C compiler it has and ships it beside momonga.
 package main
 
 import (

@@ -2,10 +2,13 @@
 //
 //	go run ./installers/build --out dist/
 //
-// writes the archives for Linux, macOS and Windows on amd64 and arm64, the
-// deb, rpm and apk packages of the client and the project server, the
-// client's MSI (with Debian's wixl), an SPDX bill of materials and
-// SHA256SUMS. Two builds of one commit write the same bytes.
+// writes the archives for Linux, macOS and Windows on amd64 and arm64 (the
+// client's with momonga-worker, its wasmtime engine, where the platform's C
+// compiler is here), the BOINC app for every BOINC platform, the deb, rpm
+// and apk packages of the client and the project server, the client's MSI
+// (with Debian's wixl), an SPDX bill of materials and SHA256SUMS, then the
+// sizes of momonga and momonga-worker by platform and what was left out.
+// Two builds of one commit write the same bytes.
 package main
 
 import (
@@ -16,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -51,9 +56,12 @@ func run(args []string) error {
 		}
 		cfg.Platforms = append(cfg.Platforms, p)
 	}
+	// What is left out (a worker without its C compiler) is said always.
+	level := slog.LevelWarn
 	if *verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		level = slog.LevelInfo
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := release.Build(ctx, cfg)
@@ -66,7 +74,49 @@ func run(args []string) error {
 		return err
 	}
 	fmt.Print(string(sums))
+	fmt.Print(summary(res))
 	return nil
+}
+
+// summary is the volunteer's binaries' sizes by platform and what was left
+// out.
+func summary(res release.Result) string {
+	var b strings.Builder
+	size := map[string]int64{}
+	var platforms []release.Platform
+	for _, bin := range res.Binaries {
+		name := strings.TrimSuffix(bin.Name, ".exe")
+		if name != "momonga" && name != "momonga-worker" {
+			continue
+		}
+		if !slices.Contains(platforms, bin.Platform) {
+			platforms = append(platforms, bin.Platform)
+		}
+		size[bin.Platform.String()+" "+name] = bin.Size
+	}
+	if len(platforms) > 0 {
+		fmt.Fprintf(&b, "\nsizes (bytes):\n%-15s %12s %16s\n", "platform", "momonga", "momonga-worker")
+		for _, p := range platforms {
+			worker := "-"
+			if n, ok := size[p.String()+" momonga-worker"]; ok {
+				worker = commas(n)
+			}
+			fmt.Fprintf(&b, "%-15s %12s %16s\n", p, commas(size[p.String()+" momonga"]), worker)
+		}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(&b, "left out: %s\n", n)
+	}
+	return b.String()
+}
+
+// commas writes n with thousands separated: 18,346,110.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func split(s string) []string {

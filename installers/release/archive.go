@@ -107,3 +107,31 @@ func (b *builder) writeZip(w *bytes.Buffer, dir string, entries []entry) error {
 	}
 	return zw.Close()
 }
+
+// boincAppsArchive puts the BOINC app of every BOINC platform in
+// momonga-boinc-apps_VERSION.tar.gz, for a project served without the
+// momonga-project package: unpacked into DATA/boinc-apps, or named by
+// serve's --boinc-apps.
+func (b *builder) boincAppsArchive(apps map[string]string) (string, error) {
+	base := "momonga-boinc-apps_" + b.version
+	var entries []entry
+	for name, path := range apps {
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		entries = append(entries, entry{name: name, body: body, mode: 0o755})
+	}
+	readme, err := installers.Asset("archive/boinc-apps.txt")
+	if err != nil {
+		return "", err
+	}
+	entries = append(entries, entry{name: "README.txt", body: readme, mode: 0o644})
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	var out bytes.Buffer
+	if err := b.writeTarGz(&out, base, entries); err != nil {
+		return "", err
+	}
+	file := base + ".tar.gz"
+	return file, os.WriteFile(filepath.Join(b.cfg.Out, file), out.Bytes(), 0o644)
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/client/runner"
 	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/server"
@@ -182,6 +184,18 @@ func TestDebInstallAttachUpgradeRemovePurge(t *testing.T) {
 	checkMode(t, dataDir, 0o750|os.ModeDir, svcUser)
 	checkMode(t, "/usr/bin/momonga", 0o755, "root")
 	checkMode(t, unitPath, 0o644, "root")
+	// The worker, where the build has its C compiler, lies where the
+	// installed client finds it, and the service's tasks below run on it.
+	if cc, why := workerCC(Platform{"linux", archOf(t)}, hostPlatform, exec.LookPath); cc != "" {
+		checkMode(t, "/usr/bin/momonga-worker", 0o755, "root")
+		w, engines := runner.FindWorker(context.Background(), "/usr/bin/momonga")
+		t.Logf("the installed client's worker: %v, engines %v", w.Command, engines)
+		if len(w.Command) == 0 || w.Command[0] != "/usr/bin/momonga-worker" || !slices.Contains(engines, runner.EngineWasmtime) {
+			t.Errorf("the installed client's worker: %v, engines %v", w.Command, engines)
+		}
+	} else {
+		t.Logf("no worker in the package (%s): the client runs wazero", why)
+	}
 	if _, err := exec.LookPath("systemctl"); err == nil {
 		if _, err := os.Lstat(filepath.Join(wantsDir, "momonga.service")); err != nil {
 			t.Errorf("the service is not enabled: %v", err)

@@ -3,8 +3,11 @@ package release
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/goreleaser/nfpm/v2"
 	_ "github.com/goreleaser/nfpm/v2/apk" // registers the apk packager
@@ -19,7 +22,9 @@ import (
 const Maintainer = "momonga project <momonga@localhost>"
 
 // linuxPackage makes one package in one format for one architecture.
-func (b *builder) linuxPackage(pkg installers.Package, format string, p Platform, bins map[string]string) (string, error) {
+// The client's package carries the worker built for the platform, if any;
+// the server's the BOINC apps for every BOINC platform (boincApps).
+func (b *builder) linuxPackage(pkg installers.Package, format string, p Platform, bins, boincApps map[string]string) (string, error) {
 	packager, err := nfpm.Get(format)
 	if err != nil {
 		return "", err
@@ -44,9 +49,21 @@ func (b *builder) linuxPackage(pkg installers.Package, format string, p Platform
 	}
 	info.RPM.BuildHost = "momonga-release"
 	info.RPM.Summary = pkg.Description
-	for _, name := range pkg.Binaries {
-		info.Contents = append(info.Contents, &files.Content{Source: bins[name], Destination: "/usr/bin/" + name,
+	program := func(src, dst string) {
+		info.Contents = append(info.Contents, &files.Content{Source: src, Destination: dst,
 			FileInfo: &files.ContentFileInfo{Mode: 0o755, MTime: b.time}})
+	}
+	for _, name := range pkg.Binaries {
+		program(bins[name], "/usr/bin/"+name)
+	}
+	// Beside the client, where it looks for its worker.
+	if worker := bins[installers.WorkerBinary]; pkg.Worker && worker != "" {
+		program(worker, "/usr/bin/"+installers.WorkerBinary)
+	}
+	if pkg.BOINCApps != "" {
+		for _, name := range slices.Sorted(maps.Keys(boincApps)) {
+			program(boincApps[name], path.Join(pkg.BOINCApps, name))
+		}
 	}
 	for _, f := range pkg.Files {
 		body, err := installers.Asset(f.Asset)

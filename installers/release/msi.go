@@ -25,15 +25,24 @@ const (
 	msiComponent   = "5A6B7C8D-1E2F-4A3B-8C9D-0E1F2A3B4C5D"
 )
 
-// msi builds the Windows installer of the client with wixl (msitools).
-func (b *builder) msi(ctx context.Context, p Platform, exe string) (string, error) {
+// msi builds the Windows installer of the client with wixl (msitools),
+// with its worker beside it when one was built (worker != "").
+func (b *builder) msi(ctx context.Context, p Platform, exe, worker string) (string, error) {
 	wixl, err := exec.LookPath("wixl")
 	if err != nil {
 		return "", errors.New("the Windows installer is made with wixl, which is not installed: install Debian's wixl package (apt-get install wixl), or build without it (--no-msi)")
 	}
 	// The cabinet inside keeps the file's time.
-	if err := os.Chtimes(exe, b.time, b.time); err != nil {
-		return "", err
+	for _, f := range []string{exe, worker} {
+		if f == "" {
+			continue
+		}
+		if err := os.Chtimes(f, b.time, b.time); err != nil {
+			return "", err
+		}
+	}
+	if worker != "" && filepath.Dir(worker) != filepath.Dir(exe) {
+		return "", fmt.Errorf("the worker %s is not beside the client %s: wixl takes both from one directory", worker, exe)
 	}
 	src, err := installers.Asset("msi/momonga.wxs")
 	if err != nil {
@@ -46,6 +55,10 @@ func (b *builder) msi(ctx context.Context, p Platform, exe string) (string, erro
 	var wxs bytes.Buffer
 	// A new version is a new product (MSI's major upgrade); the same
 	// version built again is the same one.
+	workerName := ""
+	if worker != "" {
+		workerName = filepath.Base(worker)
+	}
 	if err := t.Execute(&wxs, map[string]string{
 		"ProductCode":        guid("product", b.version, p.Arch),
 		"PackageCode":        guid("package", b.version, p.Arch),
@@ -54,6 +67,7 @@ func (b *builder) msi(ctx context.Context, p Platform, exe string) (string, erro
 		"Version":            msiVersion(b.version),
 		"ProgramFilesFolder": "ProgramFiles64Folder",
 		"Exe":                filepath.Base(exe),
+		"Worker":             workerName,
 	}); err != nil {
 		return "", err
 	}

@@ -1,6 +1,8 @@
 // Package release is momonga's release build (DESIGN §2, `go run
 // ./installers/build`): the binaries for every platform volunteers use,
-// archives of them, the Linux packages (deb, rpm, apk, made with nfpm as a
+// archives of them (the client's with its worker on wasmtime where a C
+// compiler for the platform is here), the BOINC app for every BOINC
+// platform, the Linux packages (deb, rpm, apk, made with nfpm as a
 // library from installers.Packages), the Windows MSI (wixl), a software
 // bill of materials and SHA256SUMS over all of it.
 //
@@ -20,10 +22,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/momonga-project/momonga/installers"
 )
 
 // Platform is an operating system and processor the release is built for.
@@ -82,6 +87,18 @@ type Result struct {
 	Time      time.Time
 	Commit    string
 	Artifacts []Artifact // sorted by name; SHA256SUMS itself not among them
+	// Binaries are the programs built, in the order built.
+	Binaries []Binary
+	// Notes say what was left out and why (a worker without its C
+	// compiler).
+	Notes []string
+}
+
+// Binary is one program built for one platform.
+type Binary struct {
+	Name     string // file name: momonga, momonga-worker.exe, ...
+	Platform Platform
+	Size     int64
 }
 
 // SumsFile lists the artifacts' SHA-256 sums, as sha256sum(1) prints them.
@@ -136,8 +153,20 @@ func Build(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	var names []string
+	worker := slices.ContainsFunc(pkgs, func(p installers.Package) bool { return p.Worker })
+	var boincApps map[string]string
+	if slices.ContainsFunc(pkgs, func(p installers.Package) bool { return p.BOINCApps != "" }) {
+		if boincApps, err = b.boincApps(ctx); err != nil {
+			return res, err
+		}
+		name, err := b.boincAppsArchive(boincApps)
+		if err != nil {
+			return res, err
+		}
+		names = append(names, name)
+	}
 	for _, p := range cfg.Platforms {
-		bins, err := b.binaries(ctx, p, binariesOf(pkgs))
+		bins, err := b.binaries(ctx, p, binariesOf(pkgs), worker)
 		if err != nil {
 			return res, err
 		}
@@ -149,7 +178,7 @@ func Build(ctx context.Context, cfg Config) (Result, error) {
 		if p.OS == "linux" && !cfg.NoPackages {
 			for _, pkg := range pkgs {
 				for _, format := range cfg.Formats {
-					name, err := b.linuxPackage(pkg, format, p, bins)
+					name, err := b.linuxPackage(pkg, format, p, bins, boincApps)
 					if err != nil {
 						return res, err
 					}
@@ -158,13 +187,21 @@ func Build(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}
 		if p.OS == "windows" && p.Arch == "amd64" && !cfg.NoMSI {
-			name, err := b.msi(ctx, p, bins["momonga"])
+			name, err := b.msi(ctx, p, bins["momonga"], bins[installers.WorkerBinary])
 			if err != nil {
 				return res, err
 			}
 			names = append(names, name)
 		}
 	}
+	for _, bin := range b.built {
+		st, err := os.Stat(bin.Path)
+		if err != nil {
+			return res, err
+		}
+		res.Binaries = append(res.Binaries, Binary{Name: bin.Name, Platform: bin.Platform, Size: st.Size()})
+	}
+	res.Notes = b.notes
 	sbom, err := b.sbom(commit.hash)
 	if err != nil {
 		return res, err
@@ -194,6 +231,7 @@ type builder struct {
 	work    string
 	log     *slog.Logger
 	built   []builtBinary
+	notes   []string
 }
 
 type commitInfo struct{ hash, version string }

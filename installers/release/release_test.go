@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestReproducible(t *testing.T) {
 		t.Fatalf("two builds of one commit differ:\n%s\n%s", sums[0], sums[1])
 	}
 	t.Logf("%s", sums[0])
-	want := []string{"momonga_0.1.0-test.1_linux_amd64.tar.gz", "momonga_0.1.0-test.1_windows_amd64.zip", "momonga_0.1.0-test.1.spdx.json",
+	want := []string{"momonga-boinc-apps_0.1.0-test.1.tar.gz", "momonga_0.1.0-test.1_linux_amd64.tar.gz", "momonga_0.1.0-test.1_windows_amd64.zip", "momonga_0.1.0-test.1.spdx.json",
 		"momonga_0.1.0~test.1-1_amd64.deb", "momonga-project_0.1.0~test.1-1_amd64.deb",
 		"momonga-0.1.0~test.1-1.x86_64.rpm", "momonga-project-0.1.0~test.1-1.x86_64.rpm",
 		"momonga_0.1.0_test.1-r1_x86_64.apk", "momonga-project_0.1.0_test.1-r1_x86_64.apk"}
@@ -80,16 +81,148 @@ func TestReproducible(t *testing.T) {
 		}
 	}
 	dist := cfg.Out
-	checkArchive(t, filepath.Join(dist, "momonga_0.1.0-test.1_linux_amd64.tar.gz"), res.Time)
-	checkRPM(t, filepath.Join(dist, "momonga-0.1.0~test.1-1.x86_64.rpm"))
+	linuxWorker, windowsWorker := checkWorkers(t, res, cfg.Platforms)
+	checkArchive(t, filepath.Join(dist, "momonga_0.1.0-test.1_linux_amd64.tar.gz"), res.Time, linuxWorker)
+	checkBOINCAppsArchive(t, filepath.Join(dist, "momonga-boinc-apps_0.1.0-test.1.tar.gz"))
+	checkRPM(t, filepath.Join(dist, "momonga-0.1.0~test.1-1.x86_64.rpm"), linuxWorker)
+	checkProjectRPM(t, filepath.Join(dist, "momonga-project-0.1.0~test.1-1.x86_64.rpm"))
+	checkDebs(t, filepath.Join(dist, "momonga_0.1.0~test.1-1_amd64.deb"), filepath.Join(dist, "momonga-project_0.1.0~test.1-1_amd64.deb"), linuxWorker)
 	checkAPK(t, filepath.Join(dist, "momonga_0.1.0_test.1-r1_x86_64.apk"))
 	if !cfg.NoMSI {
-		checkMSI(t, filepath.Join(dist, "momonga_0.1.0-test.1_windows_amd64.msi"), res.Time)
+		checkMSI(t, filepath.Join(dist, "momonga_0.1.0-test.1_windows_amd64.msi"), res.Time, windowsWorker)
 	}
-	checkSBOM(t, filepath.Join(dist, "momonga_0.1.0-test.1.spdx.json"))
+	checkSBOM(t, filepath.Join(dist, "momonga_0.1.0-test.1.spdx.json"), linuxWorker)
 }
 
-func checkArchive(t *testing.T, path string, stamp time.Time) {
+// checkWorkers: every platform has the client and either its worker or a
+// note saying why not; it says whether linux/amd64 and windows/amd64 have
+// their workers.
+func checkWorkers(t *testing.T, res Result, platforms []Platform) (linux, windows bool) {
+	t.Helper()
+	has := map[string]int64{}
+	for _, b := range res.Binaries {
+		has[b.Platform.String()+" "+strings.TrimSuffix(b.Name, ".exe")] = b.Size
+	}
+	for _, p := range platforms {
+		if has[p.String()+" momonga"] == 0 {
+			t.Errorf("no momonga for %s among %v", p, res.Binaries)
+		}
+		size, ok := has[p.String()+" momonga-worker"]
+		noted := slices.ContainsFunc(res.Notes, func(n string) bool { return strings.HasPrefix(n, p.String()+": ") })
+		if ok == noted || (ok && size == 0) {
+			t.Errorf("%s: worker of %d bytes, notes %q: want a worker or a note", p, size, res.Notes)
+		}
+		t.Logf("%s: momonga %d bytes, momonga-worker %d bytes", p, has[p.String()+" momonga"], size)
+	}
+	for _, bp := range boincPlatforms {
+		if has[bp.Platform.String()+" "+strings.TrimSuffix(boincAppName(bp.Name), ".exe")] == 0 {
+			t.Errorf("no BOINC app for %s", bp.Name)
+		}
+	}
+	t.Logf("notes: %q", res.Notes)
+	_, linux = has["linux/amd64 momonga-worker"]
+	_, windows = has["windows/amd64 momonga-worker"]
+	return linux, windows
+}
+
+// boincAppFiles are the BOINC apps' file names, sorted.
+func boincAppFiles() []string {
+	var names []string
+	for _, bp := range boincPlatforms {
+		names = append(names, boincAppName(bp.Name))
+	}
+	slices.Sort(names)
+	return names
+}
+
+func checkBOINCAppsArchive(t *testing.T, path string) {
+	t.Helper()
+	names, _ := tarNames(t, path)
+	want := []string{"momonga-boinc-apps_0.1.0-test.1/", "momonga-boinc-apps_0.1.0-test.1/README.txt"}
+	for _, n := range boincAppFiles() {
+		want = append(want, "momonga-boinc-apps_0.1.0-test.1/"+n)
+	}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("BOINC apps archive holds %q, want %q", names, want)
+	}
+}
+
+// checkProjectRPM: the server's package has the BOINC app of every
+// platform where serve looks for them.
+func checkProjectRPM(t *testing.T, path string) {
+	t.Helper()
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Log("rpm not installed (Debian package rpm): the rpm is not read back")
+		return
+	}
+	files, err := exec.Command("rpm", "-qlp", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rpm -qlp: %v\n%s", err, files)
+	}
+	for _, n := range boincAppFiles() {
+		if !bytes.Contains(files, []byte("\n/usr/lib/momonga-project/boinc-apps/"+n+"\n")) {
+			t.Errorf("momonga-project rpm lacks %s:\n%s", n, files)
+		}
+	}
+}
+
+// checkDebs reads the debs' file lists with dpkg-deb.
+func checkDebs(t *testing.T, client, project string, worker bool) {
+	t.Helper()
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Log("dpkg-deb not installed (Debian package dpkg): the debs are not read back")
+		return
+	}
+	list := func(path string) string {
+		out, err := exec.Command("dpkg-deb", "-c", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dpkg-deb -c %s: %v\n%s", path, err, out)
+		}
+		var files []string
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0][0] == '-' {
+				files = append(files, f[0]+" "+f[len(f)-1])
+			}
+		}
+		return strings.Join(files, "\n")
+	}
+	got := list(client)
+	t.Logf("dpkg-deb -c %s:\n%s", filepath.Base(client), got)
+	want := "-rwxr-xr-x ./usr/bin/momonga\n-rw-r--r-- ./usr/lib/systemd/system/momonga.service"
+	if worker {
+		want = "-rwxr-xr-x ./usr/bin/momonga\n-rwxr-xr-x ./usr/bin/momonga-worker\n-rw-r--r-- ./usr/lib/systemd/system/momonga.service"
+	}
+	if got != want {
+		t.Errorf("momonga deb holds\n%s\nwant\n%s", got, want)
+	}
+	got = list(project)
+	for _, n := range boincAppFiles() {
+		if !strings.Contains(got, "-rwxr-xr-x ./usr/lib/momonga-project/boinc-apps/"+n+"\n") {
+			t.Errorf("momonga-project deb lacks %s:\n%s", n, got)
+		}
+	}
+}
+
+func checkArchive(t *testing.T, path string, stamp time.Time, worker bool) {
+	t.Helper()
+	names, times := tarNames(t, path)
+	for i, at := range times {
+		if !at.Equal(stamp) {
+			t.Errorf("%s dated %v, not the commit's %v", names[i], at, stamp)
+		}
+	}
+	want := "momonga_0.1.0-test.1_linux_amd64/ momonga_0.1.0-test.1_linux_amd64/README.txt momonga_0.1.0-test.1_linux_amd64/momonga momonga_0.1.0-test.1_linux_amd64/momonga-project"
+	if worker {
+		want += " momonga_0.1.0-test.1_linux_amd64/momonga-worker"
+	}
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("archive holds %s, want %s", got, want)
+	}
+}
+
+// tarNames lists a .tar.gz's entries and their times.
+func tarNames(t *testing.T, path string) ([]string, []time.Time) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -102,6 +235,7 @@ func checkArchive(t *testing.T, path string, stamp time.Time) {
 	}
 	tr := tar.NewReader(gz)
 	var names []string
+	var times []time.Time
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -110,17 +244,12 @@ func checkArchive(t *testing.T, path string, stamp time.Time) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !h.ModTime.Equal(stamp) {
-			t.Errorf("%s dated %v, not the commit's %v", h.Name, h.ModTime, stamp)
-		}
-		names = append(names, h.Name)
+		names, times = append(names, h.Name), append(times, h.ModTime)
 	}
-	if got := strings.Join(names, " "); got != "momonga_0.1.0-test.1_linux_amd64/ momonga_0.1.0-test.1_linux_amd64/README.txt momonga_0.1.0-test.1_linux_amd64/momonga momonga_0.1.0-test.1_linux_amd64/momonga-project" {
-		t.Errorf("archive holds %s", got)
-	}
+	return names, times
 }
 
-func checkRPM(t *testing.T, path string) {
+func checkRPM(t *testing.T, path string, worker bool) {
 	t.Helper()
 	if _, err := exec.LookPath("rpm"); err != nil {
 		t.Log("rpm not installed (Debian package rpm): the rpm is not read back")
@@ -144,8 +273,12 @@ func checkRPM(t *testing.T, path string) {
 			t.Errorf("rpm -qip lacks %q", want)
 		}
 	}
-	if string(files) != "/usr/bin/momonga\n/usr/lib/systemd/system/momonga.service\n" {
-		t.Errorf("rpm -qlp:\n%s", files)
+	want := "/usr/bin/momonga\n/usr/lib/systemd/system/momonga.service\n"
+	if worker {
+		want = "/usr/bin/momonga\n/usr/bin/momonga-worker\n/usr/lib/systemd/system/momonga.service\n"
+	}
+	if string(files) != want {
+		t.Errorf("rpm -qlp:\n%s\nwant\n%s", files, want)
 	}
 	for _, want := range []string{"preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet", "useradd --system"} {
 		if !bytes.Contains(scripts, []byte(want)) {
@@ -188,7 +321,7 @@ func checkAPK(t *testing.T, path string) {
 	}
 }
 
-func checkMSI(t *testing.T, path string, stamp time.Time) {
+func checkMSI(t *testing.T, path string, stamp time.Time, worker bool) {
 	t.Helper()
 	if _, err := exec.LookPath("msiinfo"); err != nil {
 		t.Log("msiinfo not installed (Debian package msitools): the MSI is not read back")
@@ -219,12 +352,15 @@ func checkMSI(t *testing.T, path string, stamp time.Time) {
 			t.Errorf("ServiceInstall lacks %q", want)
 		}
 	}
-	if !bytes.Contains(files, []byte("momonga.exe")) {
-		t.Errorf("File table:\n%s", files)
+	t.Logf("File:\n%s", files)
+	// The worker is beside the client, in its directory (INSTALLDIR,
+	// Program Files\momonga), where the client looks for it.
+	if !bytes.Contains(files, []byte("momonga.exe")) || bytes.Contains(files, []byte("momonga-worker.exe")) != worker {
+		t.Errorf("File table (worker %v):\n%s", worker, files)
 	}
 }
 
-func checkSBOM(t *testing.T, path string) {
+func checkSBOM(t *testing.T, path string, worker bool) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -239,10 +375,13 @@ func checkSBOM(t *testing.T, path string) {
 		names[p.Name] = true
 	}
 	for _, want := range []string{"momonga", "momonga.exe", "momonga-project", "github.com/momonga-project/momonga", "github.com/nats-io/nats-server/v2",
-		"github.com/tetratelabs/wazero", "golang.org/toolchain"} {
+		"github.com/tetratelabs/wazero", "golang.org/toolchain", "momonga-boinc-app_x86_64-pc-linux-gnu", "momonga-boinc-app_windows_x86_64.exe"} {
 		if !names[want] {
 			t.Errorf("SBOM has no package %s", want)
 		}
+	}
+	if worker && !names["momonga-worker"] {
+		t.Error("SBOM has no momonga-worker")
 	}
 	if names["github.com/goreleaser/nfpm/v2"] {
 		t.Error("the SBOM lists the build's own tools as part of the binaries")
@@ -267,5 +406,40 @@ func TestVersionsAndGUIDs(t *testing.T) {
 	a, b := guid("product", "0.1.0", "amd64"), guid("product", "0.1.1", "amd64")
 	if a == b || a != guid("product", "0.1.0", "amd64") || len(a) != 36 || a[14] != '5' {
 		t.Errorf("guids %s %s", a, b)
+	}
+}
+
+// TestWorkerCC: the worker is built with the host's gcc for the host, a
+// cross compiler for another platform, and not at all, saying why, for a
+// platform wasmtime has no library for or whose compiler is missing.
+func TestWorkerCC(t *testing.T) {
+	have := func(names ...string) func(string) (string, error) {
+		return func(n string) (string, error) {
+			if slices.Contains(names, n) {
+				return "/usr/bin/" + n, nil
+			}
+			return "", exec.ErrNotFound
+		}
+	}
+	amd, arm, win := Platform{"linux", "amd64"}, Platform{"linux", "arm64"}, Platform{"windows", "amd64"}
+	for _, c := range []struct {
+		p, host    Platform
+		look       func(string) (string, error)
+		cc, whyHas string
+	}{
+		{amd, amd, have("gcc"), "gcc", ""},
+		{arm, amd, have("gcc", "aarch64-linux-gnu-gcc"), "aarch64-linux-gnu-gcc", ""},
+		{arm, amd, have("gcc"), "", "aarch64-linux-gnu-gcc is not installed (Debian package gcc-aarch64-linux-gnu)"},
+		{amd, arm, have("gcc", "x86_64-linux-gnu-gcc"), "x86_64-linux-gnu-gcc", ""},
+		{win, amd, have("x86_64-w64-mingw32-gcc"), "x86_64-w64-mingw32-gcc", ""},
+		{win, amd, have("gcc"), "", "x86_64-w64-mingw32-gcc is not installed (Debian package gcc-mingw-w64-x86-64)"},
+		{Platform{"windows", "arm64"}, amd, have("gcc"), "", "wasmtime has no library for windows/arm64"},
+		{Platform{"darwin", "arm64"}, amd, have("gcc"), "", "no C cross compiler for darwin/arm64 from linux/amd64"},
+		{Platform{"darwin", "arm64"}, Platform{"darwin", "arm64"}, have("cc"), "cc", ""},
+	} {
+		cc, why := workerCC(c.p, c.host, c.look)
+		if cc != c.cc || why != c.whyHas {
+			t.Errorf("%s on %s: %q (%q), want %q (%q)", c.p, c.host, cc, why, c.cc, c.whyHas)
+		}
 	}
 }

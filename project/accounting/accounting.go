@@ -34,9 +34,10 @@ import (
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
-// Version is the version of deliveries, receipts and snapshots this package
-// writes; it reads every version up to it. Version 2 added the history
-// (history.go) to the snapshot.
+// Version is the version of deliveries and receipts this package writes,
+// and of its JSON snapshots; it reads every version up to it. Version 2
+// added the history (history.go) to the snapshot; snapshots are binary
+// from version 3 on (snapshot.go).
 const Version = 2
 
 // Grant is one output of the scheduler: credit granted for a validated
@@ -173,10 +174,13 @@ type state struct {
 	Teams   map[string]*Account `json:"teams"`
 	// Project is the credit of all hosts together over time (version 2).
 	Project Totals `json:"project,omitzero"`
+	// Members holds the team each user was last credited in, by user id
+	// (members.go); older snapshots have none.
+	Members map[string]string `json:"members,omitempty"`
 }
 
 func newState() *state {
-	return &state{V: Version, Sources: map[string]uint64{}, Hosts: map[string]*Account{}, Users: map[string]*Account{}, Teams: map[string]*Account{}}
+	return &state{V: Version, Sources: map[string]uint64{}, Hosts: map[string]*Account{}, Users: map[string]*Account{}, Teams: map[string]*Account{}, Members: map[string]string{}}
 }
 
 // Machine is the accounting state machine. It implements
@@ -251,6 +255,13 @@ func (m *Machine) Receive(d Delivery) Receipt {
 }
 
 func (m *Machine) credit(g Grant) {
+	if g.User != "" {
+		m.unlist(g.User)
+		defer m.list(g.User)
+		if !g.Opening {
+			m.join(g.User, g.Team)
+		}
+	}
 	for k, id := range [kinds]string{Hosts: g.Host, Users: g.User, Teams: g.Team} {
 		if id == "" {
 			continue
@@ -274,18 +285,6 @@ func (m *Machine) credit(g Grant) {
 // Through is the id of the last grant of source applied.
 func (m *Machine) Through(source string) uint64 { return m.st.Sources[source] }
 
-// Snapshot writes the whole state.
-func (m *Machine) Snapshot(w io.Writer) error {
-	b, err := json.Marshal(m.st)
-	if err != nil {
-		return fmt.Errorf("accounting snapshot: %w", err)
-	}
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("accounting snapshot: %w", err)
-	}
-	return nil
-}
-
 // Restore replaces the state with a snapshot's; on error the state is left
 // as it was.
 func (m *Machine) Restore(r io.Reader) error {
@@ -302,7 +301,23 @@ func (m *Machine) Restore(r io.Reader) error {
 	return nil
 }
 
+// decodeState reads a snapshot, binary or JSON, and checks what it holds.
 func decodeState(b []byte) (*state, error) {
+	var st *state
+	var err error
+	if rest, ok := isBinary(b); ok {
+		st, err = decodeBinary(rest)
+	} else {
+		st, err = decodeJSON(b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, checkState(st)
+}
+
+// decodeJSON reads a snapshot of versions 1 and 2.
+func decodeJSON(b []byte) (*state, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	st := &state{}
@@ -313,33 +328,48 @@ func decodeState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("data after the snapshot")
 	}
 	if st.V < 1 || st.V > Version {
-		return nil, fmt.Errorf("snapshot version %d: this accounting peer reads 1 to %d", st.V, Version)
+		return nil, fmt.Errorf("snapshot version %d: this accounting peer reads 1 to %d", st.V, snapshotVersion)
 	}
 	st.V = Version
 	if st.Sources == nil {
 		st.Sources = map[string]uint64{}
 	}
+	if st.Members == nil {
+		st.Members = map[string]string{}
+	}
+	for _, t := range []*map[string]*Account{&st.Hosts, &st.Users, &st.Teams} {
+		if *t == nil {
+			*t = map[string]*Account{}
+		}
+	}
+	return st, nil
+}
+
+// checkState reports what is wrong with a restored state.
+func checkState(st *state) error {
 	for _, t := range []struct {
 		name  string
-		table *map[string]*Account
-	}{{"host", &st.Hosts}, {"user", &st.Users}, {"team", &st.Teams}} {
-		if *t.table == nil {
-			*t.table = map[string]*Account{}
-		}
-		for id, a := range *t.table {
+		table map[string]*Account
+	}{{"host", st.Hosts}, {"user", st.Users}, {"team", st.Teams}} {
+		for id, a := range t.table {
 			if a == nil || !(a.Credit >= 0) || math.IsInf(a.Credit, 0) || a.Results < 0 || !(a.RAC.Avg >= 0) || math.IsInf(a.RAC.Avg, 0) {
-				return nil, fmt.Errorf("%s %q: credit, average and results must be finite and not negative", t.name, id)
+				return fmt.Errorf("%s %q: credit, average and results must be finite and not negative", t.name, id)
 			}
 			if err := errors.Join(checkHistory(a.Days), checkHistory(a.Months)); err != nil {
-				return nil, fmt.Errorf("%s %q: %w", t.name, id, err)
+				return fmt.Errorf("%s %q: %w", t.name, id, err)
 			}
+		}
+	}
+	for u, t := range st.Members {
+		if u == "" || t == "" {
+			return fmt.Errorf("user %q is a member of team %q: both must be named", u, t)
 		}
 	}
 	p := st.Project
 	if err := errors.Join(checkHistory(p.Hours), checkHistory(p.Days), checkHistory(p.Months)); err != nil {
-		return nil, fmt.Errorf("project: %w", err)
+		return fmt.Errorf("project: %w", err)
 	}
-	return st, nil
+	return nil
 }
 
 // Ledger is a copy of the accounts, for displays: the machine's totals plus

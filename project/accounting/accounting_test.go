@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -179,6 +180,46 @@ func TestLedgerAddsPendingGrantsOnce(t *testing.T) {
 	}
 }
 
+// jsonSnapshot is m's state as the JSON snapshots of versions 1 and 2
+// wrote it.
+func jsonSnapshot(t *testing.T, m *Machine) string {
+	t.Helper()
+	b, err := json.Marshal(m.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestJSONSnapshotRestoresToTheSameState: a server upgraded restores the
+// JSON snapshot it wrote before to the state the binary one holds.
+func TestJSONSnapshotRestoresToTheSameState(t *testing.T) {
+	m := New()
+	m.Receive(Delivery{V: 1, Source: "sched", Grants: randomGrants(rand.New(rand.NewPCG(3, 4)), 2000, 40)})
+	var want bytes.Buffer
+	if err := m.Snapshot(&want); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(strings.NewReader(jsonSnapshot(t, m))); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	_ = r.Snapshot(&got)
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatal("the JSON snapshot restores to another state")
+	}
+	now := t0.Add(50 * 24 * time.Hour)
+	for k := range kinds {
+		if !reflect.DeepEqual(r.Board(k, ByRAC, 0, 1000, now), m.Board(k, ByRAC, 0, 1000, now)) {
+			t.Errorf("%s by RAC differ after a restore", k)
+		}
+	}
+	if json.Valid(want.Bytes()) || want.Len() > len(jsonSnapshot(t, m))/2 {
+		t.Fatalf("binary snapshot %d bytes, JSON %d", want.Len(), len(jsonSnapshot(t, m)))
+	}
+}
+
 func TestSnapshotRoundTrip(t *testing.T) {
 	m := New()
 	m.Receive(Delivery{V: 1, Source: "sched", Grants: grants(1, 7)})
@@ -208,18 +249,23 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreRefusesBadSnapshotsAndKeepsTheState(t *testing.T) {
 	m := New()
 	m.Receive(Delivery{V: 1, Source: "sched", Grants: grants(1, 2)})
-	var good bytes.Buffer
-	_ = m.Snapshot(&good)
+	good := jsonSnapshot(t, m)
+	var bin bytes.Buffer
+	_ = m.Snapshot(&bin)
 	bad := map[string]string{
-		"truncated":        good.String()[:good.Len()/2],
-		"newer version":    strings.Replace(good.String(), `"v":2`, `"v":3`, 1),
-		"unknown field":    strings.Replace(good.String(), `"v":2`, `"v":2,"x":1`, 1),
+		"truncated":        good[:len(good)/2],
+		"newer version":    strings.Replace(good, `"v":2`, `"v":3`, 1),
+		"unknown field":    strings.Replace(good, `"v":2`, `"v":2,"x":1`, 1),
+		"binary truncated": bin.String()[:bin.Len()-1],
+		"binary trailing":  bin.String() + "\x00",
+		"binary version":   string(snapshotMagic) + "\x04" + bin.String()[len(snapshotMagic)+1:],
+		"binary disorder":  strings.Replace(bin.String(), "h1", "h3", 1),
 		"history disorder": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5,1],[4,1]]}},"users":{},"teams":{}}`,
 		"history negative": `{"v":2,"sources":{},"hosts":{},"users":{},"teams":{},"project":{"days":[[5,-1]]}}`,
 		"history fraction": `{"v":2,"sources":{},"hosts":{"h":{"credit":1,"results":1,"days":[[5.5,1]]}},"users":{},"teams":{}}`,
 		"negative credit":  `{"v":1,"sources":{},"hosts":{"h":{"credit":-1,"results":1}},"users":{},"teams":{}}`,
 		"null account":     `{"v":1,"sources":{},"hosts":{"h":null},"users":{},"teams":{}}`,
-		"trailing data":    good.String() + "{}",
+		"trailing data":    good + "{}",
 		"empty":            "",
 		"no version":       `{"sources":{}}`,
 		"negative results": `{"v":1,"sources":{},"hosts":{},"users":{"u":{"credit":1,"results":-2}},"teams":{}}`,
@@ -272,6 +318,8 @@ func FuzzRestore(f *testing.F) {
 	var good bytes.Buffer
 	_ = m.Snapshot(&good)
 	f.Add(good.Bytes())
+	old, _ := json.Marshal(m.st)
+	f.Add(old)
 	f.Add([]byte(`{"v":1}`))
 	f.Fuzz(func(t *testing.T, snap []byte) {
 		m := New()

@@ -74,7 +74,7 @@ func addBucket(h []Bucket, at int32, credit float64, keep int32) []Bucket {
 		h[n-1].Credit += credit
 		return h
 	case n == 0 || h[n-1].At < at:
-		h = append(h, Bucket{at, credit})
+		h = append(grow(h), Bucket{at, credit})
 	default:
 		// Grants come in the scheduler's order, so a time before the
 		// newest period is rare (an opening balance, clocks of two lease
@@ -90,7 +90,7 @@ func addBucket(h []Bucket, at int32, credit float64, keep int32) []Bucket {
 		if h[n-1].At-at >= keep {
 			return h
 		}
-		h = append(h, Bucket{})
+		h = append(grow(h), Bucket{})
 		copy(h[i+1:], h[i:])
 		h[i] = Bucket{at, credit}
 	}
@@ -103,6 +103,16 @@ func addBucket(h []Bucket, at int32, credit float64, keep int32) []Bucket {
 		h = append(h[:0], h[drop:]...)
 	}
 	return h
+}
+
+// grow makes room for one more bucket in h, by a quarter at most: most
+// accounts have a few days of history, and append's doubling would leave
+// a million of them a third empty.
+func grow(h []Bucket) []Bucket {
+	if len(h) < cap(h) {
+		return h
+	}
+	return append(make([]Bucket, 0, len(h)+max(1, len(h)/4)), h...)
 }
 
 // checkHistory reports what is wrong with a restored history.

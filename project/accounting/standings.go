@@ -83,6 +83,10 @@ func keyOf(a *Account, o Order) float64 {
 type index struct {
 	boards [kinds][orders]*ordered.List[placing]
 	last   [kinds]map[int32]int
+	// members lists each team's users by credit (members.go); memberOf
+	// holds one copy of each team's id.
+	members  map[string]*ordered.List[placing]
+	memberOf map[string]string
 }
 
 func (m *Machine) table(k Kind) map[string]*Account {
@@ -113,6 +117,7 @@ func (m *Machine) reindex() {
 			}
 		}
 	}
+	m.reindexMembers()
 }
 
 // unplace takes an account out of its kind's index before it changes;

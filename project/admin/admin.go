@@ -120,6 +120,14 @@ func (c *Client) Submit(ctx context.Context, s wu.Submit) ([]string, error) {
 	return ids, nil
 }
 
+// Cancel stops the undecided work units of a batch, or the ones named,
+// and returns how many it stopped.
+func (c *Client) Cancel(ctx context.Context, batch string, units ...string) (int, error) {
+	var rep wu.CancelReply
+	err := c.command(ctx, wu.OpCancel, wu.Cancel{V: wu.WireVersion, Batch: batch, Units: units}, &rep)
+	return rep.Cancelled, err
+}
+
 // Status returns the project's state in brief.
 func (c *Client) Status(ctx context.Context) (wu.StatusReply, error) {
 	var rep wu.StatusReply

@@ -76,6 +76,9 @@ func (a *Authority) Configure(opts *natsserver.Options) error {
 	project.Exports.Add(
 		&jwt.Export{Name: "volunteers", Subject: "vol.>", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
 		&jwt.Export{Name: "attach", Subject: wu.SubjectAttachPrefix + ">", Type: jwt.Service, ResponseType: jwt.ResponseTypeSingleton},
+		// The volunteers' account imports the pushes to idle hosts; each
+		// host's user may subscribe to its own only.
+		&jwt.Export{Name: "push", Subject: jwt.Subject(wu.PushSubject("*")), Type: jwt.Stream},
 	)
 
 	authAcc := jwt.NewAccountClaims(pub(k.Auth))
@@ -97,11 +100,14 @@ func (a *Authority) Configure(opts *natsserver.Options) error {
 	// account's own limit would count all hosts together.
 	vol := jwt.NewAccountClaims(pub(k.volunteers()))
 	vol.Name = "VOLUNTEERS"
-	vol.Imports.Add(&jwt.Import{Name: "vol", Subject: "vol.>", Account: pub(k.Project), Type: jwt.Service})
+	vol.Imports.Add(
+		&jwt.Import{Name: "vol", Subject: "vol.>", Account: pub(k.Project), Type: jwt.Service},
+		&jwt.Import{Name: "push", Subject: jwt.Subject(wu.PushSubject("*")), Account: pub(k.Project), Type: jwt.Stream},
+	)
 	vol.Limits.Subs = a.limits.Subscriptions
 	vol.Limits.Payload = a.limits.Payload
 	vol.Limits.LeafNodeConn = 0
-	vol.Limits.Imports = 1
+	vol.Limits.Imports = 2
 	vol.Limits.Exports = 0
 	vol.Limits.DisallowBearer = true
 
@@ -262,7 +268,7 @@ func (a *Authority) hostUserJWT(id, userKey string) (string, error) {
 	uc := jwt.NewUserClaims(userKey)
 	uc.Name = "host " + id
 	uc.Pub.Allow.Add(wu.VolunteerSubject(id, ">"))
-	uc.Sub.Allow.Add(wu.InboxPrefix(id) + ".>")
+	uc.Sub.Allow.Add(wu.InboxPrefix(id)+".>", wu.PushSubject(id))
 	return uc.Encode(a.keys.volunteers())
 }
 

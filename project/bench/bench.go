@@ -3,7 +3,8 @@
 //
 // Dispatch drives a real project server (DESIGN §1) the way volunteers do:
 // each simulated volunteer has its own host id and NATS connection, says
-// hello, then sends numbered work requests for one slot on vol.H.work. Every
+// hello, then sends numbered work requests on vol.H.work, each for as many
+// tasks as it has free slots (one by default). Every
 // request goes the whole way: gateway, append to the scheduler's JetStream
 // log, the vpeer member applying it to the scheduler state machine, the reply
 // to the volunteer's inbox. In the same run, on the same server, it times
@@ -30,6 +31,7 @@ import (
 
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/gateway"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -61,9 +63,15 @@ type Config struct {
 	// Requests > 0 makes each volunteer (and each raw publisher) send this
 	// many requests instead of running for Duration.
 	Requests int
-	// Tasks is how many tasks are queued for each level; default 200,000.
-	// With Requests set, at least as many as the level takes.
+	// Slots is how many tasks each work request asks for; default 1.
+	Slots int
+	// Tasks is how many tasks are queued for each level; default 200,000
+	// for each slot. With Requests set, at least as many as the level
+	// takes.
 	Tasks int
+	// Batch is how the gateway groups requests into log records; its
+	// defaults when zero, none with Max 1.
+	Batch gateway.Batching
 	// DataDir holds the servers' data, one directory per level; "" uses a
 	// temporary directory, removed at the end.
 	DataDir string
@@ -95,13 +103,18 @@ type Measurement struct {
 type Row struct {
 	Transport  Transport `json:"transport"`
 	Volunteers int       `json:"volunteers"`
+	Slots      int       `json:"slots"`        // tasks asked for in each request
 	Queued     int       `json:"tasks_queued"` // when the level started
-	// Dispatch counts work requests answered with one task each.
+	// Dispatch counts work requests, each answered with Slots tasks.
 	Dispatch Measurement `json:"dispatch"`
+	// Assignments is how many tasks the work requests were given, and
+	// AssignmentsPerSecond how many a second.
+	Assignments          int     `json:"assignments"`
+	AssignmentsPerSecond float64 `json:"assignments_per_second"`
 	// RawPublish counts synchronous publishes of the same records to a plain
 	// R1 file stream, by as many publishers, each on its own connection.
 	RawPublish Measurement `json:"raw_publish"`
-	// Ratio is Dispatch.PerSecond / RawPublish.PerSecond.
+	// Ratio is AssignmentsPerSecond / RawPublish.PerSecond.
 	Ratio float64 `json:"ratio"`
 }
 
@@ -173,7 +186,7 @@ func measureLevel(ctx context.Context, cfg Config, dir string, t Transport, n in
 		return Row{}, err
 	}
 	defer r.close()
-	if err := r.queue(ctx, max(cfg.Tasks, n*cfg.Requests)); err != nil {
+	if err := r.queue(ctx, max(cfg.Tasks, n*cfg.Requests*cfg.Slots)); err != nil {
 		return Row{}, err
 	}
 	row, err := r.level(ctx, t, n)
@@ -193,8 +206,11 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Duration <= 0 {
 		cfg.Duration = 3 * time.Second
 	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 1
+	}
 	if cfg.Tasks <= 0 {
-		cfg.Tasks = 200_000
+		cfg.Tasks = 200_000 * cfg.Slots
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -208,6 +224,9 @@ func (cfg *Config) setDefaults() error {
 		if t != TCP && t != InProcess {
 			return fmt.Errorf("bench: unknown transport %q: use %q or %q", t, TCP, InProcess)
 		}
+	}
+	if cfg.Slots > 256 {
+		return fmt.Errorf("bench: %d slots: a work request asks for 1 to 256 tasks", cfg.Slots)
 	}
 	if cfg.Requests < 0 {
 		return fmt.Errorf("bench: %d requests per volunteer", cfg.Requests)
@@ -245,9 +264,11 @@ func start(ctx context.Context, cfg Config, dir string) (_ *run, err error) {
 	}
 	scfg := server.Embedded(dir, "127.0.0.1:0")
 	// Leases outlast the level: a task that came back to the queue and
-	// went out again would count twice.
-	scfg.Sched = sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour}
+	// went out again would count twice. Each simulated volunteer stands
+	// for many hosts' requests: none is bounded by its cores.
+	scfg.Sched = sched.Config{Project: "momonga bench", Lease: 24 * time.Hour, Beat: time.Hour, MaxTasksPerCore: -1}
 	scfg.Logger = cfg.Logger
+	scfg.Batch = cfg.Batch
 	// The dispatch path measured is the same with credentials (they are
 	// checked once per connection), and the volunteers are asked to go as
 	// fast as they can: no per-host rate limit.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -14,11 +15,18 @@ import (
 
 // TestLevelHandsOutEveryTaskOnce runs two levels on one server with exactly
 // as many tasks queued as they ask for, and checks the counts against what
-// the volunteers received, the scheduler's state and the raw stream.
+// the volunteers received, the scheduler's state and the raw stream; with
+// one task and with several per request.
 func TestLevelHandsOutEveryTaskOnce(t *testing.T) {
+	for _, slots := range []int{1, 3} {
+		t.Run(fmt.Sprintf("slots=%d", slots), func(t *testing.T) { testLevel(t, slots) })
+	}
+}
+
+func testLevel(t *testing.T, slots int) {
 	ctx := t.Context()
 	const vols, reqs = 8, 15
-	cfg := Config{Requests: reqs, Tasks: 1}
+	cfg := Config{Requests: reqs, Tasks: 1, Slots: slots}
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +35,7 @@ func TestLevelHandsOutEveryTaskOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.close()
-	const total = 2 * vols * reqs
+	total := 2 * vols * reqs * slots
 	if err := r.queue(ctx, total); err != nil {
 		t.Fatal(err)
 	}
@@ -42,17 +50,20 @@ func TestLevelHandsOutEveryTaskOnce(t *testing.T) {
 				t.Errorf("%s %s: %+v, want %d requests at a positive rate, 0 < p50 <= p99", tr, name, m, vols*reqs)
 			}
 		}
-		if want := row.Dispatch.PerSecond / row.RawPublish.PerSecond; math.Abs(row.Ratio-want) > 1e-9 {
+		if row.Assignments != vols*reqs*slots || math.Abs(row.AssignmentsPerSecond-row.Dispatch.PerSecond*float64(slots)) > 1e-6*row.AssignmentsPerSecond {
+			t.Errorf("%s: %d assignments, %g/s at %g requests/s; want %d", tr, row.Assignments, row.AssignmentsPerSecond, row.Dispatch.PerSecond, vols*reqs*slots)
+		}
+		if want := row.AssignmentsPerSecond / row.RawPublish.PerSecond; math.Abs(row.Ratio-want) > 1e-9 {
 			t.Errorf("%s: ratio %g, want %g", tr, row.Ratio, want)
 		}
 	}
 
-	// Every volunteer got one task per request, and no task went out twice:
+	// Every volunteer got what it asked for, and no task went out twice:
 	// together they hold exactly the tasks queued.
 	holder := map[string]string{}
 	for host, tasks := range r.received {
-		if len(tasks) != reqs {
-			t.Errorf("%s received %d tasks, want %d", host, len(tasks), reqs)
+		if len(tasks) != reqs*slots {
+			t.Errorf("%s received %d tasks, want %d", host, len(tasks), reqs*slots)
 		}
 		for _, task := range tasks {
 			if other, dup := holder[task]; dup {
@@ -94,8 +105,8 @@ func TestLevelHandsOutEveryTaskOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != total {
-		t.Errorf("raw stream: %+v, %v; want %d messages", info.State, err, total)
+	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != uint64(2*vols*reqs) {
+		t.Errorf("raw stream: %+v, %v; want %d messages", info.State, err, 2*vols*reqs)
 	}
 
 	if err := r.check(); err != nil {

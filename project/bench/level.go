@@ -41,8 +41,8 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		return nc, err
 	}
 	vols := make([]*volunteer, n)
-	work := make([]func(context.Context) error, n)
-	publish := make([]func(context.Context) error, n)
+	work := make([]func(context.Context) (int, error), n)
+	publish := make([]func(context.Context) (int, error), n)
 	for i := range n {
 		host := fmt.Sprintf("vol-%s-%d-%d", t, n, i)
 		if r.cfg.Secure {
@@ -57,7 +57,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		if err != nil {
 			return Row{}, err
 		}
-		vols[i] = &volunteer{nc: nc, host: host}
+		vols[i] = &volunteer{nc: nc, host: host, slots: r.cfg.Slots}
 		if err := vols[i].hello(ctx); err != nil {
 			return Row{}, err
 		}
@@ -88,7 +88,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		}
 		if errors.Is(err, errQueueEmpty) {
 			err = fmt.Errorf("%w after %d assignments of %d tasks queued: queue more or measure for less time",
-				err, dispatched.count()+s.count(), r.queued)
+				err, dispatched.units+s.units, r.queued)
 		}
 		if err != nil {
 			return Row{}, err
@@ -99,8 +99,9 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		}
 		published.add(s)
 	}
-	row := Row{Transport: t, Volunteers: n, Queued: r.queued, Dispatch: dispatched.summary(), RawPublish: published.summary()}
-	row.Ratio = row.Dispatch.PerSecond / row.RawPublish.PerSecond
+	row := Row{Transport: t, Volunteers: n, Slots: r.cfg.Slots, Queued: r.queued, Dispatch: dispatched.summary(), RawPublish: published.summary(),
+		Assignments: dispatched.units, AssignmentsPerSecond: float64(dispatched.units) / dispatched.elapsed.Seconds()}
+	row.Ratio = row.AssignmentsPerSecond / row.RawPublish.PerSecond
 	return row, nil
 }
 
@@ -134,14 +135,14 @@ type sample struct {
 	elapsed time.Duration
 	cpu     time.Duration   // of the whole process; 0 where unknown
 	latency []time.Duration // one per request
+	units   int             // what the requests did: tasks assigned, records published
 }
-
-func (s *sample) count() int { return len(s.latency) }
 
 func (s *sample) add(o sample) {
 	s.elapsed += o.elapsed
 	s.cpu += o.cpu
 	s.latency = append(s.latency, o.latency...)
+	s.units += o.units
 }
 
 func (s *sample) summary() Measurement {
@@ -168,11 +169,13 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // measure runs each op in a loop of its own, all at once, until lim, and
-// times every call. Elapsed runs until the last call in flight returns.
-func measure(ctx context.Context, lim limit, ops []func(context.Context) error) (sample, error) {
+// times every call; an op says how many units of work a call did. Elapsed
+// runs until the last call in flight returns.
+func measure(ctx context.Context, lim limit, ops []func(context.Context) (int, error)) (sample, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lat := make([][]time.Duration, len(ops))
+	units := make([]int, len(ops))
 	var wg sync.WaitGroup
 	cpu, cpuKnown := ProcessCPU()
 	start := time.Now()
@@ -184,16 +187,21 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) error) 
 				if lim.requests == 0 && !t.Before(deadline) || ctx.Err() != nil {
 					return
 				}
-				if err := op(ctx); err != nil {
+				n, err := op(ctx)
+				if err != nil {
 					cancel(err)
 					return
 				}
 				lat[i] = append(lat[i], time.Since(t))
+				units[i] += n
 			}
 		})
 	}
 	wg.Wait()
 	s := sample{elapsed: time.Since(start), latency: slices.Concat(lat...)}
+	for _, n := range units {
+		s.units += n
+	}
 	if end, ok := ProcessCPU(); ok && cpuKnown {
 		s.cpu = end - cpu
 	}
@@ -208,6 +216,7 @@ func measure(ctx context.Context, lim limit, ops []func(context.Context) error) 
 type volunteer struct {
 	nc    *nats.Conn
 	host  string
+	slots int // tasks each request asks for
 	seq   uint64
 	tasks []string // received, in order
 }
@@ -225,26 +234,35 @@ func (v *volunteer) hello(ctx context.Context) error {
 	return nil
 }
 
-// work asks for one task.
-func (v *volunteer) work(ctx context.Context) error {
+// work asks for v.slots tasks and returns how many it was given: all it
+// asked for, as the queue holds more than the level takes.
+func (v *volunteer) work(ctx context.Context) (int, error) {
 	v.seq++
-	req := wu.WorkRequest{V: wu.WireVersion, Seq: v.seq, Slots: 1}
-	var rep wu.WorkReply
+	req := wu.WorkRequest{V: wu.WireVersion, Seq: v.seq, Slots: v.slots}
+	// Only what the bench checks is decoded: the volunteers share the
+	// machine with the project they measure.
+	var rep struct {
+		Error       *wu.Error `json:"error"`
+		Assignments []struct {
+			Task string `json:"task"`
+		} `json:"assignments"`
+	}
 	if err := request(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpWork), wu.Encode(req), &rep); err != nil {
-		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, err)
+		return 0, fmt.Errorf("%s: work request %d: %w", v.host, v.seq, err)
 	}
 	if rep.Error != nil {
-		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, rep.Error)
+		return 0, fmt.Errorf("%s: work request %d: %w", v.host, v.seq, rep.Error)
 	}
-	switch len(rep.Assignments) {
-	case 0:
-		return fmt.Errorf("%s: work request %d: %w", v.host, v.seq, errQueueEmpty)
-	case 1:
-		v.tasks = append(v.tasks, rep.Assignments[0].Task)
-		return nil
-	default:
-		return fmt.Errorf("%s: work request %d asked for one task and got %d", v.host, v.seq, len(rep.Assignments))
+	switch n := len(rep.Assignments); {
+	case n == 0:
+		return 0, fmt.Errorf("%s: work request %d: %w", v.host, v.seq, errQueueEmpty)
+	case n > v.slots:
+		return 0, fmt.Errorf("%s: work request %d asked for %d tasks and got %d", v.host, v.seq, v.slots, n)
 	}
+	for _, a := range rep.Assignments {
+		v.tasks = append(v.tasks, a.Task)
+	}
+	return len(rep.Assignments), nil
 }
 
 func request(ctx context.Context, nc *nats.Conn, subject string, data []byte, out any) error {
@@ -269,7 +287,7 @@ type publisher struct {
 	seq  uint64
 }
 
-func (p *publisher) publish(ctx context.Context) error {
+func (p *publisher) publish(ctx context.Context) (int, error) {
 	p.seq++
 	// The same payload, id and headers as the gateway's append, with the
 	// reply subject a request would have.
@@ -285,12 +303,12 @@ func (p *publisher) publish(ctx context.Context) error {
 	}
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(rawStream))
 	if err != nil {
-		return fmt.Errorf("%s: publish %d: %w", p.host, p.seq, err)
+		return 0, fmt.Errorf("%s: publish %d: %w", p.host, p.seq, err)
 	}
 	if ack.Duplicate {
-		return fmt.Errorf("%s: publish %d was taken for a duplicate", p.host, p.seq)
+		return 0, fmt.Errorf("%s: publish %d was taken for a duplicate", p.host, p.seq)
 	}
-	return nil
+	return 1, nil
 }
 
 // attach makes a user called name and attaches a host to it as `momonga

@@ -71,6 +71,10 @@ func MemberMain(ctx context.Context, args []string, in io.Reader, out io.Writer,
 	}()
 	cfg := server.Joining(*url)
 	cfg.Heartbeat, cfg.Lapse, cfg.TickInterval, cfg.SnapshotEvery, cfg.Logger = *heartbeat, *lapse, *tick, *every, logger
+	// Snapshots at every --snapshot-every records whatever the state's
+	// size, so that replacements restore and replay as often as the run
+	// says (and as its audit replays them).
+	cfg.SnapshotSpacing = -1
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -63,6 +63,12 @@ type Revoker interface {
 	Revoked(hosts []string)
 }
 
+// Notifier tells idle hosts that work waits for them (a push on each
+// host's push subject). It must not block.
+type Notifier interface {
+	WorkWaiting(hosts []string)
+}
+
 // Config says where the duties act.
 type Config struct {
 	Sched Scheduler
@@ -73,6 +79,11 @@ type Config struct {
 	Blobs Blobs
 	// Revoker, when set, is told of every host revoked.
 	Revoker Revoker
+	// Notifier, when set, tells the hosts the scheduler names as waiting
+	// for work (sched.WorkWaiting), and, when this process takes the
+	// lease, every host waiting while tasks wait too, in case the holder
+	// before could not.
+	Notifier Notifier
 	// ValidateInterval is how often the validator looks for comparisons
 	// without being prompted (default one second); GCInterval the same for
 	// unneeded checkpoints (default five seconds), CreditInterval for the
@@ -137,6 +148,10 @@ func (d *Duties) Outputs(_ uint64, outs []any) {
 			signal(d.credit)
 		case sched.CheckpointsUnneeded:
 			signal(d.garbage)
+		case sched.WorkWaiting:
+			if d.cfg.Notifier != nil && d.cfg.Sched.Leading() {
+				d.cfg.Notifier.WorkWaiting(o.Hosts)
+			}
 		}
 	}
 }
@@ -162,7 +177,40 @@ func (d *Duties) Run(ctx context.Context) {
 	if d.cfg.Revoker != nil {
 		wg.Go(func() { d.revokeHosts(ctx) })
 	}
+	if d.cfg.Notifier != nil {
+		wg.Go(func() { d.notifyOnLease(ctx) })
+	}
 	wg.Wait()
+}
+
+// leaseCheck is how often notifyOnLease looks whether this process took
+// the lease.
+const leaseCheck = 500 * time.Millisecond
+
+// notifyOnLease tells the hosts waiting for work, whenever this process
+// takes the lease and tasks wait: a holder that died between queueing
+// them and telling, or a project that restarts, leaves them waiting
+// otherwise until their back-off ends.
+func (d *Duties) notifyOnLease(ctx context.Context) {
+	t := time.NewTicker(leaseCheck)
+	defer t.Stop()
+	leading := false
+	for {
+		now := d.cfg.Sched.Leading()
+		if now && !leading {
+			var hosts []string
+			tasks := 0
+			if err := d.query(ctx, func(m *sched.Machine) { hosts, tasks = m.IdleHosts() }); err == nil && tasks > 0 && len(hosts) > 0 {
+				d.cfg.Notifier.WorkWaiting(hosts)
+			}
+		}
+		leading = now
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // query asks a ready member's scheduler, waiting a while for one.

@@ -29,6 +29,7 @@ type world struct {
 	acct    *vpeertest.RunningMember
 	blobs   *blobs.Mem
 	revoker *revoker
+	pushed  *revoker // the hosts told of work, by call
 	duties  *Duties
 	seqs    map[string]uint64
 }
@@ -45,6 +46,11 @@ func (r *revoker) Revoked(hosts []string) {
 	r.calls = append(r.calls, slices.Clone(hosts))
 }
 
+// notifier records the hosts told of work in a revoker's list.
+type notifier struct{ *revoker }
+
+func (n notifier) WorkWaiting(hosts []string) { n.Revoked(hosts) }
+
 func (r *revoker) all() [][]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -52,7 +58,7 @@ func (r *revoker) all() [][]string {
 }
 
 func newWorld(t *testing.T) *world {
-	w := &world{t: t, blobs: &blobs.Mem{}, revoker: &revoker{}, seqs: map[string]uint64{}, acctLog: vpeer.NewMemLog()}
+	w := &world{t: t, blobs: &blobs.Mem{}, revoker: &revoker{}, pushed: &revoker{}, seqs: map[string]uint64{}, acctLog: vpeer.NewMemLog()}
 	w.sched = schedtest.Start(t, schedtest.Config{Sched: sched.Config{Lease: time.Hour}, Outputs: func(seq uint64, outs []any) {
 		if w.duties != nil {
 			w.duties.Outputs(seq, outs)
@@ -71,6 +77,7 @@ func (w *world) start(interval time.Duration) {
 		Acct:             vpeertest.Requests{Log: w.acctLog, Inboxes: w.sched.Inboxes},
 		Blobs:            w.blobs,
 		Revoker:          w.revoker,
+		Notifier:         notifier{w.pushed},
 		ValidateInterval: interval, GCInterval: interval, CreditInterval: interval,
 		Logger: vpeertest.TestLogger(w.t),
 	})
@@ -327,4 +334,42 @@ func TestRepeatedDeliveryAsksHowFar(t *testing.T) {
 	if credit != 1 {
 		t.Fatalf("credit %v after the same delivery twice, want 1", credit)
 	}
+}
+
+// TestIdleHostsAreToldByTheLeaseHolder: the hosts a submission is for hear
+// of it from the process holding the lease only; a process that takes the
+// lease tells the hosts still waiting while tasks wait.
+func TestIdleHostsAreToldByTheLeaseHolder(t *testing.T) {
+	w := newWorld(t)
+	w.batch("primes", wu.Policy{Replication: 1, Quorum: 1}, 1, "h1", "h2", "h3")
+	w.work("h1", 1)
+	if got := w.work("h2", 1); len(got) != 0 {
+		t.Fatal("h2 got work from an empty queue")
+	}
+	w.work("h3", 1)
+	w.start(time.Hour)
+	submit := func(args string) {
+		w.must(w.req("adm", wu.OpSubmit, wu.Submit{V: 1, Batch: "b", App: "primes", Units: []wu.UnitSpec{{Args: []string{args}}}}, nil))
+	}
+	// The submission names h2 (idle, first by id) while this process does
+	// not hold the lease: nobody tells it.
+	w.sched.SetLeading(false)
+	submit("x")
+	w.sched.SetLeading(true) // takes the lease: h3, still waiting, is told
+	vpeertest.CheckFor(t, vpeertest.Timeout, 10*time.Millisecond, func() error {
+		if got := w.pushed.all(); len(got) != 1 || !slices.Equal(got[0], []string{"h3"}) {
+			return fmt.Errorf("told %v; want h3, on taking the lease", got)
+		}
+		return nil
+	})
+	if got := w.work("h2", 1); len(got) != 1 {
+		t.Fatal("h2 did not take the task")
+	}
+	submit("y")
+	vpeertest.CheckFor(t, vpeertest.Timeout, 10*time.Millisecond, func() error {
+		if got := w.pushed.all(); len(got) != 2 || !slices.Equal(got[1], []string{"h3"}) {
+			return fmt.Errorf("told %v; want h3, waiting still, for the second submission", got)
+		}
+		return nil
+	})
 }

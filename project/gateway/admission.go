@@ -79,6 +79,8 @@ func (g *Gateway) checkAdmin(ctx context.Context, cmd wu.Command) error {
 		_, err = wu.DecodeLimit[wu.TeamJoin](cmd.Body, wu.MaxAdminMessageBytes)
 	case wu.OpHostRevoke:
 		_, err = wu.DecodeLimit[wu.HostRevoke](cmd.Body, wu.MaxAdminMessageBytes)
+	case wu.OpCancel:
+		_, err = wu.DecodeLimit[wu.Cancel](cmd.Body, wu.MaxAdminMessageBytes)
 	case wu.OpUserSet:
 		var r wu.UserSet
 		if r, err = wu.DecodeLimit[wu.UserSet](cmd.Body, wu.MaxAdminMessageBytes); err == nil && r.User == "" {

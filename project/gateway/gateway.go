@@ -81,13 +81,17 @@ type Config struct {
 	OnFlood func(host string)
 	// InFlight bounds the requests Subscribe handles at once; default 256.
 	InFlight int
-	Logger   *slog.Logger
+	// Batch groups the requests arriving together into one record of the
+	// log (batch.go).
+	Batch  Batching
+	Logger *slog.Logger
 }
 
 // Gateway serves a project's volunteers and tools.
 type Gateway struct {
 	cfg     Config
 	slots   chan struct{} // requests in flight
+	batch   *batcher
 	wg      sync.WaitGroup
 	refused refusals
 }
@@ -100,7 +104,7 @@ func New(cfg Config) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, slots: make(chan struct{}, cfg.InFlight)}
+	return &Gateway{cfg: cfg, slots: make(chan struct{}, cfg.InFlight), batch: newBatcher(cfg.Log, cfg.Batch)}
 }
 
 // Subjects the gateway serves, as NATS subscriptions.
@@ -200,7 +204,10 @@ func (g *Gateway) Subscribe(ctx context.Context, nc *nats.Conn) error {
 }
 
 // Wait waits for the requests in flight to be handled.
-func (g *Gateway) Wait() { g.wg.Wait() }
+func (g *Gateway) Wait() {
+	g.wg.Wait()
+	g.batch.wait()
+}
 
 // respond sends data to msg's requester.
 func (g *Gateway) respond(msg *nats.Msg, data []byte) {
@@ -286,17 +293,19 @@ func (g *Gateway) checkVolunteer(ctx context.Context, op string, data []byte) (s
 	return seq, err
 }
 
-// append puts an admitted command into the log. The members that apply it
-// send the reply to msg.Reply.
+// append puts an admitted command into the log, grouped with others that
+// arrive with it (Batching). The members that apply it send the reply to
+// msg.Reply.
 func (g *Gateway) append(ctx context.Context, msg *nats.Msg, cmd wu.Command) {
 	rec := vpeer.Record{ReplyTo: msg.Reply, Payload: wu.Encode(cmd)}
 	if cmd.Seq != 0 {
 		// The id makes a re-delivered publish of this very message a no-op;
 		// a retry by the requester (a new inbox) is a new record, answered
-		// from the state machine's reply cache.
+		// from the state machine's reply cache, as is a request that goes
+		// in a batch, whose record has an id of its own.
 		rec.ID = cmd.Host + "." + strconv.FormatUint(cmd.Seq, 10) + "." + msg.Reply
 	}
-	if _, err := g.cfg.Log.Append(ctx, rec); err != nil && !errors.Is(err, vpeer.ErrDuplicate) {
+	if err := g.batch.append(ctx, rec); err != nil {
 		g.cfg.Logger.Warn("append to scheduler log", "op", cmd.Op, "host", cmd.Host, "err", err)
 		g.refuse(msg, wu.Errorf(wu.CodeUnavailable, "the project could not record the request; send it again later"))
 	}

@@ -98,7 +98,7 @@ func (s Stats) Overview(ctx context.Context) (stats.Overview, error) {
 }
 
 func summary(b sched.BatchView) stats.BatchSummary {
-	return stats.BatchSummary{Name: b.Name, App: b.App, Units: b.Units, Valid: b.Valid, Errored: b.Errored, Pending: b.Pending}
+	return stats.BatchSummary{Name: b.Name, App: b.App, Units: b.Units, Valid: b.Valid, Errored: b.Errored, Cancelled: b.Cancelled, Pending: b.Pending}
 }
 
 // days spreads a daily history over the n days up to now's.
@@ -224,9 +224,57 @@ func (s Stats) Team(ctx context.Context, id uint64) (stats.TeamPage, error) {
 		return p, err
 	}
 	p.Credit, p.History = creditOf(st), history(st, p.Now)
-	p.MembersTotal = len(v.Members)
-	p.Members, err = s.entries(ctx, stats.Users, v.Members, stats.MaxMembers, p.Now)
+	p.MembersTotal = v.Members
+	p.Members, err = s.members(ctx, v, p.Now)
 	return p, err
+}
+
+// membersWalked bounds the accounting peer's members of a team a page
+// reads (some may have left the team since their last credit) before it
+// reads every member's credit instead.
+const membersWalked = 4 * stats.MaxMembers
+
+// members lists the first of a team's users by total credit. The
+// accounting peer keeps each team's users in that order, as of their last
+// credit (accounting.TeamMembers): the page reads that order and keeps
+// those still in the team, a lookup. Only when that does not fill the page
+// (a small team, or users not credited since they joined) does it read
+// the credit of every member, as it did before the lists existed. A user
+// who joined with credit earned elsewhere is on the list from the first
+// credit in the team: a large team's page leaves them out until then.
+func (s Stats) members(ctx context.Context, v sched.TeamView, now time.Time) ([]stats.Entry, error) {
+	want := min(stats.MaxMembers, v.Members)
+	out := make([]stats.Entry, 0, want)
+	for offset := 0; len(out) < want && offset < membersWalked; offset += stats.MaxMembers {
+		var rows []accounting.Standing
+		if err := s.acct(ctx, func(m *accounting.Machine) { rows, _ = m.TeamMembers(v.ID, offset, stats.MaxMembers, now) }); err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
+		}
+		var labels map[string]sched.Label
+		if err := s.sched(ctx, func(m *sched.Machine) { labels = m.Labels(1, ids) }); err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if l, ok := labels[r.ID]; ok && l.Of != nil && l.Of.ID == v.ID && len(out) < want {
+				out = append(out, stats.Entry{Ref: stats.Ref{ID: l.Num, Name: l.Name}, Credit: r.Credit, RAC: r.RAC})
+			}
+		}
+		if len(rows) < stats.MaxMembers {
+			break
+		}
+	}
+	if len(out) == want {
+		return out, nil
+	}
+	var ids []string
+	if err := s.sched(ctx, func(m *sched.Machine) { ids = m.TeamMembers(v.Num) }); err != nil {
+		return nil, err
+	}
+	return s.entries(ctx, stats.Users, ids, stats.MaxMembers, now)
 }
 
 // Host is a host's page.
@@ -343,9 +391,13 @@ const exportSlice = 20000
 func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64, dst []stats.Record) ([]stats.Record, uint64, error) {
 	k, sk := kindOf(kind)
 	start := len(dst)
+	dst = slices.Grow(dst, exportSlice)
 	var next uint64
 	err := s.sched(ctx, func(m *sched.Machine) {
-		next = m.Records(sk, from, exportSlice, func(r *sched.Record) { dst = append(dst, stats.Record{Record: *r}) })
+		next = m.Records(sk, from, exportSlice, func() *sched.Record {
+			dst = append(dst, stats.Record{})
+			return &dst[len(dst)-1].Record
+		})
 	})
 	if err != nil {
 		return dst, 0, err

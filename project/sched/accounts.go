@@ -21,10 +21,25 @@ type indexes struct {
 	userByName map[string]string
 	teamByName map[string]string
 	hostByNKey map[string]string
+
+	// Capability-aware scheduling (capability.go): each host's tasks out
+	// and their estimated run time (ms); the hosts' speeds and the
+	// computing units' sizes, as histograms (and the bucket each host is
+	// counted in); the waiting tasks on each input blob, in task order;
+	// the hosts waiting for work (idle.go).
+	running    map[string]int
+	backlog    map[string]int64
+	hosts      histogram
+	hostBucket map[string]int
+	seen       leases // when each active host stops counting, unless seen again
+	sizes      histogram
+	byBlob     map[wu.Hash][]string
+	idle       map[string]bool
 }
 
 func (m *Machine) reindex() {
-	m.ix = indexes{userByKey: map[wu.Hash]string{}, userByName: map[string]string{}, teamByName: map[string]string{}, hostByNKey: map[string]string{}}
+	m.ix = indexes{userByKey: map[wu.Hash]string{}, userByName: map[string]string{}, teamByName: map[string]string{}, hostByNKey: map[string]string{},
+		running: map[string]int{}, backlog: map[string]int64{}, hostBucket: map[string]int{}, byBlob: map[wu.Hash][]string{}, idle: map[string]bool{}}
 	for id, u := range m.st.Users {
 		m.ix.userByKey[u.KeyHash] = id
 		m.ix.userByName[u.Name] = id
@@ -36,7 +51,31 @@ func (m *Machine) reindex() {
 		if h.NKey != "" {
 			m.ix.hostByNKey[h.NKey] = id
 		}
+		m.rank(h)
+		if h.Idle {
+			m.ix.idle[id] = true
+		}
 	}
+	for id := range m.st.Assigned {
+		t := m.st.Tasks[id]
+		m.ix.running[t.Host]++
+		m.ix.backlog[t.Host] += t.Est
+	}
+	for _, u := range m.st.Units {
+		if computed(u) {
+			m.sizeRank(u)
+		}
+	}
+	for _, q := range [][]string{m.st.Retry, m.st.Unsent} {
+		for _, id := range q {
+			if t := m.st.Tasks[id]; waiting(t) {
+				if u := m.st.Units[t.Unit]; u.Stdin != "" {
+					m.index(u.Stdin, id)
+				}
+			}
+		}
+	}
+	m.rewatch()
 	m.reindexStats()
 }
 
@@ -103,10 +142,11 @@ func (m *Machine) attach(_ string, req wu.Attach) (*wu.AttachReply, error) {
 		m.st.NextHost++
 		id = "h" + strconv.FormatUint(m.st.NextHost, 10)
 	}
-	h := &host{ID: id, Info: m.shared(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
+	h := &host{ID: id, Info: m.compact(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
 	m.st.Hosts[id] = h
 	m.numberHost(h)
 	m.ix.hostByNKey[req.NKey] = id
+	m.rank(h)
 	rep.Host = id
 	return rep, nil
 }
@@ -190,6 +230,8 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 		return nil, wu.Errorf(wu.CodeNotFound, "no host %q", req.Host)
 	}
 	h.Revoked = true
+	m.rank(h)
+	m.setIdle(h, false)
 	m.emit(HostRevoked{h.ID})
 	var back []string
 	for tid := range m.st.Assigned {
@@ -199,9 +241,11 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 	}
 	sort.Strings(back)
 	for _, tid := range back {
-		delete(m.st.Assigned, tid)
-		m.setTaskState(m.st.Tasks[tid], wu.TaskUnsent)
+		t := m.st.Tasks[tid]
+		m.release(t)
+		m.setTaskState(t, wu.TaskUnsent)
 		m.st.Retry = append(m.st.Retry, tid)
+		m.queued(t)
 	}
 	return &wu.Ack{V: wu.WireVersion}, nil
 }

@@ -23,6 +23,9 @@ type (
 	// CheckpointsUnneeded: checkpoint blobs no task needs any more joined
 	// the garbage list (Garbage).
 	CheckpointsUnneeded struct{ Blobs []wu.Hash }
+	// WorkWaiting: tasks were queued and these hosts, which wait for
+	// work, are to be told (idle.go).
+	WorkWaiting struct{ Hosts []string }
 )
 
 // Outputs returns the outputs of the last Apply; the next Apply reuses the

@@ -18,7 +18,7 @@ func (m *Machine) Status() wu.StatusReply {
 	for _, name := range sortedKeys(m.st.Batches) {
 		b := m.st.Batches[name]
 		bs := wu.BatchStatus{Name: b.Name, App: b.App, Units: len(b.Units), Pending: b.Pending, Valid: b.Valid, Errored: b.Errored,
-			Tasks: map[wu.TaskState]int{}}
+			Cancelled: b.Cancelled, Tasks: map[wu.TaskState]int{}}
 		for _, uid := range b.Units {
 			for _, tid := range m.st.Units[uid].Tasks {
 				bs.Tasks[m.st.Tasks[tid].State]++
@@ -32,8 +32,12 @@ func (m *Machine) Status() wu.StatusReply {
 	}
 	for _, id := range sortedKeys(m.st.Hosts) {
 		h := m.st.Hosts[id]
-		hs := wu.HostStatus{ID: h.ID, Info: h.Info, LastSeen: h.LastSeen, Running: running[id],
-			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked}
+		hs := wu.HostStatus{ID: h.ID, Info: h.Info.wire(), LastSeen: h.LastSeen, Running: running[id],
+			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked,
+			Speed: m.speed(h), DCF: h.DCF, Turnaround: h.Turnaround}
+		if b, counted := m.ix.hostBucket[id]; counted {
+			hs.Class = m.ix.hosts.hostClass(b)
+		}
 		if u := m.st.Users[h.User]; u != nil {
 			hs.User = u.Name
 		}
@@ -61,7 +65,7 @@ func (m *Machine) Results(q wu.ResultsQuery) (wu.ResultsReply, error) {
 	for _, uid := range b.Units[from:to] {
 		u := m.st.Units[uid]
 		rep.Units = append(rep.Units, wu.UnitResult{ID: u.ID, Name: u.Name, State: u.State, Output: u.Canonical,
-			OutputSize: u.OutputSize, Tasks: len(u.Tasks), Reason: u.Reason})
+			OutputSize: u.OutputSize, Tasks: len(u.Tasks), Reason: u.Reason, SharedWith: u.SharedWith})
 	}
 	return rep, nil
 }

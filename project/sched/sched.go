@@ -39,6 +39,14 @@ type Config struct {
 	// replicated with probability max(TrustAfter/streak, SpotCheck).
 	TrustAfter int
 	SpotCheck  float64
+
+	// Policy is how tasks are chosen for a host: PolicyCapability (the
+	// default) or PolicyFCFS (capability.go).
+	Policy string
+	// MaxTasksPerCore bounds the tasks a host holds at once, per core it
+	// reports (BOINC's max_wus_in_progress); default 2, negative for no
+	// bound.
+	MaxTasksPerCore int
 }
 
 // DefaultConfig is the policy of a project that sets nothing.
@@ -55,6 +63,9 @@ func DefaultConfig() Config {
 		MaxFLOPS:     1e11,
 		TrustAfter:   10,
 		SpotCheck:    0.1,
+
+		Policy:          PolicyCapability,
+		MaxTasksPerCore: 2,
 	}
 }
 
@@ -62,21 +73,26 @@ func DefaultConfig() Config {
 // It is not safe for concurrent use: the vpeer member serialises Apply and
 // queries.
 type Machine struct {
-	cfg Config
-	st  *state
-	ix  indexes
-	seq uint64 // log sequence of the entry being applied: a source of deterministic chance
+	cfg    Config
+	st     *state
+	ix     indexes
+	leases leases // when tasks out on hosts may expire (leases.go)
+	seq    uint64 // log sequence of the entry being applied: a source of deterministic chance
 
 	six statsIndex // derived from st for the stats site: stats.go
-	// words holds one copy of each OS, CPU model and the like that hosts
-	// describe themselves with: a million hosts name a few hundred.
-	words map[string]string
+	// platforms holds one copy of each platform hosts describe themselves
+	// with (hostinfo.go): a million hosts name a few hundred.
+	platforms map[platform]*platform
 
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
+	available int          // tasks the entry being applied queued, not state
 }
 
-var _ fsm.Emitter = (*Machine)(nil)
+var (
+	_ fsm.Emitter = (*Machine)(nil)
+	_ fsm.Sizer   = (*Machine)(nil)
+)
 
 // New returns an empty scheduler.
 func New(cfg Config) *Machine {
@@ -114,6 +130,12 @@ func New(cfg Config) *Machine {
 	if !(cfg.SpotCheck > 0 && cfg.SpotCheck <= 1) {
 		cfg.SpotCheck = d.SpotCheck
 	}
+	if cfg.Policy != PolicyFCFS {
+		cfg.Policy = d.Policy
+	}
+	if cfg.MaxTasksPerCore == 0 {
+		cfg.MaxTasksPerCore = d.MaxTasksPerCore
+	}
 	m := &Machine{cfg: cfg, st: newState()}
 	m.reindex()
 	return m
@@ -124,11 +146,15 @@ func (m *Machine) Apply(e fsm.Entry) []byte {
 	m.seq = e.Seq
 	clear(m.outs) // no reference to the last entry's outputs stays behind
 	m.outs = m.outs[:0]
+	m.available = 0
+	defer m.announce()
 	if !e.Time.IsZero() && e.Time.After(m.st.Now) {
 		if !m.st.Now.IsZero() && e.Time.Sub(m.st.Now) > m.outageGap() {
 			m.resumeAfterOutage(e.Time)
 		}
 		m.st.Now = e.Time
+		// Whatever the entry, as a replica restored now would count them.
+		m.retire(e.Time)
 	}
 	if e.Tick {
 		m.tick()
@@ -209,6 +235,8 @@ func (m *Machine) dispatch(cmd wu.Command) []byte {
 		return body(cmd, m.checkpointsDropped)
 	case OpOutputsAcked:
 		return body(cmd, m.outputsAcked)
+	case wu.OpCancel:
+		return body(cmd, m.cancel)
 	}
 	if reply, ok := m.dispatchAccounts(cmd); ok {
 		return reply
@@ -256,8 +284,9 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.Info = m.shared(req.Host)
+	h.Info = m.compact(req.Host)
 	h.LastSeen = m.st.Now
+	m.rank(h)
 	next := uint64(1)
 	if s := m.st.Sessions[id]; s != nil {
 		// Skip past every sequence number the host's previous run may still
@@ -282,7 +311,7 @@ func (m *Machine) knownHost(id string) (*host, error) {
 	if h.Revoked {
 		return nil, errRevoked(id)
 	}
-	h.LastSeen = m.st.Now
+	m.seenNow(h)
 	return h, nil
 }
 
@@ -295,24 +324,44 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	// every request.
 	rep := &m.workReply
 	*rep = wu.WorkReply{V: wu.WireVersion, Assignments: rep.Assignments[:0]}
-	var skipped []string
-	for len(rep.Assignments) < req.Slots {
-		t, ok := m.popUnsent()
-		if !ok {
-			break
-		}
-		u := m.st.Units[t.Unit]
+	n := min(req.Slots, m.limit(h)-m.ix.running[h.ID])
+	assign := func(t *task, u *unit) bool {
 		if m.holdsReplica(h, u, t.ID) {
-			skipped = append(skipped, t.ID)
-			continue
+			return false
 		}
 		rep.Assignments = append(rep.Assignments, m.assign(t, u, h))
+		return true
 	}
-	m.st.Retry = append(skipped, m.st.Retry...)
+	if n > 0 {
+		if m.cfg.Policy == PolicyFCFS {
+			m.pickFCFS(n, assign)
+		} else {
+			m.pickCapable(h, n, req.Cache, assign)
+		}
+	}
+	m.setIdle(h, len(rep.Assignments) < n)
 	if len(rep.Assignments) == 0 {
 		rep.RetrySeconds = m.cfg.Retry.Seconds()
 	}
 	return rep, nil
+}
+
+// pickFCFS gives a host up to n tasks, through assign, in the order they
+// wait: the tasks to send again first, then the queue.
+func (m *Machine) pickFCFS(n int, assign func(*task, *unit) bool) {
+	var skipped []string
+	for got := 0; got < n; {
+		t, ok := m.popUnsent()
+		if !ok {
+			break
+		}
+		if !assign(t, m.st.Units[t.Unit]) {
+			skipped = append(skipped, t.ID)
+			continue
+		}
+		got++
+	}
+	m.st.Retry = append(skipped, m.st.Retry...)
 }
 
 // popUnsent takes the next task that is still unsent, retries first.
@@ -321,7 +370,7 @@ func (m *Machine) popUnsent() (*task, bool) {
 		for len(*q) > 0 {
 			id := (*q)[0]
 			*q = (*q)[1:]
-			if t := m.st.Tasks[id]; t != nil && t.State == wu.TaskUnsent {
+			if t := m.st.Tasks[id]; waiting(t) {
 				return t, true
 			}
 		}
@@ -358,7 +407,10 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	t.LeaseUntil = now.Add(m.cfg.Lease)
 	t.Deadline = now.Add(time.Duration(u.Deadline * float64(time.Second)))
 	t.Fraction = 0
-	m.st.Assigned[t.ID] = true
+	t.Expect = m.expect(u, h)
+	t.Est = m.estimate(u, h)
+	give(h, u)
+	m.hold(t)
 	m.noteAssigned(h, t)
 	return wu.Assignment{
 		Task:     t.ID,
@@ -391,7 +443,7 @@ func (m *Machine) beat(id string, req wu.Beat) (*wu.BeatReply, error) {
 			// still computing it, so it keeps it. Its place in the queue is
 			// dropped when it reaches the front.
 			m.setTaskState(t, wu.TaskAssigned)
-			m.st.Assigned[t.ID] = true
+			m.hold(t)
 		}
 		if t == nil || t.State != wu.TaskAssigned || t.Host != id {
 			rep.Abort = append(rep.Abort, p.Task)
@@ -418,8 +470,11 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 	if req.Outcome == wu.OutcomeSuccess && req.OutputSize > u.Limits.OutputBytes {
 		return nil, wu.Errorf(wu.CodeTooLarge, "output of %d bytes is over the work unit's limit of %d", req.OutputSize, u.Limits.OutputBytes)
 	}
-	delete(m.st.Assigned, t.ID)
+	m.release(t)
 	m.dropCheckpoint(t)
+	if req.Outcome == wu.OutcomeSuccess {
+		m.measure(t, u, h, req.CPUSeconds)
+	}
 	m.setTaskState(t, wu.TaskReported)
 	m.noteReported(h, t)
 	t.Outcome = req.Outcome
@@ -440,29 +495,35 @@ func (m *Machine) result(id string, req wu.Report) (*wu.Ack, error) {
 	return &wu.Ack{V: wu.WireVersion}, nil
 }
 
-// finish decides a work unit and cancels the replicas it no longer needs.
+// finish decides a work unit and cancels the replicas it no longer needs;
+// the units waiting for its result take it, or one of them computes it
+// instead (share.go).
 func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 	b := m.st.Batches[u.Batch]
 	b.Pending--
-	if s == wu.WorkUnitValid {
+	switch s {
+	case wu.WorkUnitValid:
 		b.Valid++
-	} else {
+	case wu.WorkUnitCancelled:
+		b.Cancelled++
+	default:
 		b.Errored++
 	}
 	u.State = s
 	u.Reason = reason
 	m.noteFinished(b.Name)
-	if s == wu.WorkUnitError {
+	if s != wu.WorkUnitValid {
 		delete(m.st.Compare, u.ID)
 	}
 	for _, tid := range u.Tasks {
 		t := m.st.Tasks[tid]
 		if t.State == wu.TaskUnsent || t.State == wu.TaskAssigned {
 			m.setTaskState(t, wu.TaskCancelled)
-			delete(m.st.Assigned, tid)
+			m.release(t)
 			m.dropCheckpoint(t)
 		}
 	}
+	m.settleFollowers(u)
 }
 
 // addTask adds a replica to u. An urgent one, needed to decide a unit that
@@ -477,6 +538,7 @@ func (m *Machine) addTask(u *unit, urgent bool) *task {
 	} else {
 		m.st.Unsent = append(m.st.Unsent, t.ID)
 	}
+	m.queued(t)
 	return t
 }
 
@@ -514,18 +576,15 @@ func (m *Machine) resumeAfterOutage(now time.Time) {
 
 func (m *Machine) tick() {
 	now := m.st.Now
-	var lost []string
-	for tid := range m.st.Assigned {
-		if t := m.st.Tasks[tid]; now.After(t.LeaseUntil) || now.After(t.Deadline) {
-			lost = append(lost, tid)
-		}
-	}
+	lost := m.expired(now)
 	sort.Strings(lost)
 	for _, tid := range lost {
 		t := m.st.Tasks[tid]
-		delete(m.st.Assigned, tid)
+		m.release(t)
 		u := m.st.Units[t.Unit]
-		m.st.Hosts[t.Host].Lost++
+		h := m.st.Hosts[t.Host]
+		h.Lost++
+		m.rank(h)
 		if now.After(t.Deadline) {
 			m.setTaskState(t, wu.TaskReported)
 			t.Outcome = wu.OutcomeFailure
@@ -538,6 +597,7 @@ func (m *Machine) tick() {
 		m.setTaskState(t, wu.TaskUnsent)
 		t.Lost++
 		m.st.Retry = append(m.st.Retry, tid)
+		m.queued(t)
 	}
 	var stale []string
 	for id, s := range m.st.Sessions {
@@ -631,20 +691,16 @@ func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {
 			App: app.Name, AppHash: app.Hash, AppSize: app.Size,
 			Args: us.Args, Stdin: us.Stdin, FPOps: fpops, Limits: limits, Deadline: deadline, CheckpointSeconds: req.CheckpointSeconds,
 			Replication: repl, Quorum: quorum, MaxTasks: maxTasks, State: wu.WorkUnitPending,
-			Tolerance: pol.Tolerance,
+			Tolerance: pol.Tolerance, NoShare: req.NoShare,
+		}
+		if pol.Adaptive && quorum >= 2 {
+			u.Adaptive, u.FullQuorum = true, quorum
 		}
 		m.st.Units[u.ID] = u
 		b.Units = append(b.Units, u.ID)
 		b.Names = append(b.Names, u.Name)
 		b.Pending++
-		first := repl
-		if pol.Adaptive && quorum >= 2 {
-			// One replica at first: the host it goes to decides the rest.
-			u.Adaptive, u.FullQuorum, first = true, quorum, 1
-		}
-		for r := 0; r < first; r++ {
-			m.addTask(u, false)
-		}
+		m.start(u)
 		rep.Units = append(rep.Units, u.ID)
 	}
 	return rep, nil

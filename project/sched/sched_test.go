@@ -3,6 +3,7 @@ package sched
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type harness struct {
 	// acct counts the credit the scheduler grants (status).
 	acct *accounting.Machine
 	outs []any // every output of every entry applied, in order
+	// computations numbers the units submitUnits makes, so that no two
+	// share a computation.
+	computations int
 }
 
 func newHarness(t testing.TB) *harness {
@@ -113,7 +117,7 @@ func (h *harness) setup(units int, repl, quorum int) {
 	h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: "primes", Hash: wu.HashOf([]byte("app")), Size: 3}, nil))
 	spec := wu.Submit{V: 1, Batch: "b1", App: "primes", Replication: repl, Quorum: quorum}
 	for i := 0; i < units; i++ {
-		spec.Units = append(spec.Units, wu.UnitSpec{Args: []string{"0", "10"}})
+		spec.Units = append(spec.Units, wu.UnitSpec{Args: []string{"0", strconv.Itoa(10 + i)}})
 	}
 	var sr wu.SubmitReply
 	h.must(h.req("adm:test", wu.OpSubmit, spec, &sr))

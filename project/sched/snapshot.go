@@ -31,19 +31,26 @@ import (
 //	now, next unit
 //	tables:    the tables that grow with hosts and people, not with work
 //	           (apps, hosts, users, teams, signatures, pending comparisons,
-//	           the outbox of outputs for the accounting peer):
+//	           the outbox of outputs for the accounting peer, what each
+//	           app's units were measured to need):
 //	           length, then JSON, so that a field added to them needs nothing here
 //	batches:   count, then sorted by name: name, app, pending, valid, errored,
-//	           units (count, then each unit with its tasks), names
+//	           cancelled, units (count, then each unit with its tasks), names
 //	sessions:  count, then sorted by host: last, last used, replies sorted by seq
 //	unsent, retry: count, then task numbers (tasks numbered in the order written)
+//	shares:    count, then sorted by key: key, unit
 //
 // Integers are varints, floats IEEE bits, times seconds and nanoseconds.
 // The version goes up when the layout changes; Restore refuses a version it
-// does not know. Version 3 added the outbox; version 2 is still read.
+// does not know. Version 4 added what capability-aware scheduling, shared
+// results and cancelling keep (a batch's cancelled units, a unit's sharing,
+// a task's estimates, the shares); versions 3 (the outbox) and 2 are still
+// read.
 const (
 	snapshotMagic   = "msched"
-	snapshotVersion = 3
+	snapshotVersion = 4
+	// outboxVersion is the layout before version 4.
+	outboxVersion = 3
 	// legacyCreditVersion is the layout before the accounting peer: the
 	// same, but with credit kept in the host, user and team tables.
 	// Restore reads it and carries that credit over (openingBalances).
@@ -67,6 +74,7 @@ type tables struct {
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
 
+	AppFPOps map[string]float64   `json:"app_fpops,omitempty"`
 	HostNums uint64               `json:"host_nums,omitempty"`
 	Progress map[string]*progress `json:"progress,omitempty"`
 	Counters counters             `json:"counters,omitzero"`
@@ -74,8 +82,15 @@ type tables struct {
 
 // Snapshot writes the whole state.
 func (m *Machine) Snapshot(w io.Writer) error {
+	return m.snapshotVersion(w, snapshotVersion)
+}
+
+// snapshotVersion writes the state in the layout of version v: the
+// current one, or for the tests that old snapshots still restore, an
+// older one (without what it did not hold).
+func (m *Machine) snapshotVersion(w io.Writer, v uint64) error {
 	// About 60 bytes a task; growing the buffer would copy it several times.
-	e := &encoder{b: make([]byte, 0, 4096+64*len(m.st.Tasks)), syms: map[string]uint64{}}
+	e := &encoder{b: make([]byte, 0, 4096+64*len(m.st.Tasks)), syms: map[string]uint64{}, v: v}
 	if err := e.state(m.st); err != nil {
 		return fmt.Errorf("scheduler snapshot: %w", err)
 	}
@@ -107,6 +122,7 @@ func (m *Machine) Restore(r io.Reader) error {
 
 type encoder struct {
 	b    []byte
+	v    uint64 // the layout's version
 	syms map[string]uint64
 	// Tasks numbered as written, for unsent and retry.
 	taskNum  map[*task]uint64
@@ -172,7 +188,7 @@ func (e *encoder) time(t time.Time) {
 
 func (e *encoder) state(st *state) error {
 	e.b = append(e.b, snapshotMagic...)
-	e.uint(snapshotVersion)
+	e.uint(e.v)
 	e.time(st.Now)
 	e.uint(st.NextUnit)
 	// Sizes first, so that Restore makes its maps once.
@@ -182,7 +198,7 @@ func (e *encoder) state(st *state) error {
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
 		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage,
-		Outbox: st.Outbox, NextOutput: st.NextOutput, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
+		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
 	if err != nil {
 		return err
 	}
@@ -200,6 +216,9 @@ func (e *encoder) state(st *state) error {
 		e.int(int64(b.Pending))
 		e.int(int64(b.Valid))
 		e.int(int64(b.Errored))
+		if e.v >= 4 {
+			e.int(int64(b.Cancelled))
+		}
 		if len(b.Names) != len(b.Units) {
 			return fmt.Errorf("batch %q has %d names for %d units", name, len(b.Names), len(b.Units))
 		}
@@ -255,6 +274,20 @@ func (e *encoder) state(st *state) error {
 			e.uint(n)
 		}
 	}
+
+	if e.v < 4 {
+		return nil
+	}
+	e.uint(uint64(len(st.Shares)))
+	keys := make([]string, 0, len(st.Shares))
+	for k := range st.Shares {
+		keys = append(keys, string(k))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.str(k)
+		e.str(st.Shares[wu.Hash(k)])
+	}
 	return nil
 }
 
@@ -292,6 +325,14 @@ func (e *encoder) unit(st *state, u *unit) error {
 		e.bool(u.Agree[k])
 	}
 	e.float(u.CheckpointSeconds)
+	if e.v >= 4 {
+		e.bool(u.NoShare)
+		e.str(u.SharedWith)
+		e.uint(uint64(len(u.Followers)))
+		for _, f := range u.Followers {
+			e.str(f)
+		}
+	}
 	e.uint(uint64(len(u.Tasks)))
 	for i, id := range u.Tasks {
 		t := st.Tasks[id]
@@ -325,6 +366,10 @@ func (e *encoder) unit(st *state, u *unit) error {
 		e.float(t.Claim)
 		e.float(t.Credit)
 		e.checkpoint(t.Checkpoint)
+		if e.v >= 4 {
+			e.int(t.Est)
+			e.int(t.Expect)
+		}
 	}
 	return nil
 }
@@ -337,6 +382,7 @@ type decoder struct {
 	off  int
 	err  error
 	syms []string
+	v    uint64 // the snapshot's version
 }
 
 var errShort = errors.New("truncated")
@@ -452,8 +498,9 @@ func (d *decoder) state() *state {
 	}
 	d.off = len(snapshotMagic)
 	v := d.uint()
-	if v != snapshotVersion && v != legacyCreditVersion && d.err == nil {
-		d.fail("snapshot version %d, this scheduler reads %d and %d", v, legacyCreditVersion, snapshotVersion)
+	d.v = v
+	if (v < legacyCreditVersion || v > snapshotVersion) && d.err == nil {
+		d.fail("snapshot version %d, this scheduler reads %d to %d", v, legacyCreditVersion, snapshotVersion)
 	}
 	st := newState()
 	st.Now = d.time()
@@ -474,6 +521,7 @@ func (d *decoder) state() *state {
 		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
 		st.Garbage = tb.Garbage
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
+		st.AppFPOps = orEmpty(tb.AppFPOps, fresh.AppFPOps)
 		st.HostNums, st.Progress, st.Counters = tb.HostNums, orEmpty(tb.Progress, fresh.Progress), tb.Counters
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
 			d.fail("outbox: %v", err)
@@ -489,6 +537,9 @@ func (d *decoder) state() *state {
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		key := d.str()
 		b := &batch{Name: d.str(), App: d.sym(), Pending: int(d.int()), Valid: int(d.int()), Errored: int(d.int())}
+		if d.v >= 4 {
+			b.Cancelled = int(d.int())
+		}
 		st.Batches[key] = b
 		units := d.count()
 		b.Units = make([]string, 0, units)
@@ -524,6 +575,13 @@ func (d *decoder) state() *state {
 			*q = append(*q, numbered[i].ID)
 		}
 	}
+
+	if d.v >= 4 {
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			k := wu.Hash(d.str())
+			st.Shares[k] = d.str()
+		}
+	}
 	return st
 }
 
@@ -555,8 +613,20 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 		}
 	}
 	u.CheckpointSeconds = d.float()
+	if d.v >= 4 {
+		u.NoShare = d.uint() != 0
+		u.SharedWith = d.str()
+		if n := d.count(); n > 0 {
+			u.Followers = make([]string, n)
+			for i := range u.Followers {
+				u.Followers[i] = d.str()
+			}
+		}
+	}
 	n := d.count()
-	u.Tasks = make([]string, n)
+	if n > 0 { // a unit that waits for another's result has none
+		u.Tasks = make([]string, n)
+	}
 	for i := range u.Tasks {
 		t := &task{ID: taskID(u.ID, i), Unit: u.ID}
 		if d.uint()&1 != 0 {
@@ -577,6 +647,9 @@ func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
 		if d.uint() != 0 {
 			t.Checkpoint = &wu.CheckpointRef{Hash: wu.Hash(d.str()), Size: d.int(), Seq: d.uint(), Base: wu.Hash(d.str()),
 				BaseSize: d.int(), Progress: d.float(), CPUSeconds: d.float()}
+		}
+		if d.v >= 4 {
+			t.Est, t.Expect = d.int(), d.int()
 		}
 		u.Tasks[i] = t.ID
 		st.Tasks[t.ID] = t
@@ -603,4 +676,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// SnapshotSize estimates the bytes Snapshot would write now, from the
+// number of things the state holds rather than by writing it: the virtual
+// peer spaces its snapshots by it (vpeer.Sizer). Units and tasks are most of
+// a large state (about 100 and 65 bytes each); hosts go through the JSON
+// tables and sessions keep a few replies each.
+func (m *Machine) SnapshotSize() int {
+	return 96*len(m.st.Units) + 64*len(m.st.Tasks) + 512*len(m.st.Hosts) + 1024*len(m.st.Sessions)
 }

@@ -14,6 +14,8 @@ import (
 // those reported.
 func loaded(tb testing.TB, units int) *harness {
 	h := newHarness(tb)
+	h.m = New(Config{Lease: 30 * time.Second, MaxTasksPerCore: -1})
+	h.tick(0)
 	h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: "primes", Hash: wu.HashOf([]byte("app")), Size: 3}, nil))
 	for done := 0; done < units; {
 		n := min(wu.MaxUnitsPerSubmit, units-done)

@@ -49,6 +49,13 @@ type state struct {
 	// oldest first; NextOutput is the id of the last output made.
 	Outbox     []accounting.Grant `json:"outbox,omitempty"`
 	NextOutput uint64             `json:"next_output,omitempty"`
+	// AppFPOps is what a unit of each app was measured to need, in
+	// floating-point operations, for the units submitted without an
+	// estimate (capability.go).
+	AppFPOps map[string]float64 `json:"app_fpops,omitempty"`
+	// Shares finds, by the key of a computation (share.go), the unit that
+	// computes it or computed it valid.
+	Shares map[wu.Hash]string `json:"shares,omitempty"`
 
 	// For the stats site (stats.go): the last host number given, each
 	// batch's progress by name, and counts since the start.
@@ -70,18 +77,21 @@ func newState() *state {
 		Teams:    map[string]*team{},
 		AppSigs:  map[wu.Hash]string{},
 		Compare:  map[string]bool{},
+		AppFPOps: map[string]float64{},
+		Shares:   map[wu.Hash]string{},
 		Progress: map[string]*progress{},
 	}
 }
 
 type batch struct {
-	Name    string   `json:"name"`
-	App     string   `json:"app"`
-	Units   []string `json:"units"`
-	Names   []string `json:"names"` // unit names, parallel to Units
-	Pending int      `json:"pending"`
-	Valid   int      `json:"valid"`
-	Errored int      `json:"errored"`
+	Name      string   `json:"name"`
+	App       string   `json:"app"`
+	Units     []string `json:"units"`
+	Names     []string `json:"names"` // unit names, parallel to Units
+	Pending   int      `json:"pending"`
+	Valid     int      `json:"valid"`
+	Errored   int      `json:"errored"`
+	Cancelled int      `json:"cancelled,omitempty"`
 }
 
 type unit struct {
@@ -115,6 +125,12 @@ type unit struct {
 	Tolerance         wu.Tolerance    `json:"tolerance,omitzero"`
 	Agree             map[string]bool `json:"agree,omitempty"`
 	CheckpointSeconds float64         `json:"checkpoint_seconds,omitempty"`
+	// Shared results (share.go): NoShare units are computed whatever
+	// else computes the same; SharedWith is the unit whose result this one
+	// waits for or took; Followers are the units waiting for this one's.
+	NoShare    bool     `json:"no_share,omitempty"`
+	SharedWith string   `json:"shared_with,omitempty"`
+	Followers  []string `json:"followers,omitempty"`
 }
 
 type task struct {
@@ -139,15 +155,21 @@ type task struct {
 	// Checkpoint is the newest valid checkpoint of the task, from which it
 	// resumes when it goes to another host.
 	Checkpoint *wu.CheckpointRef `json:"checkpoint,omitempty"`
+	// Est is how long the task was estimated to run on its host, and
+	// Expect how long after it was sent it was expected back (its host's
+	// queue included), in milliseconds, at its benchmark speed
+	// (capability.go); 0 for a unit of unknown size.
+	Est    int64 `json:"est,omitempty"`
+	Expect int64 `json:"expect,omitempty"`
 }
 
 type host struct {
-	ID       string      `json:"id"`
-	Info     wu.HostInfo `json:"info"`
-	LastSeen time.Time   `json:"last_seen"`
-	Valid    int         `json:"valid"`
-	Invalid  int         `json:"invalid"`
-	Lost     int         `json:"lost"`
+	ID       string    `json:"id"`
+	Info     hostInfo  `json:"info"`
+	LastSeen time.Time `json:"last_seen"`
+	Valid    int       `json:"valid"`
+	Invalid  int       `json:"invalid"`
+	Lost     int       `json:"lost"`
 
 	User    string    `json:"user,omitempty"` // owner's id; "" for a host of an open project
 	NKey    string    `json:"nkey,omitempty"` // public key it authenticates with
@@ -157,9 +179,23 @@ type host struct {
 	// host's; one invalid result resets it (adaptive replication).
 	Streak int `json:"streak,omitempty"`
 
-	// For the stats site (stats.go): the host's number, its average time
-	// from being sent a task to reporting it (seconds), and its last
-	// results, oldest first.
+	// What the host was measured to do (capability.go): DCF, BOINC's
+	// duration correction factor, is the ratio of its turnaround to the
+	// estimate from its benchmark (0 for none measured yet, taken as 1);
+	// Measured how many successful results it comes from.
+	DCF      float64 `json:"dcf,omitempty"`
+	Measured int     `json:"measured,omitempty"`
+	// Given lists the input blobs of the tasks the host was given lately,
+	// newest first: the only blobs whose holding it is believed when it
+	// reports its cache.
+	Given []wu.Hash `json:"given,omitempty"`
+	// Idle: the host's last work request got fewer tasks than it asked
+	// for; it is told when work comes (WorkWaiting).
+	Idle bool `json:"idle,omitempty"`
+
+	// For the stats site (stats.go) and the scheduler: the host's number,
+	// its average time from being sent a task to reporting it (seconds),
+	// and its last results, oldest first.
 	Num        uint64   `json:"num,omitempty"`
 	Turnaround float64  `json:"turnaround,omitempty"`
 	Recent     []string `json:"recent,omitempty"`

@@ -72,9 +72,9 @@ func nameBefore(a, b nameEntry) bool {
 func (m *Machine) reindexStats() {
 	st := m.st
 	ix := &m.six
-	m.words = map[string]string{}
+	m.platforms = map[platform]*platform{}
 	for _, h := range st.Hosts {
-		h.Info = m.shared(h.Info)
+		h.Info = m.compact(h.Info.wire())
 	}
 	*ix = statsIndex{userHosts: map[string][]string{}, members: map[string]map[string]bool{}, holding: map[string][]string{}, tasks: map[wu.TaskState]int{}}
 	// Numbers for what a snapshot from before them holds: users and teams
@@ -180,22 +180,6 @@ func derivedCrossProjectID(k wu.Hash) string {
 	sum := sha256.Sum256([]byte("momonga cross-project id\x00" + string(k)))
 	return hex.EncodeToString(sum[:16])
 }
-
-// shared returns in with the strings many hosts share (OS, its version,
-// architecture, CPU vendor and model, engine) replaced by one copy of each.
-func (m *Machine) shared(in wu.HostInfo) wu.HostInfo {
-	for _, s := range []*string{&in.OS, &in.OSVersion, &in.Arch, &in.CPUVendor, &in.CPUModel, &in.Engine} {
-		if w, ok := m.words[*s]; ok {
-			*s = w
-		} else if len(m.words) < maxWords {
-			m.words[*s] = *s
-		}
-	}
-	return in
-}
-
-// maxWords bounds the shared strings, as hosts choose them.
-const maxWords = 1 << 16
 
 // numberHost gives a new host its number and indexes it.
 func (m *Machine) numberHost(h *host) {
@@ -399,7 +383,7 @@ func (m *Machine) Host(num uint64) (HostView, bool) {
 	if h == nil {
 		return HostView{}, false
 	}
-	v := HostView{Label: m.hostLabel(h), Info: h.Info, Created: h.Created, LastSeen: h.LastSeen, Valid: h.Valid, Invalid: h.Invalid,
+	v := HostView{Label: m.hostLabel(h), Info: h.Info.wire(), Created: h.Created, LastSeen: h.LastSeen, Valid: h.Valid, Invalid: h.Invalid,
 		Lost: h.Lost, Turnaround: h.Turnaround, Revoked: h.Revoked}
 	if u := m.userOf(h.User); u != nil {
 		l := m.userLabel(u)
@@ -456,7 +440,7 @@ type TeamView struct {
 	Description string
 	Founder     *Label
 	Created     time.Time
-	Members     []string // user ids, in no order: the accounting peer orders them
+	Members     int // how many users it has
 }
 
 // Team describes the team numbered num, members included.
@@ -470,11 +454,19 @@ func (m *Machine) Team(num uint64) (TeamView, bool) {
 		l := m.userLabel(f)
 		v.Founder = &l
 	}
-	v.Members = make([]string, 0, len(m.six.members[t.ID]))
-	for uid := range m.six.members[t.ID] {
-		v.Members = append(v.Members, uid)
-	}
+	v.Members = len(m.six.members[t.ID])
 	return v, true
+}
+
+// TeamMembers lists the ids of the users of the team numbered num, in no
+// order (the accounting peer orders them).
+func (m *Machine) TeamMembers(num uint64) []string {
+	members := m.six.members[byNum(m.six.teamNum, num)]
+	ids := make([]string, 0, len(members))
+	for uid := range members {
+		ids = append(ids, uid)
+	}
+	return ids
 }
 
 func teamType(t *team) int { return max(t.Type, 1) }
@@ -503,13 +495,14 @@ func (m *Machine) Search(kind int, prefix string, limit int) []Label {
 
 // BatchView is a batch's progress.
 type BatchView struct {
-	Name    string
-	App     string
-	Units   int
-	Valid   int
-	Errored int
-	Pending int
-	Created time.Time
+	Name      string
+	App       string
+	Units     int
+	Valid     int
+	Errored   int
+	Cancelled int
+	Pending   int
+	Created   time.Time
 	// Finished counts units decided per hour, the last ProgressHours hours
 	// up to Now, oldest first.
 	Finished []int
@@ -526,7 +519,7 @@ func (m *Machine) Batches() []BatchView {
 }
 
 func (m *Machine) batchView(b *batch, hours bool) BatchView {
-	v := BatchView{Name: b.Name, App: b.App, Units: len(b.Units), Valid: b.Valid, Errored: b.Errored, Pending: b.Pending, Now: m.st.Now}
+	v := BatchView{Name: b.Name, App: b.App, Units: len(b.Units), Valid: b.Valid, Errored: b.Errored, Cancelled: b.Cancelled, Pending: b.Pending, Now: m.st.Now}
 	p := m.st.Progress[b.Name]
 	if p == nil {
 		return v
@@ -616,35 +609,34 @@ type Record struct {
 	Turnround float64
 }
 
-// Records calls fn with the records of kind (0 hosts, 1 users, 2 teams)
-// numbered from `from` on, up to n of them (gaps in the numbers skipped),
-// and returns the number to continue from (0 at the end). An export reads
-// them a slice at a time, so that the scheduler is never held for long,
-// into a buffer of its own (fn must not keep r).
-func (m *Machine) Records(kind int, from uint64, n int, fn func(r *Record)) uint64 {
+// Records fills the records of kind (0 hosts, 1 users, 2 teams) numbered
+// from `from` on, up to n of them (gaps in the numbers skipped), each into
+// the record next returns, and returns the number to continue from (0 at
+// the end). An export reads them a slice at a time, so that the scheduler
+// is never held for long, into a buffer of its own: a record is written
+// where it is kept, never copied (a host's is some 400 bytes, and a
+// million of them are exported).
+func (m *Machine) Records(kind int, from uint64, n int, next func() *Record) uint64 {
 	index := [3][]string{m.six.hostNum, m.six.userNum, m.six.teamNum}[kind]
 	num := max(from, 1)
-	var r Record
 	for done := 0; num <= uint64(len(index)) && done < n; num++ {
 		id := index[num-1]
-		ok := false
 		switch kind {
 		case 0:
 			if h := m.st.Hosts[id]; h != nil {
-				r, ok = m.hostRecord(h), true
+				m.hostRecord(next(), h)
+				done++
 			}
 		case 1:
 			if u := m.st.Users[id]; u != nil {
-				r, ok = m.userRecord(u), true
+				m.userRecord(next(), u)
+				done++
 			}
 		case 2:
 			if t := m.st.Teams[id]; t != nil {
-				r, ok = m.teamRecord(t), true
+				m.teamRecord(next(), t)
+				done++
 			}
-		}
-		if ok {
-			fn(&r)
-			done++
 		}
 	}
 	if num > uint64(len(index)) {
@@ -658,16 +650,15 @@ func md5hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (m *Machine) userRecord(u *user) Record {
-	r := Record{ID: u.ID, Num: u.Num, Name: u.Name, Created: u.Created, CPID: md5hex(u.XProject + u.Email), Country: u.Country, NoExport: u.NoExport}
+func (m *Machine) userRecord(r *Record, u *user) {
+	*r = Record{ID: u.ID, Num: u.Num, Name: u.Name, Created: u.Created, CPID: md5hex(u.XProject + u.Email), Country: u.Country, NoExport: u.NoExport}
 	if t := m.teamOfUser(u); t != nil {
 		r.TeamNum = t.Num
 	}
-	return r
 }
 
-func (m *Machine) hostRecord(h *host) Record {
-	r := Record{ID: h.ID, Num: h.Num, Name: h.Info.Name, Created: h.Created, Info: h.Info, LastSeen: h.LastSeen, Turnround: h.Turnaround}
+func (m *Machine) hostRecord(r *Record, h *host) {
+	*r = Record{ID: h.ID, Num: h.Num, Name: h.Info.Name, Created: h.Created, Info: h.Info.wire(), LastSeen: h.LastSeen, Turnround: h.Turnaround}
 	own := h.Info.CPID
 	if own == "" {
 		own = md5hex("momonga host\x00" + h.ID)
@@ -677,15 +668,13 @@ func (m *Machine) hostRecord(h *host) Record {
 		r.UserNum, r.NoExport, email = u.Num, u.NoExport, u.Email
 	}
 	r.CPID = md5hex(own + email)
-	return r
 }
 
-func (m *Machine) teamRecord(t *team) Record {
-	r := Record{ID: t.ID, Num: t.Num, Name: t.Name, Created: t.Created, Country: t.Country, Type: teamType(t), URL: t.URL, Text: t.Description}
+func (m *Machine) teamRecord(r *Record, t *team) {
+	*r = Record{ID: t.ID, Num: t.Num, Name: t.Name, Created: t.Created, Country: t.Country, Type: teamType(t), URL: t.URL, Text: t.Description}
 	if f := m.userOf(t.Founder); f != nil {
 		r.UserNum, r.UserName = f.Num, f.Name
 	}
-	return r
 }
 
 // userSet changes a user's settings: named by the project's tools, or the

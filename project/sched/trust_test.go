@@ -41,11 +41,14 @@ func (h *harness) addApp(name string, pol wu.Policy) {
 	h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: name, Hash: wu.HashOf([]byte(name)), Size: 3, Signature: "manifest of " + name, Policy: pol}, nil))
 }
 
+// submitUnits submits n units of distinct computations (their args are
+// numbered across the harness's submissions).
 func (h *harness) submitUnits(app, batch string, n int, fpops float64) {
 	h.t.Helper()
 	spec := wu.Submit{V: 1, Batch: batch, App: app}
 	for i := 0; i < n; i++ {
-		spec.Units = append(spec.Units, wu.UnitSpec{Args: []string{fmt.Sprint(i)}, FPOps: fpops})
+		h.computations++
+		spec.Units = append(spec.Units, wu.UnitSpec{Args: []string{fmt.Sprint(h.computations)}, FPOps: fpops})
 	}
 	h.must(h.req("adm:test", wu.OpSubmit, spec, nil))
 }

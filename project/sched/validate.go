@@ -179,6 +179,7 @@ func (m *Machine) validated(t *task, g float64, verified bool) {
 	if verified {
 		h.Streak++
 	}
+	m.rank(h)
 	m.grant(t, h, g)
 }
 
@@ -188,6 +189,7 @@ func (m *Machine) invalidate(t *task) {
 	if h := m.st.Hosts[t.Host]; h != nil {
 		h.Invalid++
 		h.Streak = 0
+		m.rank(h)
 	}
 }
 

@@ -25,7 +25,8 @@ type BOINC struct {
 	URL string
 	// Dir holds the code-signing key (made here if missing), the secret,
 	// the staged uploads and, unless AppsDir says otherwise, the runners
-	// (boinc.RunnerFile) in DIR/boinc-apps.
+	// (boinc.RunnerFile) in DIR/boinc-apps; without that directory they
+	// are taken from PackagedBOINCApps.
 	Dir     string
 	AppsDir string
 	// AllowAccountCreation lets BOINC's attach wizard make accounts.
@@ -71,10 +72,7 @@ func (s *Server) serveBOINC(uploads *blobs.Uploads) error {
 	if err != nil {
 		return err
 	}
-	appsDir := b.AppsDir
-	if appsDir == "" {
-		appsDir = filepath.Join(b.Dir, "boinc-apps")
-	}
+	appsDir := boincAppsDir(b, PackagedBOINCApps)
 	runners, err := boinc.LoadRunners(appsDir)
 	if err != nil {
 		return err
@@ -101,6 +99,23 @@ func (s *Server) serveBOINC(uploads *blobs.Uploads) error {
 	s.boincHTTP = &http.Server{Handler: side, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.boincHTTP.Serve(ln) }()
 	return nil
+}
+
+// PackagedBOINCApps is where the momonga-project package installs the
+// runners (installers.BOINCAppsDir).
+const PackagedBOINCApps = "/usr/lib/momonga-project/boinc-apps"
+
+// boincAppsDir is where the runners are: the directory named, else
+// DIR/boinc-apps, else, when that does not exist, the package's.
+func boincAppsDir(b BOINC, packaged string) string {
+	if b.AppsDir != "" {
+		return b.AppsDir
+	}
+	dir := filepath.Join(b.Dir, "boinc-apps")
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return packaged
+	}
+	return dir
 }
 
 // BOINCURL is the master URL BOINC clients attach to, or "" when the BOINC

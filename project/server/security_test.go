@@ -451,3 +451,55 @@ func TestAttachedHostsComputeWithSignedApps(t *testing.T) {
 		t.Fatalf("accounts after a valid result: %+v %v", acc, err)
 	}
 }
+
+// TestIdleHostsHearOfWorkAtOnce: hosts whose work requests found nothing
+// are told on their own push inbox, across the accounts of a secured
+// project, as soon as work is submitted; each hears only its own.
+func TestIdleHostsHearOfWorkAtOnce(t *testing.T) {
+	p := startSecure(t, Trust{})
+	ctx := context.Background()
+	if _, err := p.adm.AddApp(ctx, "primes", apps.Primes, signed(apps.Primes), wu.Policy{Replication: 1, Quorum: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := p.attach("ann"), p.attach("bob")
+	pushed := map[string]chan time.Time{a.id: make(chan time.Time, 4), b.id: make(chan time.Time, 4)}
+	for _, h := range []host{a, b} {
+		nc := p.mustConnect(h, nil)
+		if _, err := nc.Subscribe(wu.PushSubject(h.id), func(*nats.Msg) { pushed[h.id] <- time.Now() }); err != nil {
+			t.Fatal(err)
+		}
+		if err := hello(nc, h.id); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := nc.Request(wu.VolunteerSubject(h.id, wu.OpWork), wu.Encode(wu.WorkRequest{V: 1, Seq: 100, Slots: 1}), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var work wu.WorkReply
+		if err := json.Unmarshal(msg.Data, &work); err != nil || len(work.Assignments) != 0 {
+			t.Fatalf("work from an empty project: %s %v", msg.Data, err)
+		}
+	}
+	submitted := time.Now()
+	if _, err := p.adm.Submit(ctx, wu.Submit{Batch: "b", App: "primes", Units: []wu.UnitSpec{{Args: []string{"0", "10"}}, {Args: []string{"10", "20"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for id, c := range pushed {
+		select {
+		case at := <-c:
+			t.Logf("%s told of work %v after the submission", id, at.Sub(submitted))
+			if at.Sub(submitted) > time.Second {
+				t.Errorf("%s was told %v after the submission, want within a second", id, at.Sub(submitted))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s, idle, was not told of the work submitted", id)
+		}
+	}
+	for id, c := range pushed {
+		select {
+		case <-c:
+			t.Errorf("%s was told twice", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

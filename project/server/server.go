@@ -93,7 +93,16 @@ type Config struct {
 	// SnapshotEvery is how many log records apart snapshots are taken
 	// (default 10,000).
 	SnapshotEvery uint64
-	Logger        *slog.Logger
+	// SnapshotSpacing spaces them further as the state grows: one record
+	// more for each so many bytes of it (default 256; negative: none). A
+	// scheduler of 200,000 tasks snapshots every 80,000 records or so,
+	// since encoding its state holds up applying (vpeer.MemberConfig).
+	SnapshotSpacing int
+	// Batch is how the gateway groups the requests arriving together into
+	// records of the scheduler's log (gateway.Batching; its defaults when
+	// zero).
+	Batch  gateway.Batching
+	Logger *slog.Logger
 	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
 	BOINC BOINC
 
@@ -214,6 +223,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10_000
 	}
+	switch {
+	case cfg.SnapshotSpacing == 0:
+		cfg.SnapshotSpacing = 256
+	case cfg.SnapshotSpacing < 0:
+		cfg.SnapshotSpacing = 0
+	}
 	cfg.Trust = cfg.Trust.withDefaults()
 	if cfg.SigningKey != nil {
 		cfg.Sched.SigningKey = wu.FormatPublicKey(cfg.SigningKey)
@@ -284,7 +299,7 @@ func (s *Server) openPeer(ctx context.Context, js jetstream.JetStream, name stri
 	*log = a.Log.Logged(s.cfg.Logger.With("part", "vpeer", "group", name), 0).Origin(gc.Process)
 	gc.Name, gc.Size, gc.Capacity = name, spec.Size, s.cfg.Members
 	gc.Registry, gc.Log, gc.Snapshots, gc.Reply = a.Registry, *log, a.Snapshots, s.nc.Publish
-	gc.SnapshotEvery, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, s.cfg.Heartbeat, s.cfg.Lapse
+	gc.SnapshotEvery, gc.SnapshotSpacing, gc.Heartbeat, gc.Lapse = s.cfg.SnapshotEvery, uint64(s.cfg.SnapshotSpacing), s.cfg.Heartbeat, s.cfg.Lapse
 	gc.Logger = s.cfg.Logger.With("part", "vpeer")
 	*group, err = vpeer.NewGroup(gc)
 	return spec, err
@@ -330,6 +345,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Acct:             jetlog.Requests{Log: s.acctLog, NC: s.nc},
 		Blobs:            s.store,
 		ValidateInterval: s.cfg.ValidateInterval,
+		Notifier:         pusher{s.nc},
 		Now:              s.cfg.Now,
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
@@ -405,6 +421,7 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 		SigningKey: s.cfg.SigningKey,
 		Limiter:    gateway.NewRateLimiter(s.cfg.HostRate, s.cfg.HostBurst, s.cfg.FloodAfter, s.cfg.Now),
 		OnFlood:    s.throttle,
+		Batch:      s.cfg.Batch,
 		Logger:     s.cfg.Logger.With("part", "gateway"),
 	})
 	if err := s.gw.Subscribe(runCtx, s.nc); err != nil {
@@ -527,5 +544,15 @@ func (s *Server) shutdown() {
 		s.ns.LameDuckShutdown()
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
+	}
+}
+
+// pusher tells idle hosts that work waits for them.
+type pusher struct{ nc *nats.Conn }
+
+func (p pusher) WorkWaiting(hosts []string) {
+	for _, h := range hosts {
+		// Best effort: a host that does not hear polls.
+		_ = p.nc.Publish(wu.PushSubject(h), nil)
 	}
 }

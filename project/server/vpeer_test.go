@@ -55,7 +55,7 @@ func startProject(t *testing.T, members, units int) *project {
 	cfg.Members = members
 	cfg.Heartbeat, cfg.Lapse, cfg.TickInterval = testHeartbeat, testLapse, 50*time.Millisecond
 	// Snapshots often, so that replacements restore one.
-	cfg.SnapshotEvery = 40
+	cfg.SnapshotEvery, cfg.SnapshotSpacing = 40, -1
 	cfg.Logger = vpeertest.TestLogger(t)
 	cfg.Trust = Trust{Open: true, SigningKey: testKey.Public().(ed25519.PublicKey)}
 	srv, err := Start(ctx, cfg)

@@ -70,7 +70,7 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 	for _, t := range []struct {
 		kind  Kind
 		file  string
-		write func(w *bufio.Writer, r Record)
+		write func(w *bufio.Writer, r *Record)
 		count *int
 	}{
 		{Users, "user.gz", writeUser, &sum.Users},
@@ -86,7 +86,8 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 				if err != nil {
 					return err
 				}
-				for _, r := range recs {
+				for i := range recs {
+					r := &recs[i]
 					if !(r.Credit > 0) || t.kind == Hosts && r.UserNum == 0 {
 						continue
 					}
@@ -158,7 +159,7 @@ func writeGzip(create func(string) (io.WriteCloser, error), name, root string, b
 
 // The writers below follow db_dump's layout, indentation included.
 
-func writeUser(w *bufio.Writer, r Record) {
+func writeUser(w *bufio.Writer, r *Record) {
 	w.WriteString("<user>\n")
 	elemNum(w, " ", "id", int64(r.Num))
 	elemText(w, " ", "name", r.Name)
@@ -176,7 +177,7 @@ func writeUser(w *bufio.Writer, r Record) {
 	w.WriteString("</user>\n")
 }
 
-func writeTeam(w *bufio.Writer, r Record) {
+func writeTeam(w *bufio.Writer, r *Record) {
 	w.WriteString("<team>\n")
 	elemNum(w, " ", "id", int64(r.Num))
 	elemNum(w, " ", "type", int64(r.Type))
@@ -199,8 +200,8 @@ func writeTeam(w *bufio.Writer, r Record) {
 	w.WriteString("</team>\n")
 }
 
-func writeHost(w *bufio.Writer, r Record) {
-	in := r.Info
+func writeHost(w *bufio.Writer, r *Record) {
+	in := &r.Info
 	w.WriteString("<host>\n")
 	elemNum(w, "    ", "id", int64(r.Num))
 	elemNum(w, "    ", "userid", int64(r.UserNum))
@@ -236,7 +237,7 @@ func writeHost(w *bufio.Writer, r Record) {
 // misc is db_dump's free-form host field: here what momonga measures that
 // BOINC has no element for. Only digits, letters and a few marks, so that
 // it cannot end its CDATA section.
-func misc(r Record) string {
+func misc(r *Record) string {
 	arch := strings.Map(func(c rune) rune {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
 			return c

@@ -186,11 +186,11 @@ var pages = map[string]string{
 <div class="card"><b data-k="users">{{num .Users}}</b><span>users credited</span></div>
 </div>
 <h2>Credit per day</h2>{{history "Credit granted per day, last 30 days" .Daily}}
-<h2>Batches</h2><div class="scroll"><table><tr><th>Batch</th><th>App</th><th>Progress</th><th class="n">Units</th><th class="n">Valid</th><th class="n">Error</th><th class="n">Pending</th></tr>
+<h2>Batches</h2><div class="scroll"><table><tr><th>Batch</th><th>App</th><th>Progress</th><th class="n">Units</th><th class="n">Valid</th><th class="n">Error</th><th class="n">Cancelled</th><th class="n">Pending</th></tr>
 {{range .Batches}}<tr><td><a href="/batches/{{.Name}}">{{.Name}}</a></td><td>{{.App}}</td>
 <td><span class="bar-out" role="img" aria-label="{{pct .Valid .Units}}% valid"><span class="bar-in" style="width:{{pct .Valid .Units}}%"></span></span> {{pct .Valid .Units}}%</td>
-<td class="n">{{num .Units}}</td><td class="n">{{num .Valid}}</td><td class="n">{{num .Errored}}</td><td class="n">{{num .Pending}}</td></tr>
-{{else}}<tr><td colspan="7" class="mute">No batches yet.</td></tr>{{end}}</table></div>
+<td class="n">{{num .Units}}</td><td class="n">{{num .Valid}}</td><td class="n">{{num .Errored}}</td><td class="n">{{num .Cancelled}}</td><td class="n">{{num .Pending}}</td></tr>
+{{else}}<tr><td colspan="8" class="mute">No batches yet.</td></tr>{{end}}</table></div>
 <p class="mute">Scheduler time {{date .Now}}.</p>{{end}}`,
 
 	"board": `{{define "title"}}{{kindName .Kind}} by {{if eq .By "rac"}}recent average credit{{else}}total credit{{end}}{{end}}{{define "content"}}<h1>{{kindName .Kind}}</h1>
@@ -228,8 +228,8 @@ var pages = map[string]string{
 
 	"apps": `{{define "title"}}Apps{{end}}{{define "content"}}<h1>Apps</h1>
 {{range .Apps}}<h2>{{.Name}}</h2><p class="mute">sha-256 {{.Hash}}, {{bytes .Size}}, published {{date .Added}}; replication {{.Replication}}, quorum {{.Quorum}}{{if .Adaptive}}, adaptive{{end}}.</p>
-<div class="scroll"><table><tr><th>Batch</th><th class="n">Units</th><th class="n">Valid</th><th class="n">Error</th><th class="n">Pending</th></tr>
-{{range .Batches}}<tr><td><a href="/batches/{{.Name}}">{{.Name}}</a></td><td class="n">{{num .Units}}</td><td class="n">{{num .Valid}}</td><td class="n">{{num .Errored}}</td><td class="n">{{num .Pending}}</td></tr>{{else}}<tr><td colspan="5" class="mute">No batches.</td></tr>{{end}}</table></div>
+<div class="scroll"><table><tr><th>Batch</th><th class="n">Units</th><th class="n">Valid</th><th class="n">Error</th><th class="n">Cancelled</th><th class="n">Pending</th></tr>
+{{range .Batches}}<tr><td><a href="/batches/{{.Name}}">{{.Name}}</a></td><td class="n">{{num .Units}}</td><td class="n">{{num .Valid}}</td><td class="n">{{num .Errored}}</td><td class="n">{{num .Cancelled}}</td><td class="n">{{num .Pending}}</td></tr>{{else}}<tr><td colspan="6" class="mute">No batches.</td></tr>{{end}}</table></div>
 {{else}}<p>No apps yet.</p>{{end}}{{end}}`,
 
 	"batch": `{{define "title"}}Batch {{.Name}}{{end}}{{define "content"}}<h1>Batch {{.Name}}</h1>
@@ -238,6 +238,7 @@ var pages = map[string]string{
 <div class="card"><b data-k="units">{{num .Units}}</b><span>work units</span></div>
 <div class="card"><b data-k="valid">{{num .Valid}}</b><span>valid</span></div>
 <div class="card"><b data-k="errored">{{num .Errored}}</b><span>in error</span></div>
+{{if .Cancelled}}<div class="card"><b data-k="cancelled">{{num .Cancelled}}</b><span>cancelled</span></div>{{end}}
 <div class="card"><b data-k="pending">{{num .Pending}}</b><span>pending</span></div>
 <div class="card"><b data-k="units_per_hour">{{printf "%.1f" .PerHour}}</b><span>units per hour (last day)</span></div>
 <div class="card"><b>{{if .ETASeconds}}{{seconds .ETASeconds}}{{else if eq .Pending 0}}done{{else}}–{{end}}</b><span>time to finish</span></div>

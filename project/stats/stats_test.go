@@ -69,7 +69,7 @@ func (f fake) check() {
 func (f fake) Overview(context.Context) (Overview, error) {
 	f.check()
 	return Overview{Project: hostile, Now: now, FLOPS: 2.5e12, ActiveHosts: 3, ActiveUsers: 2, Hosts: 4, Users: 2, Teams: 1, TotalCredit: 5000.75,
-		Daily: []Point{{"2026-02-28", 10}, {"2026-03-01", 20}}, Batches: []BatchSummary{{Name: "b1", App: "mandel", Units: 10, Valid: 4, Pending: 6}}}, nil
+		Daily: []Point{{"2026-02-28", 10}, {"2026-03-01", 20}}, Batches: []BatchSummary{{Name: "b1", App: "mandel", Units: 10, Valid: 4, Pending: 6}, {Name: "b2", App: "primes", Units: 10, Valid: 3, Cancelled: 7}}}, nil
 }
 
 func (f fake) Board(_ context.Context, k Kind, by Order, offset, limit int) (Board, error) {
@@ -163,7 +163,9 @@ func TestPagesShowTheirAPIDocument(t *testing.T) {
 		page, api string
 		want      []string
 	}{
-		{"/", "/api/v1/overview", []string{"2.5TFLOPS", "5,000.75", ">3<", "/batches/b1"}},
+		{"/", "/api/v1/overview", []string{"2.5TFLOPS", "5,000.75", ">3<", "/batches/b1",
+			// b2's 7 units cancelled, beside its valid, errored and pending.
+			"<th class=\"n\">Cancelled</th>", `<td class="n">3</td><td class="n">0</td><td class="n">7</td><td class="n">0</td>`}},
 		{"/users?page=2", "/api/v1/users?offset=50&limit=50", []string{">51<", "/users/51", "950.00", "page 2 of 3"}},
 		{"/hosts?by=rac", "/api/v1/hosts?by=rac", []string{"by recent average credit", "/users/1"}},
 		{"/users/1", "/api/v1/users/1", []string{"1,234.50", "#1", "#2", "/teams/1", "/hosts/3"}},

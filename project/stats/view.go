@@ -103,7 +103,9 @@ type BatchSummary struct {
 	Units   int    `json:"units"`
 	Valid   int    `json:"valid"`
 	Errored int    `json:"errored"`
-	Pending int    `json:"pending"`
+	// Cancelled units were stopped by the project (momonga-project cancel).
+	Cancelled int `json:"cancelled"`
+	Pending   int `json:"pending"`
 }
 
 // Entry is one line of a leaderboard or of a list of accounts.

@@ -71,6 +71,9 @@ type Flags struct {
 	ArgsGiven bool
 	// Inputs are files, one unit each, the file's content its stdin.
 	Inputs []string
+	// NoShare computes the batch's units even where the project computes
+	// or computed the same for another unit (Submit.NoShare).
+	NoShare Setting[bool]
 }
 
 // Merge merges the spec and the command line into the batch to submit,
@@ -87,6 +90,7 @@ func (f File) Merge(fl Flags, now time.Time) (wu.Submit, error) {
 	s.Quorum = fl.Quorum.over(s.Quorum)
 	s.DeadlineSeconds = Setting[float64]{fl.Deadline.Value.Seconds(), fl.Deadline.Given}.over(s.DeadlineSeconds)
 	s.CheckpointSeconds = Setting[float64]{fl.Checkpoint.Value.Seconds(), fl.Checkpoint.Given}.over(s.CheckpointSeconds)
+	s.NoShare = fl.NoShare.over(s.NoShare)
 	if s.App == "" {
 		return s, errors.New("name the app with --app (or in --spec)")
 	}

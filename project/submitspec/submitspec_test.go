@@ -91,6 +91,19 @@ func TestMergeGivenFlagsWinDefaultsFillIn(t *testing.T) {
 	if _, err := (File{}).Merge(defaults(), now); err == nil || !strings.Contains(err.Error(), "--app") {
 		t.Errorf("no app: %v", err)
 	}
+
+	// --no-share, or no_share in the spec, opts the batch out of shared
+	// results.
+	fl = defaults()
+	fl.NoShare = Setting[bool]{true, true}
+	if s, err = spec.Merge(fl, now); err != nil || !s.NoShare {
+		t.Errorf("--no-share: %+v %v", s, err)
+	}
+	opted := spec
+	opted.NoShare = true
+	if s, err = opted.Merge(defaults(), now); err != nil || !s.NoShare {
+		t.Errorf("no_share in the spec: %+v %v", s, err)
+	}
 }
 
 // store is a blob store for WorkUnits' uploads.

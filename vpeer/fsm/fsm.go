@@ -49,3 +49,12 @@ type Emitter interface {
 	StateMachine
 	Outputs() []any
 }
+
+// A Sizer is a StateMachine that tells about how many bytes its Snapshot
+// would write now, without writing it: a virtual peer spaces its snapshots
+// by it (vpeer.MemberConfig.SnapshotSpacing). It must be cheap, and
+// deterministic like the snapshot itself.
+type Sizer interface {
+	StateMachine
+	SnapshotSize() int
+}

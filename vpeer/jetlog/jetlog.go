@@ -7,7 +7,9 @@
 // A record is one message on the stream's subject: the payload is the
 // message data, Record.ID the Nats-Msg-Id header (so the stream drops
 // duplicates within its duplicate window), and ReplyTo, Tick and Snapshot
-// travel in the Vpeer-Reply-To, Vpeer-Tick and Vpeer-Snapshot headers.
+// travel in the Vpeer-Reply-To, Vpeer-Tick and Vpeer-Snapshot headers. A
+// batched record (Record.Batch) has the Vpeer-Batch header, and its
+// requests framed in the data (batch.go).
 //
 // The package is vpeer's JetStream adapter as a whole: besides the log it
 // keeps snapshots in an object store (Snapshots), membership and the lease in
@@ -38,6 +40,7 @@ const (
 	HeaderReplyTo  = "Vpeer-Reply-To" // where the reply goes
 	HeaderTick     = "Vpeer-Tick"     // tick time in unix nanoseconds, decimal
 	HeaderSnapshot = "Vpeer-Snapshot" // "1" on a snapshot point
+	HeaderBatch    = "Vpeer-Batch"    // the batch format, "1", on a batched record
 	// HeaderOrigin names the process that appended the record (Origin), so
 	// that an audit of the log can tell who acted when: which lease holder
 	// appended a tick, for one. Members ignore it.
@@ -210,6 +213,10 @@ func (p *PendingAppend) Wait(ctx context.Context) (uint64, error) {
 
 func (l *Log) message(r vpeer.Record) *nats.Msg {
 	m := &nats.Msg{Subject: l.subject, Data: r.Payload, Header: make(nats.Header, 3)}
+	if len(r.Batch) > 0 {
+		m.Data = encodeBatch(r.Batch)
+		m.Header[HeaderBatch] = []string{batchFormat}
+	}
 	if r.ID != "" {
 		m.Header[jetstream.MsgIDHeader] = []string{r.ID}
 	}
@@ -417,6 +424,19 @@ func record(seq uint64, h nats.Header, data []byte) vpeer.Record {
 		r.Snapshot = true
 	default:
 		r.Err = fmt.Errorf("record %d: %s header %q", r.Seq, HeaderSnapshot, v)
+		return r
+	}
+	switch v := h.Get(HeaderBatch); v {
+	case "":
+	case batchFormat:
+		b, err := decodeBatch(r.Payload)
+		if err != nil {
+			r.Err = fmt.Errorf("record %d: %w", r.Seq, err)
+			return r
+		}
+		r.Batch, r.Payload = b, nil
+	default:
+		r.Err = fmt.Errorf("record %d: %s header %q: a batch format this member does not read", r.Seq, HeaderBatch, v)
 	}
 	return r
 }

@@ -105,8 +105,12 @@ func TestLog(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		var want []vpeer.Record
 		for i := range 20 {
 			r := vpeer.Record{Payload: fmt.Appendf(nil, "record %d", i)}
-			if i == 18 {
+			switch i {
+			case 18:
 				r = vpeer.Record{Snapshot: true}
+			case 5, 6, 17:
+				r.Payload = nil
+				r.Batch = []vpeer.Request{{ReplyTo: "a." + fmt.Sprint(i), Payload: []byte("first")}, {Payload: []byte{}}, {ReplyTo: "c", Payload: []byte{0, 1, 2}}}
 			}
 			switch i % 4 {
 			case 1:
@@ -293,8 +297,14 @@ func sameRecords(t *testing.T, got, want []vpeer.Record) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Snapshot != w.Snapshot || g.Term != w.Term || g.Err != nil {
+		if g.Seq != w.Seq || g.ID != w.ID || g.ReplyTo != w.ReplyTo || !g.Tick.Equal(w.Tick) || !bytes.Equal(g.Payload, w.Payload) || g.Snapshot != w.Snapshot || g.Term != w.Term || g.Err != nil ||
+			len(g.Batch) != len(w.Batch) {
 			t.Fatalf("record %d = %+v, want %+v", i, g, w)
+		}
+		for j := range w.Batch {
+			if g.Batch[j].ReplyTo != w.Batch[j].ReplyTo || !bytes.Equal(g.Batch[j].Payload, w.Batch[j].Payload) {
+				t.Fatalf("record %d, request %d = %+v, want %+v", i, j, g.Batch[j], w.Batch[j])
+			}
 		}
 	}
 }

@@ -221,6 +221,39 @@ func TestMember(t *testing.T, newLog func(t *testing.T) vpeer.Log) {
 		}
 	})
 
+	t.Run("BatchAppliedInOrder", func(t *testing.T) {
+		l := newLog(t)
+		var (
+			mu   sync.Mutex
+			outs []string
+		)
+		m := StartMember(t, vpeer.MemberConfig{Log: l, Outputs: func(seq uint64, o []any) {
+			mu.Lock()
+			defer mu.Unlock()
+			outs = append(outs, fmt.Sprintf("%d:%v", seq, o))
+		}})
+		WaitReady(t, m)
+		Append(t, l, vpeer.Record{ReplyTo: "r.0", Payload: []byte("add x 1")})
+		seq := Append(t, l, vpeer.Record{Batch: []vpeer.Request{
+			{ReplyTo: "r.1", Payload: []byte("add x 2")},
+			{Payload: []byte("set y 5")}, // no reply subject: no reply
+			{ReplyTo: "r.3", Payload: []byte("set x 10")},
+			{ReplyTo: "r.4", Payload: []byte("get x")},
+		}})
+		last := Append(t, l, vpeer.Record{ReplyTo: "r.5", Payload: []byte("add x 1")})
+		WaitApplied(t, m, last)
+		want := []Reply{{"r.0", "1"}, {"r.1", "3"}, {"r.3", "ok"}, {"r.4", "10"}, {"r.5", "11"}}
+		if got := m.Replies.All(); !slices.Equal(got, want) {
+			t.Fatalf("replies = %v, want %v", got, want)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// The outputs of a batch's requests, handed on once, for the record.
+		if want := []string{fmt.Sprintf("%d:[{y 5} {x 10}]", seq)}; !slices.Equal(outs, want) {
+			t.Fatalf("outputs %v, want %v", outs, want)
+		}
+	})
+
 	t.Run("RepliesOnlyForNewRecords", func(t *testing.T) {
 		l := newLog(t)
 		var old uint64

@@ -76,6 +76,11 @@ func (l *List[T]) Insert(v T) bool {
 	if i < len(c) && !l.less(v, c[i]) {
 		return false
 	}
+	if len(c) == cap(c) {
+		// Grow no further than a chunk can hold: append's doubling
+		// would leave most of a split chunk's array unused.
+		c = append(make([]T, 0, min(2*cap(c), chunkSize+1)), c...)
+	}
 	var zero T
 	c = append(c, zero)
 	copy(c[i+1:], c[i:])
@@ -85,10 +90,12 @@ func (l *List[T]) Insert(v T) bool {
 		l.chunks[ci] = c
 		return true
 	}
+	// Each half in an array of its own with room to grow by half, so a
+	// list's arrays stay about three quarters full.
 	half := len(c) / 2
-	right := append(make([]T, 0, chunkSize/2+1), c[half:]...)
-	clear(c[half:])
-	l.chunks[ci] = c[:half]
+	left := append(make([]T, 0, chunkSize*3/4), c[:half]...)
+	right := append(make([]T, 0, chunkSize*3/4), c[half:]...)
+	l.chunks[ci] = left
 	l.chunks = slices.Insert(l.chunks, ci+1, right)
 	return true
 }

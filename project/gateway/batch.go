@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/momonga-project/momonga/vpeer"
+)
+
+// Batching groups the requests that arrive together into one record of the
+// scheduler's log (vpeer.Record.Batch): one append, one record for every
+// member to read, for many requests, each still applied on its own and
+// answered at its own inbox. A request goes out at once while fewer than
+// InFlight appends are in flight, so an idle log costs it nothing; while
+// they are, it waits for the next of them to finish, for Wait at most, or
+// until Max requests or Bytes of them are waiting.
+type Batching struct {
+	Max      int           // requests in one record; default 64, 1 for none
+	Bytes    int           // bytes of the requests in one record; default 256 KiB
+	Wait     time.Duration // longest a request waits for others; default 2 ms
+	InFlight int           // appends in flight before requests wait; default 1
+}
+
+func (b Batching) withDefaults() Batching {
+	if b.Max <= 0 {
+		b.Max = 64
+	}
+	if b.Bytes <= 0 {
+		b.Bytes = 256 << 10
+	}
+	if b.Wait <= 0 {
+		b.Wait = 2 * time.Millisecond
+	}
+	if b.InFlight <= 0 {
+		b.InFlight = 1
+	}
+	return b
+}
+
+// appendTimeout bounds one append of a batch, whose requesters may have
+// stopped waiting: the record may still be stored, and then answered.
+const appendTimeout = 30 * time.Second
+
+// batcher groups requests into records and appends them (Batching).
+type batcher struct {
+	log Log
+	cfg Batching
+	id  string // names this gateway's batched records, for the log's de-duplication
+
+	mu       sync.Mutex
+	open     *group // the requests waiting to go out together
+	inflight int
+	records  uint64 // batched records made
+	wg       sync.WaitGroup
+}
+
+// group is the requests of one record, and how its append went.
+type group struct {
+	recs  []vpeer.Record
+	bytes int
+	timer *time.Timer
+	done  chan struct{} // closed when the append has returned
+	err   error
+}
+
+func newBatcher(log Log, cfg Batching) *batcher {
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	return &batcher{log: log, cfg: cfg.withDefaults(), id: "gw-" + hex.EncodeToString(id[:])}
+}
+
+// append puts rec in the log, alone or with others, and returns when that
+// record is stored or could not be. rec is a request: a payload and a reply
+// subject, and an ID kept when it goes alone.
+func (b *batcher) append(ctx context.Context, rec vpeer.Record) error {
+	b.mu.Lock()
+	if b.open != nil && b.open.bytes+len(rec.Payload) > b.cfg.Bytes {
+		b.flushLocked()
+	}
+	g := b.open
+	if g == nil {
+		g = &group{done: make(chan struct{})}
+		b.open = g
+	}
+	g.recs = append(g.recs, rec)
+	g.bytes += len(rec.Payload)
+	switch {
+	case b.inflight < b.cfg.InFlight || len(g.recs) >= b.cfg.Max || g.bytes >= b.cfg.Bytes:
+		b.flushLocked()
+	case len(g.recs) == 1:
+		g.timer = time.AfterFunc(b.cfg.Wait, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.open == g {
+				b.flushLocked()
+			}
+		})
+	}
+	b.mu.Unlock()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flushLocked appends the open group as one record, in a goroutine of its
+// own; when that append returns, the group that gathered meanwhile goes.
+func (b *batcher) flushLocked() {
+	g := b.open
+	b.open = nil
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	rec := g.recs[0]
+	if len(g.recs) > 1 {
+		b.records++
+		rec = vpeer.Record{ID: b.id + "." + strconv.FormatUint(b.records, 10), Batch: make([]vpeer.Request, len(g.recs))}
+		for i, r := range g.recs {
+			rec.Batch[i] = vpeer.Request{ReplyTo: r.ReplyTo, Payload: r.Payload}
+		}
+	}
+	b.inflight++
+	b.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		_, err := b.log.Append(ctx, rec)
+		cancel()
+		if errors.Is(err, vpeer.ErrDuplicate) {
+			// This very record was stored before: by an earlier try of
+			// the publish.
+			err = nil
+		}
+		g.err = err
+		close(g.done)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.inflight--
+		if b.open != nil && b.inflight < b.cfg.InFlight {
+			b.flushLocked()
+		}
+	})
+}
+
+// wait waits for the appends in flight.
+func (b *batcher) wait() { b.wg.Wait() }
