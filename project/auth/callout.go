@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -42,9 +43,9 @@ type ServiceConfig struct {
 // Service is the auth callout: it answers the server's authorisation
 // requests for every connection that is not the project's own.
 type Service struct {
-	cfg ServiceConfig
-	sub *nats.Subscription
-	own *nats.Conn // the connection StartCallout made, closed with the Service
+	cfg  ServiceConfig
+	subs []*nats.Subscription
+	own  *nats.Conn // the connection StartCallout made, closed with the Service
 
 	mu        sync.Mutex
 	throttled map[string]time.Time // host id → refused until
@@ -62,11 +63,17 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	s := &Service{cfg: cfg, throttled: map[string]time.Time{}}
 	// A queue group: in a cluster each server asks the callout of its own
 	// process, which keeps the host accounts in that server's resolver.
-	sub, err := nc.QueueSubscribe(natsserver.AuthCalloutSubject, "auth", s.handle)
-	if err != nil {
-		return nil, fmt.Errorf("auth callout: %w", err)
+	// A subscription's messages are handled one at a time; one per core
+	// in the group answers as many at once as the machine can, and no
+	// more, when thousands of hosts reconnect together.
+	for range runtime.GOMAXPROCS(0) {
+		sub, err := nc.QueueSubscribe(natsserver.AuthCalloutSubject, "auth", s.handle)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("auth callout: %w", err)
+		}
+		s.subs = append(s.subs, sub)
 	}
-	s.sub = sub
 	return s, nc.Flush()
 }
 
@@ -94,7 +101,9 @@ func (a *Authority) StartCallout(ns *natsserver.Server, cfg ServiceConfig) (*Ser
 
 // Close stops answering.
 func (s *Service) Close() {
-	_ = s.sub.Unsubscribe()
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
 	if s.own != nil {
 		s.own.Close()
 	}
@@ -126,6 +135,15 @@ func (s *Service) handle(msg *nats.Msg) {
 	req, err := jwt.DecodeAuthorizationRequestClaims(string(msg.Data))
 	if err != nil {
 		s.cfg.Logger.Warn("auth callout: malformed request", "err", err)
+		return
+	}
+	// The server gives up on a request after its auth time-out and closes
+	// the connection, which the client opens again. In a reconnection
+	// storm answering requests nobody waits for any more would only delay
+	// those still waited for. Expires is in whole seconds of the server's
+	// own wall clock.
+	if req.Expires != 0 && time.Now().Unix() > req.Expires {
+		s.cfg.Logger.Debug("auth callout: request expired before it was answered", "client", req.ClientInformation.Host)
 		return
 	}
 	resp := jwt.NewAuthorizationResponseClaims(req.UserNkey)

@@ -203,7 +203,8 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 // watchOthers sends the project's tools' requests (a status) one after
 // the other from start until the returned function is called, which
 // returns the longest any of them waited, counting from start for the
-// first (the server is down then, for everyone).
+// first (the server is down then, for everyone), and up to the end for
+// one still waiting.
 func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) func() time.Duration {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan time.Duration, 1)
@@ -223,7 +224,10 @@ func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) func()
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		done <- worst
+		// A request still unanswered at the end has waited since sent:
+		// when none was answered during the whole storm, that is the
+		// figure, not zero.
+		done <- max(worst, time.Since(sent))
 	}()
 	return func() time.Duration { cancel(); return <-done }
 }

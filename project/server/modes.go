@@ -137,6 +137,19 @@ func (e embedded) connect(s *Server) error {
 		StoreDir:   filepath.Join(e.dataDir, "jetstream"),
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
+		// Volunteers are let in only once the project can answer them
+		// (Server.listen): after a restart thousands reconnect at once,
+		// and each connection that comes before the auth callout is
+		// subscribed waits for the callout's time-out while starving the
+		// start-up of the CPU it needs. A cluster's routes wait for the
+		// client listener, so a cluster member listens from the start.
+		DontListen: e.cluster == nil,
+		// Shutdown goes through lame duck mode (Server.shutdown), which
+		// need not spread the clients' closing over minutes: the project
+		// is stopping, and the clients' reconnect jitter spreads the
+		// storm when it comes back.
+		LameDuckDuration:    200 * time.Millisecond,
+		LameDuckGracePeriod: time.Millisecond,
 	}
 	if err := s.secureOptions(opts, e.dataDir); err != nil {
 		return err
@@ -154,6 +167,7 @@ func (e embedded) connect(s *Server) error {
 		return fmt.Errorf("nats server: %w", err)
 	}
 	s.ns = ns
+	s.listenLater = opts.DontListen
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		return fmt.Errorf("nats server did not start listening on %s", listen)

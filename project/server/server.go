@@ -114,6 +114,9 @@ type Server struct {
 	cfg Config
 	ns  *natsserver.Server // the embedded NATS server, if any
 	nc  *nats.Conn
+	// listenLater: the embedded server opens its client port only once
+	// the project can answer volunteers (listen).
+	listenLater bool
 
 	log, acctLog *jetlog.Log
 	group, acct  *vpeer.Group
@@ -155,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err := s.startEdge(); err != nil {
 			return nil, err
 		}
+		if err := s.listen(); err != nil {
+			return nil, err
+		}
 		ok = true
 		return s, nil
 	}
@@ -186,6 +192,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	if err := s.serve(ctx, runCtx, js); err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -436,6 +445,23 @@ func (s *Server) serve(ctx, runCtx context.Context, js jetstream.JetStream) erro
 	return err
 }
 
+// listen opens the embedded server's client port, if it has not been
+// opened from the start: the auth callout is subscribed and the members
+// have replayed their logs, so a volunteer's connection is answered at
+// once rather than timed out.
+func (s *Server) listen() error {
+	if !s.listenLater {
+		return nil
+	}
+	opened := make(chan struct{})
+	go s.ns.AcceptLoop(opened)
+	<-opened
+	if s.ns.Addr() == nil {
+		return fmt.Errorf("nats server could not listen on %s (is another server using the port?)", s.ns.ClientURL())
+	}
+	return nil
+}
+
 // ClientURL is the NATS URL volunteers and tools connect to.
 func (s *Server) ClientURL() string {
 	if s.ns == nil {
@@ -509,6 +535,13 @@ func (s *Server) shutdown() {
 		s.auth.callout.Close()
 	}
 	if s.ns != nil {
+		// Lame duck first: it closes the client port, then the clients,
+		// and only then shuts down. A plain Shutdown tears down the
+		// server's system account while it still accepts connections, and
+		// a volunteer's CONNECT arriving then makes nats-server (2.15) ask
+		// the auth callout with no system account: a nil-pointer panic.
+		// A server that never opened its port has no such clients.
+		s.ns.LameDuckShutdown()
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	}
