@@ -74,11 +74,18 @@ type testProject struct {
 
 func startProject(t *testing.T) *testProject {
 	t.Helper()
+	return startProjectWith(t, func(*server.Config) {})
+}
+
+// startProjectWith is startProject with its server's configuration changed.
+func startProjectWith(t *testing.T, change func(*server.Config)) *testProject {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	scfg := server.Embedded(t.TempDir(), "127.0.0.1:0")
 	scfg.Sched = sched.Config{Project: "test", Lease: time.Minute, Beat: time.Second, Retry: 200 * time.Millisecond}
 	scfg.Trust = server.Trust{Open: true, SigningKey: key(1).Public().(ed25519.PublicKey)}
+	change(&scfg)
 	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -481,7 +488,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 // when the project's retry time (doubled on each empty reply) has passed,
 // even with nothing else to wake it.
 func TestFetchesWorkSubmittedLater(t *testing.T) {
-	proj := startProject(t)
+	proj := startProjectWith(t, func(c *server.Config) { c.NoPush = true }) // the fallback, for a host that hears no push
 	clock := newTestClock()
 	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off", Now: clock.Now})
 	var next time.Time

@@ -98,8 +98,10 @@ func startMandelClient(t *testing.T, ctx context.Context) (*Daemon, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Deep enough to run for a while, so that the browser sees it move.
-	args := []string{"-0.743643887037158704752191506114774", "0.131825904205311970493132056385139", "2e-11", "320", "240", "60000"}
+	// Deep enough to outlast every step of the test on a fast machine (it is
+	// never waited for to end), so that the browser sees it move and the
+	// suspend and resume find its worker.
+	args := []string{"-0.743643887037158704752191506114774", "0.131825904205311970493132056385139", "2e-11", "640", "480", "200000"}
 	if _, err := adm.Submit(ctx, wu.Submit{Batch: "b", App: app.Name, Replication: 1, Quorum: 1, Units: []wu.UnitSpec{{Args: args}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,10 @@ type Config struct {
 	Replicas int
 	// TickInterval is how often time enters the log (default one second).
 	TickInterval time.Duration
+	// NoPush tells no idle host that work waits for it: hosts find new
+	// work only when they next poll, as before pushes (a test of the
+	// clients' fallback, or a project that wants no push traffic).
+	NoPush bool
 	// Heartbeat and Lapse time the virtual peers' membership (defaults one
 	// and three seconds): a member or lease holder silent for Lapse is
 	// replaced.
@@ -345,7 +349,7 @@ func (s *Server) runPeers(ctx context.Context) {
 		Acct:             jetlog.Requests{Log: s.acctLog, NC: s.nc},
 		Blobs:            s.store,
 		ValidateInterval: s.cfg.ValidateInterval,
-		Notifier:         pusher{s.nc},
+		Notifier:         s.notifier(),
 		Now:              s.cfg.Now,
 		Logger:           s.cfg.Logger.With("part", "duties"),
 	}
@@ -545,6 +549,14 @@ func (s *Server) shutdown() {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	}
+}
+
+// notifier is how the duties tell idle hosts of work: none with NoPush.
+func (s *Server) notifier() duties.Notifier {
+	if s.cfg.NoPush {
+		return nil
+	}
+	return pusher{s.nc}
 }
 
 // pusher tells idle hosts that work waits for them.
