@@ -179,8 +179,10 @@ func submitMandelr(t *testing.T, adm *admin.Client, batch string, units int, arg
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	// The units are the same computation: NoShare has each computed, as
+	// the tests follow each one's task.
 	sub := wu.Submit{Batch: batch, App: "mandelr", Replication: 1, Quorum: 1, DeadlineSeconds: 3600, CheckpointSeconds: interval.Seconds(),
-		Limits: wu.Limits{MemoryBytes: 64 << 20, OutputBytes: 4 << 20, MaxSeconds: 1800}}
+		Limits: wu.Limits{MemoryBytes: 64 << 20, OutputBytes: 4 << 20, MaxSeconds: 1800}, NoShare: true}
 	for i := range units {
 		sub.Units = append(sub.Units, wu.UnitSpec{Name: fmt.Sprintf("tile%d", i), Args: args})
 	}

@@ -39,10 +39,19 @@ const (
 // after the client name: how it reconnects, pings, logs and receives
 // replies. Load tests of the project side connect their hosts with them
 // too (project/hostbench), so that they behave as the client does.
-func ConnectOptions(host, name string, logger *slog.Logger) []nats.Option {
+// reconnected, if not nil, is called after the log line each time the
+// connection is made again (NATS keeps one reconnect handler: another
+// option would replace this one's).
+func ConnectOptions(host, name string, logger *slog.Logger, reconnected func()) []nats.Option {
 	// Which server the host talks to, when it changes: the tests of a
 	// network's faults read it too.
 	connected := func(nc *nats.Conn) { logger.Info("connected to the project", "server", nc.ConnectedUrlRedacted()) }
+	reconnect := func(nc *nats.Conn) {
+		connected(nc)
+		if reconnected != nil {
+			reconnected()
+		}
+	}
 	return []nats.Option{
 		nats.Name("momonga " + name),
 		nats.MaxReconnects(-1),
@@ -59,7 +68,7 @@ func ConnectOptions(host, name string, logger *slog.Logger) []nats.Option {
 			logger.Info("disconnected from the project", "server", nc.ConnectedUrlRedacted(), "err", err)
 		}),
 		nats.ConnectHandler(connected),
-		nats.ReconnectHandler(connected),
+		nats.ReconnectHandler(reconnect),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrAuthorization) {
@@ -86,8 +95,8 @@ func reconnectDelay(attempts int, rnd func() float64) time.Duration {
 	return step/2 + time.Duration(rnd()*float64(step/2))
 }
 
-func dial(url, host, name string, logger *slog.Logger, extra ...nats.Option) (*conn, error) {
-	opts := append(ConnectOptions(host, name, logger), extra...)
+func dial(url, host, name string, logger *slog.Logger, reconnected func(), extra ...nats.Option) (*conn, error) {
+	opts := append(ConnectOptions(host, name, logger, reconnected), extra...)
 	// A refusal of the host's credentials is final: say so at once. A
 	// project that cannot be reached yet is waited for.
 	nc, err := nats.Connect(url, opts...)

@@ -55,7 +55,7 @@ func TestRequestNotRecordedIsSentAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler))
+	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

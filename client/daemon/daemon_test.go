@@ -440,7 +440,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 	}
 	// Take the task by hand, as this host, and finish it on disk as a client
 	// that crashed before reporting would have.
-	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler))
+	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,8 +167,8 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 	d.mu.Lock()
 	p.att = att
 	d.mu.Unlock()
-	opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { d.pushed(p) }))
-	c, err := dial(p.url, att.Host, d.id.Name, d.log.With("project", p.url), opts...)
+	// A host that was away may have missed a push: it asks for work now.
+	c, err := dial(p.url, att.Host, d.id.Name, d.log.With("project", p.url), func() { d.pushed(p) }, opts...)
 	if err != nil {
 		d.setProjectError(p, err)
 		return

@@ -185,7 +185,7 @@ func Connect(ctx context.Context, hosts []Host, cfg FleetConfig) (*Fleet, time.D
 func connectOne(ctx context.Context, h Host, url string, cfg FleetConfig) (*member, error) {
 	m := &member{host: h}
 	pub, _ := h.KP.PublicKey()
-	opts := append(daemon.ConnectOptions(h.ID, "bench", cfg.Logger),
+	opts := append(daemon.ConnectOptions(h.ID, "bench", cfg.Logger, nil),
 		nats.Nkey(pub, h.KP.Sign),
 		// The client says hello again whenever it reconnects; here that is
 		// how a restart's storm is measured.
