@@ -129,7 +129,7 @@ func startMandelClient(t *testing.T, ctx context.Context) (*Daemon, string) {
 // an account key, and the event log shows what happened.
 func TestVolunteerPageInABrowser(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs two projects, a client and a browser")
+		t.Skip("skipped with -short: runs two projects, a client and a browser")
 	}
 	browser := headlessChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
