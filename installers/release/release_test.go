@@ -31,6 +31,9 @@ func needBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the release's binaries; skipped with -short")
 	}
+	if raceBuild {
+		t.Skip("builds and compresses the release in this process, ten times slower under the race detector: run without -race (.ci/run does)")
+	}
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed: the release build reads the commit from git")
 	}
