@@ -423,7 +423,9 @@ func startSecureProject(t *testing.T) *secureProject {
 
 func (p *secureProject) submit(t *testing.T, batch string) {
 	t.Helper()
-	_, err := p.adm.Submit(context.Background(), wu.Submit{Batch: batch, App: p.app, Replication: 1, Quorum: 1,
+	// NoShare: every batch is the same computation, and each must be
+	// computed by the service, not given the first one's result.
+	_, err := p.adm.Submit(context.Background(), wu.Submit{Batch: batch, App: p.app, Replication: 1, Quorum: 1, NoShare: true,
 		Limits: wu.Limits{MemoryBytes: 64 << 20}, Units: []wu.UnitSpec{{Args: []string{"1000000", "1100000"}}}})
 	if err != nil {
 		t.Fatal(err)
