@@ -44,6 +44,9 @@ type Scheduler interface {
 	Log
 	// Leading reports whether a member of this process holds the lease.
 	Leading() bool
+	// Term is the term of the lease this process holds, and whether it
+	// holds one: a lease lost and taken again has a new term.
+	Term() (uint64, bool)
 	// Query runs fn on the machine of a ready member of this process; fn
 	// must not change it.
 	Query(ctx context.Context, fn func(*sched.Machine)) error
@@ -190,21 +193,25 @@ const leaseCheck = 500 * time.Millisecond
 // notifyOnLease tells the hosts waiting for work, whenever this process
 // takes the lease and tasks wait: a holder that died between queueing
 // them and telling, or a project that restarts, leaves them waiting
-// otherwise until their back-off ends.
+// otherwise until their back-off ends. It compares terms, not whether
+// this process leads: a lease lost and taken again between two looks is
+// a new term, with submissions in between that nobody here told.
 func (d *Duties) notifyOnLease(ctx context.Context) {
 	t := time.NewTicker(leaseCheck)
 	defer t.Stop()
-	leading := false
+	var told uint64 // the last term whose taking was told; terms start at 1
 	for {
-		now := d.cfg.Sched.Leading()
-		if now && !leading {
+		if term, ok := d.cfg.Sched.Term(); ok && term != told {
 			var hosts []string
 			tasks := 0
-			if err := d.query(ctx, func(m *sched.Machine) { hosts, tasks = m.IdleHosts() }); err == nil && tasks > 0 && len(hosts) > 0 {
+			err := d.query(ctx, func(m *sched.Machine) { hosts, tasks = m.IdleHosts() })
+			if err == nil && tasks > 0 && len(hosts) > 0 {
 				d.cfg.Notifier.WorkWaiting(hosts)
 			}
+			if err == nil {
+				told = term
+			}
 		}
-		leading = now
 		select {
 		case <-ctx.Done():
 			return

@@ -348,6 +348,14 @@ func TestIdleHostsAreToldByTheLeaseHolder(t *testing.T) {
 	}
 	w.work("h3", 1)
 	w.start(time.Hour)
+	// The duties have looked at the lease once, while it was held and no
+	// task waited: the flip below falls between two of their looks.
+	vpeertest.CheckFor(t, vpeertest.Timeout, time.Millisecond, func() error {
+		if w.sched.TermAsked() == 0 {
+			return errors.New("the duties have not looked at the lease")
+		}
+		return nil
+	})
 	submit := func(args string) {
 		w.must(w.req("adm", wu.OpSubmit, wu.Submit{V: 1, Batch: "b", App: "primes", Units: []wu.UnitSpec{{Args: []string{args}}}}, nil))
 	}

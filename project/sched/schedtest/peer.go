@@ -31,12 +31,14 @@ type Config struct {
 
 // Peer is members of the scheduler's virtual peer applying one in-memory
 // log. It is a duties.Scheduler and the gateway's log: Append, Request,
-// Leading, Query.
+// Leading, Term, Query.
 type Peer struct {
 	*vpeer.MemLog
 	Inboxes *vpeertest.Inboxes
 	Members []*vpeertest.RunningMember
 	leading atomic.Bool
+	term    atomic.Uint64
+	asked   atomic.Int64 // calls of Term
 	emitted atomic.Uint64
 	outputs func(seq uint64, outs []any)
 }
@@ -46,7 +48,7 @@ type Peer struct {
 func Start(t testing.TB, cfg Config) *Peer {
 	t.Helper()
 	p := &Peer{MemLog: vpeer.NewMemLog(), Inboxes: &vpeertest.Inboxes{}, outputs: cfg.Outputs}
-	p.leading.Store(true)
+	p.SetLeading(true)
 	if cfg.Reply == nil {
 		cfg.Reply = p.Inboxes.Reply
 	}
@@ -90,8 +92,27 @@ func (p *Peer) Request(ctx context.Context, r vpeer.Record) ([]byte, error) {
 	return vpeertest.Requests{Log: p.MemLog, Inboxes: p.Inboxes}.Request(ctx, r)
 }
 
-// SetLeading says whether this process holds the lease.
-func (p *Peer) SetLeading(v bool) { p.leading.Store(v) }
+// SetLeading says whether this process holds the lease; taking it when
+// it did not begins a new term.
+func (p *Peer) SetLeading(v bool) {
+	if v && !p.leading.Load() {
+		p.term.Add(1)
+	}
+	p.leading.Store(v)
+}
+
+// Term is the term SetLeading began last, and whether it still holds.
+func (p *Peer) Term() (uint64, bool) {
+	p.asked.Add(1)
+	if !p.leading.Load() {
+		return 0, false
+	}
+	return p.term.Load(), true
+}
+
+// TermAsked is how many times Term was called: a test waits for it to
+// know the process under test has looked at the lease.
+func (p *Peer) TermAsked() int64 { return p.asked.Load() }
 
 // Leading reports what SetLeading last said.
 func (p *Peer) Leading() bool { return p.leading.Load() }
