@@ -382,25 +382,21 @@ func orNotFound(err error) error {
 	return stats.ErrNotFound
 }
 
-// exportSlice is how many records an export reads from the scheduler at
-// a time: the scheduler waits for no more than one slice.
-const exportSlice = 20000
-
-// Records appends to dst the records of kind numbered from `from` on,
-// with their credit, for the exports (stats.ExportSource).
-func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64, dst []stats.Record) ([]stats.Record, uint64, error) {
+// Records appends to dst the records of kind numbered from `from` up to
+// `to`, with their credit, for the exports (stats.ExportSource).
+func (s Stats) Records(ctx context.Context, kind stats.Kind, from, to uint64, dst []stats.Record) ([]stats.Record, bool, error) {
 	k, sk := kindOf(kind)
 	start := len(dst)
-	dst = slices.Grow(dst, exportSlice)
-	var next uint64
+	dst = slices.Grow(dst, int(to-from))
+	var more bool
 	err := s.sched(ctx, func(m *sched.Machine) {
-		next = m.Records(sk, from, exportSlice, func() *sched.Record {
+		more = m.Records(sk, from, to, func() *sched.Record {
 			dst = append(dst, stats.Record{})
 			return &dst[len(dst)-1].Record
 		})
 	})
 	if err != nil {
-		return dst, 0, err
+		return dst, false, err
 	}
 	ids := make([]string, len(dst)-start)
 	for i := range ids {
@@ -408,13 +404,13 @@ func (s Stats) Records(ctx context.Context, kind stats.Kind, from uint64, dst []
 	}
 	var raw []accounting.Account
 	if err := s.acct(ctx, func(m *accounting.Machine) { raw = m.Accounts(k, ids) }); err != nil {
-		return dst, 0, err
+		return dst, false, err
 	}
 	for i, a := range raw {
 		r := &dst[start+i]
 		r.Credit, r.RAC, r.RACTime = a.Credit, a.RAC.Avg, a.RAC.Time
 	}
-	return dst, next, nil
+	return dst, more, nil
 }
 
 // ExportApps names the apps for tables.xml.

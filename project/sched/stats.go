@@ -610,39 +610,33 @@ type Record struct {
 }
 
 // Records fills the records of kind (0 hosts, 1 users, 2 teams) numbered
-// from `from` on, up to n of them (gaps in the numbers skipped), each into
-// the record next returns, and returns the number to continue from (0 at
-// the end). An export reads them a slice at a time, so that the scheduler
-// is never held for long, into a buffer of its own: a record is written
-// where it is kept, never copied (a host's is some 400 bytes, and a
-// million of them are exported).
-func (m *Machine) Records(kind int, from uint64, n int, next func() *Record) uint64 {
+// from `from` up to `to` (not included; gaps in the numbers skipped), each
+// into the record next returns, and reports whether any are numbered `to`
+// or more. An export reads them a slice of numbers at a time, so that the
+// scheduler is never held for long, several slices at once (a slice's
+// numbers are known before the one before it is read), each into a buffer
+// of its own: a record is written where it is kept, never copied (a
+// host's is some 400 bytes, and a million of them are exported).
+func (m *Machine) Records(kind int, from, to uint64, next func() *Record) (more bool) {
 	index := [3][]string{m.six.hostNum, m.six.userNum, m.six.teamNum}[kind]
-	num := max(from, 1)
-	for done := 0; num <= uint64(len(index)) && done < n; num++ {
+	for num := max(from, 1); num < to && num <= uint64(len(index)); num++ {
 		id := index[num-1]
 		switch kind {
 		case 0:
 			if h := m.st.Hosts[id]; h != nil {
 				m.hostRecord(next(), h)
-				done++
 			}
 		case 1:
 			if u := m.st.Users[id]; u != nil {
 				m.userRecord(next(), u)
-				done++
 			}
 		case 2:
 			if t := m.st.Teams[id]; t != nil {
 				m.teamRecord(next(), t)
-				done++
 			}
 		}
 	}
-	if num > uint64(len(index)) {
-		num = 0
-	}
-	return num
+	return to <= uint64(len(index))
 }
 
 func md5hex(s string) string {

@@ -142,21 +142,21 @@ func TestExportRecordsCarryBOINCsIDs(t *testing.T) {
 	h.addUser("bob", "")
 	h.attachHost("ann", 1)
 	h.hello("open-host")
-	users, next := records(h.m, 1, 1, 10)
+	users, more := records(h.m, 1, 1, 10)
 	sum := md5.Sum([]byte(xp + "ann@example.org"))
-	if len(users) != 2 || next != 0 || users[0].Num != 1 || users[0].CPID != hex.EncodeToString(sum[:]) {
+	if len(users) != 2 || more || users[0].Num != 1 || users[0].CPID != hex.EncodeToString(sum[:]) {
 		t.Fatalf("users: %+v", users)
 	}
 	if users[1].CPID == users[0].CPID || len(users[1].CPID) != 32 {
 		t.Fatalf("bob's cpid %q", users[1].CPID)
 	}
-	hosts, _ := records(h.m, 0, 1, 1)
-	if len(hosts) != 1 || hosts[0].Num != 1 || hosts[0].UserNum != 1 || len(hosts[0].CPID) != 32 {
-		t.Fatalf("hosts: %+v", hosts)
+	hosts, more := records(h.m, 0, 1, 1)
+	if len(hosts) != 1 || hosts[0].Num != 1 || hosts[0].UserNum != 1 || len(hosts[0].CPID) != 32 || !more {
+		t.Fatalf("hosts: %+v, more %v", hosts, more)
 	}
-	more, next := records(h.m, 0, 2, 1)
-	if len(more) != 1 || more[0].ID != "open-host" || more[0].UserNum != 0 || next != 0 {
-		t.Fatalf("second host: %+v, next %d", more, next)
+	second, more := records(h.m, 0, 2, 1)
+	if len(second) != 1 || second[0].ID != "open-host" || second[0].UserNum != 0 || more {
+		t.Fatalf("second host: %+v, more %v", second, more)
 	}
 }
 
@@ -219,11 +219,12 @@ func TestSnapshotWithoutNumbersGetsThem(t *testing.T) {
 	}
 }
 
-func records(m *Machine, kind int, from uint64, n int) ([]Record, uint64) {
+// records reads the records numbered from `from` to from+n.
+func records(m *Machine, kind int, from uint64, n int) ([]Record, bool) {
 	var out []Record
-	next := m.Records(kind, from, n, func() *Record {
+	more := m.Records(kind, from, from+uint64(n), func() *Record {
 		out = append(out, Record{})
 		return &out[len(out)-1]
 	})
-	return out, next
+	return out, more
 }

@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"bufio"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -13,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/momonga-project/momonga/project/credit"
 	"github.com/momonga-project/momonga/project/sched"
@@ -42,11 +39,13 @@ type Record struct {
 	RACTime time.Time // zero: never credited
 }
 
-// ExportSource reads what an export writes, a slice at a time.
+// ExportSource reads what an export writes, a slice at a time, several
+// slices at once.
 type ExportSource interface {
-	// Records appends to dst records of kind numbered from `from` on and
-	// returns them with the number to go on from (0 at the end).
-	Records(ctx context.Context, kind Kind, from uint64, dst []Record) ([]Record, uint64, error)
+	// Records appends to dst the records of kind numbered from `from` up
+	// to `to` (not included), and reports whether any are numbered `to`
+	// or more.
+	Records(ctx context.Context, kind Kind, from, to uint64, dst []Record) ([]Record, bool, error)
 	ExportApps(ctx context.Context) ([]string, error)
 	Time(ctx context.Context) (time.Time, error)
 }
@@ -61,6 +60,11 @@ type ExportSummary struct {
 // Export writes the four files through create, each closed before the
 // next is made. The update time in tables.xml is the scheduler's.
 func Export(ctx context.Context, src ExportSource, create func(name string) (io.WriteCloser, error)) (ExportSummary, error) {
+	return export(ctx, src, create, exportSlice)
+}
+
+// export reads the records slice numbers at a time.
+func export(ctx context.Context, src ExportSource, create func(name string) (io.WriteCloser, error), slice uint64) (ExportSummary, error) {
 	var sum ExportSummary
 	now, err := src.Time(ctx)
 	if err != nil {
@@ -70,43 +74,24 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 	for _, t := range []struct {
 		kind  Kind
 		file  string
-		write func(w *bufio.Writer, r *Record)
+		write func([]byte, *Record) []byte
 		count *int
 	}{
-		{Users, "user.gz", writeUser, &sum.Users},
-		{Teams, "team.gz", writeTeam, &sum.Teams},
-		{Hosts, "host.gz", writeHost, &sum.Hosts},
+		{Users, "user.gz", appendUser, &sum.Users},
+		{Teams, "team.gz", appendTeam, &sum.Teams},
+		{Hosts, "host.gz", appendHost, &sum.Hosts},
 	} {
-		err := writeGzip(create, t.file, string(t.kind), func(w *bufio.Writer) error {
-			var recs []Record
-			for from := uint64(1); ; {
-				var next uint64
-				var err error
-				recs, next, err = src.Records(ctx, t.kind, from, recs[:0])
-				if err != nil {
-					return err
-				}
-				for i := range recs {
-					r := &recs[i]
-					if !(r.Credit > 0) || t.kind == Hosts && r.UserNum == 0 {
-						continue
-					}
-					*t.count++
-					if t.kind == Users {
-						sum.Credit += r.Credit
-					}
-					if !r.NoExport {
-						t.write(w, r)
-					}
-				}
-				if next == 0 {
-					return nil
-				}
-				from = next
-			}
-		})
+		f, err := create(t.file)
 		if err != nil {
 			return sum, fmt.Errorf("export %s: %w", t.file, err)
+		}
+		var credit float64
+		*t.count, credit, err = exportFile(ctx, src, f, t.kind, t.write, slice)
+		if err = errors.Join(err, f.Close()); err != nil {
+			return sum, fmt.Errorf("export %s: %w", t.file, err)
+		}
+		if t.kind == Users {
+			sum.Credit = credit
 		}
 	}
 	apps, err := src.ExportApps(ctx)
@@ -117,202 +102,189 @@ func Export(ctx context.Context, src ExportSource, create func(name string) (io.
 	if err != nil {
 		return sum, err
 	}
-	w := bufio.NewWriter(f)
-	writeTables(w, sum, apps)
-	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+	_, err = f.Write(appendTables(nil, sum, apps))
+	if err := errors.Join(err, f.Close()); err != nil {
 		return sum, fmt.Errorf("export tables.xml: %w", err)
 	}
 	return sum, nil
 }
 
-// writeGzip writes one gzip file: the XML declaration, the root element
-// around what body writes. Compression runs in a goroutine of its own, so
-// that reading the state and writing XML go on meanwhile on another core.
-func writeGzip(create func(string) (io.WriteCloser, error), name, root string, body func(*bufio.Writer) error) error {
-	f, err := create(name)
-	if err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	compressed := make(chan error, 1)
-	go func() {
-		// The fastest level: XML this regular still shrinks about
-		// tenfold, and a million hosts take seconds, not tens of them.
-		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
-		_, err := io.Copy(zw, pr)
-		err = errors.Join(err, zw.Close())
-		pr.CloseWithError(err)
-		compressed <- err
-	}()
-	w := bufio.NewWriterSize(pw, 256<<10)
-	w.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n<" + root + ">\n")
-	err = body(w)
-	w.WriteString("</" + root + ">\n")
-	err = errors.Join(err, w.Flush())
-	if err != nil {
-		pw.CloseWithError(err)
-	} else {
-		pw.Close()
-	}
-	return errors.Join(err, <-compressed, f.Close())
+// exported reports whether r is counted in tables.xml: db_dump's accounts
+// with credit, and hosts only of a user.
+func exported(kind Kind, r *Record) bool {
+	return r.Credit > 0 && !(kind == Hosts && r.UserNum == 0)
 }
 
 // The writers below follow db_dump's layout, indentation included.
 
-func writeUser(w *bufio.Writer, r *Record) {
-	w.WriteString("<user>\n")
-	elemNum(w, " ", "id", int64(r.Num))
-	elemText(w, " ", "name", r.Name)
-	elemNum(w, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
-	elemFixed(w, " ", "total_credit", r.Credit)
-	elemFixed(w, " ", "expavg_credit", r.RAC)
-	elemFixed(w, " ", "expavg_time", unixSeconds(r.RACTime))
-	elem(w, " ", "cpid", r.CPID)
+func appendUser(b []byte, r *Record) []byte {
+	b = append(b, "<user>\n"...)
+	b = elemNum(b, " ", "id", int64(r.Num))
+	b = elemText(b, " ", "name", r.Name)
+	b = elemNum(b, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
+	b = elemFixed(b, " ", "total_credit", r.Credit)
+	b = elemFixed(b, " ", "expavg_credit", r.RAC)
+	b = elemFixed(b, " ", "expavg_time", unixSeconds(r.RACTime))
+	b = elem(b, " ", "cpid", r.CPID)
 	if r.Country != "" {
-		elemText(w, " ", "country", r.Country)
+		b = elemText(b, " ", "country", r.Country)
 	}
 	if r.TeamNum != 0 {
-		elemNum(w, " ", "teamid", int64(r.TeamNum))
+		b = elemNum(b, " ", "teamid", int64(r.TeamNum))
 	}
-	w.WriteString("</user>\n")
+	return append(b, "</user>\n"...)
 }
 
-func writeTeam(w *bufio.Writer, r *Record) {
-	w.WriteString("<team>\n")
-	elemNum(w, " ", "id", int64(r.Num))
-	elemNum(w, " ", "type", int64(r.Type))
-	elemText(w, " ", "name", r.Name)
-	elemNum(w, " ", "userid", int64(r.UserNum))
-	elemFixed(w, " ", "total_credit", r.Credit)
-	elemFixed(w, " ", "expavg_credit", r.RAC)
-	elemFixed(w, " ", "expavg_time", unixSeconds(r.RACTime))
+func appendTeam(b []byte, r *Record) []byte {
+	b = append(b, "<team>\n"...)
+	b = elemNum(b, " ", "id", int64(r.Num))
+	b = elemNum(b, " ", "type", int64(r.Type))
+	b = elemText(b, " ", "name", r.Name)
+	b = elemNum(b, " ", "userid", int64(r.UserNum))
+	b = elemFixed(b, " ", "total_credit", r.Credit)
+	b = elemFixed(b, " ", "expavg_credit", r.RAC)
+	b = elemFixed(b, " ", "expavg_time", unixSeconds(r.RACTime))
 	if r.UserName != "" {
-		elemText(w, "  ", "founder_name", r.UserName)
+		b = elemText(b, "  ", "founder_name", r.UserName)
 	}
-	elemNum(w, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
+	b = elemNum(b, " ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
 	if r.URL != "" {
-		elemText(w, " ", "url", r.URL)
+		b = elemText(b, " ", "url", r.URL)
 	}
 	if r.Text != "" {
-		elemText(w, "", "description", r.Text)
+		b = elemText(b, "", "description", r.Text)
 	}
-	elemText(w, " ", "country", r.Country)
-	w.WriteString("</team>\n")
+	b = elemText(b, " ", "country", r.Country)
+	return append(b, "</team>\n"...)
 }
 
-func writeHost(w *bufio.Writer, r *Record) {
+func appendHost(b []byte, r *Record) []byte {
 	in := &r.Info
-	w.WriteString("<host>\n")
-	elemNum(w, "    ", "id", int64(r.Num))
-	elemNum(w, "    ", "userid", int64(r.UserNum))
-	elemFixed(w, "    ", "total_credit", r.Credit)
-	elemFixed(w, "    ", "expavg_credit", r.RAC)
-	elemFixed(w, "    ", "expavg_time", unixSeconds(r.RACTime))
-	elemText(w, "    ", "p_vendor", in.CPUVendor)
-	elemText(w, "    ", "p_model", in.CPUModel)
-	elemText(w, "    ", "os_name", in.OS)
-	elemText(w, "    ", "os_version", in.OSVersion)
-	w.WriteString("    <misc><![CDATA[" + misc(r) + "]]></misc>\n")
-	elemNum(w, "  ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
-	elemNum(w, "  ", "rpc_time", int64(uint64(max(r.LastSeen.Unix(), 0))))
-	elemNum(w, "  ", "timezone", int64(in.Timezone))
-	elemNum(w, "  ", "ncpus", int64(in.CPUs))
-	elemFixed(w, "  ", "p_fpops", in.FLOPS)
-	elemFixed(w, "  ", "p_iops", in.IOPS)
-	elemFixed(w, "  ", "p_membw", in.MemBytesPerSec)
-	elemFixed(w, "  ", "m_nbytes", float64(in.MemoryBytes))
-	elemFixed(w, "  ", "m_cache", 0)
-	elemFixed(w, "  ", "m_swap", 0)
-	elemFixed(w, "  ", "d_total", float64(in.DiskTotalBytes))
-	elemFixed(w, "  ", "d_free", float64(in.DiskFreeBytes))
-	elemFixed(w, "  ", "n_bwup", 0)
-	elemFixed(w, "  ", "n_bwdown", 0)
-	elemFixed(w, "  ", "avg_turnaround", r.Turnround)
+	b = append(b, "<host>\n"...)
+	b = elemNum(b, "    ", "id", int64(r.Num))
+	b = elemNum(b, "    ", "userid", int64(r.UserNum))
+	b = elemFixed(b, "    ", "total_credit", r.Credit)
+	b = elemFixed(b, "    ", "expavg_credit", r.RAC)
+	b = elemFixed(b, "    ", "expavg_time", unixSeconds(r.RACTime))
+	b = elemText(b, "    ", "p_vendor", in.CPUVendor)
+	b = elemText(b, "    ", "p_model", in.CPUModel)
+	b = elemText(b, "    ", "os_name", in.OS)
+	b = elemText(b, "    ", "os_version", in.OSVersion)
+	b = append(b, "    <misc><![CDATA["...)
+	b = appendMisc(b, r)
+	b = append(b, "]]></misc>\n"...)
+	b = elemNum(b, "  ", "create_time", int64(uint64(max(r.Created.Unix(), 0))))
+	b = elemNum(b, "  ", "rpc_time", int64(uint64(max(r.LastSeen.Unix(), 0))))
+	b = elemNum(b, "  ", "timezone", int64(in.Timezone))
+	b = elemNum(b, "  ", "ncpus", int64(in.CPUs))
+	b = elemFixed(b, "  ", "p_fpops", in.FLOPS)
+	b = elemFixed(b, "  ", "p_iops", in.IOPS)
+	b = elemFixed(b, "  ", "p_membw", in.MemBytesPerSec)
+	b = elemFixed(b, "  ", "m_nbytes", float64(in.MemoryBytes))
+	b = elemFixed(b, "  ", "m_cache", 0)
+	b = elemFixed(b, "  ", "m_swap", 0)
+	b = elemFixed(b, "  ", "d_total", float64(in.DiskTotalBytes))
+	b = elemFixed(b, "  ", "d_free", float64(in.DiskFreeBytes))
+	b = elemFixed(b, "  ", "n_bwup", 0)
+	b = elemFixed(b, "  ", "n_bwdown", 0)
+	b = elemFixed(b, "  ", "avg_turnaround", r.Turnround)
 	// What the host claims per CPU second: its benchmark in Cobblestones.
-	elemFixed(w, "  ", "credit_per_cpu_sec", in.FLOPS/credit.FLOPsPerCobblestone)
-	elem(w, "  ", "host_cpid", r.CPID)
-	w.WriteString("</host>\n")
+	b = elemFixed(b, "  ", "credit_per_cpu_sec", in.FLOPS/credit.FLOPsPerCobblestone)
+	b = elem(b, "  ", "host_cpid", r.CPID)
+	return append(b, "</host>\n"...)
 }
 
-// misc is db_dump's free-form host field: here what momonga measures that
-// BOINC has no element for. Only digits, letters and a few marks, so that
-// it cannot end its CDATA section.
-func misc(r *Record) string {
-	arch := strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
-			return c
+// appendMisc appends db_dump's free-form host field: here what momonga
+// measures that BOINC has no element for. Only ASCII digits, letters and a
+// few marks, so that it cannot end its CDATA section.
+func appendMisc(b []byte, r *Record) []byte {
+	b = append(b, `{"arch":"`...)
+	for i := 0; i < len(r.Info.Arch); i++ {
+		if c := r.Info.Arch[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b = append(b, c)
 		}
-		return -1
-	}, r.Info.Arch)
-	return `{"arch":"` + arch + `","wasm_ops":` + strconv.FormatFloat(finite(r.Info.WasmOPS), 'f', 0, 64) + `}`
+	}
+	b = append(b, `","wasm_ops":`...)
+	b = strconv.AppendFloat(b, finite(r.Info.WasmOPS), 'f', 0, 64)
+	return append(b, '}')
 }
 
-func writeTables(w *bufio.Writer, s ExportSummary, apps []string) {
-	w.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n<tables>\n")
-	elem(w, "    ", "update_time", strconv.FormatInt(s.Time.Unix(), 10))
+func appendTables(b []byte, s ExportSummary, apps []string) []byte {
+	b = append(b, `<?xml version="1.0" encoding="utf-8"?>`+"\n<tables>\n"...)
+	b = elemNum(b, "    ", "update_time", s.Time.Unix())
 	if s.Users > 0 {
-		elemNum(w, "    ", "nusers_total", int64(s.Users))
+		b = elemNum(b, "    ", "nusers_total", int64(s.Users))
 	}
 	if s.Teams > 0 {
-		elemNum(w, "    ", "nteams_total", int64(s.Teams))
+		b = elemNum(b, "    ", "nteams_total", int64(s.Teams))
 	}
 	if s.Hosts > 0 {
-		elemNum(w, "    ", "nhosts_total", int64(s.Hosts))
+		b = elemNum(b, "    ", "nhosts_total", int64(s.Hosts))
 	}
 	if s.Credit > 0 {
-		elemFixed(w, "    ", "total_credit", s.Credit)
+		b = elemFixed(b, "    ", "total_credit", s.Credit)
 	}
-	w.WriteString("    <applications>\n")
+	b = append(b, "    <applications>\n"...)
 	for _, a := range apps {
-		w.WriteString("        <application>\n")
-		elemText(w, "            ", "name", a)
-		w.WriteString("        </application>\n")
+		b = append(b, "        <application>\n"...)
+		b = elemText(b, "            ", "name", a)
+		b = append(b, "        </application>\n"...)
 	}
-	w.WriteString("    </applications>\n    <badges>\n    </badges>\n</tables>\n")
+	return append(b, "    </applications>\n    <badges>\n    </badges>\n</tables>\n"...)
 }
 
-func elem(w *bufio.Writer, indent, name, value string) {
-	startElem(w, indent, name)
-	w.WriteString(value)
-	endElem(w, name)
+func elem(b []byte, indent, name, value string) []byte {
+	b = startElem(b, indent, name)
+	b = append(b, value...)
+	return endElem(b, name)
 }
 
-func startElem(w *bufio.Writer, indent, name string) {
-	w.WriteString(indent)
-	w.WriteByte('<')
-	w.WriteString(name)
-	w.WriteByte('>')
+func startElem(b []byte, indent, name string) []byte {
+	b = append(b, indent...)
+	b = append(b, '<')
+	b = append(b, name...)
+	return append(b, '>')
 }
 
-func endElem(w *bufio.Writer, name string) {
-	w.WriteString("</")
-	w.WriteString(name)
-	w.WriteString(">\n")
+func endElem(b []byte, name string) []byte {
+	b = append(b, "</"...)
+	b = append(b, name...)
+	return append(b, ">\n"...)
 }
 
 // elemFixed writes v as C's %f does (six decimals), elemNum an integer.
-func elemFixed(w *bufio.Writer, indent, name string, v float64) {
-	startElem(w, indent, name)
-	w.Write(strconv.AppendFloat(w.AvailableBuffer(), finite(v), 'f', 6, 64))
-	endElem(w, name)
+func elemFixed(b []byte, indent, name string, v float64) []byte {
+	b = startElem(b, indent, name)
+	b = strconv.AppendFloat(b, finite(v), 'f', 6, 64)
+	return endElem(b, name)
 }
 
-func elemNum(w *bufio.Writer, indent, name string, n int64) {
-	startElem(w, indent, name)
-	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
-	endElem(w, name)
+func elemNum(b []byte, indent, name string, n int64) []byte {
+	b = startElem(b, indent, name)
+	b = strconv.AppendInt(b, n, 10)
+	return endElem(b, name)
 }
 
 // elemText writes text escaped: markup, quotes, and characters XML cannot
 // carry (replaced by U+FFFD) never reach the file as they are.
-func elemText(w *bufio.Writer, indent, name, value string) {
-	startElem(w, indent, name)
+func elemText(b []byte, indent, name, value string) []byte {
+	b = startElem(b, indent, name)
 	if plain(value) {
-		w.WriteString(value)
+		b = append(b, value...)
 	} else {
-		_ = xml.EscapeText(w, []byte(value))
+		w := appender{b}
+		_ = xml.EscapeText(&w, []byte(value))
+		b = w.b
 	}
-	endElem(w, name)
+	return endElem(b, name)
+}
+
+// appender is an io.Writer that appends to a slice.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }
 
 // plain reports whether s needs no escaping: printable ASCII without

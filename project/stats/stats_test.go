@@ -302,17 +302,15 @@ func TestMetrics(t *testing.T) {
 // exportFake is an ExportSource over fixed records.
 type exportFake struct{ recs map[Kind][]Record }
 
-func (e exportFake) Records(_ context.Context, k Kind, from uint64, out []Record) ([]Record, uint64, error) {
+func (e exportFake) Records(_ context.Context, k Kind, from, to uint64, out []Record) ([]Record, bool, error) {
+	more := false
 	for _, r := range e.recs[k] {
-		if r.Num >= from {
+		if r.Num >= from && r.Num < to {
 			out = append(out, r)
 		}
+		more = more || r.Num >= to
 	}
-	// Two slices, as a large export reads them.
-	if len(out) > 1 && from == 1 {
-		return out[:1], out[1].Num, nil
-	}
-	return out, 0, nil
+	return out, more, nil
 }
 
 func (e exportFake) ExportApps(context.Context) ([]string, error) {
@@ -347,10 +345,12 @@ func exportRecords() exportFake {
 func exportFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	files := map[string]*bytes.Buffer{}
-	sum, err := Export(context.Background(), exportRecords(), func(name string) (io.WriteCloser, error) {
+	// Slices of two numbers, so that the records are read in several, as
+	// a large export reads them.
+	sum, err := export(context.Background(), exportRecords(), func(name string) (io.WriteCloser, error) {
 		files[name] = &bytes.Buffer{}
 		return nopCloser{files[name]}, nil
-	})
+	}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
