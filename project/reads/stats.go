@@ -199,11 +199,8 @@ func (s Stats) User(ctx context.Context, id uint64) (stats.UserPage, error) {
 		return p, err
 	}
 	p.Credit, p.History = creditOf(st), history(st, p.Now)
-	ids := make([]string, len(v.Hosts))
-	for i, h := range v.Hosts {
-		ids[i] = h.ID
-	}
-	p.Hosts, err = s.entries(ctx, stats.Hosts, ids, len(ids), p.Now)
+	p.HostsTotal = len(v.Hosts)
+	p.Hosts, err = s.entries(ctx, stats.Hosts, v.Hosts, stats.MaxHosts, p.Now)
 	return p, err
 }
 

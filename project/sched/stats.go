@@ -409,7 +409,10 @@ type UserView struct {
 	Team    *Label
 	Country string
 	Created time.Time
-	Hosts   []Label
+	// Hosts are the ids of its hosts (not revoked), oldest first: some
+	// users have thousands, which the page names only the first of by
+	// credit.
+	Hosts []string
 }
 
 // User describes the user numbered num.
@@ -423,9 +426,11 @@ func (m *Machine) User(num uint64) (UserView, bool) {
 		l := m.teamLabel(t)
 		v.Team = &l
 	}
-	for _, hid := range m.six.userHosts[u.ID] {
+	hosts := m.six.userHosts[u.ID]
+	v.Hosts = make([]string, 0, len(hosts))
+	for _, hid := range hosts {
 		if h := m.st.Hosts[hid]; h != nil && !h.Revoked {
-			v.Hosts = append(v.Hosts, m.hostLabel(h))
+			v.Hosts = append(v.Hosts, hid)
 		}
 	}
 	return v, true

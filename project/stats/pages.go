@@ -204,7 +204,7 @@ var pages = map[string]string{
 <dl><dt>Team</dt><dd>{{with .Team}}<a href="/teams/{{.ID}}">{{.Name}}</a>{{else}}none{{end}}</dd>
 {{with .Country}}<dt>Country</dt><dd>{{.}}</dd>{{end}}<dt>Member since</dt><dd>{{date .Created}}</dd></dl>
 {{template "credit" .Credit}}{{template "history" .History}}
-<h2>Hosts</h2>{{template "list" (entries "hosts" .Hosts)}}{{end}}`,
+<h2>Hosts</h2>{{template "list" (entries "hosts" .Hosts)}}{{if gt .HostsTotal (len .Hosts)}}<p class="mute">The {{len .Hosts}} with the most credit of {{num .HostsTotal}}.</p>{{end}}{{end}}`,
 
 	"team": `{{define "title"}}{{.Name}}{{end}}{{define "content"}}<h1>{{.Name}}</h1>
 <dl>{{with .Founder}}<dt>Founder</dt><dd><a href="/users/{{.ID}}">{{.Name}}</a></dd>{{end}}

@@ -137,7 +137,9 @@ type UserPage struct {
 	Team    *Ref      `json:"team,omitempty"`
 	Credit
 	History History `json:"history"`
-	Hosts   []Entry `json:"hosts"`
+	// Hosts lists its hosts by total credit, the first MaxHosts of them.
+	Hosts      []Entry `json:"hosts"`
+	HostsTotal int     `json:"hosts_total"`
 }
 
 // TeamPage is a team's page.
@@ -158,8 +160,12 @@ type TeamPage struct {
 	MembersTotal int     `json:"members_total"`
 }
 
-// MaxMembers bounds the members a team's page lists.
-const MaxMembers = 200
+// MaxMembers bounds the members a team's page lists, MaxHosts the hosts a
+// user's page lists.
+const (
+	MaxMembers = 200
+	MaxHosts   = 200
+)
 
 // HostPage is a host's page.
 type HostPage struct {
