@@ -31,6 +31,7 @@ func benchStatsCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to this file"},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a profile of the whole run's allocations to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := cliutil.SignalContext(context.Background())
@@ -48,6 +49,9 @@ func benchStatsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := cliutil.MemProfile(c.String("memprofile")); err != nil {
+				return err
+			}
 			if c.Bool("json") {
 				return cliutil.PrintJSON(c.App.Writer, rep)
 			}
@@ -63,8 +67,8 @@ func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 func printStats(w io.Writer, r statsbench.Report) {
 	c := r.Config
-	fmt.Fprintf(w, "population: %d hosts, %d users, %d teams (largest %d members); %d grants over %d days\n",
-		c.Hosts, c.Users, c.Teams, r.LargestTeam, c.Grants, c.Days)
+	fmt.Fprintf(w, "population: %d hosts, %d users, %d teams (largest %d members, most hosts of a user %d); %d grants over %d days\n",
+		c.Hosts, c.Users, c.Teams, r.LargestTeam, r.MostHosts, c.Grants, c.Days)
 	fmt.Fprintf(w, "built through Apply: scheduler %.1f s, accounting %.1f s\n\n", r.SchedBuild.Seconds(), r.AcctBuild.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "page\tpath (example)\trequests\tp50\tp99\tmax\tcpu/request\tbytes")

@@ -72,6 +72,7 @@ type Report struct {
 	ExportFiles           map[string]int64
 	Exported              stats.ExportSummary
 	LargestTeam           int
+	MostHosts             int // of one user
 	// Live heap after building: the scheduler's part (hosts, users, teams
 	// and their indexes), the accounting peer's (credit, history,
 	// leaderboards); RSS of the process then, and its peak.
@@ -120,6 +121,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.HeapSched = heap1 - min(heap0, heap1)
 	for _, n := range teams {
 		rep.LargestTeam = max(rep.LargestTeam, n)
+	}
+	// The user with the most hosts: the first, as zipf draws it most.
+	hostsOf := make([]int, cfg.Users+1)
+	for _, o := range owners {
+		hostsOf[o[0]]++
+	}
+	busiest := 1
+	for u, n := range hostsOf {
+		if n > rep.MostHosts {
+			busiest, rep.MostHosts = u, n
+		}
 	}
 	cfg.Progress(fmt.Sprintf("scheduler: %d hosts, %d users, %d teams in %.1f s", cfg.Hosts, cfg.Users, cfg.Teams, rep.SchedBuild.Seconds()))
 
@@ -171,6 +183,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		{"hosts by RAC, deep page", func() string { return "/hosts?by=rac&page=" + strconv.Itoa(max(1, lastPage/2)) }},
 		{"host page (random)", func() string { return "/hosts/" + strconv.Itoa(1+pr.IntN(cfg.Hosts)) }},
 		{"user page (random)", func() string { return "/users/" + strconv.Itoa(1+pr.IntN(cfg.Users)) }},
+		{"user page (most hosts)", func() string { return "/users/" + strconv.Itoa(busiest) }},
 		{"team page (largest)", func() string { return "/teams/" + strconv.Itoa(largest) }},
 		{"host API (random)", func() string { return "/api/v1/hosts/" + strconv.Itoa(1+pr.IntN(cfg.Hosts)) }},
 	}

@@ -12,7 +12,7 @@ func TestSmallPopulation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Pages) != 9 {
+	if len(rep.Pages) != 10 {
 		t.Fatalf("%d pages measured", len(rep.Pages))
 	}
 	for _, p := range rep.Pages {
@@ -24,7 +24,7 @@ func TestSmallPopulation(t *testing.T) {
 	if rep.Exported.Hosts != 600 || rep.Exported.Users != 100 || rep.ExportFiles["host.gz"] == 0 {
 		t.Fatalf("export: %+v, files %v", rep.Exported, rep.ExportFiles)
 	}
-	if rep.AcctSnapshot == 0 || rep.LargestTeam == 0 {
-		t.Fatalf("snapshot %d bytes, largest team %d", rep.AcctSnapshot, rep.LargestTeam)
+	if rep.AcctSnapshot == 0 || rep.LargestTeam == 0 || rep.MostHosts < 600/100 {
+		t.Fatalf("snapshot %d bytes, largest team %d, most hosts of a user %d", rep.AcctSnapshot, rep.LargestTeam, rep.MostHosts)
 	}
 }
