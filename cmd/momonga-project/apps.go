@@ -25,7 +25,9 @@ func initCommand() *cli.Command {
 		Usage: "create the project's app-signing key (ed25519) and BOINC code-signing key (RSA) in a data directory",
 		Description: "Writes DATA/" + signing.PrivateFile + " (mode 0600) and DATA/" + signing.PublicFile + ". The server needs only the public\n" +
 			"key; the private one signs apps (`app sign`) and may be moved to an offline machine. Also writes DATA/" + auth.KeysFile + "\n" +
-			"(mode 0600), the keys of the project's NATS accounts, which every server of a cluster needs a copy of.",
+			"(mode 0600), the keys of the project's NATS accounts, which every server of a cluster needs a copy of; and the BOINC\n" +
+			"code-signing key pair, DATA/" + boinc.CodeSignPrivateFile + " (mode 0600: `app add` signs the apps' files for BOINC clients with it; it\n" +
+			"may be moved offline) and DATA/" + boinc.CodeSignPublicFile + " (what the servers need).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data directory", Required: true},
 			&cli.BoolFlag{Name: "if-needed", Usage: "do nothing if the project has its signing key already (the service's first start)"},
@@ -55,7 +57,7 @@ func initCommand() *cli.Command {
 			if _, err := boinc.LoadOrCreateSecret(c.String("data")); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "BOINC keys:  %s (mode 0600, signs the BOINC app's files) and %s; %s (the same on every server serving BOINC clients)\n",
+			fmt.Fprintf(c.App.Writer, "BOINC keys:  %s (mode 0600, signs the BOINC app's files at `app add`; may be kept offline) and %s; %s (the same on every server serving BOINC clients)\n",
 				filepath.Join(c.String("data"), boinc.CodeSignPrivateFile), boinc.CodeSignPublicFile, boinc.SecretFile)
 			return nil
 		},
