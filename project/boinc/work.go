@@ -15,10 +15,10 @@ import (
 // app; its version for the client's platform has two files, both signed
 // with the code-signing key when the app was added: the runner for that
 // platform (the main program) and the app's module. A file without a
-// stored signature is never sent: the client would refuse it. The work unit names the task's input and
-// checkpoint files and carries the rest of the task in its command line
-// (workunits.BOINCTask); the result names the output file, which only the
-// host it was sent to can upload.
+// stored signature is never sent: the client would refuse it. The work
+// unit names the task's input and checkpoint files and carries the rest of
+// the task in its command line (workunits.BOINCTask); the result names the
+// output file, which only the host it was sent to can upload.
 
 // Bounds of a work request.
 const maxSlots = 16
