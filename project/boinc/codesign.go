@@ -85,7 +85,7 @@ func ReadCodeSigningKey(path string) (*rsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s is missing: make the BOINC code-signing key with `momonga-project init`", path)
+			return nil, fmt.Errorf("%s is missing: make the BOINC code-signing key with `momonga-project init`, or, if the project keeps it elsewhere, name it with --code-sign-key", path)
 		}
 		return nil, err
 	}
