@@ -40,7 +40,7 @@ type Record struct {
 }
 
 // ExportSource reads what an export writes, a slice at a time, several
-// slices at once.
+// slices at once from as many goroutines.
 type ExportSource interface {
 	// Records appends to dst the records of kind numbered from `from` up
 	// to `to` (not included), and reports whether any are numbered `to`

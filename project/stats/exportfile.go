@@ -138,6 +138,11 @@ func exportFile(ctx context.Context, src ExportSource, f io.Writer, kind Kind, w
 		default:
 		}
 	}
+	if err == nil {
+		// The workers stop early only on an error, or when the caller
+		// gives up.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return count, credit, err
 	}

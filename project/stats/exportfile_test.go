@@ -19,17 +19,22 @@ import (
 )
 
 // slicedSource hands out n records of each kind, and fails from its
-// failAt-th read on (0: never).
+// failAt-th read on (0: never), or calls cancel at its cancelAt-th.
 type slicedSource struct {
-	n, failAt int
-	reads     atomic.Int64
+	n, failAt, cancelAt int
+	cancel              func()
+	reads               atomic.Int64
 }
 
 var errSource = errors.New("peer gone")
 
 func (s *slicedSource) Records(_ context.Context, k Kind, from, to uint64, out []Record) ([]Record, bool, error) {
-	if n := s.reads.Add(1); s.failAt > 0 && n >= int64(s.failAt) {
+	n := s.reads.Add(1)
+	if s.failAt > 0 && n >= int64(s.failAt) {
 		return out, false, errSource
+	}
+	if n == int64(s.cancelAt) {
+		s.cancel()
 	}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for num := from; num < to && num <= uint64(s.n); num++ {
@@ -100,9 +105,9 @@ func TestExportSlicesMakeOneFile(t *testing.T) {
 	}
 }
 
-// TestExportStopsOnErrors: a source failing in the middle of a file, or a
-// file that cannot be written, ends the export with the error, and no
-// worker is left behind.
+// TestExportStopsOnErrors: a source failing in the middle of a file, a
+// file that cannot be written, or the caller giving up ends the export
+// with the error, and no worker is left behind.
 func TestExportStopsOnErrors(t *testing.T) {
 	before := runtime.NumGoroutine()
 	_, _, err := exportTo(t, &slicedSource{n: 3000, failAt: 50}, 10)
@@ -114,6 +119,14 @@ func TestExportStopsOnErrors(t *testing.T) {
 	}, 10)
 	if !errors.Is(err, errDiskFull) || !strings.Contains(err.Error(), "user.gz") {
 		t.Errorf("file failing: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = export(ctx, &slicedSource{n: 3000, cancelAt: 50, cancel: cancel}, func(name string) (io.WriteCloser, error) {
+		return nopCloser{io.Discard}, nil
+	}, 10)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("export given up: %v", err)
 	}
 	wait.For(t, 5*time.Second, "the export's workers to end", func() bool { return runtime.NumGoroutine() <= before })
 }
