@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,6 +229,12 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 	h := m.st.Hosts[req.Host]
 	if h == nil {
 		return nil, wu.Errorf(wu.CodeNotFound, "no host %q", req.Host)
+	}
+	if !h.Revoked {
+		hosts := m.six.userHosts[h.User]
+		if i := slices.Index(hosts, h.ID); i >= 0 {
+			m.six.userHosts[h.User] = slices.Delete(hosts, i, i+1)
+		}
 	}
 	h.Revoked = true
 	m.rank(h)

@@ -53,7 +53,7 @@ type counters struct {
 // by the operations that change what it indexes.
 type statsIndex struct {
 	hostNum, userNum, teamNum []string            // number-1 → id
-	userHosts                 map[string][]string // user id → host ids, oldest first
+	userHosts                 map[string][]string // user id → ids of its hosts not revoked, oldest first
 	members                   map[string]map[string]bool
 	// holding lists the tasks given to each host; some have since been
 	// taken away or reported, and are dropped when the list has doubled
@@ -156,7 +156,7 @@ func (m *Machine) reindexStats() {
 		ix.hostNum[h.Num-1] = id
 	}
 	for _, id := range ix.hostNum {
-		if h := st.Hosts[id]; h != nil && h.User != "" {
+		if h := st.Hosts[id]; h != nil && h.User != "" && !h.Revoked {
 			ix.userHosts[h.User] = append(ix.userHosts[h.User], id)
 		}
 	}
@@ -459,13 +459,9 @@ func (m *Machine) User(num uint64) (UserView, bool) {
 		l := m.teamLabel(t)
 		v.Team = &l
 	}
-	hosts := m.six.userHosts[u.ID]
-	v.Hosts = make([]string, 0, len(hosts))
-	for _, hid := range hosts {
-		if h := m.st.Hosts[hid]; h != nil && !h.Revoked {
-			v.Hosts = append(v.Hosts, hid)
-		}
-	}
+	// A copy of the index (no host is read): a user may have a hundred
+	// thousand hosts.
+	v.Hosts = slices.Clone(m.six.userHosts[u.ID])
 	return v, true
 }
 

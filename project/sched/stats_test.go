@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,29 @@ func TestWhatAHostHoldsStaysBounded(t *testing.T) {
 	for i, r := range v.Running {
 		if r.ID != kept[i].Task {
 			t.Fatalf("running[%d] = %s, want %s (in the order given)", i, r.ID, kept[i].Task)
+		}
+	}
+}
+
+// TestUserListsItsHostsNotRevoked: a user's hosts, oldest first, leave
+// out a host revoked, and do so after a restore too.
+func TestUserListsItsHostsNotRevoked(t *testing.T) {
+	h := newHarness(t)
+	h.addUser("ann", "")
+	a1, a2, a3 := h.attachHost("ann", 1), h.attachHost("ann", 2), h.attachHost("ann", 3)
+	if u, _ := h.m.User(1); !slices.Equal(u.Hosts, []string{a1, a2, a3}) {
+		t.Fatalf("hosts %v, want %v", u.Hosts, []string{a1, a2, a3})
+	}
+	for range 2 {
+		h.must(h.req("adm:test", wu.OpHostRevoke, wu.HostRevoke{V: 1, Host: a2}, nil))
+	}
+	r := New(Config{})
+	if err := r.Restore(bytes.NewReader(h.snapshot())); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Machine{h.m, r} {
+		if u, _ := m.User(1); !slices.Equal(u.Hosts, []string{a1, a3}) {
+			t.Fatalf("hosts %v after a2 was revoked, want %v", u.Hosts, []string{a1, a3})
 		}
 	}
 }
