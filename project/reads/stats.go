@@ -395,19 +395,15 @@ func (s Stats) Records(ctx context.Context, kind stats.Kind, from, to uint64, ds
 	if err != nil {
 		return dst, false, err
 	}
-	ids := make([]string, len(dst)-start)
-	for i := range ids {
-		ids[i] = dst[start+i].ID
-	}
-	var raw []accounting.Account
-	if err := s.acct(ctx, func(m *accounting.Machine) { raw = m.Accounts(k, ids) }); err != nil {
-		return dst, false, err
-	}
-	for i, a := range raw {
-		r := &dst[start+i]
-		r.Credit, r.RAC, r.RACTime = a.Credit, a.RAC.Avg, a.RAC.Time
-	}
-	return dst, more, nil
+	err = s.acct(ctx, func(m *accounting.Machine) {
+		for i := start; i < len(dst); i++ {
+			r := &dst[i]
+			var avg credit.Average
+			r.Credit, avg = m.Credit(k, r.ID)
+			r.RAC, r.RACTime = avg.Avg, avg.Time
+		}
+	})
+	return dst, more, err
 }
 
 // ExportApps names the apps for tables.xml.
