@@ -78,10 +78,9 @@ func benchDispatch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rep)
-	}
-	return printDispatch(c.App.Writer, rep, c.Bool("secure"), c.Int("batch"))
+	return cliutil.Output(c, rep, func(w io.Writer, rep bench.Report) error {
+		return printDispatch(w, rep, c.Bool("secure"), c.Int("batch"))
+	})
 }
 
 func printDispatch(out io.Writer, rep bench.Report, secure bool, batch int) error {

@@ -48,11 +48,7 @@ func benchStatsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return cliutil.PrintJSON(c.App.Writer, rep)
-			}
-			printStats(c.App.Writer, rep)
-			return nil
+			return cliutil.Output(c, rep, func(w io.Writer, rep statsbench.Report) error { printStats(w, rep); return nil })
 		},
 	}
 }

@@ -97,10 +97,7 @@ func vpeerStatus(c *cli.Context) error {
 		return fmt.Errorf("no virtual peer answered at %s", c.String("server"))
 	}
 	groups := vpeer.Summarize(reports)
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, groups)
-	}
-	return printGroups(c.App.Writer, groups)
+	return cliutil.Output(c, groups, printGroups)
 }
 
 func printGroups(out io.Writer, groups []vpeer.GroupSummary) error {
@@ -257,10 +254,7 @@ func benchVpeerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return cliutil.PrintJSON(c.App.Writer, rep)
-			}
-			return printVpeerBench(c.App.Writer, rep)
+			return cliutil.Output(c, rep, printVpeerBench)
 		},
 	}
 }
