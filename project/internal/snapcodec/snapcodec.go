@@ -69,17 +69,14 @@ func (d *Decoder) Uint() uint64 {
 	return v
 }
 
-// Int reads a varint.
+// Int reads a varint: a uvarint holding the value zig-zag encoded, as
+// binary.Varint reads it.
 func (d *Decoder) Int() int64 {
-	if d.Err != nil {
-		return 0
+	u := d.Uint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
 	}
-	v, n := binary.Varint(d.B[d.Off:])
-	if n <= 0 {
-		d.Err = ErrTruncated
-		return 0
-	}
-	d.Off += n
 	return v
 }
 

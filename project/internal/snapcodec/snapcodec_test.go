@@ -63,6 +63,18 @@ func TestDecoderKeepsItsFirstError(t *testing.T) {
 	}
 }
 
+// Int reads what binary.Varint reads, to the edges of int64.
+func TestIntReadsVarints(t *testing.T) {
+	for _, v := range []int64{0, 1, -1, 63, -64, 64, -65, math.MaxInt64, math.MinInt64} {
+		var e Encoder
+		e.Int(v)
+		d := Decoder{B: e.B}
+		if got := d.Int(); got != v || d.Err != nil {
+			t.Errorf("Int of %d: %d, %v", v, got, d.Err)
+		}
+	}
+}
+
 // Any bytes decode without a panic, and no string is longer than the input.
 func FuzzDecoder(f *testing.F) {
 	var e Encoder
