@@ -233,13 +233,11 @@ func benchVpeerCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to this file"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, stop := cliutil.SignalContext(context.Background())
-			defer stop()
-			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			ctx, stop, err := cliutil.BenchContext(c)
 			if err != nil {
 				return err
 			}
-			defer stopProfile()
+			defer stop()
 			rep, err := vpeerbench.Run(ctx, vpeerbench.Config{
 				Members: c.IntSlice("members"),
 				Entries: c.Int("entries"),
