@@ -3,6 +3,7 @@ package snapcodec
 import (
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 )
 
@@ -14,20 +15,10 @@ func TestRoundTrip(t *testing.T) {
 	e.Str("")
 	e.Str("héllo")
 	d := Decoder{B: e.B}
-	if v := d.Uint(); v != math.MaxUint64 {
-		t.Errorf("Uint: %d", v)
-	}
-	if v := d.Int(); v != -300 {
-		t.Errorf("Int: %d", v)
-	}
-	if v := d.Float(); v != -1.5 {
-		t.Errorf("Float: %g", v)
-	}
-	if s := d.Str(); s != "" {
-		t.Errorf("empty Str: %q", s)
-	}
-	if s := d.Str(); s != "héllo" {
-		t.Errorf("Str: %q", s)
+	got := []any{d.Uint(), d.Int(), d.Float(), d.Str(), d.Str()}
+	want := []any{uint64(math.MaxUint64), int64(-300), -1.5, "", "héllo"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read %v, wrote %v", got, want)
 	}
 	d.End()
 	if d.Err != nil {
