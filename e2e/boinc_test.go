@@ -163,12 +163,20 @@ func TestBOINCClientComputesBesideAVolunteer(t *testing.T) {
 	// every 5 s at the soonest: a lease of a minute covers that and a
 	// restart of the client.
 	p := newProjectWith(t, "--lease", "60s", "--beat", "5s", "--boinc-http", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--boinc-apps", appsDir)
-	p.mustCLI("app add", "primes", primesWasm)
+	// The project keeps its code-signing key offline: the server has the
+	// public half only, and `app add` signs the apps' BOINC files with the
+	// private one where it is.
+	offlineKey := filepath.Join(p.dir, "offline-code_sign_private")
+	if err := os.Rename(filepath.Join(p.dataDir, "code_sign_private"), offlineKey); err != nil {
+		t.Fatal(err)
+	}
+	signFlags := []string{"--code-sign-key", offlineKey, "--boinc-apps", appsDir}
+	t.Logf("app add: %s", strings.TrimSpace(p.mustCLI("app add", append(signFlags, "primes", primesWasm)...)))
 	mandelrWasm, err := filepath.Abs(filepath.Join("..", "apps", "mandelr.wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mustCLI("app add", "mandelr", mandelrWasm)
+	p.mustCLI("app add", append(signFlags, "mandelr", mandelrWasm)...)
 
 	const limit, ranges = 3_000_000, 6
 	sieve := newPrimeSieve(limit)

@@ -81,3 +81,84 @@ func (t BOINCTask) validate() error {
 	}
 	return t.Limits.Validate()
 }
+
+// CodeSignature is the BOINC code signature of one file of an app's BOINC
+// app versions (DESIGN §10): the app's module, or the runner built for a
+// platform. BOINC signs a file's md5, so the signature belongs to the md5;
+// it is made once, where the project's code-signing key is, when the app is
+// added, and the scheduler only sends it on.
+type CodeSignature struct {
+	// File is CodeSignedModule or the BOINC platform of a runner.
+	File string `json:"file"`
+	// MD5 is the signed file's md5, 32 lower-case hex digits, as BOINC
+	// writes it.
+	MD5 string `json:"md5"`
+	// Signature is in BOINC's text form: hex lines closed by ".".
+	Signature string `json:"signature"`
+}
+
+// CodeSignedModule names an app's module among its code signatures.
+const CodeSignedModule = "module"
+
+// Bounds of an app's code signatures: the module and a runner per
+// platform, and a signature by a key of at most 1024 bits in hex lines.
+const (
+	MaxCodeSignatures     = 16
+	MaxCodeSignatureBytes = 512
+)
+
+// ValidMD5 reports whether s is an md5 as BOINC writes it.
+func ValidMD5(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s CodeSignature) validate() error {
+	if s.File != CodeSignedModule && !ValidName(s.File) {
+		return Errorf(CodeBadRequest, "code signature of %q: the file is %q or a BOINC platform name", s.File, CodeSignedModule)
+	}
+	if !ValidMD5(s.MD5) {
+		return Errorf(CodeBadRequest, "code signature of %s: md5 %q is not 32 lower-case hex digits", s.File, s.MD5)
+	}
+	if s.Signature == "" || len(s.Signature) > MaxCodeSignatureBytes {
+		return Errorf(CodeBadRequest, "code signature of %s: empty or over %d bytes", s.File, MaxCodeSignatureBytes)
+	}
+	for _, c := range s.Signature {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || strings.ContainsRune(" \t\r\n.", c)) {
+			return Errorf(CodeBadRequest, "code signature of %s: %q is not in BOINC's hex text form", s.File, c)
+		}
+	}
+	return nil
+}
+
+// validateCodeSignatures checks an app's code signatures: each well formed,
+// a file named once, and the module among them.
+func validateCodeSignatures(sigs []CodeSignature) error {
+	if len(sigs) == 0 {
+		return nil
+	}
+	if len(sigs) > MaxCodeSignatures {
+		return Errorf(CodeBadRequest, "%d code signatures, at most %d", len(sigs), MaxCodeSignatures)
+	}
+	seen := map[string]bool{}
+	for _, s := range sigs {
+		if err := s.validate(); err != nil {
+			return err
+		}
+		if seen[s.File] {
+			return Errorf(CodeBadRequest, "two code signatures of %s", s.File)
+		}
+		seen[s.File] = true
+	}
+	if !seen[CodeSignedModule] {
+		return Errorf(CodeBadRequest, "the code signatures leave out the app's module")
+	}
+	return nil
+}

@@ -170,7 +170,46 @@ func FuzzDecodeCompare(f *testing.F) {
 	fuzzDecoder[Compare](f, `{"v":1,"unit":"wu1","a":"`+string(HashOf(nil))+`","b":"`+string(HashOf([]byte("x")))+`","agree":true}`)
 }
 func FuzzDecodeAddApp(f *testing.F) {
-	fuzzDecoder[AddApp](f, `{"v":1,"name":"primes","hash":"`+string(HashOf(nil))+`","size":3,"signature":"x","policy":{"replication":2,"quorum":2,"adaptive":true,"tolerance":{"rel":1e-9}}}`)
+	fuzzDecoder[AddApp](f, `{"v":1,"name":"primes","hash":"`+string(HashOf(nil))+`","size":3,"signature":"x","policy":{"replication":2,"quorum":2,"adaptive":true,"tolerance":{"rel":1e-9}}}`,
+		`{"v":1,"name":"primes","hash":"`+string(HashOf(nil))+`","size":3,"code_sigs":[{"file":"module","md5":"`+testMD5+`","signature":"0a1b\n.\n"},{"file":"x86_64-pc-linux-gnu","md5":"`+testMD5+`","signature":"ff\n.\n"}]}`)
+}
+
+const testMD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+func TestAddAppCodeSignatures(t *testing.T) {
+	app := func(sigs string) []byte {
+		return []byte(`{"v":1,"name":"primes","hash":"` + string(HashOf(nil)) + `","size":3,"code_sigs":` + sigs + `}`)
+	}
+	sig := func(file, md5, text string) string {
+		return `{"file":"` + file + `","md5":"` + md5 + `","signature":"` + text + `"}`
+	}
+	module := sig("module", testMD5, `0a1b\n.\n`)
+	got, err := Decode[AddApp](app(`[` + module + `,` + sig("windows_x86_64", testMD5, `ff\n.\n`) + `]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.CodeSigs) != 2 || got.CodeSigs[1].File != "windows_x86_64" || got.CodeSigs[0].Signature != "0a1b\n.\n" {
+		t.Fatalf("decoded %+v", got.CodeSigs)
+	}
+	// An entry written before code signatures decodes with none.
+	if old, err := Decode[AddApp]([]byte(`{"v":1,"name":"primes","hash":"` + string(HashOf(nil)) + `","size":3}`)); err != nil || old.CodeSigs != nil {
+		t.Fatalf("an entry without code signatures: %+v, %v", old, err)
+	}
+	for name, sigs := range map[string]string{
+		"no module":         `[` + sig("x86_64-pc-linux-gnu", testMD5, `ff`) + `]`,
+		"a file twice":      `[` + module + `,` + module + `]`,
+		"upper-case md5":    `[` + sig("module", strings.ToUpper(testMD5), `ff`) + `]`,
+		"short md5":         `[` + sig("module", testMD5[:31], `ff`) + `]`,
+		"not hex":           `[` + sig("module", testMD5, `<xml>`) + `]`,
+		"empty signature":   `[` + sig("module", testMD5, ``) + `]`,
+		"long signature":    `[` + sig("module", testMD5, strings.Repeat("ab", MaxCodeSignatureBytes)) + `]`,
+		"platform with '/'": `[` + module + `,` + sig("a/b", testMD5, `ff`) + `]`,
+		"too many":          `[` + module + strings.Repeat(`,`+module, MaxCodeSignatures) + `]`,
+	} {
+		if err := decodeErr[AddApp](app(sigs)); ErrorCode(err) != CodeBadRequest {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
 func FuzzDecodeResultsQuery(f *testing.F) {
 	fuzzDecoder[ResultsQuery](f, `{"v":1,"batch":"b","offset":2}`)

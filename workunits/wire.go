@@ -179,6 +179,10 @@ type AddApp struct {
 
 	Signature string `json:"signature,omitempty"` // AppSignature manifest; the gateway checks it against the project's key
 	Policy    Policy `json:"policy,omitzero"`
+	// CodeSigs are the BOINC code signatures of the module and the runners
+	// (CodeSignature), for stock BOINC clients; none when the project's
+	// code-signing key was not at hand, and in entries older than them.
+	CodeSigs []CodeSignature `json:"code_sigs,omitempty"`
 }
 
 // UnitSpec is one work unit of a submission.
@@ -400,6 +404,9 @@ func (m *AddApp) Validate() error {
 	}
 	if len(m.Signature) > MaxSignatureBytes {
 		return Errorf(CodeBadRequest, "app signature over %d bytes", MaxSignatureBytes)
+	}
+	if err := validateCodeSignatures(m.CodeSigs); err != nil {
+		return err
 	}
 	return m.Policy.Validate()
 }

@@ -67,12 +67,13 @@ func (c *Client) PutBlob(ctx context.Context, b []byte) (wu.Hash, error) { retur
 func (c *Client) Blob(ctx context.Context, h wu.Hash) ([]byte, error) { return c.blobs.Get(ctx, h) }
 
 // AddApp publishes module under name with its signed manifest (see
-// workunits.SignApp) and validation policy: it prepares the module (a
-// reactor's mutable globals are exported, so that its memory snapshots are
-// complete: workunits.PrepareModule), checks it and the signature, which
-// covers the prepared module, stores it and records the app in the
-// scheduler. The app's hash is that of the prepared module.
-func (c *Client) AddApp(ctx context.Context, name string, module, signature []byte, policy wu.Policy) (wu.App, error) {
+// workunits.SignApp), validation policy and, for stock BOINC clients, the
+// code signatures of its BOINC app versions (boinc.SignApp): it prepares
+// the module (a reactor's mutable globals are exported, so that its memory
+// snapshots are complete: workunits.PrepareModule), checks it and the
+// signature, which covers the prepared module, stores it and records the
+// app in the scheduler. The app's hash is that of the prepared module.
+func (c *Client) AddApp(ctx context.Context, name string, module, signature []byte, policy wu.Policy, codeSigs ...wu.CodeSignature) (wu.App, error) {
 	if !wu.ValidName(name) {
 		return wu.App{}, wu.Errorf(wu.CodeBadRequest, "app name %q: use 1-%d letters, digits, '.', '_' or '-'", name, wu.MaxNameBytes)
 	}
@@ -91,7 +92,7 @@ func (c *Client) AddApp(ctx context.Context, name string, module, signature []by
 	if err != nil {
 		return wu.App{}, err
 	}
-	req := wu.AddApp{V: wu.WireVersion, Name: name, Hash: h, Size: int64(len(module)), Signature: string(signature), Policy: policy}
+	req := wu.AddApp{V: wu.WireVersion, Name: name, Hash: h, Size: int64(len(module)), Signature: string(signature), Policy: policy, CodeSigs: codeSigs}
 	if err := c.command(ctx, wu.OpAddApp, req, &wu.Ack{}); err != nil {
 		return wu.App{}, err
 	}

@@ -10,9 +10,12 @@
 //
 // What a BOINC client runs is the momonga runner built for its platform
 // (cmd/momonga-boinc-app), one native app version per platform that runs
-// every momonga app's WebAssembly module; this package signs its files and
-// the modules with the project's BOINC code-signing key (codesign.go), as
-// the client requires.
+// every momonga app's WebAssembly module. The client runs only files signed
+// by the project's BOINC code-signing key (codesign.go); as in BOINC, they
+// are signed once, where the key is, when an app is added (SignApp, by
+// `momonga-project app add`), the signatures travel in the app's entry in
+// the scheduler's log, and this package sends them on: it holds only the
+// public key, so the private one may be kept offline.
 //
 // The BOINC side reaches the project only through the small interfaces
 // below, so that its tests run on vpeer's in-memory log, blobs.Mem and a
@@ -49,6 +52,9 @@ type Gateway interface {
 // authenticates with a key, and the status with its credit.
 type Directory interface {
 	UserByKeyHash(h wu.Hash) (string, bool)
+	// CodeSignature is the code signature an app was added with for the
+	// file whose md5 is sum.
+	CodeSignature(sum string) (string, bool)
 	HostByNKey(nkey string) (wu.HostCredential, bool)
 	Status() wu.StatusReply
 	Accounts() wu.AccountsReply
@@ -76,8 +82,10 @@ type Config struct {
 	Directory   Directory
 	Blobs       Blobs
 	Uploads     Uploads
-	// CodeSignKey signs the app versions' files (codesign.go).
-	CodeSignKey *rsa.PrivateKey
+	// CodeSignKey is the public half of the key that signed the app
+	// versions' files (codesign.go): clients are given it, and the stored
+	// signatures are checked with it before they are sent.
+	CodeSignKey *rsa.PublicKey
 	// Runners are the app's executables, by BOINC platform name
 	// (LoadRunners).
 	Runners map[string]Runner
@@ -107,7 +115,9 @@ const MinSecretBytes = 32
 type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
-	signed  sync.Map // wu.Hash → signedFile: modules signed so far
+	signed  sync.Map // md5 → verified code signature
+	modules sync.Map // wu.Hash → fileMeta of an app's module
+	missing sync.Map // md5 → struct{}: files logged as unsigned once
 	hostMu  [64]sync.Mutex
 	statusC statusCache
 	uploads sync.Mutex // staging files
@@ -132,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("boinc: the gateway, directory, blob store and uploads must be given")
 	}
 	if cfg.CodeSignKey == nil {
-		return nil, errors.New("boinc: no code-signing key: make one with `momonga-project init`")
+		return nil, errors.New("boinc: no code-signing public key: make the key pair with `momonga-project init`")
 	}
 	if len(cfg.Secret) < MinSecretBytes {
 		return nil, fmt.Errorf("boinc: the secret must have at least %d bytes", MinSecretBytes)
@@ -154,16 +164,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	for platform, r := range cfg.Runners {
-		if r.sig == "" {
-			sig, err := SignFile(cfg.CodeSignKey, r.MD5)
-			if err != nil {
-				return nil, fmt.Errorf("boinc: sign the runner for %s: %w", platform, err)
-			}
-			r.sig = sig
-			cfg.Runners[platform] = r
-		}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /{$}", s.master)
@@ -254,7 +254,6 @@ type Runner struct {
 	Path string
 	Size int64
 	MD5  string
-	sig  string
 }
 
 // RunnerFile is the name of the runner for a platform in a LoadRunners
@@ -272,6 +271,9 @@ const runnerPrefix = "momonga-boinc-app_"
 // Platforms are the BOINC platforms the runner is built for.
 var Platforms = []string{"x86_64-pc-linux-gnu", "aarch64-unknown-linux-gnu", "windows_x86_64", "x86_64-apple-darwin", "arm64-apple-darwin"}
 
+// ErrNoRunners is LoadRunners' error for a directory without a runner.
+var ErrNoRunners = errors.New("no BOINC app")
+
 // LoadRunners finds the runners built for the platforms in dir
 // (RunnerFile); a platform without one gets no work.
 func LoadRunners(dir string) (map[string]Runner, error) {
@@ -288,8 +290,8 @@ func LoadRunners(dir string) (map[string]Runner, error) {
 		runners[p] = Runner{Path: path, Size: int64(len(b)), MD5: md5Hex(b)}
 	}
 	if len(runners) == 0 {
-		return nil, fmt.Errorf("no BOINC app in %s: build one with `GOOS=linux GOARCH=amd64 go build -o %s ./cmd/momonga-boinc-app` (and likewise for the other platforms)",
-			dir, filepath.Join(dir, RunnerFile(Platforms[0])))
+		return nil, fmt.Errorf("%w in %s: build one with `GOOS=linux GOARCH=amd64 go build -o %s ./cmd/momonga-boinc-app` (and likewise for the other platforms)",
+			ErrNoRunners, dir, filepath.Join(dir, RunnerFile(Platforms[0])))
 	}
 	return runners, nil
 }

@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // Code signing as a stock BOINC client requires it (BOINC's lib/crypt.cpp):
@@ -81,7 +85,7 @@ func ReadCodeSigningKey(path string) (*rsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s is missing: make the BOINC code-signing key with `momonga-project init`", path)
+			return nil, fmt.Errorf("%s is missing: make the BOINC code-signing key with `momonga-project init`, or, if the project keeps it elsewhere, name it with --code-sign-key", path)
 		}
 		return nil, err
 	}
@@ -90,6 +94,44 @@ func ReadCodeSigningKey(path string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
+}
+
+// ReadCodeSigningPublicKey reads the public key InitCodeSigning wrote: all
+// a server needs to serve the files signed with its private half.
+func ReadCodeSigningPublicKey(path string) (*rsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is missing: make the BOINC code-signing key with `momonga-project init`, or copy the project's %s here", path, CodeSignPublicFile)
+		}
+		return nil, err
+	}
+	pub, err := ParsePublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// SignApp makes the code signatures of an app's BOINC app versions, as
+// BOINC's update_versions does when a version is added: its module's and
+// each runner's (LoadRunners), in platform order. They go into the app's
+// entry in the scheduler's log (workunits.AddApp), from where every server
+// sends them without the private key.
+func SignApp(key *rsa.PrivateKey, module []byte, runners map[string]Runner) ([]wu.CodeSignature, error) {
+	sig, err := SignFile(key, md5Hex(module))
+	if err != nil {
+		return nil, fmt.Errorf("sign the module: %w", err)
+	}
+	sigs := []wu.CodeSignature{{File: wu.CodeSignedModule, MD5: md5Hex(module), Signature: sig}}
+	for _, platform := range slices.Sorted(maps.Keys(runners)) {
+		r := runners[platform]
+		if sig, err = SignFile(key, r.MD5); err != nil {
+			return nil, fmt.Errorf("sign the BOINC app for %s: %w", platform, err)
+		}
+		sigs = append(sigs, wu.CodeSignature{File: platform, MD5: r.MD5, Signature: sig})
+	}
+	return sigs, nil
 }
 
 // FormatPublicKey writes pub in BOINC's text form (R_RSA_PUBLIC_KEY:

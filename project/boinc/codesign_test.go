@@ -1,12 +1,15 @@
 package boinc
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 func TestCodeSigningKeyRoundTrip(t *testing.T) {
@@ -95,4 +98,65 @@ func FuzzParseKey(f *testing.F) {
 		}
 		_, _ = ParsePrivateKey(b)
 	})
+}
+
+// TestSignAppVerifiesAsTheClientChecks: the signatures `app add` makes
+// verify, with the public key a project's servers hold and send in
+// code_sign_key, against the md5 of the files downloaded, as BOINC's client
+// checks them (lib/crypt.cpp: check_file_signature); a file or a signature
+// altered by a byte is refused.
+func TestSignAppVerifiesAsTheClientChecks(t *testing.T) {
+	dir := t.TempDir()
+	if err := InitCodeSigning(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ReadCodeSigningKey(filepath.Join(dir, CodeSignPrivateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ReadCodeSigningPublicKey(filepath.Join(dir, CodeSignPublicFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := []byte("\x00asm\x01\x00\x00\x00 a module")
+	runners := map[string]Runner{}
+	files := map[string][]byte{wu.CodeSignedModule: module}
+	for _, p := range []string{"windows_x86_64", testPlatform} {
+		b := []byte("the runner for " + p)
+		runners[p] = Runner{Path: RunnerFile(p), Size: int64(len(b)), MD5: md5Hex(b)}
+		files[p] = b
+	}
+	sigs, err := SignApp(key, module, runners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != 3 || sigs[0].File != wu.CodeSignedModule || sigs[1].File != "windows_x86_64" || sigs[2].File != testPlatform {
+		t.Fatalf("signatures of %v", sigs)
+	}
+	// They are what the app's log entry may carry.
+	entry := wu.AddApp{V: 1, Name: "app", Hash: wu.HashOf(module), Size: int64(len(module)), CodeSigs: sigs}
+	if err := entry.Validate(); err != nil {
+		t.Fatalf("the app entry refuses its own signatures: %v", err)
+	}
+	for _, s := range sigs {
+		b := files[s.File]
+		if s.MD5 != md5Hex(b) {
+			t.Fatalf("%s: signed md5 %s, file's %s", s.File, s.MD5, md5Hex(b))
+		}
+		if err := VerifyFile(pub, md5Hex(b), s.Signature); err != nil {
+			t.Fatalf("%s: signature refused: %v", s.File, err)
+		}
+		tampered := bytes.Clone(b)
+		tampered[len(tampered)-1] ^= 1
+		if err := VerifyFile(pub, md5Hex(tampered), s.Signature); err == nil {
+			t.Errorf("%s: the signature verified for an altered file", s.File)
+		}
+		// The last digit of the signature's first line, changed.
+		forged := []byte(s.Signature)
+		i := bytes.IndexByte(forged, '\n') - 1
+		forged[i] = "10"[min(int(forged[i]-'0'), 1)]
+		if err := VerifyFile(pub, s.MD5, string(forged)); err == nil {
+			t.Errorf("%s: an altered signature verified", s.File)
+		}
+	}
 }

@@ -37,16 +37,19 @@ var appKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 const testPlatform = "x86_64-pc-linux-gnu"
 
 type rig struct {
-	t      *testing.T
-	peer   *schedtest.Peer
-	blobs  *blobs.Mem
-	gw     *gateway.Gateway
-	srv    *Server
-	http   *httptest.Server
-	url    string
-	key    *rsa.PrivateKey
-	runner []byte
-	seq    uint64
+	t     *testing.T
+	peer  *schedtest.Peer
+	blobs *blobs.Mem
+	gw    *gateway.Gateway
+	srv   *Server
+	http  *httptest.Server
+	url   string
+	// key signs the apps as `momonga-project app add` would; the BOINC
+	// side has its public half only.
+	key     *rsa.PrivateKey
+	runner  []byte
+	runners map[string]Runner
+	seq     uint64
 }
 
 // viaGateway is the Gateway of the BOINC side: a request served by the
@@ -109,6 +112,11 @@ func (d peerDirectory) UserByKeyHash(h wu.Hash) (id string, ok bool) {
 	return id, ok
 }
 
+func (d peerDirectory) CodeSignature(sum string) (sig string, ok bool) {
+	d.query(func(m *sched.Machine) { sig, ok = m.CodeSignature(sum) })
+	return sig, ok
+}
+
 var codeKey = func() *rsa.PrivateKey {
 	dir, err := os.MkdirTemp("", "boinc-key")
 	if err != nil {
@@ -147,6 +155,7 @@ func newRig(t *testing.T, rc rigConfig) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.runners = runners
 	mux := http.NewServeMux()
 	r.http = httptest.NewServer(mux)
 	t.Cleanup(r.http.Close)
@@ -154,7 +163,7 @@ func newRig(t *testing.T, rc rigConfig) *rig {
 	r.srv, err = New(Config{
 		URL: r.url, ProjectName: "test", Gateway: viaGateway{r.gw, r.peer.Inboxes}, Directory: peerDirectory{r.peer},
 		Blobs: r.blobs, Uploads: blobs.MemUploads{Store: r.blobs, MaxBytes: wu.MaxOutputBytes},
-		CodeSignKey: r.key, Runners: runners, Secret: bytes.Repeat([]byte{9}, 32), UploadDir: filepath.Join(dir, "uploads"),
+		CodeSignKey: &r.key.PublicKey, Runners: runners, Secret: bytes.Repeat([]byte{9}, 32), UploadDir: filepath.Join(dir, "uploads"),
 		AllowAccountCreation: rc.accountCreation, Logger: vpeertest.TestLogger(t),
 	})
 	if err != nil {
@@ -188,16 +197,40 @@ func (r *rig) user(name string) string {
 	return key
 }
 
-// primes publishes the primes app and a batch of units over ranges.
+// signed is the code signatures of module and the rig's runners by the
+// rig's key, as `momonga-project app add` makes them.
+func (r *rig) signed(module []byte) []wu.CodeSignature {
+	r.t.Helper()
+	sigs, err := SignApp(r.key, module, r.runners)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return sigs
+}
+
+// addApp publishes module as an app with the given code signatures.
+func (r *rig) addApp(name string, module []byte, codeSigs []wu.CodeSignature) {
+	r.t.Helper()
+	h, _ := r.blobs.Put(context.Background(), module)
+	r.admin(wu.OpAddApp, wu.AddApp{V: 1, Name: name, Hash: h, Size: int64(len(module)), Signature: string(wu.SignApp(appKey, module).Encode()), CodeSigs: codeSigs})
+}
+
+// primes publishes the primes app, signed for BOINC, and a batch of units
+// over ranges.
 func (r *rig) primes(batch string, replication int, ranges ...[2]int) {
 	r.t.Helper()
-	h, _ := r.blobs.Put(context.Background(), apps.Primes)
-	r.admin(wu.OpAddApp, wu.AddApp{V: 1, Name: "primes", Hash: h, Size: int64(len(apps.Primes)), Signature: string(wu.SignApp(appKey, apps.Primes).Encode())})
+	r.addApp("primes", apps.Primes, r.signed(apps.Primes))
+	r.submit("primes", batch, replication, ranges...)
+}
+
+// submit adds a batch of an app's units, each given a range.
+func (r *rig) submit(app, batch string, replication int, ranges ...[2]int) {
+	r.t.Helper()
 	var units []wu.UnitSpec
 	for _, rg := range ranges {
 		units = append(units, wu.UnitSpec{Args: []string{fmt.Sprint(rg[0]), fmt.Sprint(rg[1])}})
 	}
-	r.admin(wu.OpSubmit, wu.Submit{V: 1, Batch: batch, App: "primes", Replication: replication, Quorum: replication, Units: units})
+	r.admin(wu.OpSubmit, wu.Submit{V: 1, Batch: batch, App: app, Replication: replication, Quorum: replication, Units: units})
 }
 
 // stateOf is the part of the status that requests could change.
@@ -265,26 +298,18 @@ done
 
 // parsedReply is what the tests read of a scheduler reply.
 type parsedReply struct {
-	XMLName      xml.Name `xml:"scheduler_reply"`
-	Messages     []string `xml:"message"`
-	RequestDelay float64  `xml:"request_delay"`
-	NextRPCDelay float64  `xml:"next_rpc_delay"`
-	HostID       int64    `xml:"hostid"`
-	UserName     string   `xml:"user_name"`
-	UserCredit   float64  `xml:"user_total_credit"`
-	HostCredit   float64  `xml:"host_total_credit"`
-	CodeSignKey  string   `xml:"code_sign_key"`
-	Apps         []string `xml:"app>name"`
-	Files        []struct {
-		Name      string `xml:"name"`
-		URL       string `xml:"url"`
-		NBytes    int64  `xml:"nbytes"`
-		MaxBytes  int64  `xml:"max_nbytes"`
-		MD5       string `xml:"md5_cksum"`
-		Signature string `xml:"file_signature"`
-		XMLSig    string `xml:"xml_signature"`
-	} `xml:"file_info"`
-	Versions []struct {
+	XMLName      xml.Name     `xml:"scheduler_reply"`
+	Messages     []string     `xml:"message"`
+	RequestDelay float64      `xml:"request_delay"`
+	NextRPCDelay float64      `xml:"next_rpc_delay"`
+	HostID       int64        `xml:"hostid"`
+	UserName     string       `xml:"user_name"`
+	UserCredit   float64      `xml:"user_total_credit"`
+	HostCredit   float64      `xml:"host_total_credit"`
+	CodeSignKey  string       `xml:"code_sign_key"`
+	Apps         []string     `xml:"app>name"`
+	Files        []parsedFile `xml:"file_info"`
+	Versions     []struct {
 		App      string `xml:"app_name"`
 		Version  int64  `xml:"version_num"`
 		Platform string `xml:"platform"`
@@ -305,6 +330,17 @@ type parsedReply struct {
 	} `xml:"result"`
 	Acks   []string `xml:"result_ack>name"`
 	Aborts []string `xml:"result_abort>name"`
+}
+
+// parsedFile is a file_info of a scheduler reply.
+type parsedFile struct {
+	Name      string `xml:"name"`
+	URL       string `xml:"url"`
+	NBytes    int64  `xml:"nbytes"`
+	MaxBytes  int64  `xml:"max_nbytes"`
+	MD5       string `xml:"md5_cksum"`
+	Signature string `xml:"file_signature"`
+	XMLSig    string `xml:"xml_signature"`
 }
 
 // post sends a scheduler request and reads the reply.

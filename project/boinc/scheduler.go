@@ -142,7 +142,7 @@ func (s *Server) rpc(ctx context.Context, req *schedulerRequest, rep *reply) {
 		s.forgetStatus()
 	}
 	s.credit(uid, host, rep)
-	rep.codeSignKey = req.CodeSignKey != strings.TrimSpace(FormatPublicKey(&s.cfg.CodeSignKey.PublicKey))
+	rep.codeSignKey = req.CodeSignKey != strings.TrimSpace(FormatPublicKey(s.cfg.CodeSignKey))
 }
 
 // answerError tells the client what went wrong: a refusal by the project
@@ -403,7 +403,7 @@ func (s *Server) encodeReply(rep *reply) []byte {
 		w.num("host_expavg_credit", h.RAC)
 	}
 	if rep.codeSignKey {
-		w.block("code_sign_key", FormatPublicKey(&s.cfg.CodeSignKey.PublicKey))
+		w.block("code_sign_key", FormatPublicKey(s.cfg.CodeSignKey))
 	}
 	w.b.Write(rep.work.b.Bytes())
 	for _, name := range rep.acks {

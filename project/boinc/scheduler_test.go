@@ -3,8 +3,11 @@ package boinc
 import (
 	"context"
 	"crypto/md5"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +128,82 @@ func TestBOINCHostComputesLikeAnyHost(t *testing.T) {
 	h := findHost(st, "h"+strconv.FormatInt(c.hostID, 10))
 	if h == nil || h.Valid != 2 || h.Info.CPUModel != "AuthenticAMD AMD EPYC & friends" || h.Info.OS != "linux" || h.Info.Arch != "amd64" {
 		t.Fatalf("the BOINC host in the status: %+v", h)
+	}
+}
+
+// TestOnlyStoredSignaturesAreSent: the BOINC side holds the code-signing
+// public key only (the private one may be offline) and sends the
+// signatures an app was added with. A file whose stored signature is by
+// another key, or that has none, is not sent, and the log says how to sign
+// it; adding the app again signed, as a project whose apps were added
+// before code signatures must, brings the work.
+func TestOnlyStoredSignaturesAreSent(t *testing.T) {
+	r := newRig(t, rigConfig{})
+	c := &client{auth: r.user("ann"), cpid: "feed"}
+	r.rpc(c, false, nil, nil)
+
+	// Signed by another key: the runner is refused before any task is
+	// assigned, so nothing changes.
+	other, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := SignApp(other, apps.Primes, r.runners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addApp("primes", apps.Primes, forged)
+	r.submit("primes", "b1", 1, [2]int{0, 100})
+	before := r.stateOf()
+	rep := r.rpc(c, true, nil, nil)
+	if len(rep.Results) != 0 || len(rep.Files) != 0 || !slices.ContainsFunc(rep.Messages, func(m string) bool { return strings.Contains(m, "not signed yet") }) {
+		t.Fatalf("a runner signed by another key: %d results, %d files, messages %q", len(rep.Results), len(rep.Files), rep.Messages)
+	}
+	if after := r.stateOf(); after != before {
+		t.Fatalf("a refused work request changed the state:\n%s\n%s", before, after)
+	}
+	runner := r.runners[testPlatform]
+	if _, err := r.srv.codeSignature("the runner", runner.MD5); err == nil || !strings.Contains(err.Error(), "not by this project's code-signing key") {
+		t.Fatalf("a signature by another key: %v", err)
+	}
+
+	// Added again with signatures by the project's key: the work comes,
+	// with the signatures stored.
+	sigs := r.signed(apps.Primes)
+	r.addApp("primes", apps.Primes, sigs)
+	rep = r.rpc(c, true, nil, nil)
+	if len(rep.Results) != 1 || len(rep.Versions) != 1 {
+		t.Fatalf("after signing: %d results, %d versions, messages %q", len(rep.Results), len(rep.Versions), rep.Messages)
+	}
+	pub, err := ParsePublicKey([]byte(strings.TrimSpace(rep.CodeSignKey) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	for _, s := range sigs {
+		stored[s.MD5] = s.Signature
+	}
+	for _, f := range rep.Files {
+		if f.Signature == "" {
+			continue // the output's file_info
+		}
+		if strings.TrimSpace(f.Signature) != strings.TrimSpace(stored[f.MD5]) {
+			t.Errorf("%s: sent signature %q, stored %q", f.Name, f.Signature, stored[f.MD5])
+		}
+		if err := VerifyFile(pub, f.MD5, f.Signature); err != nil {
+			t.Errorf("%s: the signature sent does not verify with code_sign_key: %v", f.Name, err)
+		}
+	}
+
+	// An app added without code signatures: its task is not sent.
+	r.addApp("mandel", apps.Mandel, nil)
+	r.submit("mandel", "b2", 1, [2]int{0, 1})
+	rep = r.rpc(c, true, nil, []string{rep.Results[0].Name})
+	if len(rep.Results) != 0 || slices.ContainsFunc(rep.Files, func(f parsedFile) bool { return f.Name == string(wu.HashOf(apps.Mandel))+".wasm" }) {
+		t.Fatalf("an unsigned module was sent: %d results, files %+v", len(rep.Results), rep.Files)
+	}
+	if _, err := r.srv.codeSignature("the module", md5Hex(apps.Mandel)); err == nil || !strings.Contains(err.Error(), "momonga-project app add") {
+		t.Fatalf("an unsigned module: %v", err)
 	}
 }
 

@@ -13,11 +13,12 @@ import (
 // Work for a BOINC client: each momonga assignment becomes the elements of
 // BOINC's reply that describe it. The BOINC app is named after the momonga
 // app; its version for the client's platform has two files, both signed
-// with the code-signing key: the runner for that platform (the main
-// program) and the app's module. The work unit names the task's input and
-// checkpoint files and carries the rest of the task in its command line
-// (workunits.BOINCTask); the result names the output file, which only the
-// host it was sent to can upload.
+// with the code-signing key when the app was added: the runner for that
+// platform (the main program) and the app's module. A file without a
+// stored signature is never sent: the client would refuse it. The work
+// unit names the task's input and checkpoint files and carries the rest of
+// the task in its command line (workunits.BOINCTask); the result names the
+// output file, which only the host it was sent to can upload.
 
 // Bounds of a work request.
 const maxSlots = 16
@@ -34,6 +35,12 @@ func (s *Server) sendWork(ctx context.Context, req *schedulerRequest, host strin
 	platform, runner, ok := s.runnerFor(req)
 	if !ok {
 		rep.notice("This project has no app for this computer's platform (%s) yet.", req.PlatformName)
+		return
+	}
+	if _, err := s.codeSignature("the BOINC app for "+platform, runner.MD5); err != nil {
+		s.logUnsigned(runner.MD5, err)
+		rep.notice("This project's app for this computer's platform (%s) is not signed yet.", platform)
+		rep.requestDelay = max(rep.requestDelay, delayRetry)
 		return
 	}
 	slots := int(math.Ceil(req.CPUReqInstances))
@@ -67,19 +74,47 @@ func (s *Server) runnerFor(req *schedulerRequest) (string, Runner, bool) {
 	return "", Runner{}, false
 }
 
-// moduleMeta describes an app's module, signing it the first time.
-func (s *Server) moduleMeta(ctx context.Context, h wu.Hash) (fileMeta, error) {
-	if v, ok := s.signed.Load(h); ok {
+// codeSignature is the stored code signature of an app version's file
+// whose md5 is sum, checked as the client will check it.
+func (s *Server) codeSignature(what, sum string) (string, error) {
+	if v, ok := s.signed.Load(sum); ok {
+		return v.(string), nil
+	}
+	sig, ok := s.cfg.Directory.CodeSignature(sum)
+	if !ok {
+		return "", fmt.Errorf("%s (md5 %s) has no BOINC code signature, and BOINC clients run no unsigned file: sign it by adding the app again with `momonga-project app add NAME FILE.wasm`, given this project's %s (--data or --code-sign-key) and the BOINC apps this server serves (--boinc-apps)",
+			what, sum, CodeSignPrivateFile)
+	}
+	if err := VerifyFile(s.cfg.CodeSignKey, sum, sig); err != nil {
+		return "", fmt.Errorf("%s (md5 %s): its stored BOINC code signature is not by this project's code-signing key (%s): add the app again with the key whose public half this server has: %w",
+			what, sum, CodeSignPublicFile, err)
+	}
+	s.signed.Store(sum, sig)
+	return sig, nil
+}
+
+// logUnsigned says once per file that it cannot be sent for want of a
+// signature: every client of its platform would repeat it.
+func (s *Server) logUnsigned(sum string, err error) {
+	if _, seen := s.missing.LoadOrStore(sum, struct{}{}); !seen {
+		s.cfg.Logger.Error("BOINC app file not sent", "err", err)
+	}
+}
+
+// moduleMeta describes an app's module with its code signature.
+func (s *Server) moduleMeta(ctx context.Context, app string, h wu.Hash) (fileMeta, error) {
+	if v, ok := s.modules.Load(h); ok {
 		return v.(fileMeta), nil
 	}
-	m, b, err := s.blobMeta(ctx, h)
+	m, _, err := s.blobMeta(ctx, h)
 	if err != nil {
 		return m, err
 	}
-	if m.Sig, err = SignFile(s.cfg.CodeSignKey, md5Hex(b)); err != nil {
+	if m.Sig, err = s.codeSignature(fmt.Sprintf("the module %s of app %s", h.Short(), app), m.MD5); err != nil {
+		s.logUnsigned(m.MD5, err)
 		return m, err
 	}
-	s.signed.Store(h, m)
+	s.modules.Store(h, m)
 	return m, nil
 }
 
@@ -111,7 +146,11 @@ func runnerName(platform string, r Runner) string {
 
 // writeTask describes one assignment in the reply.
 func (s *Server) writeTask(ctx context.Context, rep *reply, host, platform string, runner Runner, flops float64, a wu.Assignment) error {
-	module, err := s.moduleMeta(ctx, a.AppHash)
+	module, err := s.moduleMeta(ctx, a.App, a.AppHash)
+	if err != nil {
+		return err
+	}
+	runnerSig, err := s.codeSignature("the BOINC app for "+platform, runner.MD5)
 	if err != nil {
 		return err
 	}
@@ -151,7 +190,7 @@ func (s *Server) writeTask(ctx context.Context, rep *reply, host, platform strin
 		w.close("app")
 	}
 	if rep.once("file " + rName) {
-		s.writeFile(w, rName, fileMeta{Size: runner.Size, MD5: runner.MD5, Sig: runner.sig}, true)
+		s.writeFile(w, rName, fileMeta{Size: runner.Size, MD5: runner.MD5, Sig: runnerSig}, true)
 	}
 	if rep.once("file " + mName) {
 		s.writeFile(w, mName, module, false)

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"math"
 	"strings"
 
@@ -121,6 +123,11 @@ func (g *Gateway) checkApp(ctx context.Context, r wu.AddApp) error {
 	module, err := g.cfg.Blobs.Get(ctx, r.Hash)
 	if err != nil {
 		return err
+	}
+	for _, s := range r.CodeSigs {
+		if sum := md5.Sum(module); s.File == wu.CodeSignedModule && s.MD5 != hex.EncodeToString(sum[:]) {
+			return wu.Errorf(wu.CodeBadRequest, "app %s: its BOINC code signature is of another file (md5 %s): sign the module being added", r.Name, s.MD5)
+		}
 	}
 	return wu.CheckModule(module)
 }

@@ -209,6 +209,13 @@ func (r Reads) HostByNKey(nkey string) (hc wu.HostCredential, ok bool) {
 	return hc, ok
 }
 
+// CodeSignature finds the BOINC code signature an app was added with for
+// the file whose md5 is sum.
+func (r Reads) CodeSignature(sum string) (sig string, ok bool) {
+	_ = r.query(func(m *sched.Machine) { sig, ok = m.CodeSignature(sum) })
+	return sig, ok
+}
+
 // UserByKeyHash finds the user holding the account key with hash h.
 func (r Reads) UserByKeyHash(h wu.Hash) (id string, ok bool) {
 	_ = r.query(func(m *sched.Machine) { id, ok = m.UserByKeyHash(h) })

@@ -615,7 +615,17 @@ func (m *Machine) addApp(_ string, req wu.AddApp) (*wu.Ack, error) {
 	if req.Signature != "" {
 		m.st.AppSigs[req.Hash] = req.Signature
 	}
+	for _, s := range req.CodeSigs {
+		m.st.CodeSigs[s.MD5] = s.Signature
+	}
 	return &wu.Ack{V: wu.WireVersion}, nil
+}
+
+// CodeSignature is the BOINC code signature an app was added with for the
+// file whose md5 is sum.
+func (m *Machine) CodeSignature(sum string) (string, bool) {
+	sig, ok := m.st.CodeSigs[sum]
+	return sig, ok
 }
 
 func (m *Machine) submit(_ string, req wu.Submit) (*wu.SubmitReply, error) {

@@ -66,6 +66,7 @@ type tables struct {
 	NextTeam uint64             `json:"next_team,omitempty"`
 	NextHost uint64             `json:"next_host,omitempty"`
 	AppSigs  map[wu.Hash]string `json:"app_sigs"`
+	CodeSigs map[string]string  `json:"code_sigs,omitempty"`
 	Compare  map[string]bool    `json:"compare"`
 	Garbage  []wu.Hash          `json:"garbage,omitempty"`
 
@@ -182,7 +183,7 @@ func (e *encoder) state(st *state) error {
 	e.Uint(uint64(len(st.Assigned)))
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
-		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, Compare: st.Compare, Garbage: st.Garbage,
+		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, CodeSigs: st.CodeSigs, Compare: st.Compare, Garbage: st.Garbage,
 		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
 	if err != nil {
 		return err
@@ -434,6 +435,7 @@ func (d *decoder) state() *state {
 		st.Apps, st.Hosts, st.Users, st.Teams = orEmpty(tb.Apps, fresh.Apps), orEmpty(tb.Hosts, fresh.Hosts), orEmpty(tb.Users, fresh.Users), orEmpty(tb.Teams, fresh.Teams)
 		st.NextUser, st.NextTeam, st.NextHost = tb.NextUser, tb.NextTeam, tb.NextHost
 		st.AppSigs, st.Compare = orEmpty(tb.AppSigs, fresh.AppSigs), orEmpty(tb.Compare, fresh.Compare)
+		st.CodeSigs = orEmpty(tb.CodeSigs, fresh.CodeSigs)
 		st.Garbage = tb.Garbage
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
 		st.AppFPOps = orEmpty(tb.AppFPOps, fresh.AppFPOps)

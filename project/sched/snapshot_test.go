@@ -16,10 +16,10 @@ import (
 // version), then the lists here.
 func TestSnapshotCoversEveryField(t *testing.T) {
 	encoded := map[reflect.Type][]string{
-		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs
-		// Compare, Garbage, Outbox, NextOutput, AppFPOps, HostNums, Progress
+		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs,
+		// CodeSigs, Compare, Garbage, Outbox, NextOutput, AppFPOps, HostNums, Progress
 		// and Counters go whole through the JSON section (type tables).
-		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares", "HostNums", "Progress", "Counters"},
+		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "CodeSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares", "HostNums", "Progress", "Counters"},
 		reflect.TypeFor[batch]():            {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored", "Cancelled"},
 		reflect.TypeFor[unit]():             {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree", "CheckpointSeconds", "NoShare", "SharedWith", "Followers"},
 		reflect.TypeFor[task]():             {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit", "Checkpoint", "Est", "Expect"},
@@ -70,10 +70,16 @@ func TestSnapshotRoundTripExact(t *testing.T) {
 		t.Fatalf("d got %v", got)
 	}
 
+	h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: "signed", Hash: wu.HashOf([]byte("signed")), Size: 6,
+		CodeSigs: []wu.CodeSignature{{File: wu.CodeSignedModule, MD5: strings.Repeat("ab", 16), Signature: "0123\n.\n"}}}, nil))
+
 	snap := h.snapshot()
 	m2 := New(Config{Lease: 30 * time.Second})
 	if err := m2.Restore(bytes.NewReader(snap)); err != nil {
 		t.Fatal(err)
+	}
+	if len(h.m.st.CodeSigs) == 0 {
+		t.Fatal("the state lacks code signatures")
 	}
 	if len(h.m.st.Retry) == 0 || len(h.m.st.Assigned) == 0 || len(h.m.st.Shares) == 0 || len(h.m.st.Hosts["d"].Given) == 0 {
 		t.Fatalf("the state lacks lost or assigned tasks, shares or inputs given: retry %v, assigned %v, shares %v", h.m.st.Retry, h.m.st.Assigned, h.m.st.Shares)

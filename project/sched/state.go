@@ -38,6 +38,11 @@ type state struct {
 	// published, by hash: units keep running the module they were
 	// submitted with after the app is published again.
 	AppSigs map[wu.Hash]string `json:"app_sigs"`
+	// CodeSigs holds the BOINC code signature of every file an app was
+	// added with (its module, the runners), by the file's md5, which is
+	// what BOINC signs: the BOINC side sends them and signs nothing itself,
+	// so the key that makes them may be kept offline.
+	CodeSigs map[string]string `json:"code_sigs,omitempty"`
 	// Compare is the set of work units waiting for the validator to say
 	// whether two of their outputs agree (validate.go).
 	Compare map[string]bool `json:"compare"`
@@ -76,6 +81,7 @@ func newState() *state {
 		Users:    map[string]*user{},
 		Teams:    map[string]*team{},
 		AppSigs:  map[wu.Hash]string{},
+		CodeSigs: map[string]string{},
 		Compare:  map[string]bool{},
 		AppFPOps: map[string]float64{},
 		Shares:   map[wu.Hash]string{},

@@ -56,10 +56,33 @@ type statsIndex struct {
 	userHosts                 map[string][]string // user id → host ids, oldest first
 	members                   map[string]map[string]bool
 	// holding lists the tasks given to each host; some have since been
-	// taken away or reported, and are dropped when the host gets more.
-	holding map[string][]string
+	// taken away or reported, and are dropped when the list has doubled
+	// since it was last pruned (a host that never reports costs no more
+	// per assignment than one that does).
+	holding map[string]*holdings
 	tasks   map[wu.TaskState]int
 	names   [2]*ordered.List[nameEntry] // users, teams
+}
+
+// holdings is a host's entry in statsIndex.holding: ids may repeat (a task
+// taken away and given back) or be stale until the next prune.
+type holdings struct {
+	ids    []string
+	pruned int // len(ids) after the last prune
+}
+
+// prune keeps the ids of the tasks h holds now, each once, in order.
+func (l *holdings) prune(st *state, host string) {
+	seen := make(map[string]bool, len(l.ids))
+	kept := l.ids[:0]
+	for _, tid := range l.ids {
+		if t := st.Tasks[tid]; t != nil && t.State == wu.TaskAssigned && t.Host == host && !seen[tid] {
+			seen[tid] = true
+			kept = append(kept, tid)
+		}
+	}
+	clear(l.ids[len(kept):])
+	l.ids, l.pruned = kept, len(kept)
 }
 
 // nameEntry orders names for search: case folded, then as written.
@@ -76,7 +99,7 @@ func (m *Machine) reindexStats() {
 	for _, h := range st.Hosts {
 		h.Info = m.compact(h.Info.wire())
 	}
-	*ix = statsIndex{userHosts: map[string][]string{}, members: map[string]map[string]bool{}, holding: map[string][]string{}, tasks: map[wu.TaskState]int{}}
+	*ix = statsIndex{userHosts: map[string][]string{}, members: map[string]map[string]bool{}, holding: map[string]*holdings{}, tasks: map[wu.TaskState]int{}}
 	// Numbers for what a snapshot from before them holds: users and teams
 	// keep the number in their id, hosts are numbered after the others in
 	// the order they came.
@@ -139,10 +162,16 @@ func (m *Machine) reindexStats() {
 	}
 	for tid := range st.Assigned {
 		t := st.Tasks[tid]
-		ix.holding[t.Host] = append(ix.holding[t.Host], tid)
+		l := ix.holding[t.Host]
+		if l == nil {
+			l = &holdings{}
+			ix.holding[t.Host] = l
+		}
+		l.ids = append(l.ids, tid)
 	}
-	for _, ts := range ix.holding {
-		slices.Sort(ts)
+	for _, l := range ix.holding {
+		slices.Sort(l.ids)
+		l.pruned = len(l.ids)
 	}
 	for _, t := range st.Tasks {
 		ix.tasks[t.State]++
@@ -232,13 +261,15 @@ func (m *Machine) setTaskState(t *task, s wu.TaskState) {
 // noteAssigned records that h was given t.
 func (m *Machine) noteAssigned(h *host, t *task) {
 	m.st.Counters.Assigned++
-	held := m.six.holding[h.ID][:0]
-	for _, tid := range m.six.holding[h.ID] {
-		if o := m.st.Tasks[tid]; o != nil && o.State == wu.TaskAssigned && o.Host == h.ID && tid != t.ID {
-			held = append(held, tid)
-		}
+	l := m.six.holding[h.ID]
+	if l == nil {
+		l = &holdings{}
+		m.six.holding[h.ID] = l
 	}
-	m.six.holding[h.ID] = append(held, t.ID)
+	l.ids = append(l.ids, t.ID)
+	if len(l.ids) > 2*l.pruned+16 {
+		l.prune(m.st, h.ID)
+	}
 }
 
 // turnaroundWeight is the weight of the newest result in a host's average
@@ -389,9 +420,11 @@ func (m *Machine) Host(num uint64) (HostView, bool) {
 		l := m.userLabel(u)
 		v.User = &l
 	}
-	for _, tid := range m.six.holding[h.ID] {
-		if t := m.st.Tasks[tid]; t != nil && t.State == wu.TaskAssigned && t.Host == h.ID {
-			v.Running = append(v.Running, m.taskView(t))
+	if l := m.six.holding[h.ID]; l != nil {
+		l := holdings{ids: slices.Clone(l.ids)} // a view changes nothing
+		l.prune(m.st, h.ID)
+		for _, tid := range l.ids {
+			v.Running = append(v.Running, m.taskView(m.st.Tasks[tid]))
 		}
 	}
 	for i := len(h.Recent) - 1; i >= 0; i-- {

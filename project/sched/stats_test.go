@@ -227,3 +227,38 @@ func records(m *Machine, kind int, from uint64, n int) ([]Record, uint64) {
 	})
 	return out, next
 }
+
+// TestWhatAHostHoldsStaysBounded: a host that takes and reports task after
+// task does not make each assignment cost more (the index of what hosts
+// hold is pruned as it grows), and its page lists exactly what it holds.
+func TestWhatAHostHoldsStaysBounded(t *testing.T) {
+	h := newHarness(t)
+	h.m.cfg.MaxTasksPerCore = -1 // as in bench dispatch: a host holds what it asks for
+	h.addUser("ann", "")
+	a := h.attachHost("ann", 1)
+	h.setup(200, 1, 1)
+	var kept []wu.Assignment
+	for i := range 100 {
+		as := h.work(a, 1)
+		if len(as) != 1 {
+			t.Fatalf("round %d: %d tasks", i, len(as))
+		}
+		if i%10 == 0 {
+			kept = append(kept, as[0]) // held on
+			continue
+		}
+		h.must(h.report(a, as[0].Task, "7"))
+	}
+	if n := len(h.m.six.holding[a].ids); n > 2*len(kept)+16 {
+		t.Fatalf("the index lists %d tasks for a host holding %d", n, len(kept))
+	}
+	v, _ := h.m.Host(1)
+	if len(v.Running) != len(kept) {
+		t.Fatalf("host page: %d running, want %d", len(v.Running), len(kept))
+	}
+	for i, r := range v.Running {
+		if r.ID != kept[i].Task {
+			t.Fatalf("running[%d] = %s, want %s (in the order given)", i, r.ID, kept[i].Task)
+		}
+	}
+}

@@ -342,6 +342,31 @@ func TestAssignmentsCarryTheAppSignature(t *testing.T) {
 	}
 }
 
+// TestCodeSignaturesAreKeptByMD5: the BOINC code signatures an app is
+// added with are kept by the md5 they sign; adding it again with a new
+// runner's adds that one and keeps the others, for units submitted before;
+// an entry without them, as older ones are, changes none.
+func TestCodeSignaturesAreKeptByMD5(t *testing.T) {
+	h := newHarness(t)
+	sum := func(s string) string { return strings.Repeat(s, 32/len(s)) }
+	add := func(sigs ...wu.CodeSignature) {
+		h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: "app", Hash: wu.HashOf([]byte("app")), Size: 3, CodeSigs: sigs}, nil))
+	}
+	add(wu.CodeSignature{File: wu.CodeSignedModule, MD5: sum("aa"), Signature: "01\n.\n"},
+		wu.CodeSignature{File: "x86_64-pc-linux-gnu", MD5: sum("bb"), Signature: "02\n.\n"})
+	add(wu.CodeSignature{File: wu.CodeSignedModule, MD5: sum("aa"), Signature: "01\n.\n"},
+		wu.CodeSignature{File: "x86_64-pc-linux-gnu", MD5: sum("cc"), Signature: "03\n.\n"})
+	add()
+	for md5, want := range map[string]string{sum("aa"): "01\n.\n", sum("bb"): "02\n.\n", sum("cc"): "03\n.\n"} {
+		if got, ok := h.m.CodeSignature(md5); !ok || got != want {
+			t.Errorf("signature of %s: %q %v, want %q", md5, got, ok, want)
+		}
+	}
+	if _, ok := h.m.CodeSignature(sum("dd")); ok {
+		t.Error("a file never signed has a signature")
+	}
+}
+
 // FuzzApply feeds the state machine arbitrary commands on top of a project
 // with an app, a batch, accounts and hosts: it never panics, and whatever it
 // accepts still snapshots and restores to the same state.
@@ -349,6 +374,7 @@ func FuzzApply(f *testing.F) {
 	for _, op := range []string{wu.OpHello, wu.OpWork, wu.OpResult, wu.OpAttach, wu.OpUserAdd, wu.OpTeamJoin, wu.OpHostRevoke, wu.OpCompare, wu.OpSubmit, wu.OpAddApp} {
 		f.Add(op, "h1", uint64(7), []byte(`{"v":1,"seq":7,"slots":2,"task":"wu1_0","outcome":"success","output":"`+string(wu.HashOf(nil))+`"}`))
 	}
+	f.Add(wu.OpAddApp, "adm:test", uint64(9), []byte(`{"v":1,"name":"app","hash":"`+string(wu.HashOf(nil))+`","size":1,"code_sigs":[{"file":"module","md5":"`+strings.Repeat("0f", 16)+`","signature":"ab\n.\n"}]}`))
 	f.Add(wu.OpCompare, "", uint64(0), []byte(`{"unit":"wu1","a":"`+string(wu.HashOf(nil))+`","b":"`+string(wu.HashOf([]byte("x")))+`","agree":true}`))
 	f.Fuzz(func(t *testing.T, op, host string, seq uint64, body []byte) {
 		h := newHarness(t)

@@ -23,7 +23,9 @@ type BOINC struct {
 	// URL is the project's master URL as BOINC volunteers are given it;
 	// default http://Listen/.
 	URL string
-	// Dir holds the code-signing key (made here if missing), the secret,
+	// Dir holds the code-signing public key (the key pair is made here if
+	// neither half is there; the private half, which signs the apps' files
+	// when they are added, may then be moved offline), the secret,
 	// the staged uploads and, unless AppsDir says otherwise, the runners
 	// (boinc.RunnerFile) in DIR/boinc-apps; without that directory they
 	// are taken from PackagedBOINCApps.
@@ -57,14 +59,14 @@ func (s *Server) serveBOINC(uploads *blobs.Uploads) error {
 	if b.Dir == "" {
 		return errors.New("the BOINC side needs a data directory for its keys and uploads")
 	}
-	keyPath := filepath.Join(b.Dir, boinc.CodeSignPrivateFile)
-	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+	privPath, pubPath := filepath.Join(b.Dir, boinc.CodeSignPrivateFile), filepath.Join(b.Dir, boinc.CodeSignPublicFile)
+	if !exists(privPath) && !exists(pubPath) {
 		if err := boinc.InitCodeSigning(b.Dir); err != nil {
 			return err
 		}
-		s.cfg.Logger.Info("made the BOINC code-signing key", "path", keyPath)
+		s.cfg.Logger.Info("made the BOINC code-signing key", "path", privPath)
 	}
-	key, err := boinc.ReadCodeSigningKey(keyPath)
+	key, err := boinc.ReadCodeSigningPublicKey(pubPath)
 	if err != nil {
 		return err
 	}
@@ -104,6 +106,21 @@ func (s *Server) serveBOINC(uploads *blobs.Uploads) error {
 // PackagedBOINCApps is where the momonga-project package installs the
 // runners (installers.BOINCAppsDir).
 const PackagedBOINCApps = "/usr/lib/momonga-project/boinc-apps"
+
+// BOINCAppsDir is where the runners of a project whose data directory is
+// data are, appsDir unless it is "" (boincAppsDir): `momonga-project app
+// add` signs the ones the server serves.
+func BOINCAppsDir(data, appsDir string) string {
+	if data == "" && appsDir == "" {
+		return PackagedBOINCApps
+	}
+	return boincAppsDir(BOINC{Dir: data, AppsDir: appsDir}, PackagedBOINCApps)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
 
 // boincAppsDir is where the runners are: the directory named, else
 // DIR/boinc-apps, else, when that does not exist, the package's.
