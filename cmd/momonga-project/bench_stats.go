@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -33,13 +32,11 @@ func benchStatsCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to this file"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, stop := cliutil.SignalContext(context.Background())
-			defer stop()
-			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			ctx, stop, err := cliutil.BenchContext(c)
 			if err != nil {
 				return err
 			}
-			defer stopProfile()
+			defer stop()
 			rep, err := statsbench.Run(ctx, statsbench.Config{
 				Hosts: c.Int("hosts"), Users: c.Int("users"), Teams: c.Int("teams"), Grants: c.Int("grants"), Days: c.Int("days"),
 				Requests: c.Int("requests"), Seed: c.Uint64("seed"), Logger: cliutil.Logger(c),
@@ -48,11 +45,7 @@ func benchStatsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return cliutil.PrintJSON(c.App.Writer, rep)
-			}
-			printStats(c.App.Writer, rep)
-			return nil
+			return cliutil.Output(c, rep, func(w io.Writer, rep statsbench.Report) error { printStats(w, rep); return nil })
 		},
 	}
 }
