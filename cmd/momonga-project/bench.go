@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -50,7 +49,10 @@ func benchDispatchCommand() *cli.Command {
 }
 
 func benchDispatch(c *cli.Context) error {
-	ctx, stop := cliutil.SignalContext(context.Background())
+	ctx, stop, err := cliutil.BenchContext(c)
+	if err != nil {
+		return err
+	}
 	defer stop()
 	cfg := bench.Config{
 		Volunteers: c.IntSlice("volunteers"),
@@ -69,19 +71,13 @@ func benchDispatch(c *cli.Context) error {
 	for _, t := range c.StringSlice("transport") {
 		cfg.Transports = append(cfg.Transports, bench.Transport(t))
 	}
-	stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
 	rep, err := bench.Dispatch(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rep)
-	}
-	return printDispatch(c.App.Writer, rep, c.Bool("secure"), c.Int("batch"))
+	return cliutil.Output(c, rep, func(w io.Writer, rep bench.Report) error {
+		return printDispatch(w, rep, c.Bool("secure"), c.Int("batch"))
+	})
 }
 
 func printDispatch(out io.Writer, rep bench.Report, secure bool, batch int) error {

@@ -49,10 +49,7 @@ func benchCheat(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rows)
-	}
-	return printCheat(c.App.Writer, c, rows)
+	return cliutil.Output(c, rows, func(w io.Writer, rows []bench.CheatRow) error { return printCheat(w, c, rows) })
 }
 
 func printCheat(out io.Writer, c *cli.Context, rows []bench.CheatRow) error {

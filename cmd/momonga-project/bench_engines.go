@@ -23,8 +23,9 @@ func benchEnginesCommand() *cli.Command {
 		Usage: "CPU time of the C kernels and the sample apps natively, under plain wazero, and as tasks on each engine of the worker",
 		Description: "Each workload runs natively (the C kernels built with clang and the flags of kernels.wasm, the Go\n" +
 			"apps with the go command from the repository in the working directory), under wazero's API in this\n" +
-			"process, and as a task in the real worker process on each of its engines, from a warm compilation\n" +
-			"cache. The worker is --worker, else momonga-worker beside this program, else one built here with\n" +
+			"process, and as a task in the real worker process on each of its engines, in a warm process from\n" +
+			"the worker pool with the module compiled, as the client runs its tasks: like plain wazero's, its\n" +
+			"time is instantiating and running the module. The worker is --worker, else momonga-worker beside this program, else one built here with\n" +
 			"`go build -tags wasmtime ./cmd/momonga-worker` (cgo). Times are CPU time, user + system; speed is\n" +
 			"the native build's CPU time over the engine's.",
 		Flags: []cli.Flag{
@@ -139,7 +140,7 @@ func fileExists(p string) bool {
 
 func printEnginesBench(out io.Writer, engines []string, rows []clientbench.EngineRow) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "CPU time (user + system), least of the runs; speed = native CPU / worker CPU; worker = a task in the worker process, whole process")
+	fmt.Fprintln(w, "CPU time (user + system), least of the runs; speed = native CPU / worker CPU; worker = a task in a warm worker process (the pool's, as the client runs tasks)")
 	head := "workload\tnative\tplain wazero"
 	for _, e := range engines {
 		head += "\tworker " + e

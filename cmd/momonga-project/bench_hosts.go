@@ -73,10 +73,7 @@ func benchHosts(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rows)
-	}
-	return printHosts(c.App.Writer, rows)
+	return cliutil.Output(c, rows, printHosts)
 }
 
 func printHosts(out io.Writer, rows []hostbench.Row) error {

@@ -48,10 +48,7 @@ func benchSchedule(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rows)
-	}
-	return printSchedule(c.App.Writer, c, rows)
+	return cliutil.Output(c, rows, func(w io.Writer, rows []bench.ScheduleRow) error { return printSchedule(w, c, rows) })
 }
 
 func hours(d time.Duration) string { return fmt.Sprintf("%.1f h", d.Hours()) }

@@ -46,10 +46,7 @@ func benchShare(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rep)
-	}
-	return printShare(c.App.Writer, rep)
+	return cliutil.Output(c, rep, printShare)
 }
 
 func printShare(out io.Writer, rep demo.ShareReport) error {

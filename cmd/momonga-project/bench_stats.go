@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -34,13 +33,11 @@ func benchStatsCommand() *cli.Command {
 			&cli.StringFlag{Name: "memprofile", Usage: "write a profile of the whole run's allocations to this file"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, stop := cliutil.SignalContext(context.Background())
-			defer stop()
-			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			ctx, stop, err := cliutil.BenchContext(c)
 			if err != nil {
 				return err
 			}
-			defer stopProfile()
+			defer stop()
 			rep, err := statsbench.Run(ctx, statsbench.Config{
 				Hosts: c.Int("hosts"), Users: c.Int("users"), Teams: c.Int("teams"), Grants: c.Int("grants"), Days: c.Int("days"),
 				Requests: c.Int("requests"), Seed: c.Uint64("seed"), Logger: cliutil.Logger(c),
@@ -52,11 +49,7 @@ func benchStatsCommand() *cli.Command {
 			if err := cliutil.MemProfile(c.String("memprofile")); err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return cliutil.PrintJSON(c.App.Writer, rep)
-			}
-			printStats(c.App.Writer, rep)
-			return nil
+			return cliutil.Output(c, rep, func(w io.Writer, rep statsbench.Report) error { printStats(w, rep); return nil })
 		},
 	}
 }

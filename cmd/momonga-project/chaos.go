@@ -112,10 +112,7 @@ func chaosAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rep)
-	}
-	return printChaos(c.App.Writer, rep, c.Bool("events"))
+	return cliutil.Output(c, rep, func(w io.Writer, rep chaos.Report) error { return printChaos(w, rep, c.Bool("events")) })
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

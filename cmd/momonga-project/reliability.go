@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -67,8 +68,5 @@ func reliabilityAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, rep)
-	}
-	return rep.Print(c.App.Writer)
+	return cliutil.Output(c, rep, func(w io.Writer, rep reliability.Report) error { return rep.Print(w) })
 }

@@ -97,10 +97,7 @@ func vpeerStatus(c *cli.Context) error {
 		return fmt.Errorf("no virtual peer answered at %s", c.String("server"))
 	}
 	groups := vpeer.Summarize(reports)
-	if c.Bool("json") {
-		return cliutil.PrintJSON(c.App.Writer, groups)
-	}
-	return printGroups(c.App.Writer, groups)
+	return cliutil.Output(c, groups, printGroups)
 }
 
 func printGroups(out io.Writer, groups []vpeer.GroupSummary) error {
@@ -236,13 +233,11 @@ func benchVpeerCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run to this file"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, stop := cliutil.SignalContext(context.Background())
-			defer stop()
-			stopProfile, err := cliutil.CPUProfile(c.String("cpuprofile"))
+			ctx, stop, err := cliutil.BenchContext(c)
 			if err != nil {
 				return err
 			}
-			defer stopProfile()
+			defer stop()
 			rep, err := vpeerbench.Run(ctx, vpeerbench.Config{
 				Members: c.IntSlice("members"),
 				Entries: c.Int("entries"),
@@ -257,10 +252,7 @@ func benchVpeerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return cliutil.PrintJSON(c.App.Writer, rep)
-			}
-			return printVpeerBench(c.App.Writer, rep)
+			return cliutil.Output(c, rep, printVpeerBench)
 		},
 	}
 }

@@ -199,12 +199,7 @@ func oneArg(c *cli.Context, what string) (string, error) {
 }
 
 func output(c *cli.Context, v any, print func(io.Writer, any)) error {
-	w := c.App.Writer
-	if c.Bool("json") {
-		return cliutil.PrintJSON(w, v)
-	}
-	print(w, v)
-	return nil
+	return cliutil.Output(c, v, func(w io.Writer, v any) error { print(w, v); return nil })
 }
 
 func printStatus(w io.Writer, v any) {

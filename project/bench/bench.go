@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -30,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/gateway"
 	"github.com/momonga-project/momonga/project/sched"
@@ -152,15 +152,11 @@ func Dispatch(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, err
 	}
-	dir := cfg.DataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "momonga-bench-")
-		if err != nil {
-			return Report{}, fmt.Errorf("bench: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-bench-")
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: %w", err)
 	}
+	defer remove()
 	rep := Report{CPUs: runtime.NumCPU()}
 	for _, t := range cfg.Transports {
 		for _, n := range cfg.Volunteers {

@@ -150,7 +150,12 @@ type simulation struct {
 
 func (s *simulation) apply(cmd wu.Command, out any) error {
 	s.seq++
-	raw := s.m.Apply(vpeer.Entry{Seq: s.seq, Time: s.now, Payload: wu.Encode(cmd)})
+	return reply(s.m.Apply(vpeer.Entry{Seq: s.seq, Time: s.now, Payload: wu.Encode(cmd)}), out)
+}
+
+// reply reads the scheduler's answer to a command: its error, or else the
+// answer into out, when out is not nil.
+func reply(raw []byte, out any) error {
 	var ack wu.Ack
 	if err := json.Unmarshal(raw, &ack); err != nil {
 		return err

@@ -3,7 +3,6 @@ package bench
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -252,18 +251,7 @@ func (s *scheduleSim) apply(e vpeer.Entry) []byte {
 
 func (s *scheduleSim) request(h *schedHost, op string, body any, out any) error {
 	h.seq++
-	raw := s.apply(vpeer.Entry{Payload: wu.Encode(wu.Command{V: wu.WireVersion, Op: op, Host: h.id, Seq: h.seq, Body: wu.Encode(body)})})
-	var ack wu.Ack
-	if err := json.Unmarshal(raw, &ack); err != nil {
-		return err
-	}
-	if ack.Error != nil {
-		return ack.Error
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return reply(s.apply(vpeer.Entry{Payload: wu.Encode(wu.Command{V: wu.WireVersion, Op: op, Host: h.id, Seq: h.seq, Body: wu.Encode(body)})}), out)
 }
 
 // join brings a new host.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,7 +153,7 @@ func (s *Store) again(ctx context.Context, try int) bool {
 // look is Size with one look: for a putter, whom the claims guard.
 func (s *Store) look(ctx context.Context, h wu.Hash) (int64, bool, error) {
 	if !h.Valid() {
-		return 0, false, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", h)
+		return 0, false, errNotHash(h)
 	}
 	info, err := s.obs.GetInfo(ctx, string(h))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -167,7 +168,7 @@ func (s *Store) look(ctx context.Context, h wu.Hash) (int64, bool, error) {
 // Get returns a whole blob.
 func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 	if !h.Valid() {
-		return nil, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", h)
+		return nil, errNotHash(h)
 	}
 	s.mu.Lock()
 	b, ok := s.cache[h]
@@ -183,7 +184,7 @@ func (s *Store) Get(ctx context.Context, h wu.Hash) ([]byte, error) {
 				misses++
 				continue
 			}
-			return nil, wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short())
+			return nil, errNoBlob(h)
 		}
 		if err == nil && wu.HashOf(b) != h {
 			err = jetstream.ErrDigestMismatch
@@ -253,6 +254,48 @@ func chunk(b []byte, h wu.Hash, offset int64) ([]byte, int64, error) {
 	}
 	end := min(offset+ChunkBytes, int64(len(b)))
 	return b[offset:end], int64(len(b)), nil
+}
+
+// The answers a Store and a Mem give alike, so that what is tested on a Mem
+// is what a volunteer is told.
+
+func errNotHash(h wu.Hash) *wu.Error {
+	return wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", h)
+}
+
+func errNoBlob(h wu.Hash) *wu.Error { return wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short()) }
+
+func errHashMismatch(got, want wu.Hash) *wu.Error {
+	return wu.Errorf(wu.CodeBadRequest, "blob content hashes to %s, not %s", got.Short(), want.Short())
+}
+
+func errPastSize(size int64) *wu.Error {
+	return wu.Errorf(wu.CodeBadRequest, "chunk runs past the blob's declared size of %d bytes", size)
+}
+
+// checkUpload checks what a chunk declares: the blob's hash, the uploader
+// (a subject token: it names the staging subject) and the blob's size, of
+// at most maxBytes.
+func checkUpload(uploader string, want wu.Hash, size, maxBytes int64) error {
+	if !want.Valid() {
+		return errNotHash(want)
+	}
+	if uploader == "" || strings.ContainsAny(uploader, ".*> \t\r\n") {
+		return wu.Errorf(wu.CodeBadRequest, "uploader %q is not a subject token", uploader)
+	}
+	if size < 0 || size > maxBytes {
+		return wu.Errorf(wu.CodeTooLarge, "blob of %d bytes is over the %d-byte limit", size, maxBytes)
+	}
+	return nil
+}
+
+// storedAs answers a chunk of a blob already stored, with n bytes: the
+// whole size, if the upload declared that size.
+func storedAs(want wu.Hash, n, size int64) (int64, error) {
+	if n != size {
+		return 0, wu.Errorf(wu.CodeBadRequest, "blob %s has %d bytes, not %d", want.Short(), n, size)
+	}
+	return size, nil
 }
 
 // Delete removes a blob.

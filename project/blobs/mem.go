@@ -40,13 +40,13 @@ func (m *Mem) Size(_ context.Context, h wu.Hash) (int64, bool, error) {
 // Get returns a whole blob.
 func (m *Mem) Get(_ context.Context, h wu.Hash) ([]byte, error) {
 	if !h.Valid() {
-		return nil, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", h)
+		return nil, errNotHash(h)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.blobs[h]
 	if !ok {
-		return nil, wu.Errorf(wu.CodeNotFound, "no blob %s", h.Short())
+		return nil, errNoBlob(h)
 	}
 	return b, nil
 }
@@ -85,17 +85,11 @@ type MemUploads struct {
 // uploader and returns how many bytes of it the store holds, as
 // Uploads.Chunk does.
 func (u MemUploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size, offset int64, data []byte) (int64, error) {
-	if !want.Valid() {
-		return 0, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", want)
-	}
-	if size < 0 || size > u.MaxBytes {
-		return 0, wu.Errorf(wu.CodeTooLarge, "blob of %d bytes is over the %d-byte limit", size, u.MaxBytes)
+	if err := checkUpload(uploader, want, size, u.MaxBytes); err != nil {
+		return 0, err
 	}
 	if n, ok, _ := u.Store.Size(ctx, want); ok {
-		if n != size {
-			return 0, wu.Errorf(wu.CodeBadRequest, "blob %s has %d bytes, not %d", want.Short(), n, size)
-		}
-		return size, nil
+		return storedAs(want, n, size)
 	}
 	m := u.Store
 	key := uploader + "." + string(want)
@@ -111,7 +105,7 @@ func (u MemUploads) Chunk(ctx context.Context, uploader string, want wu.Hash, si
 	if done+int64(len(data)) > size {
 		delete(m.staged, key)
 		m.mu.Unlock()
-		return 0, wu.Errorf(wu.CodeBadRequest, "chunk runs past the blob's declared size of %d bytes", size)
+		return 0, errPastSize(size)
 	}
 	b := append(m.staged[key], data...)
 	m.staged[key] = b
@@ -123,7 +117,7 @@ func (u MemUploads) Chunk(ctx context.Context, uploader string, want wu.Hash, si
 	delete(m.staged, key)
 	m.mu.Unlock()
 	if got := wu.HashOf(b); got != want {
-		return 0, wu.Errorf(wu.CodeBadRequest, "blob content hashes to %s, not %s", got.Short(), want.Short())
+		return 0, errHashMismatch(got, want)
 	}
 	_, err := m.Put(ctx, b)
 	return size, err

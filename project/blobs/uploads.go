@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,22 +64,13 @@ func OpenUploads(ctx context.Context, js jetstream.JetStream, store *Store, repl
 // uploader. It returns how many bytes of the blob the project now holds (the
 // whole size once stored): an uploader that lost track resumes from there.
 func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size, offset int64, data []byte) (int64, error) {
-	if !want.Valid() {
-		return 0, wu.Errorf(wu.CodeBadRequest, "%q is not a sha-256", want)
-	}
-	if uploader == "" || strings.ContainsAny(uploader, ".*> \t\r\n") {
-		return 0, wu.Errorf(wu.CodeBadRequest, "uploader %q is not a subject token", uploader)
-	}
-	if size < 0 || size > u.maxBytes {
-		return 0, wu.Errorf(wu.CodeTooLarge, "blob of %d bytes is over the %d-byte limit", size, u.maxBytes)
+	if err := checkUpload(uploader, want, size, u.maxBytes); err != nil {
+		return 0, err
 	}
 	if n, ok, err := u.store.look(ctx, want); err != nil {
 		return 0, err
 	} else if ok {
-		if n != size {
-			return 0, wu.Errorf(wu.CodeBadRequest, "blob %s has %d bytes, not %d", want.Short(), n, size)
-		}
-		return size, nil
+		return storedAs(want, n, size)
 	}
 	subject := "upload." + uploader + "." + string(want)
 	last, done, err := u.progress(ctx, subject, size)
@@ -99,7 +89,7 @@ func (u *Uploads) Chunk(ctx context.Context, uploader string, want wu.Hash, size
 	}
 	if done+int64(len(data)) > size {
 		u.drop(ctx, subject)
-		return 0, wu.Errorf(wu.CodeBadRequest, "chunk runs past the blob's declared size of %d bytes", size)
+		return 0, errPastSize(size)
 	}
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(chunkSize, strconv.FormatInt(size, 10))
@@ -199,7 +189,7 @@ func (s *Store) putStaged(ctx context.Context, want wu.Hash, emit func(io.Writer
 		return err
 	}
 	if got := wu.Hash(hex.EncodeToString(sum.Sum(nil))); got != want {
-		return wu.Errorf(wu.CodeBadRequest, "blob content hashes to %s, not %s", got.Short(), want.Short())
+		return errHashMismatch(got, want)
 	}
 	// Stored already, perhaps by another gateway finishing the same upload
 	// or another host's upload of the same output: putOnce does nothing.

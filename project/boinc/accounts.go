@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	wu "github.com/momonga-project/momonga/workunits"
@@ -78,23 +79,34 @@ func (s *Server) lookupAccount(w http.ResponseWriter, r *http.Request) {
 		writeAccountError(w, errBadPasswd, "give an e-mail address and a password")
 		return
 	}
-	key := s.derivedKey(email, hash)
+	_, taken, done := s.accountOf(w, strings.TrimSpace(email), hash)
+	switch {
+	case done:
+	case taken:
+		writeAccountError(w, errBadPasswd, "wrong password, or an account made by the project: attach with its account key (boinccmd --project_attach "+s.cfg.URL+" KEY)")
+	default:
+		writeAccountError(w, errDBNotFound, "no account with that e-mail address")
+	}
+}
+
+// accountOf looks up the account an e-mail address and password hash
+// make. It answers the request itself, and reports done, when that account
+// exists (with its authenticator) or the project cannot say (with an
+// error); otherwise it returns the key such an account would have, and
+// whether another account has the address.
+func (s *Server) accountOf(w http.ResponseWriter, email, hash string) (key string, taken, done bool) {
+	key = s.derivedKey(email, hash)
 	if _, ok := s.cfg.Directory.UserByKeyHash(wu.AccountKeyHash(key)); ok {
 		writeAuthenticator(w, key)
-		return
+		return key, false, true
 	}
 	acc := s.cfg.Directory.Accounts()
 	if acc.Error != nil {
 		writeAccountError(w, errProjectDown, acc.Error.Message)
-		return
+		return key, false, true
 	}
-	for _, u := range acc.Users {
-		if strings.EqualFold(u.Email, strings.TrimSpace(email)) {
-			writeAccountError(w, errBadPasswd, "wrong password, or an account made by the project: attach with its account key (boinccmd --project_attach "+s.cfg.URL+" KEY)")
-			return
-		}
-	}
-	writeAccountError(w, errDBNotFound, "no account with that e-mail address")
+	taken = slices.ContainsFunc(acc.Users, func(u wu.UserStatus) bool { return strings.EqualFold(u.Email, email) })
+	return key, taken, false
 }
 
 // createAccount makes a user with an e-mail address, password and name.
@@ -108,21 +120,13 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		writeAccountError(w, errBadPasswd, "the password hash is malformed")
 		return
 	}
-	key := s.derivedKey(email, hash)
-	if _, ok := s.cfg.Directory.UserByKeyHash(wu.AccountKeyHash(key)); ok {
-		writeAuthenticator(w, key)
+	key, taken, done := s.accountOf(w, email, hash)
+	if done {
 		return
 	}
-	acc := s.cfg.Directory.Accounts()
-	if acc.Error != nil {
-		writeAccountError(w, errProjectDown, acc.Error.Message)
+	if taken {
+		writeAccountError(w, errDBNotUnique, "there is already an account with that e-mail address")
 		return
-	}
-	for _, u := range acc.Users {
-		if strings.EqualFold(u.Email, email) {
-			writeAccountError(w, errDBNotUnique, "there is already an account with that e-mail address")
-			return
-		}
 	}
 	name := userName(r.FormValue("user_name"), email)
 	if name == "" {

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/momonga-project/momonga/apps"
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -142,15 +143,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, err
 	}
-	dir := cfg.DataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "momonga-chaos-")
-		if err != nil {
-			return Report{}, fmt.Errorf("chaos: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-chaos-")
+	if err != nil {
+		return Report{}, fmt.Errorf("chaos: %w", err)
 	}
+	defer remove()
 	if err := os.MkdirAll(filepath.Join(dir, "members"), 0o700); err != nil {
 		return Report{}, fmt.Errorf("chaos: %w", err)
 	}

@@ -2,8 +2,8 @@ package duties
 
 import (
 	"context"
-	"time"
 
+	"github.com/momonga-project/momonga/internal/tick"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -14,19 +14,11 @@ import (
 // Deleting is idempotent, so a round cut short, or one that overlaps with
 // a new holder's, is simply repeated.
 func (d *Duties) collect(ctx context.Context) {
-	t := time.NewTicker(d.cfg.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-d.garbage:
-		}
+	tick.Every(ctx, d.cfg.GCInterval, d.garbage, func() {
 		if d.cfg.Sched.Leading() {
 			d.collectOnce(ctx)
 		}
-	}
+	})
 }
 
 func (d *Duties) collectOnce(ctx context.Context) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/tick"
 	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/vpeer"
@@ -62,25 +63,19 @@ func (d *Duties) Forwarder() *Forwarder {
 
 // Run forwards until ctx is done.
 func (f *Forwarder) Run(ctx context.Context) {
-	t := time.NewTicker(f.Interval)
-	defer t.Stop()
-	for {
+	drain := func() {
 		for {
 			more, err := f.Round(ctx)
 			if err != nil && ctx.Err() == nil {
 				f.Logger.Warn("deliver credit to the accounting peer", "err", err)
 			}
 			if !more || err != nil {
-				break
+				return
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-f.Wake:
-		}
 	}
+	drain()
+	tick.Every(ctx, f.Interval, f.Wake, drain)
 }
 
 // Round delivers one batch of outputs and acknowledges what the accounting

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/tick"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/validator"
 	"github.com/momonga-project/momonga/vpeer"
@@ -197,27 +198,24 @@ const leaseCheck = 500 * time.Millisecond
 // this process leads: a lease lost and taken again between two looks is
 // a new term, with submissions in between that nobody here told.
 func (d *Duties) notifyOnLease(ctx context.Context) {
-	t := time.NewTicker(leaseCheck)
-	defer t.Stop()
 	var told uint64 // the last term whose taking was told; terms start at 1
-	for {
-		if term, ok := d.cfg.Sched.Term(); ok && term != told {
-			var hosts []string
-			tasks := 0
-			err := d.query(ctx, func(m *sched.Machine) { hosts, tasks = m.IdleHosts() })
-			if err == nil && tasks > 0 && len(hosts) > 0 {
-				d.cfg.Notifier.WorkWaiting(hosts)
-			}
-			if err == nil {
-				told = term
-			}
-		}
-		select {
-		case <-ctx.Done():
+	look := func() {
+		term, ok := d.cfg.Sched.Term()
+		if !ok || term == told {
 			return
-		case <-t.C:
+		}
+		var hosts []string
+		tasks := 0
+		err := d.query(ctx, func(m *sched.Machine) { hosts, tasks = m.IdleHosts() })
+		if err == nil && tasks > 0 && len(hosts) > 0 {
+			d.cfg.Notifier.WorkWaiting(hosts)
+		}
+		if err == nil {
+			told = term
 		}
 	}
+	look()
+	tick.Every(ctx, leaseCheck, nil, look)
 }
 
 // query asks a ready member's scheduler, waiting a while for one.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 )
 
@@ -79,15 +80,11 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
 	}
-	dir := cfg.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "momonga-hostbench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, remove, err := scratch.Dir(cfg.Dir, "momonga-hostbench-")
+	if err != nil {
+		return nil, err
 	}
+	defer remove()
 	var rows []Row
 	for _, n := range cfg.Hosts {
 		for i, s := range cfg.Servers {

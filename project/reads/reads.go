@@ -51,23 +51,14 @@ func notReady(peer string) *wu.Error {
 // Status is the scheduler's state in brief, with credit, as of the log's
 // last record.
 func (r Reads) Status() wu.StatusReply {
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	var (
-		rep     wu.StatusReply
-		pending []accounting.Grant
-		acked   uint64
-	)
-	err := r.Sched.QueryLatest(ctx, func(m *vpeer.Member) {
+	var rep wu.StatusReply
+	err := r.credited(r.Sched.QueryLatest, func(m *vpeer.Member) (time.Time, []wu.HostStatus, []wu.UserStatus, []wu.TeamStatus) {
 		rep = schedOf(m).Status()
 		rep.Applied = m.Applied()
-		pending, acked = outbox(schedOf(m))
+		return rep.Now, rep.Hosts, rep.Users, rep.Teams
 	})
 	if err != nil {
-		return wu.StatusReply{V: wu.WireVersion, Error: notReady("scheduler")}
-	}
-	if err := r.fillCredit(ctx, rep.Now, acked, pending, rep.Hosts, rep.Users, rep.Teams); err != nil {
-		return wu.StatusReply{V: wu.WireVersion, Error: notReady("accounting peer")}
+		return wu.StatusReply{V: wu.WireVersion, Error: err}
 	}
 	return rep
 }
@@ -85,23 +76,13 @@ func (r Reads) Results(q wu.ResultsQuery) (rep wu.ResultsReply, err error) {
 // Accounts lists users and teams, e-mail addresses included: for the
 // project's tools only.
 func (r Reads) Accounts() (rep wu.AccountsReply) {
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	var (
-		now     time.Time
-		pending []accounting.Grant
-		acked   uint64
-	)
-	err := r.Sched.Query(ctx, func(m *vpeer.Member) {
+	err := r.credited(r.Sched.Query, func(m *vpeer.Member) (time.Time, []wu.HostStatus, []wu.UserStatus, []wu.TeamStatus) {
 		s := schedOf(m)
-		rep, now = s.Accounts(), s.Now()
-		pending, acked = outbox(s)
+		rep = s.Accounts()
+		return s.Now(), nil, rep.Users, rep.Teams
 	})
 	if err != nil {
-		return wu.AccountsReply{V: wu.WireVersion, Error: notReady("scheduler")}
-	}
-	if err := r.fillCredit(ctx, now, acked, pending, nil, rep.Users, rep.Teams); err != nil {
-		return wu.AccountsReply{V: wu.WireVersion, Error: notReady("accounting peer")}
+		return wu.AccountsReply{V: wu.WireVersion, Error: err}
 	}
 	return rep
 }
@@ -155,15 +136,37 @@ func outbox(m *sched.Machine) (pending []accounting.Grant, acked uint64) {
 	return pending, acked
 }
 
-// fillCredit sets the credit of the hosts, users and teams listed from the
-// accounting peer, plus the scheduler's outputs it has not applied yet
-// (pending, read from the scheduler before this call). acked is the last
-// output the scheduler had seen acknowledged: the member asked must have
-// applied at least that far, or it is waited for.
-func (r Reads) fillCredit(ctx context.Context, now time.Time, acked uint64, pending []accounting.Grant, hosts []wu.HostStatus, users []wu.UserStatus, teams []wu.TeamStatus) error {
-	return r.withLedger(ctx, acked, func(a *accounting.Machine) {
+// credited reads the scheduler through query with read, which returns the
+// scheduler's time and the hosts, users and teams it listed; then sets
+// their credit from the accounting peer, plus the scheduler's outputs it
+// has not applied yet (read in the same query). The accounting member
+// asked must have applied at least the last output the scheduler had seen
+// acknowledged, or it is waited for.
+func (r Reads) credited(query func(context.Context, func(*vpeer.Member)) error, read func(*vpeer.Member) (time.Time, []wu.HostStatus, []wu.UserStatus, []wu.TeamStatus)) *wu.Error {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var (
+		now     time.Time
+		hosts   []wu.HostStatus
+		users   []wu.UserStatus
+		teams   []wu.TeamStatus
+		pending []accounting.Grant
+		acked   uint64
+	)
+	err := query(ctx, func(m *vpeer.Member) {
+		now, hosts, users, teams = read(m)
+		pending, acked = outbox(schedOf(m))
+	})
+	if err != nil {
+		return notReady("scheduler")
+	}
+	err = r.withLedger(ctx, acked, func(a *accounting.Machine) {
 		a.Ledger(sched.OutputSource, pending).Fill(now, hosts, users, teams)
 	})
+	if err != nil {
+		return notReady("accounting peer")
+	}
+	return nil
 }
 
 // withLedger runs fn on an accounting member that has applied the

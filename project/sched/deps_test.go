@@ -44,6 +44,8 @@ var purePackages = map[string]string{
 	"github.com/momonga-project/momonga/project/accounting": "../accounting",
 	// Sorted lists for the accounting peer's leaderboards.
 	"github.com/momonga-project/momonga/project/internal/ordered": "../internal/ordered",
+	// The binary snapshots' varints, floats and strings.
+	"github.com/momonga-project/momonga/project/internal/snapcodec": "../internal/snapcodec",
 }
 
 func TestPurePackagesDependOnNothingImpure(t *testing.T) {

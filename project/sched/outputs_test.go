@@ -8,6 +8,7 @@ import (
 
 	"github.com/momonga-project/momonga/project/accounting"
 	"github.com/momonga-project/momonga/project/credit"
+	"github.com/momonga-project/momonga/project/internal/snapcodec"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -109,18 +110,18 @@ func legacySnapshot(t *testing.T, h *harness, credits map[string]map[string]lega
 		t.Fatal(err)
 	}
 	b := buf.Bytes()
-	d := &decoder{b: b, off: len(snapshotMagic)}
-	d.uint()
+	d := &decoder{Decoder: snapcodec.Decoder{B: b, Off: len(snapshotMagic)}}
+	d.Uint()
 	d.time()
-	d.uint()
-	d.count()
-	d.count()
-	d.count()
-	start := d.off
+	d.Uint()
+	d.Count()
+	d.Count()
+	d.Count()
+	start := d.Off
 	small := d.bytes()
-	end := d.off
-	if d.err != nil {
-		t.Fatal(d.err)
+	end := d.Off
+	if d.Err != nil {
+		t.Fatal(d.Err)
 	}
 	var tb map[string]any
 	if err := json.Unmarshal(small, &tb); err != nil {
@@ -136,12 +137,12 @@ func legacySnapshot(t *testing.T, h *harness, credits map[string]map[string]lega
 	delete(tb, "next_output")
 	small, _ = json.Marshal(tb)
 	e := &encoder{}
-	e.b = append(e.b, snapshotMagic...)
-	e.uint(legacyCreditVersion)
-	e.b = append(e.b, b[len(snapshotMagic)+1:start]...)
-	e.uint(uint64(len(small)))
-	e.b = append(e.b, small...)
-	return append(e.b, b[end:]...)
+	e.B = append(e.B, snapshotMagic...)
+	e.Uint(legacyCreditVersion)
+	e.B = append(e.B, b[len(snapshotMagic)+1:start]...)
+	e.Uint(uint64(len(small)))
+	e.B = append(e.B, small...)
+	return append(e.B, b[end:]...)
 }
 
 func TestRestoreCarriesVersion2CreditOver(t *testing.T) {

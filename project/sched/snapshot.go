@@ -1,18 +1,16 @@
 package sched
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/momonga-project/momonga/project/accounting"
+	"github.com/momonga-project/momonga/project/internal/snapcodec"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -91,11 +89,11 @@ func (m *Machine) Snapshot(w io.Writer) error {
 // older one (without what it did not hold).
 func (m *Machine) snapshotVersion(w io.Writer, v uint64) error {
 	// About 60 bytes a task; growing the buffer would copy it several times.
-	e := &encoder{b: make([]byte, 0, 4096+64*len(m.st.Tasks)), syms: map[string]uint64{}, v: v}
+	e := &encoder{Encoder: snapcodec.Encoder{B: make([]byte, 0, 4096+64*len(m.st.Tasks))}, syms: map[string]uint64{}, v: v}
 	if err := e.state(m.st); err != nil {
 		return fmt.Errorf("scheduler snapshot: %w", err)
 	}
-	if _, err := w.Write(e.b); err != nil {
+	if _, err := w.Write(e.B); err != nil {
 		return fmt.Errorf("scheduler snapshot: %w", err)
 	}
 	return nil
@@ -108,13 +106,11 @@ func (m *Machine) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("scheduler restore: %w", err)
 	}
-	d := &decoder{b: b}
+	d := &decoder{Decoder: snapcodec.Decoder{B: b}}
 	st := d.state()
-	if d.err == nil && d.off != len(d.b) {
-		d.fail("%d bytes after the end", len(d.b)-d.off)
-	}
-	if d.err != nil {
-		return fmt.Errorf("scheduler restore: %w", d.err)
+	d.End()
+	if d.Err != nil {
+		return fmt.Errorf("scheduler restore: %w", d.Err)
 	}
 	m.st = st
 	m.reindex()
@@ -122,7 +118,7 @@ func (m *Machine) Restore(r io.Reader) error {
 }
 
 type encoder struct {
-	b    []byte
+	snapcodec.Encoder
 	v    uint64 // the layout's version
 	syms map[string]uint64
 	// Tasks numbered as written, for unsent and retry.
@@ -131,71 +127,60 @@ type encoder struct {
 	assigned int // tasks written that are in state.Assigned
 }
 
-func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
-func (e *encoder) float(f float64) {
-	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
-}
-
 func (e *encoder) checkpoint(c *wu.CheckpointRef) {
 	if c == nil {
-		e.uint(0)
+		e.Uint(0)
 		return
 	}
-	e.uint(1)
-	e.str(string(c.Hash))
-	e.int(c.Size)
-	e.uint(c.Seq)
-	e.str(string(c.Base))
-	e.int(c.BaseSize)
-	e.float(c.Progress)
-	e.float(c.CPUSeconds)
+	e.Uint(1)
+	e.Str(string(c.Hash))
+	e.Int(c.Size)
+	e.Uint(c.Seq)
+	e.Str(string(c.Base))
+	e.Int(c.BaseSize)
+	e.Float(c.Progress)
+	e.Float(c.CPUSeconds)
 }
 
 func (e *encoder) bool(v bool) {
 	if v {
-		e.uint(1)
+		e.Uint(1)
 		return
 	}
-	e.uint(0)
-}
-
-func (e *encoder) str(s string) {
-	e.uint(uint64(len(s)))
-	e.b = append(e.b, s...)
+	e.Uint(0)
 }
 
 // sym writes a string from a small set: its number if it was written
 // before, else the next number and the string.
 func (e *encoder) sym(s string) {
 	if n, ok := e.syms[s]; ok {
-		e.uint(n)
+		e.Uint(n)
 		return
 	}
 	n := uint64(len(e.syms))
 	e.syms[s] = n
-	e.uint(n)
-	e.str(s)
+	e.Uint(n)
+	e.Str(s)
 }
 
 func (e *encoder) time(t time.Time) {
 	if t.IsZero() {
-		e.uint(0)
+		e.Uint(0)
 		return
 	}
-	e.uint(uint64(t.Nanosecond()) + 1)
-	e.int(t.Unix())
+	e.Uint(uint64(t.Nanosecond()) + 1)
+	e.Int(t.Unix())
 }
 
 func (e *encoder) state(st *state) error {
-	e.b = append(e.b, snapshotMagic...)
-	e.uint(e.v)
+	e.B = append(e.B, snapshotMagic...)
+	e.Uint(e.v)
 	e.time(st.Now)
-	e.uint(st.NextUnit)
+	e.Uint(st.NextUnit)
 	// Sizes first, so that Restore makes its maps once.
-	e.uint(uint64(len(st.Units)))
-	e.uint(uint64(len(st.Tasks)))
-	e.uint(uint64(len(st.Assigned)))
+	e.Uint(uint64(len(st.Units)))
+	e.Uint(uint64(len(st.Tasks)))
+	e.Uint(uint64(len(st.Assigned)))
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
 		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, CodeSigs: st.CodeSigs, Compare: st.Compare, Garbage: st.Garbage,
@@ -203,27 +188,27 @@ func (e *encoder) state(st *state) error {
 	if err != nil {
 		return err
 	}
-	e.uint(uint64(len(small)))
-	e.b = append(e.b, small...)
+	e.Uint(uint64(len(small)))
+	e.B = append(e.B, small...)
 
 	e.taskNum = make(map[*task]uint64, len(st.Tasks))
 	units := 0
-	e.uint(uint64(len(st.Batches)))
+	e.Uint(uint64(len(st.Batches)))
 	for _, name := range sortedKeys(st.Batches) {
 		b := st.Batches[name]
-		e.str(name)
-		e.str(b.Name)
+		e.Str(name)
+		e.Str(b.Name)
 		e.sym(b.App)
-		e.int(int64(b.Pending))
-		e.int(int64(b.Valid))
-		e.int(int64(b.Errored))
+		e.Int(int64(b.Pending))
+		e.Int(int64(b.Valid))
+		e.Int(int64(b.Errored))
 		if e.v >= 4 {
-			e.int(int64(b.Cancelled))
+			e.Int(int64(b.Cancelled))
 		}
 		if len(b.Names) != len(b.Units) {
 			return fmt.Errorf("batch %q has %d names for %d units", name, len(b.Names), len(b.Units))
 		}
-		e.uint(uint64(len(b.Units)))
+		e.Uint(uint64(len(b.Units)))
 		for i, id := range b.Units {
 			u := st.Units[id]
 			if u == nil || u.ID != id || u.Batch != name || u.Name != b.Names[i] {
@@ -245,96 +230,96 @@ func (e *encoder) state(st *state) error {
 		return fmt.Errorf("%d assigned tasks do not exist", len(st.Assigned)-e.assigned)
 	}
 
-	e.uint(uint64(len(st.Sessions)))
+	e.Uint(uint64(len(st.Sessions)))
 	for _, id := range sortedKeys(st.Sessions) {
 		s := st.Sessions[id]
-		e.str(id)
-		e.uint(s.Last)
+		e.Str(id)
+		e.Uint(s.Last)
 		e.time(s.LastUsed)
 		seqs := make([]uint64, 0, len(s.Replies))
 		for q := range s.Replies {
 			seqs = append(seqs, q)
 		}
 		slices.Sort(seqs)
-		e.uint(uint64(len(seqs)))
+		e.Uint(uint64(len(seqs)))
 		for _, q := range seqs {
-			e.uint(q)
-			e.uint(uint64(len(s.Replies[q])))
-			e.b = append(e.b, s.Replies[q]...)
+			e.Uint(q)
+			e.Uint(uint64(len(s.Replies[q])))
+			e.B = append(e.B, s.Replies[q]...)
 		}
 	}
 
 	for _, q := range [][]string{st.Unsent, st.Retry} {
-		e.uint(uint64(len(q)))
+		e.Uint(uint64(len(q)))
 		for _, id := range q {
 			t := st.Tasks[id]
 			n, ok := e.taskNum[t]
 			if !ok {
 				return fmt.Errorf("queued task %q does not exist", id)
 			}
-			e.uint(n)
+			e.Uint(n)
 		}
 	}
 
 	if e.v < 4 {
 		return nil
 	}
-	e.uint(uint64(len(st.Shares)))
+	e.Uint(uint64(len(st.Shares)))
 	keys := make([]string, 0, len(st.Shares))
 	for k := range st.Shares {
 		keys = append(keys, string(k))
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		e.str(k)
-		e.str(st.Shares[wu.Hash(k)])
+		e.Str(k)
+		e.Str(st.Shares[wu.Hash(k)])
 	}
 	return nil
 }
 
 func (e *encoder) unit(st *state, u *unit) error {
-	e.str(u.ID)
-	e.str(u.Name)
+	e.Str(u.ID)
+	e.Str(u.Name)
 	e.sym(u.App)
 	e.sym(string(u.AppHash))
-	e.int(u.AppSize)
-	e.uint(uint64(len(u.Args)))
+	e.Int(u.AppSize)
+	e.Uint(uint64(len(u.Args)))
 	for _, a := range u.Args {
-		e.str(a)
+		e.Str(a)
 	}
-	e.str(string(u.Stdin))
-	e.float(u.FPOps)
-	e.int(u.Limits.MemoryBytes)
-	e.int(u.Limits.OutputBytes)
-	e.float(u.Limits.MaxSeconds)
-	e.float(u.Deadline)
-	e.int(int64(u.Replication))
-	e.int(int64(u.Quorum))
-	e.int(int64(u.MaxTasks))
+	e.Str(string(u.Stdin))
+	e.Float(u.FPOps)
+	e.Int(u.Limits.MemoryBytes)
+	e.Int(u.Limits.OutputBytes)
+	e.Float(u.Limits.MaxSeconds)
+	e.Float(u.Deadline)
+	e.Int(int64(u.Replication))
+	e.Int(int64(u.Quorum))
+	e.Int(int64(u.MaxTasks))
 	e.sym(string(u.State))
-	e.str(string(u.Canonical))
-	e.int(u.OutputSize)
+	e.Str(string(u.Canonical))
+	e.Int(u.OutputSize)
 	e.sym(u.Reason)
 	e.bool(u.Adaptive)
-	e.int(int64(u.FullQuorum))
-	e.float(u.Tolerance.Abs)
-	e.float(u.Tolerance.Rel)
+	e.Int(int64(u.FullQuorum))
+	e.Float(u.Tolerance.Abs)
+	e.Float(u.Tolerance.Rel)
 	agree := sortedKeys(u.Agree)
-	e.uint(uint64(len(agree)))
+	e.Uint(uint64(len(agree)))
 	for _, k := range agree {
-		e.str(k)
+		e.Str(k)
 		e.bool(u.Agree[k])
 	}
-	e.float(u.CheckpointSeconds)
+	e.Float(u.CheckpointSeconds)
 	if e.v >= 4 {
 		e.bool(u.NoShare)
-		e.str(u.SharedWith)
-		e.uint(uint64(len(u.Followers)))
+		e.Str(u.SharedWith)
+		e.Uint(uint64(len(u.Followers)))
 		for _, f := range u.Followers {
-			e.str(f)
+			e.Str(f)
 		}
 	}
-	e.uint(uint64(len(u.Tasks)))
+	e.Uint(uint64(len(u.Tasks)))
 	for i, id := range u.Tasks {
 		t := st.Tasks[id]
 		if t == nil || t.ID != taskID(u.ID, i) || t.Unit != u.ID {
@@ -350,26 +335,26 @@ func (e *encoder) unit(st *state, u *unit) error {
 			flags = 1
 			e.assigned++
 		}
-		e.uint(flags)
+		e.Uint(flags)
 		e.sym(string(t.State))
 		e.sym(t.Host)
 		e.time(t.Sent)
 		e.time(t.LeaseUntil)
 		e.time(t.Deadline)
-		e.float(t.Fraction)
+		e.Float(t.Fraction)
 		e.sym(string(t.Outcome))
-		e.str(string(t.Output))
-		e.int(t.OutputSize)
-		e.float(t.CPUSeconds)
+		e.Str(string(t.Output))
+		e.Int(t.OutputSize)
+		e.Float(t.CPUSeconds)
 		e.sym(t.Reason)
 		e.sym(string(t.Validity))
-		e.int(int64(t.Lost))
-		e.float(t.Claim)
-		e.float(t.Credit)
+		e.Int(int64(t.Lost))
+		e.Float(t.Claim)
+		e.Float(t.Credit)
 		e.checkpoint(t.Checkpoint)
 		if e.v >= 4 {
-			e.int(t.Est)
-			e.int(t.Expect)
+			e.Int(t.Est)
+			e.Int(t.Expect)
 		}
 	}
 	return nil
@@ -379,142 +364,72 @@ func (e *encoder) unit(st *state, u *unit) error {
 func taskID(u string, i int) string { return u + "_" + strconv.Itoa(i) }
 
 type decoder struct {
-	b    []byte
-	off  int
-	err  error
+	snapcodec.Decoder
 	syms []string
 	v    uint64 // the snapshot's version
 }
 
-var errShort = errors.New("truncated")
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (d *decoder) uint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) int() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-// count reads a length, refusing one larger than the bytes left could
-// hold, so that a corrupt length cannot make a huge allocation.
-func (d *decoder) count() int {
-	n := d.uint()
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("count %d with %d bytes left", n, len(d.b)-d.off)
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) float() float64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b)-d.off < 8 {
-		d.err = errShort
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
-	d.off += 8
-	return v
-}
-
-func (d *decoder) str() string {
-	n := d.count()
-	if d.err != nil || n == 0 {
-		return ""
-	}
-	s := string(d.b[d.off : d.off+n])
-	d.off += n
-	return s
-}
-
 func (d *decoder) bytes() []byte {
-	n := d.count()
-	if d.err != nil {
+	n := d.Count()
+	if d.Err != nil {
 		return nil
 	}
 	b := make([]byte, n)
-	d.off += copy(b, d.b[d.off:])
+	d.Off += copy(b, d.B[d.Off:])
 	return b
 }
 
 func (d *decoder) sym() string {
-	n := d.uint()
+	n := d.Uint()
 	switch {
-	case d.err != nil:
+	case d.Err != nil:
 		return ""
 	case n < uint64(len(d.syms)):
 		return d.syms[n]
 	case n == uint64(len(d.syms)):
-		s := d.str()
+		s := d.Str()
 		d.syms = append(d.syms, s)
 		return s
 	}
-	d.fail("string %d of %d", n, len(d.syms))
+	d.Fail("string %d of %d", n, len(d.syms))
 	return ""
 }
 
 func (d *decoder) time() time.Time {
-	ns := d.uint()
-	if ns == 0 || d.err != nil {
+	ns := d.Uint()
+	if ns == 0 || d.Err != nil {
 		return time.Time{}
 	}
 	if ns > 1e9 {
-		d.fail("%d nanoseconds", ns-1)
+		d.Fail("%d nanoseconds", ns-1)
 		return time.Time{}
 	}
-	return time.Unix(d.int(), int64(ns-1)).UTC()
+	return time.Unix(d.Int(), int64(ns-1)).UTC()
 }
 
 func (d *decoder) state() *state {
-	if len(d.b) < len(snapshotMagic) || string(d.b[:len(snapshotMagic)]) != snapshotMagic {
-		d.fail("not a scheduler snapshot")
+	if len(d.B) < len(snapshotMagic) || string(d.B[:len(snapshotMagic)]) != snapshotMagic {
+		d.Fail("not a scheduler snapshot")
 		return nil
 	}
-	d.off = len(snapshotMagic)
-	v := d.uint()
+	d.Off = len(snapshotMagic)
+	v := d.Uint()
 	d.v = v
-	if (v < legacyCreditVersion || v > snapshotVersion) && d.err == nil {
-		d.fail("snapshot version %d, this scheduler reads %d to %d", v, legacyCreditVersion, snapshotVersion)
+	if (v < legacyCreditVersion || v > snapshotVersion) && d.Err == nil {
+		d.Fail("snapshot version %d, this scheduler reads %d to %d", v, legacyCreditVersion, snapshotVersion)
 	}
 	st := newState()
 	st.Now = d.time()
-	st.NextUnit = d.uint()
-	units, tasks, assigned := d.count(), d.count(), d.count()
+	st.NextUnit = d.Uint()
+	units, tasks, assigned := d.Count(), d.Count(), d.Count()
 	st.Units = make(map[string]*unit, units)
 	st.Tasks = make(map[string]*task, tasks)
 	st.Assigned = make(map[string]bool, assigned)
 
-	if small := d.bytes(); d.err == nil {
+	if small := d.bytes(); d.Err == nil {
 		tb := tables{}
 		if err := json.Unmarshal(small, &tb); err != nil {
-			d.fail("tables: %v", err)
+			d.Fail("tables: %v", err)
 		}
 		fresh := newState()
 		st.Apps, st.Hosts, st.Users, st.Teams = orEmpty(tb.Apps, fresh.Apps), orEmpty(tb.Hosts, fresh.Hosts), orEmpty(tb.Users, fresh.Users), orEmpty(tb.Teams, fresh.Teams)
@@ -526,52 +441,52 @@ func (d *decoder) state() *state {
 		st.AppFPOps = orEmpty(tb.AppFPOps, fresh.AppFPOps)
 		st.HostNums, st.Progress, st.Counters = tb.HostNums, orEmpty(tb.Progress, fresh.Progress), tb.Counters
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
-			d.fail("outbox: %v", err)
+			d.Fail("outbox: %v", err)
 		}
-		if v == legacyCreditVersion && d.err == nil {
+		if v == legacyCreditVersion && d.Err == nil {
 			if err := openingBalances(small, st); err != nil {
-				d.fail("credit: %v", err)
+				d.Fail("credit: %v", err)
 			}
 		}
 	}
 
 	numbered := make([]*task, 0, tasks)
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		key := d.str()
-		b := &batch{Name: d.str(), App: d.sym(), Pending: int(d.int()), Valid: int(d.int()), Errored: int(d.int())}
+	for n := d.Count(); n > 0 && d.Err == nil; n-- {
+		key := d.Str()
+		b := &batch{Name: d.Str(), App: d.sym(), Pending: int(d.Int()), Valid: int(d.Int()), Errored: int(d.Int())}
 		if d.v >= 4 {
-			b.Cancelled = int(d.int())
+			b.Cancelled = int(d.Int())
 		}
 		st.Batches[key] = b
-		units := d.count()
+		units := d.Count()
 		b.Units = make([]string, 0, units)
 		b.Names = make([]string, 0, units)
-		for ; units > 0 && d.err == nil; units-- {
+		for ; units > 0 && d.Err == nil; units-- {
 			u := d.unit(st, key, &numbered)
 			b.Units = append(b.Units, u.ID)
 			b.Names = append(b.Names, u.Name)
 		}
 	}
 
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		key := d.str()
-		s := &session{Last: d.uint(), LastUsed: d.time(), Replies: map[uint64][]byte{}}
-		for r := d.count(); r > 0 && d.err == nil; r-- {
-			q := d.uint()
+	for n := d.Count(); n > 0 && d.Err == nil; n-- {
+		key := d.Str()
+		s := &session{Last: d.Uint(), LastUsed: d.time(), Replies: map[uint64][]byte{}}
+		for r := d.Count(); r > 0 && d.Err == nil; r-- {
+			q := d.Uint()
 			s.Replies[q] = d.bytes()
 		}
 		st.Sessions[key] = s
 	}
 
 	for _, q := range []*[]string{&st.Unsent, &st.Retry} {
-		n := d.count()
+		n := d.Count()
 		if n > 0 {
 			*q = make([]string, 0, n)
 		}
-		for ; n > 0 && d.err == nil; n-- {
-			i := d.uint()
+		for ; n > 0 && d.Err == nil; n-- {
+			i := d.Uint()
 			if i >= uint64(len(numbered)) {
-				d.fail("task %d of %d", i, len(numbered))
+				d.Fail("task %d of %d", i, len(numbered))
 				break
 			}
 			*q = append(*q, numbered[i].ID)
@@ -579,79 +494,79 @@ func (d *decoder) state() *state {
 	}
 
 	if d.v >= 4 {
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			k := wu.Hash(d.str())
-			st.Shares[k] = d.str()
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			k := wu.Hash(d.Str())
+			st.Shares[k] = d.Str()
 		}
 	}
 	return st
 }
 
 func (d *decoder) unit(st *state, batch string, tasks *[]*task) *unit {
-	u := &unit{ID: d.str(), Name: d.str(), Batch: batch, App: d.sym(), AppHash: wu.Hash(d.sym()), AppSize: d.int()}
-	if n := d.count(); n > 0 {
+	u := &unit{ID: d.Str(), Name: d.Str(), Batch: batch, App: d.sym(), AppHash: wu.Hash(d.sym()), AppSize: d.Int()}
+	if n := d.Count(); n > 0 {
 		u.Args = make([]string, n)
 		for i := range u.Args {
-			u.Args[i] = d.str()
+			u.Args[i] = d.Str()
 		}
 	}
-	u.Stdin = wu.Hash(d.str())
-	u.FPOps = d.float()
-	u.Limits = wu.Limits{MemoryBytes: d.int(), OutputBytes: d.int(), MaxSeconds: d.float()}
-	u.Deadline = d.float()
-	u.Replication, u.Quorum, u.MaxTasks = int(d.int()), int(d.int()), int(d.int())
+	u.Stdin = wu.Hash(d.Str())
+	u.FPOps = d.Float()
+	u.Limits = wu.Limits{MemoryBytes: d.Int(), OutputBytes: d.Int(), MaxSeconds: d.Float()}
+	u.Deadline = d.Float()
+	u.Replication, u.Quorum, u.MaxTasks = int(d.Int()), int(d.Int()), int(d.Int())
 	u.State = wu.WorkUnitState(d.sym())
-	u.Canonical = wu.Hash(d.str())
-	u.OutputSize = d.int()
+	u.Canonical = wu.Hash(d.Str())
+	u.OutputSize = d.Int()
 	u.Reason = d.sym()
-	u.Adaptive = d.uint() != 0
-	u.FullQuorum = int(d.int())
-	u.Tolerance = wu.Tolerance{Abs: d.float(), Rel: d.float()}
-	if n := d.count(); n > 0 {
+	u.Adaptive = d.Uint() != 0
+	u.FullQuorum = int(d.Int())
+	u.Tolerance = wu.Tolerance{Abs: d.Float(), Rel: d.Float()}
+	if n := d.Count(); n > 0 {
 		u.Agree = make(map[string]bool, n)
-		for ; n > 0 && d.err == nil; n-- {
-			k := d.str()
-			u.Agree[k] = d.uint() != 0
+		for ; n > 0 && d.Err == nil; n-- {
+			k := d.Str()
+			u.Agree[k] = d.Uint() != 0
 		}
 	}
-	u.CheckpointSeconds = d.float()
+	u.CheckpointSeconds = d.Float()
 	if d.v >= 4 {
-		u.NoShare = d.uint() != 0
-		u.SharedWith = d.str()
-		if n := d.count(); n > 0 {
+		u.NoShare = d.Uint() != 0
+		u.SharedWith = d.Str()
+		if n := d.Count(); n > 0 {
 			u.Followers = make([]string, n)
 			for i := range u.Followers {
-				u.Followers[i] = d.str()
+				u.Followers[i] = d.Str()
 			}
 		}
 	}
-	n := d.count()
+	n := d.Count()
 	if n > 0 { // a unit that waits for another's result has none
 		u.Tasks = make([]string, n)
 	}
 	for i := range u.Tasks {
 		t := &task{ID: taskID(u.ID, i), Unit: u.ID}
-		if d.uint()&1 != 0 {
+		if d.Uint()&1 != 0 {
 			st.Assigned[t.ID] = true
 		}
 		t.State = wu.TaskState(d.sym())
 		t.Host = d.sym()
 		t.Sent, t.LeaseUntil, t.Deadline = d.time(), d.time(), d.time()
-		t.Fraction = d.float()
+		t.Fraction = d.Float()
 		t.Outcome = wu.Outcome(d.sym())
-		t.Output = wu.Hash(d.str())
-		t.OutputSize = d.int()
-		t.CPUSeconds = d.float()
+		t.Output = wu.Hash(d.Str())
+		t.OutputSize = d.Int()
+		t.CPUSeconds = d.Float()
 		t.Reason = d.sym()
 		t.Validity = wu.Validity(d.sym())
-		t.Lost = int(d.int())
-		t.Claim, t.Credit = d.float(), d.float()
-		if d.uint() != 0 {
-			t.Checkpoint = &wu.CheckpointRef{Hash: wu.Hash(d.str()), Size: d.int(), Seq: d.uint(), Base: wu.Hash(d.str()),
-				BaseSize: d.int(), Progress: d.float(), CPUSeconds: d.float()}
+		t.Lost = int(d.Int())
+		t.Claim, t.Credit = d.Float(), d.Float()
+		if d.Uint() != 0 {
+			t.Checkpoint = &wu.CheckpointRef{Hash: wu.Hash(d.Str()), Size: d.Int(), Seq: d.Uint(), Base: wu.Hash(d.Str()),
+				BaseSize: d.Int(), Progress: d.Float(), CPUSeconds: d.Float()}
 		}
 		if d.v >= 4 {
-			t.Est, t.Expect = d.int(), d.int()
+			t.Est, t.Expect = d.Int(), d.Int()
 		}
 		u.Tasks[i] = t.ID
 		st.Tasks[t.ID] = t

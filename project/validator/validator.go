@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/momonga-project/momonga/internal/tick"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/vpeer"
 	wu "github.com/momonga-project/momonga/workunits"
@@ -51,17 +52,7 @@ func Run(ctx context.Context, cfg Config) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	sent := map[string]time.Time{}
-	t := time.NewTicker(cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-cfg.Wake:
-		}
-		once(ctx, cfg, sent)
-	}
+	tick.Every(ctx, cfg.Interval, cfg.Wake, func() { once(ctx, cfg, sent) })
 }
 
 func once(ctx context.Context, cfg Config, sent map[string]time.Time) {

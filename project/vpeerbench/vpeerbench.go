@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -37,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/vpeer"
 	"github.com/momonga-project/momonga/vpeer/jetlog"
@@ -111,14 +111,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DataDir == "" {
-		dir, err := os.MkdirTemp("", "momonga-bench-vpeer-")
-		if err != nil {
-			return Report{}, err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-bench-vpeer-")
+	if err != nil {
+		return Report{}, err
 	}
+	defer remove()
+	cfg.DataDir = dir
 	b, err := start(ctx, cfg, 1)
 	if err != nil {
 		return Report{}, err

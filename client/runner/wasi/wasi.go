@@ -467,29 +467,18 @@ func (s *System) fdPread(mem []byte, p []uint64) uint32 {
 	return s.read(mem, p[0], p[1], p[2], int64(p[3]), p[4])
 }
 
-// read reads into iovecs, at the file's offset, or at off when off >= 0.
+// read reads into iovecs, at the file's offset, or at off when off >= 0,
+// stopping at a short read.
 func (s *System) read(mem []byte, fd, iovs, n uint64, off int64, nread uint64) uint32 {
-	f, errno := s.lookup(fd)
-	if errno != 0 {
-		return errno
-	}
-	bufs, errno := iovecs(mem, uint32(iovs), uint32(n))
-	if errno != 0 {
-		return errno
-	}
-	if _, ok := view(mem, uint32(nread), 4); !ok {
-		return errnoFault
-	}
-	total := 0
-	for _, b := range bufs {
+	return s.transfer(mem, fd, iovs, n, nread, true, func(f *file, b []byte, done int) (int, uint32) {
 		var k int
 		var e experimentalsys.Errno
 		switch {
 		case f.dir:
-			return errnoIsdir
+			return 0, errnoIsdir
 		case f.r != nil:
 			if off >= 0 {
-				return errnoSpipe
+				return 0, errnoSpipe
 			}
 			var err error
 			k, err = f.r.Read(b)
@@ -497,22 +486,14 @@ func (s *System) read(mem []byte, fd, iovs, n uint64, off int64, nread uint64) u
 				e = experimentalsys.EIO
 			}
 		case f.f != nil && off >= 0:
-			k, e = f.f.Pread(b, off+int64(total))
+			k, e = f.f.Pread(b, off+int64(done))
 		case f.f != nil:
 			k, e = f.f.Read(b)
 		default:
-			return errnoBadf
+			return 0, errnoBadf
 		}
-		if e != 0 {
-			return toErrno(e)
-		}
-		total += k
-		if k < len(b) {
-			break
-		}
-	}
-	putU32(mem, uint32(nread), uint32(total))
-	return errnoSuccess
+		return k, toErrno(e)
+	})
 }
 
 func (s *System) fdWrite(mem []byte, p []uint64) uint32 {
@@ -526,6 +507,37 @@ func (s *System) fdPwrite(mem []byte, p []uint64) uint32 {
 // write writes iovecs at the file's offset, or at off when off >= 0. A
 // writer may panic to stop the module (the runner's capped output does).
 func (s *System) write(mem []byte, fd, iovs, n uint64, off int64, nwritten uint64) uint32 {
+	return s.transfer(mem, fd, iovs, n, nwritten, false, func(f *file, b []byte, done int) (int, uint32) {
+		var k int
+		var e experimentalsys.Errno
+		switch {
+		case f.dir:
+			return 0, errnoIsdir
+		case f.w != nil:
+			if off >= 0 {
+				return 0, errnoSpipe
+			}
+			var err error
+			if k, err = f.w.Write(b); err != nil {
+				e = experimentalsys.EIO
+			}
+		case f.f != nil && off >= 0:
+			k, e = f.f.Pwrite(b, off+int64(done))
+		case f.f != nil:
+			k, e = f.f.Write(b)
+		default:
+			return 0, errnoBadf
+		}
+		return k, toErrno(e)
+	})
+}
+
+// transfer is what reading and writing share: it checks the descriptor,
+// the iovecs and where the byte count goes, moves each buffer with step
+// (given the bytes moved before it), and puts the count. An error ends the
+// transfer and is the answer; with shortEnds, so does a buffer not filled
+// (a short read), with the bytes moved so far.
+func (s *System) transfer(mem []byte, fd, iovs, n, count uint64, shortEnds bool, step func(f *file, b []byte, done int) (k int, errno uint32)) uint32 {
 	f, errno := s.lookup(fd)
 	if errno != 0 {
 		return errno
@@ -534,37 +546,21 @@ func (s *System) write(mem []byte, fd, iovs, n uint64, off int64, nwritten uint6
 	if errno != 0 {
 		return errno
 	}
-	if _, ok := view(mem, uint32(nwritten), 4); !ok {
+	if _, ok := view(mem, uint32(count), 4); !ok {
 		return errnoFault
 	}
 	total := 0
 	for _, b := range bufs {
-		var k int
-		var e experimentalsys.Errno
-		switch {
-		case f.dir:
-			return errnoIsdir
-		case f.w != nil:
-			if off >= 0 {
-				return errnoSpipe
-			}
-			var err error
-			if k, err = f.w.Write(b); err != nil {
-				e = experimentalsys.EIO
-			}
-		case f.f != nil && off >= 0:
-			k, e = f.f.Pwrite(b, off+int64(total))
-		case f.f != nil:
-			k, e = f.f.Write(b)
-		default:
-			return errnoBadf
-		}
-		if e != 0 {
-			return toErrno(e)
+		k, errno := step(f, b, total)
+		if errno != 0 {
+			return errno
 		}
 		total += k
+		if shortEnds && k < len(b) {
+			break
+		}
 	}
-	putU32(mem, uint32(nwritten), uint32(total))
+	putU32(mem, uint32(count), uint32(total))
 	return errnoSuccess
 }
 
@@ -975,12 +971,32 @@ func (s *System) fdReaddir(mem []byte, p []uint64) uint32 {
 	return errnoSuccess
 }
 
-func (s *System) pathCreateDirectory(mem []byte, p []uint64) uint32 {
-	path, errno := s.resolve(mem, p[0], p[1], p[2])
+// onPath applies op to the path argument at off, n relative to the
+// directory fd.
+func (s *System) onPath(mem []byte, fd, off, n uint64, op func(path string) experimentalsys.Errno) uint32 {
+	path, errno := s.resolve(mem, fd, off, n)
 	if errno != 0 {
 		return errno
 	}
-	return toErrno(s.cfg.FS.Mkdir(path, 0o700))
+	return toErrno(op(path))
+}
+
+// onPaths applies op to two path arguments, each a directory fd, offset and
+// length: link and rename.
+func (s *System) onPaths(mem []byte, from, to [3]uint64, op func(from, to string) experimentalsys.Errno) uint32 {
+	a, errno := s.resolve(mem, from[0], from[1], from[2])
+	if errno != 0 {
+		return errno
+	}
+	b, errno := s.resolve(mem, to[0], to[1], to[2])
+	if errno != 0 {
+		return errno
+	}
+	return toErrno(op(a, b))
+}
+
+func (s *System) pathCreateDirectory(mem []byte, p []uint64) uint32 {
+	return s.onPath(mem, p[0], p[1], p[2], func(path string) experimentalsys.Errno { return s.cfg.FS.Mkdir(path, 0o700) })
 }
 
 // lookupSymlinkFollow is the lookup flag that has a path's last element
@@ -1023,15 +1039,7 @@ func (s *System) pathFilestatSetTimes(mem []byte, p []uint64) uint32 {
 }
 
 func (s *System) pathLink(mem []byte, p []uint64) uint32 {
-	from, errno := s.resolve(mem, p[0], p[2], p[3])
-	if errno != 0 {
-		return errno
-	}
-	to, errno := s.resolve(mem, p[4], p[5], p[6])
-	if errno != 0 {
-		return errno
-	}
-	return toErrno(s.cfg.FS.Link(from, to))
+	return s.onPaths(mem, [3]uint64{p[0], p[2], p[3]}, [3]uint64{p[4], p[5], p[6]}, func(from, to string) experimentalsys.Errno { return s.cfg.FS.Link(from, to) })
 }
 
 func (s *System) pathSymlink(mem []byte, p []uint64) uint32 {
@@ -1067,31 +1075,15 @@ func (s *System) pathReadlink(mem []byte, p []uint64) uint32 {
 }
 
 func (s *System) pathRemoveDirectory(mem []byte, p []uint64) uint32 {
-	path, errno := s.resolve(mem, p[0], p[1], p[2])
-	if errno != 0 {
-		return errno
-	}
-	return toErrno(s.cfg.FS.Rmdir(path))
+	return s.onPath(mem, p[0], p[1], p[2], func(path string) experimentalsys.Errno { return s.cfg.FS.Rmdir(path) })
 }
 
 func (s *System) pathUnlinkFile(mem []byte, p []uint64) uint32 {
-	path, errno := s.resolve(mem, p[0], p[1], p[2])
-	if errno != 0 {
-		return errno
-	}
-	return toErrno(s.cfg.FS.Unlink(path))
+	return s.onPath(mem, p[0], p[1], p[2], func(path string) experimentalsys.Errno { return s.cfg.FS.Unlink(path) })
 }
 
 func (s *System) pathRename(mem []byte, p []uint64) uint32 {
-	from, errno := s.resolve(mem, p[0], p[1], p[2])
-	if errno != 0 {
-		return errno
-	}
-	to, errno := s.resolve(mem, p[3], p[4], p[5])
-	if errno != 0 {
-		return errno
-	}
-	return toErrno(s.cfg.FS.Rename(from, to))
+	return s.onPaths(mem, [3]uint64{p[0], p[1], p[2]}, [3]uint64{p[3], p[4], p[5]}, func(from, to string) experimentalsys.Errno { return s.cfg.FS.Rename(from, to) })
 }
 
 // Open flags.

@@ -75,3 +75,12 @@ func PrintJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// Output prints what a command found to its writer: as JSON with --json,
+// else as table writes it for a person.
+func Output[T any](c *cli.Context, v T, table func(io.Writer, T) error) error {
+	if c.Bool("json") {
+		return PrintJSON(c.App.Writer, v)
+	}
+	return table(c.App.Writer, v)
+}

@@ -1,10 +1,13 @@
 package cliutil
 
 import (
+	"context"
 	"errors"
 	"os"
 	"runtime"
 	"runtime/pprof"
+
+	"github.com/urfave/cli/v2"
 )
 
 // CPUProfile starts a CPU profile written to path ("" for none) and
@@ -37,4 +40,17 @@ func MemProfile(path string) error {
 	}
 	runtime.GC()
 	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+}
+
+// BenchContext is what a bench runs under: a context cancelled on SIGINT or
+// SIGTERM and, when --cpuprofile names a file, a CPU profile of the run
+// written there. stop ends both.
+func BenchContext(c *cli.Context) (ctx context.Context, stop func(), err error) {
+	ctx, cancel := SignalContext(context.Background())
+	stopProfile, err := CPUProfile(c.String("cpuprofile"))
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() { stopProfile(); cancel() }, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/sched"
@@ -79,14 +80,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPListen == "" {
 		cfg.HTTPListen = "127.0.0.1:0"
 	}
-	if cfg.DataDir == "" {
-		dir, err := os.MkdirTemp("", "momonga-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-demo-")
+	if err != nil {
+		return err
 	}
+	defer remove()
+	cfg.DataDir = dir
 	start := time.Now()
 
 	projectDir := filepath.Join(cfg.DataDir, "project")

@@ -18,6 +18,7 @@ import (
 	"github.com/momonga-project/momonga/apps"
 	"github.com/momonga-project/momonga/client/daemon"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -71,14 +72,12 @@ func RunMigrate(ctx context.Context, cfg MigrateConfig) error {
 		}
 		cfg.Executable = exe
 	}
-	if cfg.DataDir == "" {
-		dir, err := os.MkdirTemp("", "momonga-migrate-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-migrate-")
+	if err != nil {
+		return err
 	}
+	defer remove()
+	cfg.DataDir = dir
 	start := time.Now()
 	out := cfg.Out
 	say := func(format string, args ...any) {

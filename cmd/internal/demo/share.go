@@ -18,6 +18,7 @@ import (
 	"github.com/momonga-project/momonga/client/idle"
 	"github.com/momonga-project/momonga/client/prefs"
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
 	"github.com/momonga-project/momonga/project/sched"
 	"github.com/momonga-project/momonga/project/server"
@@ -103,14 +104,12 @@ func Share(ctx context.Context, cfg ShareConfig) (ShareReport, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DataDir == "" {
-		dir, err := os.MkdirTemp("", "momonga-share-")
-		if err != nil {
-			return ShareReport{}, err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
+	dir, remove, err := scratch.Dir(cfg.DataDir, "momonga-share-")
+	if err != nil {
+		return ShareReport{}, err
 	}
+	defer remove()
+	cfg.DataDir = dir
 	rep := ShareReport{Step: cfg.Step, Count: cfg.Count, SlowLimit: cfg.SlowLimit}
 	for _, mode := range []string{"default", "proposed"} {
 		run, err := shareRun(ctx, cfg, mode)
