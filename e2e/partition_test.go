@@ -185,6 +185,42 @@ func (c *labCluster) streamLeader(js jetstream.JetStream) *labServer {
 	return c.byName(info.Cluster.Leader)
 }
 
+// whole reports whether every stream of the cluster (the logs, the
+// registry's bucket, the snapshots) has a leader and all its replicas
+// current: a server healed from a cut has caught up, so that the next
+// fault is one fault, not two at once.
+func (c *labCluster) whole(js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	streams := js.ListStreams(ctx)
+	n := 0
+	for info := range streams.Info() {
+		n++
+		cl := info.Cluster
+		if cl == nil || info.Config.Replicas < 2 {
+			continue
+		}
+		if cl.Leader == "" {
+			return fmt.Errorf("stream %s has no leader", info.Config.Name)
+		}
+		if len(cl.Replicas) < info.Config.Replicas-1 {
+			return fmt.Errorf("stream %s: %d of its %d replicas beside the leader", info.Config.Name, len(cl.Replicas), info.Config.Replicas-1)
+		}
+		for _, r := range cl.Replicas {
+			if !r.Current || r.Offline {
+				return fmt.Errorf("stream %s: replica on %s not current", info.Config.Name, r.Name)
+			}
+		}
+	}
+	if err := streams.Err(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New("no streams listed")
+	}
+	return nil
+}
+
 // logRecord is a record of the scheduler's log, as the audit reads it.
 type logRecord struct {
 	vpeer.Record
@@ -561,11 +597,15 @@ func partitionScenario(t *testing.T, bin string, faults []string, cutFor time.Du
 		healed := time.Now()
 		c.lab.Heal()
 		t.Logf("%s: healed", healed.Format(time.TimeOnly))
-		// Recovered: the cut-off server's stream replicas current and
-		// volunteers answered again.
+		// Recovered: volunteers answered again, and the cut-off server's
+		// stream replicas current before the next fault.
 		var back time.Time
 		if !wait.Until(60*time.Second, pollEvery, func() bool { back = avail.firstAfter(healed); return !back.IsZero() }) {
 			t.Fatalf("no volunteer request answered within a minute of healing the %s's cut", fault)
+		}
+		var notWhole error
+		if !wait.Until(60*time.Second, pollEvery, func() bool { notWhole = c.whole(js); return notWhole == nil }) {
+			t.Fatalf("the cluster not whole again within a minute of healing the %s's cut: %v", fault, notWhole)
 		}
 		f := faultNumbers{name: fault, unavailable: avail.longestGap(cut, back), recover: back.Sub(healed)}
 		if fault == "lease holder" {
