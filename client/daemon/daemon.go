@@ -51,6 +51,11 @@ type Config struct {
 	CPUs   int           // most tasks at once; 0 = max_cpus_percent of the cores
 	Name   string        // host name shown by projects; default the machine's
 	Worker runner.Worker // how to start a worker process
+	// Engines are the worker's engines, its default first: the daemon
+	// learns for each app which of the first two runs it faster here
+	// (engines.go). Found with the worker when Worker is not given; none:
+	// every task on the worker's default.
+	Engines []string
 	// Logger is told what happens; nil = nothing is logged. Run also keeps
 	// the event log in the data directory (client/eventlog).
 	Logger *slog.Logger
@@ -179,6 +184,7 @@ type Daemon struct {
 	monitor       Observer
 	closeMonitor  func()
 	evl           *eventlog.Log
+	engines       *engineChoice
 
 	changesMu sync.Mutex
 	changes   chan struct{} // closed at the next change (Changes)
@@ -243,7 +249,7 @@ func New(cfg Config) (*Daemon, error) {
 		// The worker executable beside the client, with the faster engine,
 		// when it is there and runs here; a worker stays a while after its
 		// task for the next one, which then starts in a few milliseconds.
-		cfg.Worker, _ = runner.FindWorker(context.Background(), exe)
+		cfg.Worker, cfg.Engines = runner.FindWorker(context.Background(), exe)
 		cfg.Worker = cfg.Worker.Pooled(runtime.NumCPU(), warmWorkerFor)
 	}
 	if cfg.Benchmark == nil {
@@ -277,6 +283,7 @@ func newLocked(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:      cfg,
 		id:       id,
+		engines:  newEngineChoice(cfg.Engines),
 		log:      cfg.Logger.With("host", id.ID),
 		projects: map[string]*project{},
 		tasks:    map[string]*task{},

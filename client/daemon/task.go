@@ -201,6 +201,9 @@ func (d *Daemon) execute(ctx context.Context, t *task, dir string) (runner.Resul
 	if spec.Checkpoint, err = d.checkpointSpec(ctx, t, dir); err != nil {
 		return runner.Result{}, nil, err
 	}
+	if spec.Checkpoint == nil || !spec.Checkpoint.Interpreter {
+		spec.Engine = d.engines.pick(a.AppHash)
+	}
 	if a.Stdin != "" {
 		if _, err := d.blob(ctx, t.proj, a.Stdin, wu.MaxOutputBytes); err != nil {
 			return runner.Result{}, nil, fmt.Errorf("fetch input: %w", err)
@@ -227,6 +230,9 @@ func (d *Daemon) execute(ctx context.Context, t *task, dir string) (runner.Resul
 	d.kick()
 	d.event(Event{Kind: "started", Task: a.Task, Project: t.proj.url, Pid: proc.Pid()})
 	res := d.waitShipping(ctx, t, proc)
+	if best, changed := d.engines.record(a.AppHash, a.FPOps, res); changed {
+		d.log.Info("app runs with less CPU on this engine here", "app", a.App, "engine", best)
+	}
 	if res.Failed {
 		return res, nil, nil
 	}
