@@ -174,8 +174,9 @@ type host struct {
 	Info     hostInfo  `json:"info"`
 	LastSeen time.Time `json:"last_seen"`
 	// A host's counts of results fit in 32 bits (68 years at one a
-	// second); with bucket in the room they leave, a host takes 320 bytes
-	// rather than 352, 32 MB of a million hosts.
+	// second); with them, bucket in the room they leave and the 32-bit
+	// numbers of hostInfo, a host takes 320 bytes rather than 352: 32 MB
+	// of a million hosts.
 	Valid   int32 `json:"valid"`
 	Invalid int32 `json:"invalid"`
 	Lost    int32 `json:"lost"`
