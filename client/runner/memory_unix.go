@@ -17,12 +17,7 @@ func reserveLinear(size uint64) []byte {
 	if err != nil {
 		return make([]byte, 0, size) // the heap, as a last resort
 	}
-	// Transparent huge pages where the system gives them on request (its
-	// usual "madvise" setting): a module that walks a large memory at
-	// random (a linked list, a hash table) misses the TLB far less. The
-	// kernels' list walk took 0.48 s of CPU in a new worker process on
-	// 4 KiB pages and 0.42 s with them, where plain wazero took 0.38 s.
-	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	adviseHugePages(b)
 	return b[:0]
 }
 
