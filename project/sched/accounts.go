@@ -21,26 +21,25 @@ type indexes struct {
 	userByKey  map[wu.Hash]string // account key hash → user id
 	userByName map[string]string
 	teamByName map[string]string
-	hostByNKey map[string]string
+	hostByNKey map[string]*host
 
 	// Capability-aware scheduling (capability.go): each host's tasks out
 	// and their estimated run time (ms); the hosts' speeds and the
-	// computing units' sizes, as histograms (and the bucket each host is
-	// counted in); the waiting tasks on each input blob, in task order;
-	// the hosts waiting for work (idle.go).
-	running    map[string]int
-	backlog    map[string]int64
-	hosts      histogram
-	hostBucket map[string]int
-	seen       leases // when each active host stops counting, unless seen again
-	sizes      histogram
-	byBlob     map[wu.Hash][]string
-	idle       map[string]bool
+	// computing units' sizes, as histograms (each host keeps the bucket it
+	// is counted in: host.bucket); the waiting tasks on each input blob, in
+	// task order; the hosts waiting for work (idle.go).
+	running map[string]int
+	backlog map[string]int64
+	hosts   histogram
+	seen    seenHeap // when each active host stops counting, unless seen again
+	sizes   histogram
+	byBlob  map[wu.Hash][]string
+	idle    map[string]bool
 }
 
 func (m *Machine) reindex() {
-	m.ix = indexes{userByKey: map[wu.Hash]string{}, userByName: map[string]string{}, teamByName: map[string]string{}, hostByNKey: map[string]string{},
-		running: map[string]int{}, backlog: map[string]int64{}, hostBucket: map[string]int{}, byBlob: map[wu.Hash][]string{}, idle: map[string]bool{}}
+	m.ix = indexes{userByKey: map[wu.Hash]string{}, userByName: map[string]string{}, teamByName: map[string]string{}, hostByNKey: map[string]*host{},
+		running: map[string]int{}, backlog: map[string]int64{}, byBlob: map[wu.Hash][]string{}, idle: map[string]bool{}}
 	for id, u := range m.st.Users {
 		m.ix.userByKey[u.KeyHash] = id
 		m.ix.userByName[u.Name] = id
@@ -50,8 +49,9 @@ func (m *Machine) reindex() {
 	}
 	for id, h := range m.st.Hosts {
 		if h.NKey != "" {
-			m.ix.hostByNKey[h.NKey] = id
+			m.ix.hostByNKey[h.NKey] = h
 		}
+		h.bucket = 0
 		m.rank(h)
 		if h.Idle {
 			m.ix.idle[id] = true
@@ -127,8 +127,8 @@ func (m *Machine) attach(_ string, req wu.Attach) (*wu.AttachReply, error) {
 	}
 	usr := m.st.Users[uid]
 	rep := &wu.AttachReply{V: wu.WireVersion, User: usr.Name, Project: m.cfg.Project, SigningKey: m.cfg.SigningKey}
-	if id, ok := m.ix.hostByNKey[req.NKey]; ok {
-		h := m.st.Hosts[id]
+	if h, ok := m.ix.hostByNKey[req.NKey]; ok {
+		id := h.ID
 		if h.Revoked {
 			return nil, errRevoked(id)
 		}
@@ -146,7 +146,7 @@ func (m *Machine) attach(_ string, req wu.Attach) (*wu.AttachReply, error) {
 	h := &host{ID: id, Info: m.compact(req.Host), User: uid, NKey: req.NKey, Created: m.st.Now, LastSeen: m.st.Now}
 	m.st.Hosts[id] = h
 	m.numberHost(h)
-	m.ix.hostByNKey[req.NKey] = id
+	m.ix.hostByNKey[req.NKey] = h
 	m.rank(h)
 	rep.Host = id
 	return rep, nil
@@ -232,7 +232,7 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 	}
 	if !h.Revoked {
 		hosts := m.six.userHosts[h.User]
-		if i := slices.Index(hosts, h.ID); i >= 0 {
+		if i := slices.Index(hosts, h); i >= 0 {
 			m.six.userHosts[h.User] = slices.Delete(hosts, i, i+1)
 		}
 	}
@@ -259,11 +259,10 @@ func (m *Machine) hostRevoke(_ string, req wu.HostRevoke) (*wu.Ack, error) {
 
 // HostByNKey finds the host that authenticates with the public key nkey.
 func (m *Machine) HostByNKey(nkey string) (wu.HostCredential, bool) {
-	id, ok := m.ix.hostByNKey[nkey]
+	h, ok := m.ix.hostByNKey[nkey]
 	if !ok {
 		return wu.HostCredential{}, false
 	}
-	h := m.st.Hosts[id]
 	return wu.HostCredential{ID: h.ID, User: h.User, Revoked: h.Revoked}, true
 }
 

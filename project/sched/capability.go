@@ -159,8 +159,8 @@ func dcf(h *host) float64 {
 // speed is the host's rank speed: its flops corrected by what it was
 // measured to do, discounted by its share of lost and invalid results.
 func (m *Machine) speed(h *host) float64 {
-	bad := h.Lost + h.Invalid
-	reliability := float64(h.Valid+1) / float64(h.Valid+bad+1)
+	valid, bad := int(h.Valid), int(h.Lost)+int(h.Invalid)
+	reliability := float64(valid+1) / float64(valid+bad+1)
 	return float64(float64(m.flops(h)/dcf(h)) * reliability)
 }
 
@@ -168,19 +168,19 @@ func (m *Machine) speed(h *host) float64 {
 // only active hosts count (not revoked, seen within activeWindow), so that
 // hosts gone for good do not hold the ones that stay out of the top class.
 func (m *Machine) rank(h *host) {
-	old, counted := m.ix.hostBucket[h.ID]
+	counted := h.bucket > 0
 	if counted {
-		m.ix.hosts.add(old, -1)
-		delete(m.ix.hostBucket, h.ID)
+		m.ix.hosts.add(int(h.bucket-1), -1)
+		h.bucket = 0
 	}
 	if h.Revoked || !m.active(h) {
 		return
 	}
 	b := bucket(m.speed(h))
-	m.ix.hostBucket[h.ID] = b
+	h.bucket = int32(b + 1)
 	m.ix.hosts.add(b, 1)
 	if !counted {
-		heap.Push(&m.ix.seen, leaseEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), task: h.ID})
+		heap.Push(&m.ix.seen, seenEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), h: h})
 	}
 }
 
@@ -194,7 +194,7 @@ func (m *Machine) active(h *host) bool { return !h.LastSeen.Add(m.activeWindow()
 // the active ones counts again.
 func (m *Machine) seenNow(h *host) {
 	h.LastSeen = m.st.Now
-	if _, counted := m.ix.hostBucket[h.ID]; !counted {
+	if h.bucket == 0 {
 		m.rank(h)
 	}
 }
@@ -203,17 +203,16 @@ func (m *Machine) seenNow(h *host) {
 // histogram; a host seen since goes back on the heap for later.
 func (m *Machine) retire(now time.Time) {
 	for len(m.ix.seen) > 0 && m.ix.seen[0].at < now.UnixNano() {
-		e := heap.Pop(&m.ix.seen).(leaseEntry)
-		h := m.st.Hosts[e.task]
-		if _, counted := m.ix.hostBucket[e.task]; !counted || h == nil {
+		h := heap.Pop(&m.ix.seen).(seenEntry).h
+		if h.bucket == 0 || m.st.Hosts[h.ID] != h {
 			continue
 		}
 		if m.active(h) {
-			heap.Push(&m.ix.seen, leaseEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), task: h.ID})
+			heap.Push(&m.ix.seen, seenEntry{at: h.LastSeen.Add(m.activeWindow()).UnixNano(), h: h})
 			continue
 		}
-		m.ix.hosts.add(m.ix.hostBucket[e.task], -1)
-		delete(m.ix.hostBucket, e.task)
+		m.ix.hosts.add(int(h.bucket-1), -1)
+		h.bucket = 0
 	}
 }
 
@@ -412,7 +411,8 @@ func (m *Machine) pickCapable(h *host, n int, cache []wu.Hash, assign func(*task
 // reliable reports whether h has lost or failed no more than a third of
 // its tasks.
 func (m *Machine) reliable(h *host) bool {
-	return 3*(h.Lost+h.Invalid) <= h.Valid+h.Lost+h.Invalid
+	bad := int(h.Lost) + int(h.Invalid)
+	return 3*bad <= int(h.Valid)+bad
 }
 
 // pickFrom takes tasks for h from queue q until *got reaches n, and returns

@@ -12,9 +12,10 @@ import (
 // host holds only its own name and figures: some 90 bytes less per host
 // than wu.HostInfo. It reads and writes JSON exactly as wu.HostInfo does.
 type hostInfo struct {
-	plat           *platform // nil: all empty
-	Name, CPID     string
-	CPUs, Timezone int
+	plat       *platform // nil: all empty
+	Name, CPID string
+	// Hello.Validate bounds both (4096 cores, 14 hours) well within 32 bits.
+	CPUs, Timezone int32
 	MemoryBytes    int64
 	DiskFreeBytes  int64
 	DiskTotalBytes int64
@@ -47,7 +48,7 @@ func (m *Machine) compact(in wu.HostInfo) hostInfo {
 
 // describe makes in a hostInfo with a platform of its own.
 func describe(in wu.HostInfo) hostInfo {
-	hi := hostInfo{Name: in.Name, CPID: in.CPID, CPUs: in.CPUs, Timezone: in.Timezone, MemoryBytes: in.MemoryBytes,
+	hi := hostInfo{Name: in.Name, CPID: in.CPID, CPUs: int32(in.CPUs), Timezone: int32(in.Timezone), MemoryBytes: in.MemoryBytes,
 		DiskFreeBytes: in.DiskFreeBytes, DiskTotalBytes: in.DiskTotalBytes, FLOPS: in.FLOPS, IOPS: in.IOPS,
 		MemBytesPerSec: in.MemBytesPerSec, WasmOPS: in.WasmOPS, Throttle: in.Throttle}
 	if p := (platform{in.OS, in.OSVersion, in.Arch, in.CPUVendor, in.CPUModel, in.Engine}); p != (platform{}) {
@@ -58,7 +59,7 @@ func describe(in wu.HostInfo) hostInfo {
 
 // wire is the description as the wire and the stats site carry it.
 func (hi hostInfo) wire() wu.HostInfo {
-	in := wu.HostInfo{Name: hi.Name, CPID: hi.CPID, CPUs: hi.CPUs, Timezone: hi.Timezone, MemoryBytes: hi.MemoryBytes,
+	in := wu.HostInfo{Name: hi.Name, CPID: hi.CPID, CPUs: int(hi.CPUs), Timezone: int(hi.Timezone), MemoryBytes: hi.MemoryBytes,
 		DiskFreeBytes: hi.DiskFreeBytes, DiskTotalBytes: hi.DiskTotalBytes, FLOPS: hi.FLOPS, IOPS: hi.IOPS,
 		MemBytesPerSec: hi.MemBytesPerSec, WasmOPS: hi.WasmOPS, Throttle: hi.Throttle}
 	if p := hi.plat; p != nil {

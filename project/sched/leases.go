@@ -31,6 +31,28 @@ func (l *leases) Pop() any {
 	return e
 }
 
+// seenHeap is the active hosts by when each stops counting among them
+// (capability.go), as leases is the tasks out: a host by pointer rather than
+// by id, for a million hosts' size.
+type seenHeap []seenEntry
+
+type seenEntry struct {
+	at int64 // unix nanoseconds
+	h  *host
+}
+
+func (l seenHeap) Len() int           { return len(l) }
+func (l seenHeap) Less(i, j int) bool { return l[i].at < l[j].at }
+func (l seenHeap) Swap(i, j int)      { l[i], l[j] = l[j], l[i] }
+func (l *seenHeap) Push(x any)        { *l = append(*l, x.(seenEntry)) }
+func (l *seenHeap) Pop() any {
+	old := *l
+	e := old[len(old)-1]
+	old[len(old)-1] = seenEntry{}
+	*l = old[:len(old)-1]
+	return e
+}
+
 // expiry is when t is lost: its lease or its deadline, whichever is first.
 func expiry(t *task) time.Time {
 	if t.Deadline.Before(t.LeaseUntil) {

@@ -112,7 +112,7 @@ func openingBalances(tables []byte, st *state) error {
 	}
 	valid := map[string]int{} // results of each user's hosts
 	for _, h := range st.Hosts {
-		valid[h.User] += h.Valid
+		valid[h.User] += int(h.Valid)
 	}
 	for _, t := range []struct {
 		accounts map[string]legacyAccount

@@ -33,10 +33,10 @@ func (m *Machine) Status() wu.StatusReply {
 	for _, id := range sortedKeys(m.st.Hosts) {
 		h := m.st.Hosts[id]
 		hs := wu.HostStatus{ID: h.ID, Info: h.Info.wire(), LastSeen: h.LastSeen, Running: running[id],
-			Valid: h.Valid, Invalid: h.Invalid, Lost: h.Lost, Streak: h.Streak, Revoked: h.Revoked,
+			Valid: int(h.Valid), Invalid: int(h.Invalid), Lost: int(h.Lost), Streak: int(h.Streak), Revoked: h.Revoked,
 			Speed: m.speed(h), DCF: h.DCF, Turnaround: h.Turnaround}
-		if b, counted := m.ix.hostBucket[id]; counted {
-			hs.Class = m.ix.hosts.hostClass(b)
+		if h.bucket > 0 {
+			hs.Class = m.ix.hosts.hostClass(int(h.bucket - 1))
 		}
 		if u := m.st.Users[h.User]; u != nil {
 			hs.User = u.Name

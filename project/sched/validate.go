@@ -254,7 +254,7 @@ func (m *Machine) live(u *unit) int {
 // below SpotCheck, so a host that starts to cheat once trusted is caught
 // within a few units.
 func (m *Machine) spotCheck(u *unit, h *host) bool {
-	if h.Streak < m.cfg.TrustAfter {
+	if int(h.Streak) < m.cfg.TrustAfter {
 		return true
 	}
 	p := max(float64(m.cfg.TrustAfter)/float64(h.Streak), m.cfg.SpotCheck)
