@@ -416,7 +416,10 @@ func start(t *testing.T, dir, name string, argv ...string) *proc {
 	cmd.Stdout = io.MultiWriter(logFile, &lineWriter{lines: p.lines})
 	cmd.Stderr = logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	// Longer than a client's stop grace (20 s, daemon.Config.StopGrace): a
+	// volunteer stopped with a task running checkpoints it and tries to ship
+	// the checkpoint, to a project that may be stopping at the same moment.
+	cmd.WaitDelay = 30 * time.Second
 	p.cmd = cmd
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
