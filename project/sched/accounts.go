@@ -33,6 +33,7 @@ type indexes struct {
 	hosts   histogram
 	seen    seenHeap // when each active host stops counting, unless seen again
 	sizes   histogram
+	waiting [buckets]int // the waiting tasks, by their unit's size bucket
 	byBlob  map[wu.Hash][]string
 	idle    map[string]bool
 }
@@ -65,6 +66,11 @@ func (m *Machine) reindex() {
 	for _, u := range m.st.Units {
 		if computed(u) {
 			m.sizeRank(u)
+		}
+	}
+	for _, t := range m.st.Tasks {
+		if waiting(t) {
+			m.ix.waiting[bucket(m.st.Units[t.Unit].FPOps)]++
 		}
 	}
 	for _, q := range [][]string{m.st.Retry, m.st.Unsent} {

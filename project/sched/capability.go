@@ -422,16 +422,26 @@ func (m *Machine) reliable(h *host) bool {
 // order; a window with nothing for h gives way to the next, a few times.
 func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task, *unit) bool) []string {
 	class := m.hostClass(h)
-	type lower struct {
-		t     *task
-		u     *unit
-		class int
+	lo, hi, any := m.waitingClasses()
+	switch {
+	case !any:
+		// Nothing in q waits any more.
+		return q[:0]
+	case lo > class:
+		// Nothing waits that h may take: it would read every window in
+		// vain.
+		return q
+	case lo == hi && lo < class:
+		// Every waiting task is of one class below h's: the nearest, so
+		// they go in queue order, as tasks of h's own class do.
+		class = lo
 	}
-	var cands []string // the tasks read that may still wait, in queue order
+	sc := &m.picked
+	sc.cands = sc.cands[:0] // the tasks read that may still wait, in queue order
 	i := 0
 	for w := 0; w < moreWindow && *got < n && i < len(q); w++ {
 		before := *got
-		var lows []lower
+		sc.lows = sc.lows[:0]
 		// One pass: h's own class is taken as it comes, and the reading
 		// stops once h has all it asked for; smaller work waits for the
 		// window's end.
@@ -448,12 +458,12 @@ func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task
 					continue
 				}
 			case c < class:
-				lows = append(lows, lower{t, u, c})
+				sc.lows = append(sc.lows, lower{t, u, c})
 			}
-			cands = append(cands, q[i])
+			sc.cands = append(sc.cands, q[i])
 		}
-		slices.SortStableFunc(lows, func(a, b lower) int { return b.class - a.class })
-		for _, l := range lows {
+		slices.SortStableFunc(sc.lows, func(a, b lower) int { return b.class - a.class })
+		for _, l := range sc.lows {
 			if *got >= n {
 				break
 			}
@@ -469,9 +479,39 @@ func (m *Machine) pickFrom(q []string, h *host, got *int, n int, take func(*task
 	// What was read of the queue holds only cands that may still wait:
 	// pack them at its end and drop the rest, so the queue shrinks as it is
 	// read.
-	q = q[i-len(cands):]
-	copy(q, cands)
+	q = q[i-len(sc.cands):]
+	copy(q, sc.cands)
+	clear(sc.lows)
 	return q
+}
+
+// pickScratch is what pickFrom reads into, kept between requests so that
+// picking allocates nothing.
+type pickScratch struct {
+	cands []string
+	lows  []lower
+}
+
+// lower is a task read of a class below the host's.
+type lower struct {
+	t     *task
+	u     *unit
+	class int
+}
+
+// waitingClasses is the lowest and the highest size class of the tasks
+// waiting, from their count by size; any is false when none waits.
+func (m *Machine) waitingClasses() (lo, hi int, any bool) {
+	w := &m.ix.waiting
+	first := slices.IndexFunc(w[:], func(n int) bool { return n > 0 })
+	if first < 0 {
+		return 0, 0, false
+	}
+	last := len(w) - 1
+	for w[last] == 0 {
+		last--
+	}
+	return m.ix.sizes.class(first), m.ix.sizes.class(last), true
 }
 
 // setByBlob keeps the waiting tasks on blob b.

@@ -85,6 +85,7 @@ type Machine struct {
 	platforms map[platform]*platform
 
 	workReply wu.WorkReply // scratch of work, not state
+	picked    pickScratch  // scratch of pickFrom, not state
 	outs      []any        // outputs of the entry being applied, not state
 	available int          // tasks the entry being applied queued, not state
 }
@@ -531,6 +532,7 @@ func (m *Machine) finish(u *unit, s wu.WorkUnitState, reason string) {
 func (m *Machine) addTask(u *unit, urgent bool) *task {
 	t := &task{ID: u.ID + "_" + strconv.Itoa(len(u.Tasks)), Unit: u.ID, State: wu.TaskUnsent}
 	m.six.tasks[wu.TaskUnsent]++
+	m.ix.waiting[bucket(u.FPOps)]++
 	u.Tasks = append(u.Tasks, t.ID)
 	m.st.Tasks[t.ID] = t
 	if urgent {

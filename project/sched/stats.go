@@ -253,8 +253,16 @@ func (m *Machine) addMember(tid, uid string) {
 	m.six.members[tid][uid] = true
 }
 
-// setTaskState moves t to state s, keeping the count of tasks by state.
+// setTaskState moves t to state s, keeping the count of tasks by state and
+// of the waiting ones by size (indexes.waiting).
 func (m *Machine) setTaskState(t *task, s wu.TaskState) {
+	if (t.State == wu.TaskUnsent) != (s == wu.TaskUnsent) {
+		d := 1
+		if t.State == wu.TaskUnsent {
+			d = -1
+		}
+		m.ix.waiting[bucket(m.st.Units[t.Unit].FPOps)] += d
+	}
 	m.six.tasks[t.State]--
 	t.State = s
 	m.six.tasks[s]++
