@@ -280,6 +280,21 @@ func DecodeLimit[T any, P interface {
 	return *p, nil
 }
 
+// DecodeReply decodes a reply of the project into v, a pointer to a zero
+// value, as encoding/json does; a work reply, which volunteers read most
+// and the largest, is read by hand when it is in the plain form momonga
+// writes.
+func DecodeReply(b []byte, v any) error {
+	if r, ok := v.(*WorkReply); ok {
+		var fast WorkReply
+		if ok, _ := decodeFast(b, &fast); ok {
+			*r = fast
+			return nil
+		}
+	}
+	return json.Unmarshal(b, v)
+}
+
 // Encode writes a message. Messages are plain data: encoding cannot fail.
 func Encode(v any) []byte {
 	if b, ok := encodeFast(v); ok {

@@ -1,6 +1,7 @@
 package workunits
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -37,6 +38,8 @@ func decodeFast(b []byte, v any) (ok bool, err error) {
 		r.beat(v)
 	case *Report:
 		r.report(v)
+	case *WorkReply:
+		r.workReply(v)
 	default:
 		return false, nil
 	}
@@ -530,6 +533,145 @@ func (r *reader) report(p *Report) {
 	}
 }
 
+func (r *reader) workReply(w *WorkReply) {
+	r.expect('{')
+	var seen uint32
+	for n := 0; r.more('}', n); n++ {
+		switch string(r.key()) {
+		case "v":
+			r.once(&seen, 1)
+			w.V = r.int()
+		case "assignments":
+			r.once(&seen, 2)
+			r.expect('[')
+			w.Assignments = []Assignment{}
+			for n := 0; r.more(']', n); n++ {
+				w.Assignments = append(w.Assignments, Assignment{})
+				r.assignment(&w.Assignments[len(w.Assignments)-1])
+			}
+		case "retry_seconds":
+			r.once(&seen, 4)
+			w.RetrySeconds = r.float64()
+		default:
+			// "error" among them: rare, left to encoding/json.
+			r.fail()
+		}
+	}
+}
+
+func (r *reader) assignment(a *Assignment) {
+	r.expect('{')
+	var seen uint32
+	for n := 0; r.more('}', n); n++ {
+		switch string(r.key()) {
+		case "task":
+			r.once(&seen, 1)
+			a.Task = r.str()
+		case "work_unit":
+			r.once(&seen, 2)
+			a.WorkUnit = r.str()
+		case "app":
+			r.once(&seen, 4)
+			a.App = r.str()
+		case "app_hash":
+			r.once(&seen, 8)
+			a.AppHash = Hash(r.str())
+		case "app_size":
+			r.once(&seen, 16)
+			a.AppSize = r.int64()
+		case "app_sig":
+			r.once(&seen, 32)
+			a.AppSig = r.str()
+		case "args":
+			r.once(&seen, 64)
+			r.expect('[')
+			a.Args = []string{}
+			for n := 0; r.more(']', n); n++ {
+				a.Args = append(a.Args, r.str())
+			}
+		case "stdin":
+			r.once(&seen, 128)
+			a.Stdin = Hash(r.str())
+		case "limits":
+			r.once(&seen, 256)
+			r.limits(&a.Limits)
+		case "deadline":
+			r.once(&seen, 512)
+			// As time.Time's UnmarshalJSON reads it.
+			if err := a.Deadline.UnmarshalText(r.plain()); err != nil {
+				r.fail()
+			}
+		case "fpops":
+			r.once(&seen, 1024)
+			a.FPOps = r.float64()
+		case "checkpoint":
+			r.once(&seen, 2048)
+			if r.peek() == 'n' {
+				r.fail()
+			}
+			a.Checkpoint = &CheckpointRef{}
+			r.checkpointRef(a.Checkpoint)
+		case "checkpoint_seconds":
+			r.once(&seen, 4096)
+			a.CheckpointSeconds = r.float64()
+		default:
+			r.fail()
+		}
+	}
+}
+
+func (r *reader) limits(l *Limits) {
+	r.expect('{')
+	var seen uint32
+	for n := 0; r.more('}', n); n++ {
+		switch string(r.key()) {
+		case "memory_bytes":
+			r.once(&seen, 1)
+			l.MemoryBytes = r.int64()
+		case "output_bytes":
+			r.once(&seen, 2)
+			l.OutputBytes = r.int64()
+		case "max_seconds":
+			r.once(&seen, 4)
+			l.MaxSeconds = r.float64()
+		default:
+			r.fail()
+		}
+	}
+}
+
+func (r *reader) checkpointRef(c *CheckpointRef) {
+	r.expect('{')
+	var seen uint32
+	for n := 0; r.more('}', n); n++ {
+		switch string(r.key()) {
+		case "hash":
+			r.once(&seen, 1)
+			c.Hash = Hash(r.str())
+		case "size":
+			r.once(&seen, 2)
+			c.Size = r.int64()
+		case "seq":
+			r.once(&seen, 4)
+			c.Seq = r.uint64()
+		case "base":
+			r.once(&seen, 8)
+			c.Base = Hash(r.str())
+		case "base_size":
+			r.once(&seen, 16)
+			c.BaseSize = r.int64()
+		case "progress":
+			r.once(&seen, 32)
+			c.Progress = r.float64()
+		case "cpu_seconds":
+			r.once(&seen, 64)
+			c.CPUSeconds = r.float64()
+		default:
+			r.fail()
+		}
+	}
+}
+
 // encodeFast writes v if it is a hot reply; it reports false when it
 // leaves v to encoding/json.
 func encodeFast(v any) ([]byte, bool) {
@@ -539,11 +681,18 @@ func encodeFast(v any) ([]byte, bool) {
 		if v == nil {
 			return nil, false
 		}
-		w.b = make([]byte, 0, 64+320*len(v.Assignments))
+		w.b = make([]byte, 0, replySize(v))
 		w.workReply(v)
 	case WorkReply:
-		w.b = make([]byte, 0, 64+320*len(v.Assignments))
+		w.b = make([]byte, 0, replySize(&v))
 		w.workReply(&v)
+	case *Command:
+		if v == nil {
+			return nil, false
+		}
+		w.command(v)
+	case Command:
+		w.command(&v)
 	case *Ack:
 		if v == nil {
 			return nil, false
@@ -562,6 +711,66 @@ func encodeFast(v any) ([]byte, bool) {
 		return nil, false
 	}
 	return w.b, !w.bad
+}
+
+// replySize is about how long r is written: room enough, most often, for
+// the writer not to grow its buffer.
+func replySize(r *WorkReply) int {
+	n := 64
+	for i := range r.Assignments {
+		a := &r.Assignments[i]
+		n += 256 + len(a.Task) + len(a.WorkUnit) + len(a.App) + len(a.AppHash) + len(a.AppSig) + len(a.Stdin)
+		for _, s := range a.Args {
+			n += len(s) + 3
+		}
+		if a.Checkpoint != nil {
+			n += 160 + len(a.Checkpoint.Hash) + len(a.Checkpoint.Base)
+		}
+	}
+	return n
+}
+
+// command writes c, whose body is kept as it is: json.Marshal checks a
+// RawMessage and writes it compacted and with <, >, & and U+2028/9
+// escaped, so a body that has any of those, or is not JSON, is left to it.
+func (w *writer) command(c *Command) {
+	if len(c.Body) > 0 && !verbatim(c.Body) {
+		w.bad = true
+		return
+	}
+	w.b = make([]byte, 0, 48+len(c.Op)+len(c.Host)+len(c.Body))
+	w.raw(`{"v":`)
+	w.int(int64(c.V))
+	w.raw(`,"op":`)
+	w.str(c.Op)
+	if c.Host != "" {
+		w.raw(`,"host":`)
+		w.str(c.Host)
+	}
+	if c.Seq != 0 {
+		w.raw(`,"seq":`)
+		w.uint(c.Seq)
+	}
+	if len(c.Body) > 0 {
+		w.raw(`,"body":`)
+		w.b = append(w.b, c.Body...)
+	}
+	w.b = append(w.b, '}')
+}
+
+// verbatim reports whether json.Marshal writes b, a RawMessage, as it is.
+func verbatim(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&':
+			return false
+		case 0xe2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9) {
+				return false
+			}
+		}
+	}
+	return json.Valid(b)
 }
 
 // writer writes JSON as json.Marshal does, until it meets a value

@@ -19,7 +19,14 @@ var hotSeeds = []string{
 	`{"v":1,"seq":4,"tasks":[{"task":"wu1_0","fraction":1e-7},{"task":"wu2_1","cpu_seconds":-0}]}`,
 	`{"v":1,"seq":2,"task":"wu1_0","outcome":"success","output":"` + string(HashOf(nil)) + `","output_size":0,"exit_code":-3,"reason":"ok","cpu_seconds":3.25}`,
 	`{"v":1,"seq":2,"task":"wu1_0","outcome":"failure","reason":"killed"}`,
+	`{"v":1,"assignments":[{"task":"wu1_0","work_unit":"wu1","app":"primes","app_hash":"` + string(HashOf(nil)) + `","app_size":5,"app_sig":"c2ln","args":["0","10"],"stdin":"` + string(HashOf([]byte("x"))) + `","limits":{"memory_bytes":1048576,"output_bytes":1024,"max_seconds":3600.5},"deadline":"2026-12-07T09:00:00.123456789Z","fpops":1e12,"checkpoint":{"hash":"` + string(HashOf(nil)) + `","size":10,"seq":3,"base":"` + string(HashOf(nil)) + `","base_size":20,"progress":0.5,"cpu_seconds":1.5},"checkpoint_seconds":60}]}`,
+	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"limits":{},"deadline":"2026-12-07T10:00:00+09:30"},{"task":"e","work_unit":"f","app":"g","app_hash":"h","app_size":1,"limits":{},"deadline":"0001-01-01T00:00:00Z"}]}`,
+	`{"v":1,"retry_seconds":30}`,
 	// Left to encoding/json.
+	`{"v":1,"error":{"code":"not_found","message":"no such host"},"retry_seconds":30}`,
+	`{"v":1,"assignments":[{"task":"a","deadline":"yesterday"}]}`,
+	`{"v":1,"assignments":[{"task":"a","checkpoint":null}]}`,
+	`{"v":1,"assignments":null}`,
 	`{"V":1,"Op":"work"}`,
 	`{"v":1,"op":"work","op":"beat"}`,
 	`{"v":1,"op":"w\u00f6rk"}`,
@@ -61,6 +68,7 @@ func checkDecodeFast(t *testing.T, b []byte) {
 	sameAsJSON[WorkRequest](t, b)
 	sameAsJSON[Beat](t, b)
 	sameAsJSON[Report](t, b)
+	sameAsJSON[WorkReply](t, b)
 	var c Command
 	if ok, _ := decodeFast(b, &c); ok && len(c.Body) > 0 {
 		sameAsJSON[WorkRequest](t, c.Body)
@@ -74,9 +82,9 @@ func TestDecodeFast(t *testing.T) {
 		checkDecodeFast(t, []byte(s))
 	}
 	// The messages momonga writes take the fast path.
-	for _, s := range hotSeeds[:9] {
+	for _, s := range hotSeeds[:12] {
 		var ok bool
-		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}} {
+		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}, &WorkReply{}} {
 			fast, _ := decodeFast([]byte(s), v)
 			ok = ok || fast
 		}
@@ -144,8 +152,18 @@ func checkEncodeFast(t *testing.T, s string, f float64, n int64, sec int64, nsec
 		Ack{V: int(n)},
 		&BeatReply{V: 1, Abort: []string{s, s}},
 		BeatReply{V: 1, Error: e},
+		&Command{V: int(n), Op: s, Host: s, Seq: uint64(n), Body: json.RawMessage(`{"v":1,"seq":7,"slots":1}`)},
+		Command{V: 1, Op: OpWork},
 	} {
 		sameEncoding(t, v)
+	}
+	// A command whose body json.Marshal would change is left to it.
+	for _, body := range []string{s, `["` + s + `"]`, `{ "a" : [1, 2] }`, "[\"a\u2028<b>&\"]", `{"a":1`} {
+		v := &Command{V: 1, Op: OpWork, Body: json.RawMessage(body)}
+		want, werr := json.Marshal(v)
+		if got, ok := encodeFast(v); ok && (werr != nil || string(got) != string(want)) {
+			t.Fatalf("%q: written by hand as %s; json.Marshal: %s %v", body, got, want, werr)
+		}
 	}
 }
 
@@ -256,5 +274,24 @@ func TestEncodeFastKnowsEveryField(t *testing.T) {
 		if n := reflect.TypeOf(c.v).NumField(); n != c.fields {
 			t.Errorf("%T has %d fields; its hand-written encoder and checkEncodeFast know %d", c.v, n, c.fields)
 		}
+	}
+}
+
+func TestDecodeReply(t *testing.T) {
+	var rep WorkReply
+	if err := DecodeReply(Encode(benchReply), &rep); err != nil || !reflect.DeepEqual(&rep, benchReply) {
+		t.Fatalf("got %+v %v, want %+v", rep, err, benchReply)
+	}
+	// An error is left to encoding/json, and read.
+	rep = WorkReply{}
+	if err := DecodeReply(Encode(WorkReply{V: 1, Error: Errorf(CodeNotFound, "gone")}), &rep); err != nil || rep.Error == nil || rep.Error.Code != CodeNotFound {
+		t.Fatalf("got %+v %v", rep, err)
+	}
+	var ack Ack
+	if err := DecodeReply([]byte(`{"v":1,"error":{"code":"x","message":"y"}}`), &ack); err != nil || ack.Error.Message != "y" {
+		t.Fatalf("got %+v %v", ack, err)
+	}
+	if err := DecodeReply([]byte(`{"v":1,"assignments":[`), &rep); err == nil {
+		t.Fatalf("a cut reply decoded")
 	}
 }

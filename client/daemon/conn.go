@@ -183,7 +183,7 @@ func decodeReply(data []byte, out any) error {
 	if ack.Error != nil {
 		return ack.Error
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := wu.DecodeReply(data, out); err != nil {
 		return fmt.Errorf("malformed reply from project: %w", err)
 	}
 	return nil
