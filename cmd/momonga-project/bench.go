@@ -43,6 +43,7 @@ func benchDispatchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "secure", Usage: "secured NATS: each volunteer attached with credentials and an account of its own (default: serve --open)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the whole run (servers, queueing and volunteers alike) to this file"},
+			&cli.StringFlag{Name: "work-cpuprofile", Usage: "write CPU profiles of the work requests alone, one per level (the first of its rounds), to FILE.TRANSPORT-VOLUNTEERS"},
 		},
 		Action: benchDispatch,
 	}
@@ -55,14 +56,15 @@ func benchDispatch(c *cli.Context) error {
 	}
 	defer stop()
 	cfg := bench.Config{
-		Volunteers: c.IntSlice("volunteers"),
-		Duration:   c.Duration("duration"),
-		Requests:   c.Int("requests"),
-		Slots:      c.Int("slots"),
-		Tasks:      c.Int("tasks"),
-		Batch:      gateway.Batching{Max: c.Int("batch")},
-		Secure:     c.Bool("secure"),
-		Logger:     cliutil.Logger(c),
+		Volunteers:  c.IntSlice("volunteers"),
+		Duration:    c.Duration("duration"),
+		Requests:    c.Int("requests"),
+		Slots:       c.Int("slots"),
+		Tasks:       c.Int("tasks"),
+		Batch:       gateway.Batching{Max: c.Int("batch")},
+		Secure:      c.Bool("secure"),
+		WorkProfile: c.String("work-cpuprofile"),
+		Logger:      cliutil.Logger(c),
 		Progress: func(r bench.Row) {
 			fmt.Fprintf(c.App.ErrWriter, "%s, %d volunteers, %d slots: %.0f assignments/s, %.0f raw publishes/s\n",
 				r.Transport, r.Volunteers, r.Slots, r.AssignmentsPerSecond, r.RawPublish.PerSecond)

@@ -80,6 +80,9 @@ type Config struct {
 	// account of its own, its requests crossing into the project's account.
 	// Without it NATS is open (serve --open).
 	Secure bool
+	// WorkProfile, if set, names CPU profiles of the work requests alone:
+	// the first of each level's rounds, written to WorkProfile.TRANSPORT-N.
+	WorkProfile string
 	// Progress, if set, is called with each row as soon as it is measured.
 	Progress func(Row)
 	Logger   *slog.Logger

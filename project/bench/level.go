@@ -2,11 +2,12 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -81,8 +82,16 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		times = rounds
 	}
 	var dispatched, published sample
-	for range times {
+	for round := range times {
+		stop := func() {}
+		if r.cfg.WorkProfile != "" && round == 0 {
+			var err error
+			if stop, err = startProfile(fmt.Sprintf("%s.%s-%d", r.cfg.WorkProfile, t, n)); err != nil {
+				return Row{}, err
+			}
+		}
 		s, err := measure(ctx, limit, work)
+		stop()
 		for _, v := range vols {
 			r.received[v.host] = v.tasks
 		}
@@ -239,14 +248,7 @@ func (v *volunteer) hello(ctx context.Context) error {
 func (v *volunteer) work(ctx context.Context) (int, error) {
 	v.seq++
 	req := wu.WorkRequest{V: wu.WireVersion, Seq: v.seq, Slots: v.slots}
-	// Only what the bench checks is decoded: the volunteers share the
-	// machine with the project they measure.
-	var rep struct {
-		Error       *wu.Error `json:"error"`
-		Assignments []struct {
-			Task string `json:"task"`
-		} `json:"assignments"`
-	}
+	var rep wu.WorkReply
 	if err := request(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpWork), wu.Encode(req), &rep); err != nil {
 		return 0, fmt.Errorf("%s: work request %d: %w", v.host, v.seq, err)
 	}
@@ -272,7 +274,7 @@ func request(ctx context.Context, nc *nats.Conn, subject string, data []byte, ou
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(msg.Data, out); err != nil {
+	if err := wu.DecodeReply(msg.Data, out); err != nil {
 		return fmt.Errorf("malformed reply: %w", err)
 	}
 	return nil
@@ -336,4 +338,21 @@ func (r *run) attach(ctx context.Context, name string) (string, []nats.Option, e
 		return "", nil, fmt.Errorf("%s: attach: %w", name, rep.Error)
 	}
 	return rep.Host, []nats.Option{nats.Nkey(pub, kp.Sign)}, nil
+}
+
+// startProfile starts a CPU profile written to path, and returns what
+// stops it.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
