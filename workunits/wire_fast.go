@@ -166,6 +166,31 @@ func (r *reader) key() []byte {
 
 func (r *reader) str() string { return string(r.plain()) }
 
+// text reads any string: plain ones by hand, others (escapes, bytes
+// outside ASCII) through encoding/json, which reads them its own way.
+func (r *reader) text() string {
+	if r.bad || r.peek() != '"' {
+		r.fail()
+		return ""
+	}
+	start := r.i
+	r.skipString()
+	if r.bad {
+		return ""
+	}
+	raw := r.b[start:r.i]
+	for _, c := range raw[1 : len(raw)-1] {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				r.fail()
+			}
+			return s
+		}
+	}
+	return string(raw[1 : len(raw)-1])
+}
+
 // number reads a number literal; integral says it has neither fraction nor
 // exponent.
 func (r *reader) number() (lit []byte, integral bool) {
@@ -581,13 +606,13 @@ func (r *reader) assignment(a *Assignment) {
 			a.AppSize = r.int64()
 		case "app_sig":
 			r.once(&seen, 32)
-			a.AppSig = r.str()
+			a.AppSig = r.text()
 		case "args":
 			r.once(&seen, 64)
 			r.expect('[')
 			a.Args = []string{}
 			for n := 0; r.more(']', n); n++ {
-				a.Args = append(a.Args, r.str())
+				a.Args = append(a.Args, r.text())
 			}
 		case "stdin":
 			r.once(&seen, 128)

@@ -22,6 +22,7 @@ var hotSeeds = []string{
 	`{"v":1,"assignments":[{"task":"wu1_0","work_unit":"wu1","app":"primes","app_hash":"` + string(HashOf(nil)) + `","app_size":5,"app_sig":"c2ln","args":["0","10"],"stdin":"` + string(HashOf([]byte("x"))) + `","limits":{"memory_bytes":1048576,"output_bytes":1024,"max_seconds":3600.5},"deadline":"2026-12-07T09:00:00.123456789Z","fpops":1e12,"checkpoint":{"hash":"` + string(HashOf(nil)) + `","size":10,"seq":3,"base":"` + string(HashOf(nil)) + `","base_size":20,"progress":0.5,"cpu_seconds":1.5},"checkpoint_seconds":60}]}`,
 	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"limits":{},"deadline":"2026-12-07T10:00:00+09:30"},{"task":"e","work_unit":"f","app":"g","app_hash":"h","app_size":1,"limits":{},"deadline":"0001-01-01T00:00:00Z"}]}`,
 	`{"v":1,"retry_seconds":30}`,
+	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"app_sig":"momonga app\nkey x\n\"q\" \u00e9 \ud83d\ude00 \ud800 ÿ","args":["\t","cafÃ©"],"limits":{},"deadline":"2026-12-07T10:00:00Z"}]}`,
 	// Left to encoding/json.
 	`{"v":1,"error":{"code":"not_found","message":"no such host"},"retry_seconds":30}`,
 	`{"v":1,"assignments":[{"task":"a","deadline":"yesterday"}]}`,
@@ -82,7 +83,7 @@ func TestDecodeFast(t *testing.T) {
 		checkDecodeFast(t, []byte(s))
 	}
 	// The messages momonga writes take the fast path.
-	for _, s := range hotSeeds[:12] {
+	for _, s := range hotSeeds[:13] {
 		var ok bool
 		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}, &WorkReply{}} {
 			fast, _ := decodeFast([]byte(s), v)
