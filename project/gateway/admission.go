@@ -47,7 +47,7 @@ func (g *Gateway) attach(ctx context.Context, msg *nats.Msg) {
 		return
 	}
 	body := wu.Attach{V: wu.WireVersion, KeyHash: wu.AccountKeyHash(req.AccountKey), NKey: req.NKey, Host: req.Host}
-	g.append(ctx, msg, wu.Command{V: wu.WireVersion, Op: wu.OpAttach, Body: wu.Encode(body)})
+	g.append(msg, wu.Command{V: wu.WireVersion, Op: wu.OpAttach, Body: wu.Encode(body)})
 }
 
 // checkAdmin admits a command of the project's tools.

@@ -53,32 +53,64 @@ type batcher struct {
 	id  string // names this gateway's batched records, for the log's de-duplication
 
 	mu       sync.Mutex
-	open     *group // the requests waiting to go out together
+	room     sync.Cond // signalled as queued falls
+	open     *group    // the requests waiting to go out together
 	inflight int
+	queued   int    // requests in the open group and in appends in flight
 	records  uint64 // batched records made
 	wg       sync.WaitGroup
 }
 
 // group is the requests of one record, and how its append went.
 type group struct {
-	recs  []vpeer.Record
-	bytes int
-	timer *time.Timer
-	done  chan struct{} // closed when the append has returned
-	err   error
+	recs   []vpeer.Record
+	failed []func(error) // told if the append fails, one per request that asked
+	bytes  int
+	timer  *time.Timer
+	done   chan struct{} // closed when the append has returned
+	err    error
 }
+
+// maxQueued bounds the requests a batcher holds, as a multiple of what the
+// appends in flight and the open group can carry: past it, appendAsync
+// waits, and the subscription's buffer takes the rest.
+const maxQueued = 4
 
 func newBatcher(log Log, cfg Batching) *batcher {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	return &batcher{log: log, cfg: cfg.withDefaults(), id: "gw-" + hex.EncodeToString(id[:])}
+	b := &batcher{log: log, cfg: cfg.withDefaults(), id: "gw-" + hex.EncodeToString(id[:])}
+	b.room.L = &b.mu
+	return b
 }
 
 // append puts rec in the log, alone or with others, and returns when that
 // record is stored or could not be. rec is a request: a payload and a reply
 // subject, and an ID kept when it goes alone.
 func (b *batcher) append(ctx context.Context, rec vpeer.Record) error {
+	g := b.add(rec, nil)
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// appendAsync puts rec in the log as append does, without waiting for it:
+// failed, if not nil, is called if the record could not be stored. It
+// waits only while the batcher holds as many requests as it may.
+func (b *batcher) appendAsync(rec vpeer.Record, failed func(error)) {
+	b.add(rec, failed)
+}
+
+// add puts rec in the open group, and sends the group if it is time.
+func (b *batcher) add(rec vpeer.Record, failed func(error)) *group {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.queued >= maxQueued*b.cfg.Max*(b.cfg.InFlight+1) {
+		b.room.Wait()
+	}
 	if b.open != nil && b.open.bytes+len(rec.Payload) > b.cfg.Bytes {
 		b.flushLocked()
 	}
@@ -86,9 +118,16 @@ func (b *batcher) append(ctx context.Context, rec vpeer.Record) error {
 	if g == nil {
 		g = &group{done: make(chan struct{})}
 		b.open = g
+		// Counted from now, not from its append: Wait waits for a group
+		// whose requesters are gone.
+		b.wg.Add(1)
 	}
 	g.recs = append(g.recs, rec)
+	if failed != nil {
+		g.failed = append(g.failed, failed)
+	}
 	g.bytes += len(rec.Payload)
+	b.queued++
 	switch {
 	case b.inflight < b.cfg.InFlight || len(g.recs) >= b.cfg.Max || g.bytes >= b.cfg.Bytes:
 		b.flushLocked()
@@ -101,13 +140,7 @@ func (b *batcher) append(ctx context.Context, rec vpeer.Record) error {
 			}
 		})
 	}
-	b.mu.Unlock()
-	select {
-	case <-g.done:
-		return g.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return g
 }
 
 // flushLocked appends the open group as one record, in a goroutine of its
@@ -127,7 +160,8 @@ func (b *batcher) flushLocked() {
 		}
 	}
 	b.inflight++
-	b.wg.Go(func() {
+	go func() {
+		defer b.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		_, err := b.log.Append(ctx, rec)
 		cancel()
@@ -138,14 +172,21 @@ func (b *batcher) flushLocked() {
 		}
 		g.err = err
 		close(g.done)
+		if err != nil {
+			for _, f := range g.failed {
+				f(err)
+			}
+		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.inflight--
+		b.queued -= len(g.recs)
+		b.room.Broadcast()
 		if b.open != nil && b.inflight < b.cfg.InFlight {
 			b.flushLocked()
 		}
-	})
+	}()
 }
 
-// wait waits for the appends in flight.
+// wait waits for the appends in flight, and for the group still open.
 func (b *batcher) wait() { b.wg.Wait() }

@@ -141,3 +141,81 @@ func TestBatcherWaitsNoLongerThanItsBound(t *testing.T) {
 	stuck.release <- nil
 	b.wait()
 }
+
+// TestAsyncAppendsAreToldOfFailureAndBounded: a request appended without
+// waiting hears when its record could not be stored, and no other; once
+// the batcher holds as many requests as it may, the next waits for room.
+func TestAsyncAppendsAreToldOfFailureAndBounded(t *testing.T) {
+	l := newHeldLog()
+	b := newBatcher(l, Batching{Max: 2, Wait: time.Hour})
+	bound := maxQueued * 2 * (1 + 1)
+	var mu sync.Mutex
+	failed := map[int]error{}
+	add := func(i int) {
+		b.appendAsync(request(i), func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			failed[i] = err
+		})
+	}
+	add(0) // goes at once, and is held
+	first := l.next(t)
+	for i := 1; i < bound; i++ {
+		add(i) // each returns at once: room for them
+	}
+	// The batcher is full: one more waits.
+	blocked := make(chan struct{})
+	go func() {
+		add(bound)
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatalf("request %d was taken while %d were held", bound, bound)
+	case <-time.After(100 * time.Millisecond):
+	}
+	first.release <- errors.New("stream unavailable")
+	select {
+	case <-blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no room after an append returned")
+	}
+	// Every later record is stored.
+	go func() {
+		for h := range l.appends {
+			h.release <- nil
+		}
+	}()
+	b.wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 1 || failed[0] == nil {
+		t.Fatalf("told of failure: %v; want request 0 alone", failed)
+	}
+	stored := 0
+	for _, r := range l.records {
+		stored += len(r.Requests())
+	}
+	if stored != bound {
+		t.Fatalf("%d requests stored, want %d", stored, bound)
+	}
+}
+
+// TestWaitWaitsForTheOpenGroup: requests gathered behind an append in
+// flight, whose requesters did not wait, are appended before wait returns.
+func TestWaitWaitsForTheOpenGroup(t *testing.T) {
+	l := newHeldLog()
+	l.hold = func(vpeer.Record) bool { return false }
+	b := newBatcher(l, Batching{Max: 64, Wait: 50 * time.Millisecond, InFlight: 1})
+	for i := range 5 {
+		b.appendAsync(request(i), nil)
+	}
+	b.wait()
+	stored := 0
+	for _, r := range l.records {
+		stored += len(r.Requests())
+	}
+	if stored != 5 {
+		t.Fatalf("%d requests stored when wait returned, want 5", stored)
+	}
+}

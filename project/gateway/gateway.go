@@ -179,6 +179,10 @@ func (g *Gateway) Subscribe(ctx context.Context, nc *nats.Conn) error {
 			if limited && !g.admit(msg, refuse) {
 				return
 			}
+			if quick(msg.Subject) {
+				handle(ctx, msg)
+				return
+			}
 			select {
 			case g.slots <- struct{}{}:
 			case <-ctx.Done():
@@ -201,6 +205,21 @@ func (g *Gateway) Subscribe(ctx context.Context, nc *nats.Conn) error {
 		}
 	}
 	return nc.Flush()
+}
+
+// quick reports whether a request on subject is handled without waiting
+// on anything, not even the log: a volunteer's request whose body alone is
+// checked. It is handled in the subscription's callback, which saves a
+// goroutine for each of the most frequent requests.
+func quick(subject string) bool {
+	_, op, ok := wu.ParseVolunteerSubject(subject)
+	switch {
+	case !ok || !strings.HasPrefix(subject, "vol."):
+		return false
+	case op == wu.OpWork, op == wu.OpBeat, op == wu.OpHello, op == wu.OpCredit:
+		return true
+	}
+	return false
 }
 
 // Wait waits for the requests in flight to be handled.
@@ -250,7 +269,7 @@ func (g *Gateway) volunteer(ctx context.Context, msg *nats.Msg) {
 		g.refuse(msg, err)
 		return
 	}
-	g.append(ctx, msg, wu.Command{V: wu.WireVersion, Op: op, Host: host, Seq: seq, Body: msg.Data})
+	g.append(msg, wu.Command{V: wu.WireVersion, Op: op, Host: host, Seq: seq, Body: msg.Data})
 }
 
 // checkVolunteer admits the body of a volunteer's request for op and
@@ -294,9 +313,10 @@ func (g *Gateway) checkVolunteer(ctx context.Context, op string, data []byte) (s
 }
 
 // append puts an admitted command into the log, grouped with others that
-// arrive with it (Batching). The members that apply it send the reply to
-// msg.Reply.
-func (g *Gateway) append(ctx context.Context, msg *nats.Msg, cmd wu.Command) {
+// arrive with it (Batching), without waiting for it to be stored. The
+// members that apply it send the reply to msg.Reply; if it cannot be
+// stored, the gateway answers that it was not.
+func (g *Gateway) append(msg *nats.Msg, cmd wu.Command) {
 	rec := vpeer.Record{ReplyTo: msg.Reply, Payload: wu.Encode(cmd)}
 	if cmd.Seq != 0 {
 		// The id makes a re-delivered publish of this very message a no-op;
@@ -305,10 +325,10 @@ func (g *Gateway) append(ctx context.Context, msg *nats.Msg, cmd wu.Command) {
 		// in a batch, whose record has an id of its own.
 		rec.ID = cmd.Host + "." + strconv.FormatUint(cmd.Seq, 10) + "." + msg.Reply
 	}
-	if err := g.batch.append(ctx, rec); err != nil {
+	g.batch.appendAsync(rec, func(err error) {
 		g.cfg.Logger.Warn("append to scheduler log", "op", cmd.Op, "host", cmd.Host, "err", err)
 		g.refuse(msg, wu.Errorf(wu.CodeUnavailable, "the project could not record the request; send it again later"))
-	}
+	})
 }
 
 // admin handles a Command from the project's own tools.
@@ -321,7 +341,7 @@ func (g *Gateway) admin(ctx context.Context, msg *nats.Msg) {
 		g.refuse(msg, err)
 		return
 	}
-	g.append(ctx, msg, cmd)
+	g.append(msg, cmd)
 }
 
 func (g *Gateway) status(_ context.Context, msg *nats.Msg) {
