@@ -166,8 +166,8 @@ func (r *reader) key() []byte {
 
 func (r *reader) str() string { return string(r.plain()) }
 
-// text reads any string: plain ones by hand, others (escapes, bytes
-// outside ASCII) through encoding/json, which reads them its own way.
+// text reads any string: by hand, unless it has \\u escapes or bytes
+// that are not UTF-8, which encoding/json reads its own way.
 func (r *reader) text() string {
 	if r.bad || r.peek() != '"' {
 		r.fail()
@@ -178,17 +178,48 @@ func (r *reader) text() string {
 	if r.bad {
 		return ""
 	}
-	raw := r.b[start:r.i]
-	for _, c := range raw[1 : len(raw)-1] {
-		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' {
+	raw := r.b[start+1 : r.i-1]
+	plain := true
+	for i, c := range raw {
+		switch {
+		case c == '\\' && raw[i+1] == 'u', c >= utf8.RuneSelf && !utf8.Valid(raw):
 			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			if err := json.Unmarshal(r.b[start:r.i], &s); err != nil {
 				r.fail()
 			}
 			return s
+		case c == '\\':
+			plain = false
 		}
 	}
-	return string(raw[1 : len(raw)-1])
+	if plain {
+		return string(raw)
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		default: // ", \\ and /: skipString let no other through
+			c = raw[i]
+		}
+		out = append(out, c)
+	}
+	return string(out)
 }
 
 // number reads a number literal; integral says it has neither fraction nor
