@@ -166,7 +166,7 @@ func (r *reader) key() []byte {
 
 func (r *reader) str() string { return string(r.plain()) }
 
-// text reads any string: by hand, unless it has \\u escapes or bytes
+// text reads any string: by hand, unless it has \u escapes or bytes
 // that are not UTF-8, which encoding/json reads its own way.
 func (r *reader) text() string {
 	if r.bad || r.peek() != '"' {
