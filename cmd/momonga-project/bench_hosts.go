@@ -33,6 +33,7 @@ func benchHostsCommand() *cli.Command {
 			&cli.StringFlag{Name: "label", Value: "this build", Usage: "the label of this binary's rows"},
 			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "hosts attaching and connecting at once"},
 			&cli.StringFlag{Name: "dir", Usage: "keep the projects' data and the servers' logs here (default: a temporary directory, removed)"},
+			&cli.StringFlag{Name: "profile", Usage: "write the servers' heap profiles and goroutines here, with every host connected and during the storm (go tool pprof)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: benchHosts,
@@ -62,6 +63,8 @@ func benchHosts(c *cli.Context) error {
 		Hosts:       c.IntSlice("hosts"),
 		Concurrency: c.Int("concurrency"),
 		Dir:         c.String("dir"),
+		ProfileDir:  c.String("profile"),
+		Log:         func(s string) { fmt.Fprintln(c.App.ErrWriter, s) },
 		Progress: func(r hostbench.Row) {
 			if r.Failed != "" {
 				fmt.Fprintf(c.App.ErrWriter, "%s, %d hosts: failed: %s\n", r.Server, r.Hosts, r.Failed)

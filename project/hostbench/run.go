@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // Server is a momonga-project binary to measure, with a label for the
@@ -42,6 +44,14 @@ type Config struct {
 	Dir string
 	// Progress, when set, is told each row as it is measured.
 	Progress func(Row)
+	// Log, when set, is told how the storm goes, every few seconds.
+	Log func(string)
+	// ProfileDir, when set, receives the servers' profiles, named by
+	// level and server (LEVEL-SERVER-): the heap (heap.pb.gz, go tool
+	// pprof) and the goroutines (goroutines.txt) with every host
+	// connected, and the goroutines 10 s into the storm
+	// (storm-goroutines.txt).
+	ProfileDir string
 }
 
 // Row is one server binary at one level.
@@ -69,6 +79,9 @@ type Row struct {
 	Storm       time.Duration `json:"storm"`
 	StormP50    time.Duration `json:"storm_p50"`
 	OthersWorst time.Duration `json:"others_worst"`
+	// Goroutines is how many the server runs with every host connected
+	// (counted with Config.ProfileDir only).
+	Goroutines int `json:"goroutines,omitempty"`
 	// AfterStormMB is the server's memory once every host is back.
 	AfterStormMB float64 `json:"after_storm_mb"`
 	// Failed says why the level could not be completed, if it could not.
@@ -88,7 +101,8 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	var rows []Row
 	for _, n := range cfg.Hosts {
 		for i, s := range cfg.Servers {
-			r, err := measure(ctx, cfg, s, n, filepath.Join(dir, fmt.Sprintf("%d-%d", n, i)))
+			name := fmt.Sprintf("%d-%d", n, i)
+			r, err := measure(ctx, cfg, s, n, filepath.Join(dir, name), name)
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
 			}
@@ -106,7 +120,7 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	return rows, nil
 }
 
-func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row, error) {
+func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string) (Row, error) {
 	row := Row{Server: s.Label, Hosts: n}
 	data := filepath.Join(dir, "data")
 	if out, err := exec.CommandContext(ctx, s.Path, "init", "--data", data).CombinedOutput(); err != nil {
@@ -116,7 +130,11 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 	if err != nil {
 		return row, err
 	}
-	srv, err := startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-1.log"))
+	prof, err := newProfiler(cfg.ProfileDir, name)
+	if err != nil {
+		return row, err
+	}
+	srv, err := startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-1.log"), prof.args()...)
 	if err != nil {
 		return row, err
 	}
@@ -165,6 +183,9 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 	}
 	row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
 	row.ConnectedKB = (row.ConnectedMB - row.AttachedMB) * 1024 / float64(n)
+	if row.Goroutines, err = prof.connected(); err != nil {
+		return row, err
+	}
 
 	// The storm: the server stops and starts again on the same data and
 	// address; every host's connection reconnects and says hello again.
@@ -172,12 +193,28 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 		return row, err
 	}
 	restart := time.Now()
-	if srv, err = startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-2.log")); err != nil {
+	if srv, err = startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-2.log"), prof.args()...); err != nil {
 		return row, err
 	}
 	others := watchOthers(ctx, adm, restart)
+	lastLog, dumped := restart, false
 	for {
+		if !dumped && time.Since(restart) >= 10*time.Second {
+			dumped = true
+			// In the background: a busy server may be slow to give it,
+			// and the storm is measured meanwhile.
+			go func() {
+				if err := prof.storm(); err != nil && cfg.Log != nil {
+					cfg.Log(err.Error())
+				}
+			}()
+		}
 		served, waiting := fleet.ServedSince(restart)
+		if cfg.Log != nil && time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			cfg.Log(fmt.Sprintf("storm +%.0fs: %d of %d hosts answered again; the tools' last answer +%.1fs",
+				time.Since(restart).Seconds(), len(served), n, others.last().Seconds()))
+		}
 		if waiting == 0 {
 			row.Storm, row.StormP50 = served[len(served)-1], served[len(served)/2]
 			break
@@ -190,31 +227,40 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir string) (Row,
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	row.OthersWorst = others()
+	row.OthersWorst = others.stop()
 	if row.AfterStormMB, err = settledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
 	return row, nil
 }
 
-// watchOthers sends the project's tools' requests (a status) one after
-// the other from start until the returned function is called, which
-// returns the longest any of them waited, counting from start for the
-// first (the server is down then, for everyone), and up to the end for
-// one still waiting.
-func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) func() time.Duration {
+// probeBatch names the batch the tools' requests ask for the results of:
+// there is none, and the answer says so, as of the log's last record. (A
+// status would list every host: at 10^4 hosts its reply is larger than a
+// NATS message may be, and never comes.)
+const probeBatch = "no-such-batch"
+
+// watchOthers sends the project's tools' requests (a read of the state as
+// of the log's last record, as `status` and `results` read it) one after
+// the other from start until stop is called, which returns the longest any
+// of them waited, counting from start for the first (the server is down
+// then, for everyone), and up to the end for one still waiting.
+func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) *watcher {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan time.Duration, 1)
+	w := &watcher{cancel: cancel, done: make(chan time.Duration, 1), start: start}
 	go func() {
 		var worst time.Duration
 		sent := start
 		for ctx.Err() == nil {
 			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := adm.Status(rctx)
+			_, err := adm.Results(rctx, probeBatch)
 			rcancel()
-			if err == nil {
+			if err == nil || wu.ErrorCode(err) == wu.CodeNotFound {
 				worst = max(worst, time.Since(sent))
 				sent = time.Now()
+				w.mu.Lock()
+				w.answered = sent
+				w.mu.Unlock()
 			}
 			select {
 			case <-ctx.Done():
@@ -224,10 +270,31 @@ func watchOthers(ctx context.Context, adm *admin.Client, start time.Time) func()
 		// A request still unanswered at the end has waited since sent:
 		// when none was answered during the whole storm, that is the
 		// figure, not zero.
-		done <- max(worst, time.Since(sent))
+		w.done <- max(worst, time.Since(sent))
 	}()
-	return func() time.Duration { cancel(); return <-done }
+	return w
 }
+
+type watcher struct {
+	cancel   func()
+	done     chan time.Duration
+	start    time.Time
+	mu       sync.Mutex
+	answered time.Time
+}
+
+// last is when the tools' latest request was answered, since start (0:
+// none yet).
+func (w *watcher) last() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.answered.IsZero() {
+		return 0
+	}
+	return w.answered.Sub(w.start)
+}
+
+func (w *watcher) stop() time.Duration { w.cancel(); return <-w.done }
 
 // settledRSS is the process's resident memory once it has stopped
 // changing by more than a few percent over a second, in MB.
@@ -286,12 +353,12 @@ var servingLine = regexp.MustCompile(`serving: NATS nats://`)
 // startServer starts bin serving data at addr, with its log in logPath,
 // and returns once it says it serves. Hosts may send as many requests as
 // they like: the bench measures the servers, not the per-host limits.
-func startServer(ctx context.Context, bin, data, addr, logPath string) (*server, error) {
+func startServer(ctx context.Context, bin, data, addr, logPath string, args ...string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--data", data, "--nats-listen", addr, "--http", "", "--host-rate", "1000", "--host-burst", "1000")
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--nats-listen", addr, "--http", "", "--host-rate", "1000", "--host-burst", "1000"}, args...)...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

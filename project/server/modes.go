@@ -150,6 +150,7 @@ func (e embedded) connect(s *Server) error {
 		// storm when it comes back.
 		LameDuckDuration:    200 * time.Millisecond,
 		LameDuckGracePeriod: time.Millisecond,
+		ProfPort:            s.cfg.ProfilePort,
 	}
 	if err := s.secureOptions(opts, e.dataDir); err != nil {
 		return err
