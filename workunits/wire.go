@@ -13,6 +13,20 @@ const WireVersion = 1
 // MaxMessageBytes bounds a control message (everything but blob chunks).
 const MaxMessageBytes = 64 << 10
 
+// AuthTimeout is how long a secured project's NATS server waits for a
+// connection to be authorised (by the auth callout, for a volunteer's)
+// before it refuses it; a volunteer's client waits ConnectTimeout, a little
+// longer, for its connection's handshake, so that it never gives up on an
+// answer the server still waits for. After a server restarts its hosts
+// reconnect at once, thousands of them, and the callout answers them in
+// turn: with NATS's defaults (2 s each) all but the first few hundred were
+// refused before their turn came, and tried again a reconnect step (15 to
+// 30 s) later, the storm lasting minutes.
+const (
+	AuthTimeout    = 30 * time.Second
+	ConnectTimeout = AuthTimeout + 5*time.Second
+)
+
 // Operations, as carried in Command.Op and in the last token of a
 // volunteer's subject (vol.H.<op>).
 const (

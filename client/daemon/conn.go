@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -80,6 +81,13 @@ func ConnectOptions(host, name string, logger *slog.Logger, reconnected func()) 
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
 		nats.CustomInboxPrefix(wu.InboxPrefix(host)),
+		// A server busy authorising the hosts of a storm answers late, but
+		// answers: the handshake may take as long as the server waits for
+		// its callout. Opening the connection stays bounded by NATS's
+		// default, so that a server that does not answer at all is left
+		// for the next soon.
+		nats.Timeout(wu.ConnectTimeout),
+		nats.Dialer(&net.Dialer{Timeout: nats.DefaultTimeout}),
 	}
 }
 
