@@ -72,8 +72,16 @@ func (p profiler) storm() error {
 	return p.fetch("goroutine?debug=1", "storm-goroutines.txt")
 }
 
+// stormCPU saves a CPU profile of the storm's first 30 s.
+func (p profiler) stormCPU() error {
+	if p.dir == "" {
+		return nil
+	}
+	return p.fetch("profile?seconds=30", "storm-cpu.pb.gz")
+}
+
 func (p profiler) fetch(what, file string) error {
-	c := http.Client{Timeout: time.Minute}
+	c := http.Client{Timeout: 2 * time.Minute}
 	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s", p.port, what))
 	if err != nil {
 		return fmt.Errorf("the server's profile: %w", err)

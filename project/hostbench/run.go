@@ -50,7 +50,8 @@ type Config struct {
 	// level and server (LEVEL-SERVER-): the heap (heap.pb.gz, go tool
 	// pprof) and the goroutines (goroutines.txt) with every host
 	// connected, and the goroutines 10 s into the storm
-	// (storm-goroutines.txt).
+	// (storm-goroutines.txt) and a CPU profile of its first 30 s
+	// (storm-cpu.pb.gz).
 	ProfileDir string
 }
 
@@ -197,6 +198,11 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 		return row, err
 	}
 	others := watchOthers(ctx, adm, restart)
+	go func() {
+		if err := prof.stormCPU(); err != nil && cfg.Log != nil {
+			cfg.Log(err.Error())
+		}
+	}()
 	lastLog, dumped := restart, false
 	for {
 		if !dumped && time.Since(restart) >= 10*time.Second {
