@@ -21,6 +21,7 @@ import (
 
 	"github.com/momonga-project/momonga/internal/scratch"
 	"github.com/momonga-project/momonga/project/admin"
+	"github.com/momonga-project/momonga/project/auth"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -53,6 +54,11 @@ type Config struct {
 	// (storm-goroutines.txt) and a CPU profile of its first 30 s
 	// (storm-cpu.pb.gz).
 	ProfileDir string
+	// Leaves, when not 0, puts that many leaf-node servers (serve
+	// --leaf-of) on this machine in front of the core server, each with a
+	// copy of its keys, and connects the hosts to them in turn, none to the
+	// core. The storm is not measured then.
+	Leaves int
 }
 
 // Row is one server binary at one level.
@@ -85,6 +91,13 @@ type Row struct {
 	Goroutines int `json:"goroutines,omitempty"`
 	// AfterStormMB is the server's memory once every host is back.
 	AfterStormMB float64 `json:"after_storm_mb"`
+	// With leaf nodes (Config.Leaves): how many, their resident memory
+	// with no host and with every host connected, all leaves together, and
+	// what each connected host adds on its leaf.
+	Leaves          int     `json:"leaves,omitempty"`
+	LeafBaseMB      float64 `json:"leaf_base_mb,omitempty"`
+	LeafConnectedMB float64 `json:"leaf_connected_mb,omitempty"`
+	LeafKB          float64 `json:"leaf_kb_per_host,omitempty"`
 	// Failed says why the level could not be completed, if it could not.
 	Failed string `json:"failed,omitempty"`
 }
@@ -135,7 +148,15 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	if err != nil {
 		return row, err
 	}
-	srv, err := startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-1.log"), prof.args()...)
+	args := prof.args()
+	var leafAddr string
+	if cfg.Leaves > 0 {
+		if leafAddr, err = freeAddr(); err != nil {
+			return row, err
+		}
+		args = append(args, "--leaf-listen", leafAddr)
+	}
+	srv, err := startServer(ctx, s.Path, data, addr, filepath.Join(dir, "server-1.log"), args...)
 	if err != nil {
 		return row, err
 	}
@@ -146,6 +167,26 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	}()
 	url := "nats://" + addr
 	creds := nats.UserCredentials(filepath.Join(data, "admin.creds"))
+	hostURLs := []string{url}
+	var leaves []*server
+	defer func() {
+		for _, l := range leaves {
+			_ = l.stop()
+		}
+	}()
+	if cfg.Leaves > 0 {
+		row.Leaves = cfg.Leaves
+		if hostURLs, leaves, err = startLeaves(ctx, s.Path, dir, data, "nats://"+leafAddr, cfg.Leaves, creds); err != nil {
+			return row, err
+		}
+		for _, l := range leaves {
+			mb, err := settledRSS(ctx, l.pid())
+			if err != nil {
+				return row, err
+			}
+			row.LeafBaseMB += mb
+		}
+	}
 	adm, err := admin.Dial(ctx, url, creds, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		return row, err
@@ -171,7 +212,7 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	if row.AttachedMB, err = settledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
-	fleet, took, err := Connect(ctx, hosts, FleetConfig{URLs: []string{url}, Concurrency: cfg.Concurrency})
+	fleet, took, err := Connect(ctx, hosts, FleetConfig{URLs: hostURLs, Concurrency: cfg.Concurrency})
 	if err != nil {
 		row.ConnectedMB, _ = rss(srv.pid())
 		row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
@@ -186,6 +227,17 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	row.ConnectedKB = (row.ConnectedMB - row.AttachedMB) * 1024 / float64(n)
 	if row.Goroutines, err = prof.connected(); err != nil {
 		return row, err
+	}
+	if len(leaves) > 0 {
+		for _, l := range leaves {
+			mb, err := settledRSS(ctx, l.pid())
+			if err != nil {
+				return row, err
+			}
+			row.LeafConnectedMB += mb
+		}
+		row.LeafKB = (row.LeafConnectedMB - row.LeafBaseMB) * 1024 / float64(n)
+		return row, nil
 	}
 
 	// The storm: the server stops and starts again on the same data and
@@ -245,6 +297,55 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 // status would list every host: at 10^4 hosts its reply is larger than a
 // NATS message may be, and never comes.)
 const probeBatch = "no-such-batch"
+
+// startLeaves starts n leaf-node servers of the core whose data is in data
+// and whose leaf-node port is at hub, each with a copy of its keys, and
+// returns once each can ask the core who a key belongs to.
+func startLeaves(ctx context.Context, bin, dir, data, hub string, n int, creds nats.Option) ([]string, []*server, error) {
+	keys, err := os.ReadFile(filepath.Join(data, auth.KeysFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	var urls []string
+	var leaves []*server
+	for i := range n {
+		ldata := filepath.Join(dir, fmt.Sprintf("leaf-%d", i+1))
+		if err := os.MkdirAll(ldata, 0o700); err != nil {
+			return nil, leaves, err
+		}
+		if err := os.WriteFile(filepath.Join(ldata, auth.KeysFile), keys, 0o600); err != nil {
+			return nil, leaves, err
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, leaves, err
+		}
+		l, err := startServer(ctx, bin, ldata, addr, filepath.Join(dir, fmt.Sprintf("leaf-%d.log", i+1)), "--leaf-of", hub)
+		if err != nil {
+			return nil, leaves, err
+		}
+		leaves = append(leaves, l)
+		urls = append(urls, "nats://"+addr)
+	}
+	for _, u := range urls {
+		nc, err := nats.Connect(u, creds, nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, leaves, fmt.Errorf("leaf node %s: %w", u, err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if _, err = nc.Request(auth.SubjectDirectoryHost, []byte("nobody"), time.Second); err == nil {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				nc.Close()
+				return nil, leaves, fmt.Errorf("leaf node %s does not reach the core's directory: %w", u, err)
+			}
+		}
+		nc.Close()
+	}
+	return urls, leaves, nil
+}
 
 // watchOthers sends the project's tools' requests (a read of the state as
 // of the log's last record, as `status` and `results` read it) one after
