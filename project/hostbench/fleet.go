@@ -168,10 +168,11 @@ type Fleet struct {
 }
 
 type member struct {
-	host  Host
-	nc    *nats.Conn
-	mu    sync.Mutex
-	hello time.Time // when its last hello was answered
+	host   Host
+	pacing daemon.Pacing
+	nc     *nats.Conn
+	mu     sync.Mutex
+	hello  time.Time // when its last hello was answered
 }
 
 // Connect connects hosts and has each say hello once connected. It returns
@@ -226,7 +227,10 @@ func connectOne(ctx context.Context, h Host, url string, cfg FleetConfig) (*memb
 		// The client says hello again whenever it reconnects; here that is
 		// how a restart's storm is measured.
 		nats.ReconnectHandler(func(*nats.Conn) { go m.sayHello(ctx) }),
-		nats.SetCustomDialer(&closingDialer{d: d}))
+		nats.SetCustomDialer(&closingDialer{d: d}),
+		// Reconnections spread as the project's hello says, as the
+		// client's are.
+		daemon.PacedReconnect(&m.pacing))
 	// A server busy with thousands of connections may be late in the
 	// handshake or the callout: the client tries again, so does the bench.
 	var nc *nats.Conn
@@ -263,6 +267,7 @@ func (m *member) sayHello(ctx context.Context) error {
 				err = rep.Error
 			}
 			if err == nil {
+				m.pacing.Set(rep)
 				m.mu.Lock()
 				m.hello = time.Now()
 				m.mu.Unlock()
