@@ -13,6 +13,20 @@ const WireVersion = 1
 // MaxMessageBytes bounds a control message (everything but blob chunks).
 const MaxMessageBytes = 64 << 10
 
+// AuthTimeout is how long a secured project's NATS server waits for a
+// connection to be authorised (by the auth callout, for a volunteer's)
+// before it refuses it; a volunteer's client waits ConnectTimeout, a little
+// longer, for its connection's handshake, so that it never gives up on an
+// answer the server still waits for. After a server restarts its hosts
+// reconnect at once, thousands of them, and the callout answers them in
+// turn: with NATS's defaults (2 s each) all but the first few hundred were
+// refused before their turn came, and tried again a reconnect step (15 to
+// 30 s) later, the storm lasting minutes.
+const (
+	AuthTimeout    = 30 * time.Second
+	ConnectTimeout = AuthTimeout + 5*time.Second
+)
+
 // Operations, as carried in Command.Op and in the last token of a
 // volunteer's subject (vol.H.<op>).
 const (
@@ -84,6 +98,30 @@ type HelloReply struct {
 	BeatSeconds  float64 `json:"beat_seconds,omitempty"`  // send a Beat at least this often while computing
 	LeaseSeconds float64 `json:"lease_seconds,omitempty"` // a task with no beat for this long is given to another host
 	SigningKey   string  `json:"signing_key,omitempty"`   // FormatPublicKey of the key the project's apps are signed with
+	// ReconnectSpreadSeconds: when its connection is lost, the host spreads
+	// its attempts to reconnect over this long, drawn at random, so that
+	// the hosts of a restarted server come back at the rate it admits
+	// them instead of all at once (0: the client's own backoff).
+	ReconnectSpreadSeconds float64 `json:"reconnect_spread_seconds,omitempty"`
+}
+
+// ReconnectRate is how many hosts a second a project's server is taken to
+// admit after a restart, through its auth callout: the hello reply spreads
+// the reconnections of N hosts over N/ReconnectRate seconds, at most
+// MaxReconnectSpread, and not at all below a second.
+const (
+	ReconnectRate      = 400
+	MaxReconnectSpread = 2 * time.Minute
+)
+
+// ReconnectSpread is the spread the hello reply gives a project of hosts
+// hosts.
+func ReconnectSpread(hosts int) time.Duration {
+	d := min(time.Duration(float64(hosts)/ReconnectRate*float64(time.Second)), MaxReconnectSpread)
+	if d < time.Second {
+		return 0
+	}
+	return d
 }
 
 // WorkRequest asks for up to Slots tasks.

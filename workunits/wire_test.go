@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeRejectsBadMessages(t *testing.T) {
@@ -104,4 +105,17 @@ func FuzzDecodeSubmit(f *testing.F) {
 }
 func FuzzDecodeCommand(f *testing.F) {
 	fuzzDecoder[Command](f, `{"v":1,"op":"work","host":"h","seq":1,"body":{"seq":1,"slots":1}}`)
+}
+
+// TestReconnectSpreadFollowsTheHosts: none for a small project, the hosts
+// at ReconnectRate a second for a large one, bounded.
+func TestReconnectSpreadFollowsTheHosts(t *testing.T) {
+	for _, c := range []struct {
+		hosts int
+		want  time.Duration
+	}{{0, 0}, {300, 0}, {400, time.Second}, {10_000, 25 * time.Second}, {1_000_000, MaxReconnectSpread}} {
+		if got := ReconnectSpread(c.hosts); got != c.want {
+			t.Errorf("%d hosts: spread %v, want %v", c.hosts, got, c.want)
+		}
+	}
 }

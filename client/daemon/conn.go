@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +28,7 @@ type conn struct {
 	seq uint64
 
 	attemptTimeout time.Duration
+	pacing         *Pacing // set by each hello reply
 }
 
 // How often the host pings its server, and how many pings may go
@@ -80,6 +83,13 @@ func ConnectOptions(host, name string, logger *slog.Logger, reconnected func()) 
 		// Replies come to an inbox under the host's own prefix, the only
 		// one a locked-down volunteer account may subscribe to.
 		nats.CustomInboxPrefix(wu.InboxPrefix(host)),
+		// A server busy authorising the hosts of a storm answers late, but
+		// answers: the handshake may take as long as the server waits for
+		// its callout. Opening the connection stays bounded by NATS's
+		// default, so that a server that does not answer at all is left
+		// for the next soon.
+		nats.Timeout(wu.ConnectTimeout),
+		nats.Dialer(&net.Dialer{Timeout: nats.DefaultTimeout}),
 	}
 }
 
@@ -95,8 +105,38 @@ func reconnectDelay(attempts int, rnd func() float64) time.Duration {
 	return step/2 + time.Duration(rnd()*float64(step/2))
 }
 
+// Pacing is the spread over which a host draws its reconnection attempts,
+// as the project's hello reply last gave it (wu.HelloReply
+// ReconnectSpreadSeconds); the zero Pacing spreads nothing.
+type Pacing struct{ spread atomic.Int64 }
+
+// Set records the spread of a hello reply.
+func (p *Pacing) Set(rep wu.HelloReply) {
+	p.spread.Store(int64(rep.ReconnectSpreadSeconds * float64(time.Second)))
+}
+
+// PacedReconnect is the option that draws each reconnection attempt's
+// wait as reconnectDelay does, or at random within p's spread when that is
+// longer: 10^4 hosts of a restarted server then come back over the spread
+// their project gave, at the rate it admits them, not in the bursts of the
+// backoff's steps, each of which the server's lock took minutes to clear.
+func PacedReconnect(p *Pacing) nats.Option {
+	return nats.CustomReconnectDelay(func(attempts int) time.Duration {
+		return pacedDelay(attempts, time.Duration(p.spread.Load()), rand.Float64)
+	})
+}
+
+func pacedDelay(attempts int, spread time.Duration, rnd func() float64) time.Duration {
+	d := reconnectDelay(attempts, rnd)
+	if spread > 0 {
+		d = max(d, time.Duration(rnd()*float64(spread)))
+	}
+	return d
+}
+
 func dial(url, host, name string, logger *slog.Logger, reconnected func(), extra ...nats.Option) (*conn, error) {
-	opts := append(ConnectOptions(host, name, logger, reconnected), extra...)
+	pacing := &Pacing{}
+	opts := append(append(ConnectOptions(host, name, logger, reconnected), PacedReconnect(pacing)), extra...)
 	// A refusal of the host's credentials is final: say so at once. A
 	// project that cannot be reached yet is waited for.
 	nc, err := nats.Connect(url, opts...)
@@ -109,7 +149,7 @@ func dial(url, host, name string, logger *slog.Logger, reconnected func(), extra
 	if err != nil {
 		return nil, fmt.Errorf("connect to project %s: %w", url, err)
 	}
-	return &conn{nc: nc, host: host, attemptTimeout: 10 * time.Second}, nil
+	return &conn{nc: nc, host: host, attemptTimeout: 10 * time.Second, pacing: pacing}, nil
 }
 
 func (c *conn) close() { c.nc.Close() }
@@ -124,6 +164,9 @@ func (c *conn) hello(ctx context.Context, info wu.HostInfo) (wu.HelloReply, erro
 	c.mu.Lock()
 	c.seq = rep.NextSeq - 1
 	c.mu.Unlock()
+	if c.pacing != nil {
+		c.pacing.Set(rep)
+	}
 	return rep, nil
 }
 

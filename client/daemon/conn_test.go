@@ -98,3 +98,31 @@ func TestReconnectDelaySpreadsHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestPacedReconnectSpreadsAsTheProjectSays: with a spread from the hello
+// reply, a reconnection waits a draw within it when that is longer than
+// the backoff's step; with none, the backoff alone.
+func TestPacedReconnectSpreadsAsTheProjectSays(t *testing.T) {
+	const spread = 25 * time.Second
+	for _, c := range []struct {
+		attempts int
+		spread   time.Duration
+		rnd      float64
+		want     time.Duration
+	}{
+		{1, 0, 0.5, reconnectDelay(1, func() float64 { return 0.5 })},
+		{1, spread, 0.5, spread / 2},
+		{1, spread, 0, reconnectDelay(1, func() float64 { return 0 })},
+		{20, spread, 0.5, reconnectDelay(20, func() float64 { return 0.5 })}, // 22.5 s > 12.5 s
+		{20, 2 * time.Minute, 0.5, time.Minute},
+	} {
+		if got := pacedDelay(c.attempts, c.spread, func() float64 { return c.rnd }); got != c.want {
+			t.Errorf("attempt %d, spread %v, draw %v: wait %v, want %v", c.attempts, c.spread, c.rnd, got, c.want)
+		}
+	}
+	var p Pacing
+	p.Set(wu.HelloReply{ReconnectSpreadSeconds: 25})
+	if got := time.Duration(p.spread.Load()); got != spread {
+		t.Errorf("pacing set from a hello reply of 25 s: %v", got)
+	}
+}

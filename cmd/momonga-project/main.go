@@ -144,6 +144,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "boinc-apps", Usage: "directory of the BOINC app built for each platform, momonga-boinc-app_PLATFORM (default DATA/boinc-apps, or, when that does not exist, /usr/lib/momonga-project/boinc-apps, where the momonga-project package installs them)"},
 			&cli.BoolFlag{Name: "boinc-account-creation", Usage: "let BOINC's attach wizard create accounts with an e-mail address and password"},
 			&cli.StringFlag{Name: "leaf-listen", Usage: "host:port this core server takes leaf-node servers' connections on (see --leaf-of)"},
+			&cli.IntFlag{Name: "profile-port", Hidden: true, Usage: "serve Go's profiles of this process (/debug/pprof/) on this port of the --nats-listen host, for measurements (`bench hosts --profile`)"},
 			&cli.StringSliceFlag{Name: "leaf-of", Usage: "run a leaf-node server at the edge instead: NATS and the auth callout for volunteers, connected to these core servers' --leaf-listen addresses, nats://HOST:PORT (DATA holds a copy of the core's " + auth.KeysFile + ")"},
 		},
 		Action: func(c *cli.Context) error {
@@ -198,6 +199,7 @@ func serveCommand() *cli.Command {
 				cfg.HTTPListen, cfg.StatsDir = "", ""
 			}
 			cfg.LeafListen = c.String("leaf-listen")
+			cfg.ProfilePort = c.Int("profile-port")
 			if p := c.String("scheduling"); p != sched.PolicyCapability && p != sched.PolicyFCFS {
 				return fmt.Errorf("--scheduling %q: use %s or %s", p, sched.PolicyCapability, sched.PolicyFCFS)
 			}

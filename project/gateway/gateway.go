@@ -79,8 +79,12 @@ type Config struct {
 	Limiter Limiter
 	// OnFlood hears of a host that kept sending while refused.
 	OnFlood func(host string)
-	// InFlight bounds the requests Subscribe handles at once; default 256.
-	InFlight int
+	// InFlight bounds the volunteers' requests Subscribe handles at once;
+	// default 256. ToolsInFlight bounds the project's own tools' apart
+	// (default 16), so that they are not queued behind thousands of hosts
+	// saying hello after a restart.
+	InFlight      int
+	ToolsInFlight int
 	// Batch groups the requests arriving together into one record of the
 	// log (batch.go).
 	Batch  Batching
@@ -89,11 +93,12 @@ type Config struct {
 
 // Gateway serves a project's volunteers and tools.
 type Gateway struct {
-	cfg     Config
-	slots   chan struct{} // requests in flight
-	batch   *batcher
-	wg      sync.WaitGroup
-	refused refusals
+	cfg       Config
+	slots     chan struct{} // volunteers' requests in flight
+	toolSlots chan struct{} // the tools' requests in flight
+	batch     *batcher
+	wg        sync.WaitGroup
+	refused   refusals
 }
 
 // New returns a gateway for cfg.
@@ -101,10 +106,14 @@ func New(cfg Config) *Gateway {
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 256
 	}
+	if cfg.ToolsInFlight <= 0 {
+		cfg.ToolsInFlight = 16
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, slots: make(chan struct{}, cfg.InFlight), batch: newBatcher(cfg.Log, cfg.Batch)}
+	return &Gateway{cfg: cfg, slots: make(chan struct{}, cfg.InFlight), toolSlots: make(chan struct{}, cfg.ToolsInFlight),
+		batch: newBatcher(cfg.Log, cfg.Batch)}
 }
 
 // Subjects the gateway serves, as NATS subscriptions.
@@ -170,8 +179,10 @@ func (g *Gateway) Serve(ctx context.Context, msg *nats.Msg) {
 // Subscribe serves the gateway's subjects on nc, in the queue group
 // "gateway", until ctx is done. Each request is admitted in the
 // subscription's callback, so that a flood is refused at the cost of a
-// token-bucket check, and handled in a goroutine of its own, InFlight at
-// most, so that a slow append does not hold up the subscription.
+// token-bucket check. A volunteer's frequent requests that wait on nothing
+// (quick) are handled there too; the others in a goroutine of their own,
+// InFlight at most (ToolsInFlight for the tools'), so that a slow blob
+// store does not hold up the subscription.
 func (g *Gateway) Subscribe(ctx context.Context, nc *nats.Conn) error {
 	for _, subj := range subjects {
 		s, err := nc.QueueSubscribe(subj, "gateway", func(msg *nats.Msg) {
@@ -183,14 +194,20 @@ func (g *Gateway) Subscribe(ctx context.Context, nc *nats.Conn) error {
 				handle(ctx, msg)
 				return
 			}
+			// Rate-limited requests are the volunteers' (attaching
+			// included), the others the project's own tools'.
+			slots := g.slots
+			if !limited {
+				slots = g.toolSlots
+			}
 			select {
-			case g.slots <- struct{}{}:
+			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
 			g.wg.Add(1)
 			go func() {
-				defer func() { <-g.slots; g.wg.Done() }()
+				defer func() { <-slots; g.wg.Done() }()
 				handle(ctx, msg)
 			}()
 		})

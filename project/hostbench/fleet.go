@@ -109,6 +109,38 @@ func attachOne(ctx context.Context, adm *nats.Conn, accountKey string, i int) (H
 	return Host{ID: rep.Host, KP: kp}, nil
 }
 
+// dialTimeout bounds the opening of a host's TCP connection.
+const dialTimeout = 5 * time.Second
+
+// closingDialer closes the connection it opened before when it opens the
+// next. A NATS client whose handshake fails (a server that refuses it, or
+// does not answer in time) tries again on a new connection and leaves the
+// failed one to the garbage collector to close: a host, alone in its
+// process, holds one more file a while; a fleet of 10^4 in one process,
+// storming a server that refuses most of them, runs out of files, and the
+// bench would measure its own starvation.
+type closingDialer struct {
+	d    Dialer
+	mu   sync.Mutex
+	last net.Conn
+}
+
+func (c *closingDialer) Dial(network, address string) (net.Conn, error) {
+	c.mu.Lock()
+	if c.last != nil {
+		c.last.Close()
+		c.last = nil
+	}
+	c.mu.Unlock()
+	conn, err := c.d.Dial(network, address)
+	if err == nil {
+		c.mu.Lock()
+		c.last = conn
+		c.mu.Unlock()
+	}
+	return conn, err
+}
+
 // Dialer opens a host's TCP connection (nats.CustomDialer): on the
 // machine's own network, or from a lab's host.
 type Dialer interface {
@@ -136,10 +168,11 @@ type Fleet struct {
 }
 
 type member struct {
-	host  Host
-	nc    *nats.Conn
-	mu    sync.Mutex
-	hello time.Time // when its last hello was answered
+	host   Host
+	pacing daemon.Pacing
+	nc     *nats.Conn
+	mu     sync.Mutex
+	hello  time.Time // when its last hello was answered
 }
 
 // Connect connects hosts and has each say hello once connected. It returns
@@ -185,15 +218,19 @@ func Connect(ctx context.Context, hosts []Host, cfg FleetConfig) (*Fleet, time.D
 func connectOne(ctx context.Context, h Host, url string, cfg FleetConfig) (*member, error) {
 	m := &member{host: h}
 	pub, _ := h.KP.PublicKey()
+	var d Dialer = &net.Dialer{Timeout: dialTimeout}
+	if cfg.Dialer != nil {
+		d = cfg.Dialer
+	}
 	opts := append(daemon.ConnectOptions(h.ID, "bench", cfg.Logger, nil),
 		nats.Nkey(pub, h.KP.Sign),
 		// The client says hello again whenever it reconnects; here that is
 		// how a restart's storm is measured.
 		nats.ReconnectHandler(func(*nats.Conn) { go m.sayHello(ctx) }),
-		nats.Timeout(requestTimeout))
-	if cfg.Dialer != nil {
-		opts = append(opts, nats.SetCustomDialer(cfg.Dialer))
-	}
+		nats.SetCustomDialer(&closingDialer{d: d}),
+		// Reconnections spread as the project's hello says, as the
+		// client's are.
+		daemon.PacedReconnect(&m.pacing))
 	// A server busy with thousands of connections may be late in the
 	// handshake or the callout: the client tries again, so does the bench.
 	var nc *nats.Conn
@@ -230,6 +267,7 @@ func (m *member) sayHello(ctx context.Context) error {
 				err = rep.Error
 			}
 			if err == nil {
+				m.pacing.Set(rep)
 				m.mu.Lock()
 				m.hello = time.Now()
 				m.mu.Unlock()

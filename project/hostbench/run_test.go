@@ -42,4 +42,18 @@ func TestRunMeasuresAFewHosts(t *testing.T) {
 	if r.Storm <= 0 || r.StormP50 > r.Storm || r.OthersWorst <= 0 {
 		t.Errorf("storm %v (half of the hosts at %v, tools' worst %v): want every host answered again after the restart", r.Storm, r.StormP50, r.OthersWorst)
 	}
+
+	// The same hosts on two leaf-node servers of the core.
+	rows, err = Run(ctx, Config{Servers: []Server{{Label: "test", Path: bin}}, Hosts: []int{hosts}, Concurrency: 8, Dir: t.TempDir(), Leaves: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Failed != "" {
+		t.Fatalf("hosts on leaf nodes: %+v", rows)
+	}
+	r = rows[0]
+	t.Logf("%+v", r)
+	if r.Leaves != 2 || r.LeafBaseMB <= 0 || r.LeafConnectedMB <= 0 || r.ConnectPerSecond <= 0 {
+		t.Errorf("row %+v: want the leaves' memory and a connect rate measured", r)
+	}
 }

@@ -301,6 +301,9 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 		BeatSeconds:  m.cfg.Beat.Seconds(),
 		LeaseSeconds: m.cfg.Lease.Seconds(),
 		SigningKey:   m.cfg.SigningKey,
+		// The hosts' count, not the connected ones': a restart loses every
+		// connection the server held.
+		ReconnectSpreadSeconds: wu.ReconnectSpread(len(m.st.Hosts)).Seconds(),
 	}, nil
 }
 

@@ -10,6 +10,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // A mode is how a server reaches the project's NATS and what it does
@@ -150,6 +152,10 @@ func (e embedded) connect(s *Server) error {
 		// storm when it comes back.
 		LameDuckDuration:    200 * time.Millisecond,
 		LameDuckGracePeriod: time.Millisecond,
+		ProfPort:            s.cfg.ProfilePort,
+		// Connections wait for the auth callout in turn when thousands
+		// come at once; the clients wait as long (wu.ConnectTimeout).
+		AuthTimeout: wu.AuthTimeout.Seconds(),
 	}
 	if err := s.secureOptions(opts, e.dataDir); err != nil {
 		return err

@@ -107,6 +107,10 @@ type Config struct {
 	// zero).
 	Batch  gateway.Batching
 	Logger *slog.Logger
+	// ProfilePort, when not 0, serves Go's profiles of this process
+	// (/debug/pprof/) on this port of the NATS listener's host, through the
+	// embedded NATS server's profiler. For measurements only: anyone who reaches the port may read them.
+	ProfilePort int
 	// BOINC serves stock BOINC clients (boinc.go); off unless Listen is set.
 	BOINC BOINC
 
