@@ -1,6 +1,9 @@
 package workunits
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Query subjects answered by a scheduler member from its state, outside the
 // log: they change nothing.
@@ -21,6 +24,49 @@ type StatusReply struct {
 	Hosts   []HostStatus  `json:"hosts"`
 	Users   []UserStatus  `json:"users,omitempty"`
 	Teams   []TeamStatus  `json:"teams,omitempty"`
+	// HostsTotal, UsersTotal and TeamsTotal are set in a reply cut to fit
+	// one message (EncodeStatus): they count every host, user and team,
+	// where the lists hold only the hosts seen most recently and the first
+	// users and teams.
+	HostsTotal int `json:"hosts_total,omitempty"`
+	UsersTotal int `json:"users_total,omitempty"`
+	TeamsTotal int `json:"teams_total,omitempty"`
+}
+
+// MaxStatusBytes bounds a status reply sent over NATS, under the 1 MB a
+// NATS message may carry by default.
+const MaxStatusBytes = 960 << 10
+
+// EncodeStatus writes st in at most limit bytes: a project of some
+// thousands of hosts has a status larger than a NATS message may be, so
+// its lists are cut, by half at a time, keeping the hosts seen most
+// recently (in the order of st) and the first users and teams, and the
+// totals say how many there are.
+func EncodeStatus(st StatusReply, limit int) []byte {
+	b := Encode(st)
+	if len(b) <= limit {
+		return b
+	}
+	hosts, users, teams := st.Hosts, st.Users, st.Teams
+	st.HostsTotal, st.UsersTotal, st.TeamsTotal = len(hosts), len(users), len(teams)
+	// The hosts by last seen, newest first: index into hosts.
+	recent := make([]int, len(hosts))
+	for i := range recent {
+		recent[i] = i
+	}
+	slices.SortStableFunc(recent, func(a, b int) int { return hosts[b].LastSeen.Compare(hosts[a].LastSeen) })
+	for div := 2; ; div *= 2 {
+		keep := slices.Clone(recent[:len(recent)/div])
+		slices.Sort(keep)
+		st.Hosts = make([]HostStatus, len(keep))
+		for i, j := range keep {
+			st.Hosts[i] = hosts[j]
+		}
+		st.Users, st.Teams = users[:len(users)/div], teams[:len(teams)/div]
+		if b = Encode(st); len(b) <= limit || len(keep)+len(st.Users)+len(st.Teams) == 0 {
+			return b
+		}
+	}
 }
 
 // BatchStatus counts a batch's work units and tasks by state.

@@ -388,7 +388,13 @@ func status(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Speed/1e9, h.Class, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339))
 	}
+	if st.HostsTotal > len(st.Hosts) {
+		fmt.Fprintf(w, "(%d hosts of %d: those seen most recently)\n", len(st.Hosts), st.HostsTotal)
+	}
 	printCredit(w, st.Users, st.Teams)
+	if st.UsersTotal > len(st.Users) || st.TeamsTotal > len(st.Teams) {
+		fmt.Fprintf(w, "(%d users of %d, %d teams of %d: `user list` and `team list` show them all)\n", len(st.Users), st.UsersTotal, len(st.Teams), st.TeamsTotal)
+	}
 	return w.Flush()
 }
 

@@ -362,7 +362,7 @@ func (g *Gateway) admin(ctx context.Context, msg *nats.Msg) {
 }
 
 func (g *Gateway) status(_ context.Context, msg *nats.Msg) {
-	g.respond(msg, wu.Encode(g.cfg.Reads.Status()))
+	g.respond(msg, wu.EncodeStatus(g.cfg.Reads.Status(), wu.MaxStatusBytes))
 }
 
 func (g *Gateway) results(_ context.Context, msg *nats.Msg) {
