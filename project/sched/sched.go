@@ -87,6 +87,7 @@ type Machine struct {
 	workReply wu.WorkReply // scratch of work, not state
 	outs      []any        // outputs of the entry being applied, not state
 	available int          // tasks the entry being applied queued, not state
+	withheld  int64        // ms until a task left for a faster host may go to the requester (finish.go), not state
 }
 
 var (
@@ -325,6 +326,7 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	rep := &m.workReply
 	*rep = wu.WorkReply{V: wu.WireVersion, Assignments: rep.Assignments[:0]}
 	n := min(req.Slots, m.limit(h)-m.ix.running[h.ID])
+	m.withheld = 0
 	assign := func(t *task, u *unit) bool {
 		if m.holdsReplica(h, u, t.ID) {
 			return false
@@ -341,7 +343,7 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	}
 	m.setIdle(h, len(rep.Assignments) < n)
 	if len(rep.Assignments) == 0 {
-		rep.RetrySeconds = m.cfg.Retry.Seconds()
+		rep.RetrySeconds = m.retryAfter().Seconds()
 	}
 	return rep, nil
 }

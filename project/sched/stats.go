@@ -255,6 +255,9 @@ func (m *Machine) addMember(tid, uid string) {
 
 // setTaskState moves t to state s, keeping the count of tasks by state.
 func (m *Machine) setTaskState(t *task, s wu.TaskState) {
+	if t.State == wu.TaskUnsent && s != wu.TaskUnsent {
+		m.waitWork(t, -1)
+	}
 	m.six.tasks[t.State]--
 	t.State = s
 	m.six.tasks[s]++
