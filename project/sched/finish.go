@@ -1,7 +1,6 @@
 package sched
 
 import (
-	"container/heap"
 	"math"
 	"math/bits"
 	"slices"
@@ -15,8 +14,9 @@ import (
 // would, the task is left for it: a slow host does not take the last
 // mid-sized task of a batch while the fast host that would finish it in a
 // tenth of the time is seconds from free. A busy fast host does not starve
-// the slow ones: its backlog counts, and with a few tasks per core queued
-// on it the slow host's own estimate is usually the sooner.
+// the slow ones: its backlog counts, and so does the waiting work at least
+// as large as the task, which the faster hosts take first; while much
+// waits, the slow host's own estimate is the sooner and it takes its share.
 //
 // The alternatives are kept per bucket of the host histogram (a quarter of
 // a binary order of magnitude of speed), each bucket a heap of its hosts by
@@ -27,17 +27,19 @@ import (
 // of each faster bucket that holds hosts: a few dozen at most.
 //
 // A host that is not where its estimate says — due back, or due to ask,
-// more than a beat ago — holds nothing back: its tasks are late, so its
-// estimate is wrong (it was never measured, or it lied), or it is gone. A
-// task is therefore withheld from a free host at most until the
-// alternative's estimated start and a beat, and the host refused is told
-// to ask again then. Hosts that lose or fail many tasks are no
-// alternatives at all. Everything is computed from the state and the
-// entry's time, with ties broken by host id, so every member decides
-// alike; the heaps are derived, rebuilt on Restore.
+// longer ago than the retry interval — holds nothing back: its tasks are
+// late, so its estimate is wrong (it was never measured, or it lied), or
+// it is gone. A task is therefore withheld from a free host at most until
+// the alternative's estimated start and a retry interval, and the host
+// refused is told to ask again then. (A beat would be too long: a project
+// beating hourly would hold the last tasks of a batch back for an hour
+// behind a host whose benchmark was optimistic.) Hosts that lose or fail
+// many tasks are no alternatives at all. Everything is computed from the
+// state and the entry's time, with ties broken by host id, so every member
+// decides alike; the heaps are derived, rebuilt on Restore.
 
 // finishGrace is how late beyond its estimate a host may be and still hold
-// work back: a beat, at least this.
+// work back: the retry interval, at least this.
 const finishGrace = time.Second
 
 // altHeap is the hosts of one speed bucket by when each is expected to be
@@ -54,21 +56,52 @@ type altEntry struct {
 	h    *host
 }
 
-func (a altHeap) Len() int { return len(a) }
-func (a altHeap) Less(i, j int) bool {
-	if a[i].free != a[j].free {
-		return a[i].free < a[j].free
+// before orders the heap: the soonest free first, then by id.
+func (e altEntry) before(o altEntry) bool {
+	if e.free != o.free {
+		return e.free < o.free
 	}
-	return strings.Compare(a[i].h.ID, a[j].h.ID) < 0
+	return strings.Compare(e.h.ID, o.h.ID) < 0
 }
-func (a altHeap) Swap(i, j int) { a[i], a[j] = a[j], a[i] }
-func (a *altHeap) Push(x any)   { *a = append(*a, x.(altEntry)) }
-func (a *altHeap) Pop() any {
-	old := *a
-	e := old[len(old)-1]
-	old[len(old)-1] = altEntry{}
-	*a = old[:len(old)-1]
-	return e
+
+// push and pop are container/heap's, written out for the entry type: that
+// package's interface would allocate for every entry pushed and popped, on
+// the path of every work request.
+func (a *altHeap) push(e altEntry) {
+	*a = append(*a, e)
+	q := *a
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].before(q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (a *altHeap) pop() {
+	q := *a
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = altEntry{}
+	q = q[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && q[r].before(q[l]) {
+			c = r
+		}
+		if !q[c].before(q[i]) {
+			break
+		}
+		q[i], q[c] = q[c], q[i]
+		i = c
+	}
+	*a = q
 }
 
 // alternatives is the hosts that may hold work back, by speed bucket, and
@@ -90,9 +123,15 @@ func (m *Machine) waitWork(t *task, sign int64) {
 	}
 }
 
-// edges holds 2^(k/4), k = 0..3: a bucket's lowest speed is
-// Ldexp(edges[b%4], b/4), exact on every CPU.
-var edges = [4]float64{1, 1.189207115002721, 1.4142135623730951, 1.681792830507429}
+// lowest holds each bucket's lowest speed, 2^(b/4): made with Ldexp from
+// the four roots 2^(k/4), exact on every CPU.
+var lowest = func() (l [buckets]float64) {
+	roots := [4]float64{1, 1.189207115002721, 1.4142135623730951, 1.681792830507429}
+	for b := range l {
+		l[b] = math.Ldexp(roots[b%4], b/4)
+	}
+	return l
+}()
 
 // ahead is how long, in milliseconds, the hosts faster than bucket own
 // take over the work waiting that is at least u's size, which they take
@@ -110,7 +149,7 @@ func (m *Machine) ahead(u *unit, own int) int64 {
 	var speed float64
 	for b := own + 1; b < buckets; b++ {
 		if n := m.ix.hosts.n[b]; n > 0 {
-			speed += float64(float64(n) * math.Ldexp(edges[b%4], b/4))
+			speed += float64(float64(n) * lowest[b])
 		}
 	}
 	if speed <= 0 {
@@ -145,7 +184,7 @@ func (m *Machine) placeAlt(h *host) {
 		return
 	}
 	b := int(h.bucket - 1)
-	heap.Push(&m.ix.alts.heaps[b], altEntry{free: h.free, h: h})
+	m.ix.alts.heaps[b].push(altEntry{free: h.free, h: h})
 	m.ix.alts.used[b/64] |= 1 << (b % 64)
 	// Entries are taken out as they come to the top: here too, so that a
 	// bucket no slower host looks at does not grow.
@@ -169,13 +208,13 @@ func (m *Machine) firstAlt(b int, now, grace int64) *host {
 		if m.current(e, b) && e.free+grace >= now {
 			return e.h
 		}
-		heap.Pop(&al.heaps[b])
+		al.heaps[b].pop()
 	}
 	al.used[b/64] &^= 1 << (b % 64)
 	return nil
 }
 
-func (m *Machine) finishGrace() int64 { return max(m.cfg.Beat, finishGrace).Milliseconds() }
+func (m *Machine) finishGrace() int64 { return max(m.cfg.Retry, finishGrace).Milliseconds() }
 
 // sooner reports whether another host would finish u sooner than h, each
 // with what it holds: then u is left for it. The time until that host's
@@ -203,14 +242,14 @@ func (m *Machine) sooner(u *unit, h *host) bool {
 			b := w*64 + bits.TrailingZeros64(word)
 			word &= word - 1
 			a := m.firstAlt(b, now, grace)
-			if a == nil || !m.reliable(a) || m.holdsReplica(a, u, "") {
+			if a == nil || !m.reliable(a) {
 				continue
 			}
 			if queue < 0 {
 				queue = m.ahead(u, own)
 			}
 			start := max(a.free-now, 0) + queue
-			if float64(start)+float64(float64(m.estimate(u, a))*dcf(a)) < mine {
+			if float64(start)+float64(float64(m.estimate(u, a))*dcf(a)) < mine && !m.holdsReplica(a, u, "") {
 				if m.withheld == 0 || start < m.withheld {
 					m.withheld = max(start, 1)
 				}

@@ -2,9 +2,13 @@ package sched
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/momonga-project/momonga/vpeer/fsm"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -68,9 +72,9 @@ func TestSlowHostTakesTaskBehindFastHostsLongBacklog(t *testing.T) {
 }
 
 // TestLateFastHostStopsHoldingWorkBack: a host that claims 10,000 times its
-// speed holds work back only until it is late by more than a beat; its
-// late result then ranks it below the honest slow host, and it holds
-// nothing back any more, even idle.
+// speed holds work back only until it is late by more than the retry
+// interval; its late result then ranks it below the honest slow host, and
+// it holds nothing back any more, even idle.
 func TestLateFastHostStopsHoldingWorkBack(t *testing.T) {
 	h := newHarness(t)
 	h.primes()
@@ -85,12 +89,12 @@ func TestLateFastHostStopsHoldingWorkBack(t *testing.T) {
 	if got := h.work("slow", 1); len(got) != 0 {
 		t.Fatalf("the slow host took %v while the liar claims to be free in 0.1 s", fpopsOf(got))
 	}
-	// Due 0.1 s after it was sent: a beat (10 s) later it is late, beating
-	// or not, and the task goes to the slow host.
+	// Due 0.1 s after it was sent: 5 s later (the retry interval) it is
+	// late, beating or not, and the task goes to the slow host.
 	h.pass(5 * time.Second)
 	h.beat("liar", lied[0].Task, 0.01)
 	if got := h.work("slow", 1); len(got) != 0 {
-		t.Fatalf("the slow host took %v within a beat of the liar's estimate", fpopsOf(got))
+		t.Fatalf("the slow host took %v within the retry interval of the liar's estimate", fpopsOf(got))
 	}
 	h.pass(6 * time.Second)
 	h.beat("liar", lied[0].Task, 0.01)
@@ -115,4 +119,84 @@ func TestLateFastHostStopsHoldingWorkBack(t *testing.T) {
 	if got := h.work("slow", 1); len(got) != 1 {
 		t.Fatalf("the slow host got nothing beside the re-classified liar")
 	}
+}
+
+// BenchmarkApplyWorkSized is BenchmarkApplyWork with the earliest-finish
+// check at work: 1,000 hosts of speeds spread over three orders of
+// magnitude, units of four sizes, each request for one slot; no bound on
+// the tasks a host holds, so that every request is served.
+func BenchmarkApplyWorkSized(b *testing.B) {
+	h := newHarness(b)
+	h.m = New(Config{Lease: 30 * time.Second, MaxTasksPerCore: -1})
+	h.tick(0)
+	h.primes()
+	sizes := []float64{1e9, 1e10, 1e11, 1e12}
+	for done := 0; done < b.N; {
+		n := min(wu.MaxUnitsPerSubmit, b.N-done)
+		spec := wu.Submit{V: 1, Batch: "b" + strconv.Itoa(done/100_000), App: "primes", Replication: 1, Quorum: 1}
+		for i := range n {
+			spec.Units = append(spec.Units, wu.UnitSpec{Args: []string{strconv.Itoa(done + i)}, FPOps: sizes[(done+i)%len(sizes)]})
+		}
+		h.must(h.req("adm:test", wu.OpSubmit, spec, nil))
+		done += n
+	}
+	const hosts = 1000
+	for i := range hosts {
+		h.helloAs("h"+strconv.Itoa(i), 1+i%4, 1e8*math.Pow(1000, float64(i)/hosts))
+	}
+	payloads := make([][]byte, b.N)
+	for i := range payloads {
+		host := "h" + strconv.Itoa(i%hosts)
+		h.hs[host]++
+		seq := h.hs[host]
+		payloads[i] = wu.Encode(wu.Command{V: 1, Op: wu.OpWork, Host: host, Seq: seq, Body: wu.Encode(wu.WorkRequest{V: 1, Seq: seq, Slots: 1})})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		h.seq++
+		h.m.Apply(fsm.Entry{Seq: h.seq, Time: h.now, Payload: payloads[i]})
+	}
+}
+
+// TestAltHeapPopsSoonestFirst: the heap written out for the alternatives
+// gives its entries back by free time, then by host id, whatever the order
+// they came in.
+func TestAltHeapPopsSoonestFirst(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var a altHeap
+	var want []altEntry
+	for i := range 500 {
+		e := altEntry{free: rng.Int64N(50), h: &host{ID: "h" + strconv.Itoa(i)}}
+		a.push(e)
+		want = append(want, e)
+		if rng.IntN(3) == 0 { // pops between pushes too
+			slices.SortFunc(want, cmpEntries)
+			if a[0] != want[0] {
+				t.Fatalf("top is %v, want %v", a[0], want[0])
+			}
+			a.pop()
+			want = want[1:]
+		}
+	}
+	slices.SortFunc(want, cmpEntries)
+	for i, w := range want {
+		if a[0] != w {
+			t.Fatalf("pop %d gave free %d host %s, want %d %s", i, a[0].free, a[0].h.ID, w.free, w.h.ID)
+		}
+		a.pop()
+	}
+	if len(a) != 0 {
+		t.Fatalf("%d entries left", len(a))
+	}
+}
+
+func cmpEntries(x, y altEntry) int {
+	switch {
+	case x.before(y):
+		return -1
+	case y.before(x):
+		return 1
+	}
+	return 0
 }
