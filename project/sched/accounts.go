@@ -39,6 +39,7 @@ type indexes struct {
 	// hosts that may hold work back, by speed.
 	held map[string][]*task
 	alts alternatives
+	late []altEntry // busy hosts late on their estimate (backup.go)
 }
 
 func (m *Machine) reindex() {

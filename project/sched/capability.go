@@ -412,6 +412,9 @@ func (m *Machine) pickCapable(h *host, n int, cache []wu.Hash, assign func(*task
 	if got < n {
 		m.st.Unsent = m.pickFrom(m.st.Unsent, h, &got, n, take)
 	}
+	if got == 0 && n > 0 {
+		m.pickBackup(h, take)
+	}
 }
 
 // reliable reports whether h has lost or failed no more than a third of

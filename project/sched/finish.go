@@ -205,8 +205,11 @@ func (m *Machine) firstAlt(b int, now, grace int64) *host {
 	al := &m.ix.alts
 	for len(al.heaps[b]) > 0 {
 		e := al.heaps[b][0]
-		if m.current(e, b) && e.free+grace >= now {
-			return e.h
+		if m.current(e, b) {
+			if e.free+grace >= now {
+				return e.h
+			}
+			m.noteLate(e) // for a backup copy (backup.go)
 		}
 		al.heaps[b].pop()
 	}

@@ -191,12 +191,47 @@ func TestAltHeapPopsSoonestFirst(t *testing.T) {
 	}
 }
 
-func cmpEntries(x, y altEntry) int {
-	switch {
-	case x.before(y):
-		return -1
-	case y.before(x):
-		return 1
+// TestLateSlowHostsTaskGetsBackupOnIdleFastHost: a slow host takes a task
+// it was estimated to finish first, then computes at a fraction of its
+// benchmark. Once it has had the task twice as long as estimated, the fast
+// host, idle, gets a second replica, which it finishes first: the unit is
+// valid with it and the slow host is told to abort.
+func TestLateSlowHostsTaskGetsBackupOnIdleFastHost(t *testing.T) {
+	h := newHarness(t)
+	h.primes()
+	h.helloAs("fast", 1, 1e10)
+	h.helloAs("slow", 1, 1e9)
+	h.sized("b", 86400, 1e11) // 10 s on the fast host
+	h.sized("b", 86400, 1e10) // 10 s on the slow host, 1 s on the fast
+	heavy := h.work("fast", 1)
+	slow := h.work("slow", 1)
+	if len(heavy) != 1 || len(slow) != 1 || slow[0].FPOps != 1e10 {
+		t.Fatalf("fast took %v, slow %v", fpopsOf(heavy), fpopsOf(slow))
 	}
-	return 0
+	h.pass(10 * time.Second)
+	h.beat("slow", slow[0].Task, 0.25)
+	h.must(h.report("fast", heavy[0].Task, "r"))
+	if got := h.work("fast", 1); len(got) != 0 {
+		t.Fatalf("the fast host got %v while the slow one was not late yet", fpopsOf(got))
+	}
+	h.pass(6 * time.Second)
+	h.beat("slow", slow[0].Task, 0.3)
+	if got := h.work("fast", 1); len(got) != 0 {
+		t.Fatalf("the fast host got %v after 16 s of a task estimated at 10 s", fpopsOf(got))
+	}
+	h.pass(5 * time.Second)
+	h.beat("slow", slow[0].Task, 0.4) // 31.5 s left at this pace
+	h.restore()                       // a member restored now decides alike
+	backup := h.work("fast", 1)
+	if len(backup) != 1 || backup[0].WorkUnit != slow[0].WorkUnit || backup[0].Task == slow[0].Task {
+		t.Fatalf("the idle fast host got %+v, want a second replica of %s", backup, slow[0].Task)
+	}
+	h.pass(time.Second)
+	h.must(h.report("fast", backup[0].Task, "x"))
+	if abort := h.beat("slow", slow[0].Task, 0.35); len(abort) != 1 || abort[0] != slow[0].Task {
+		t.Fatalf("the slow host was told to abort %v", abort)
+	}
+	if st := h.status(); st.Batches[0].Valid != 2 {
+		t.Fatalf("batch: %+v", st.Batches[0])
+	}
 }
