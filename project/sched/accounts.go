@@ -36,11 +36,17 @@ type indexes struct {
 	waiting [buckets]int // the waiting tasks, by their unit's size bucket
 	byBlob  map[wu.Hash][]string
 	idle    map[string]bool
+	// Earliest finish (finish.go): the tasks each host holds, and the
+	// hosts that may hold work back, by speed.
+	held map[string][]*task
+	alts alternatives
+	late []altEntry // busy hosts late on their estimate (backup.go)
 }
 
 func (m *Machine) reindex() {
 	m.ix = indexes{userByKey: map[wu.Hash]string{}, userByName: map[string]string{}, teamByName: map[string]string{}, hostByNKey: map[string]*host{},
-		running: map[string]int{}, backlog: map[string]int64{}, byBlob: map[wu.Hash][]string{}, idle: map[string]bool{}}
+		running: map[string]int{}, backlog: map[string]int64{}, byBlob: map[wu.Hash][]string{}, idle: map[string]bool{},
+		held: map[string][]*task{}}
 	for id, u := range m.st.Users {
 		m.ix.userByKey[u.KeyHash] = id
 		m.ix.userByName[u.Name] = id
@@ -62,6 +68,15 @@ func (m *Machine) reindex() {
 		t := m.st.Tasks[id]
 		m.ix.running[t.Host]++
 		m.ix.backlog[t.Host] += t.Est
+		m.ix.held[t.Host] = append(m.ix.held[t.Host], t)
+	}
+	for _, h := range m.st.Hosts {
+		m.placeAlt(h)
+	}
+	for _, t := range m.st.Tasks {
+		if t.State == wu.TaskUnsent {
+			m.waitWork(t, 1)
+		}
 	}
 	for _, u := range m.st.Units {
 		if computed(u) {

@@ -168,6 +168,7 @@ func (m *Machine) speed(h *host) float64 {
 // only active hosts count (not revoked, seen within activeWindow), so that
 // hosts gone for good do not hold the ones that stay out of the top class.
 func (m *Machine) rank(h *host) {
+	defer m.placeAlt(h)
 	counted := h.bucket > 0
 	if counted {
 		m.ix.hosts.add(int(h.bucket-1), -1)
@@ -196,6 +197,8 @@ func (m *Machine) seenNow(h *host) {
 	h.LastSeen = m.st.Now
 	if h.bucket == 0 {
 		m.rank(h)
+	} else if m.ix.running[h.ID] == 0 {
+		m.placeAlt(h) // when it asks next moved
 	}
 }
 
@@ -213,6 +216,7 @@ func (m *Machine) retire(now time.Time) {
 		}
 		m.ix.hosts.add(int(h.bucket-1), -1)
 		h.bucket = 0
+		m.placeAlt(h)
 	}
 }
 
@@ -287,6 +291,7 @@ func (m *Machine) hold(t *task) {
 	m.st.Assigned[t.ID] = true
 	m.ix.running[t.Host]++
 	m.ix.backlog[t.Host] += t.Est
+	m.holdFor(t)
 	m.watch(t)
 }
 
@@ -301,6 +306,7 @@ func (m *Machine) release(t *task) {
 	if m.ix.backlog[t.Host] -= t.Est; m.ix.backlog[t.Host] == 0 {
 		delete(m.ix.backlog, t.Host)
 	}
+	m.unholdFor(t)
 }
 
 // measure learns from a successful report of t by h: h's DCF and, for a
@@ -375,7 +381,7 @@ func waiting(t *task) bool { return t != nil && t.State == wu.TaskUnsent }
 func (m *Machine) pickCapable(h *host, n int, cache []wu.Hash, assign func(*task, *unit) bool) {
 	got := 0
 	take := func(t *task, u *unit) bool {
-		if got < n && m.feasible(u, h) && assign(t, u) {
+		if got < n && m.feasible(u, h) && !m.sooner(u, h) && assign(t, u) {
 			got++
 			return true
 		}
@@ -405,6 +411,9 @@ func (m *Machine) pickCapable(h *host, n int, cache []wu.Hash, assign func(*task
 	}
 	if got < n {
 		m.st.Unsent = m.pickFrom(m.st.Unsent, h, &got, n, take)
+	}
+	if got == 0 && n > 0 {
+		m.pickBackup(h, take)
 	}
 }
 
@@ -529,6 +538,7 @@ func (m *Machine) queued(t *task) {
 	if u := m.st.Units[t.Unit]; u.Stdin != "" {
 		m.index(u.Stdin, t.ID)
 	}
+	m.waitWork(t, 1)
 	m.available++
 }
 

@@ -88,6 +88,7 @@ type Machine struct {
 	picked    pickScratch  // scratch of pickFrom, not state
 	outs      []any        // outputs of the entry being applied, not state
 	available int          // tasks the entry being applied queued, not state
+	withheld  int64        // ms until a task left for a faster host may go to the requester (finish.go), not state
 }
 
 var (
@@ -329,6 +330,7 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	rep := &m.workReply
 	*rep = wu.WorkReply{V: wu.WireVersion, Assignments: rep.Assignments[:0]}
 	n := min(req.Slots, m.limit(h)-m.ix.running[h.ID])
+	m.withheld = 0
 	assign := func(t *task, u *unit) bool {
 		if m.holdsReplica(h, u, t.ID) {
 			return false
@@ -345,7 +347,7 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	}
 	m.setIdle(h, len(rep.Assignments) < n)
 	if len(rep.Assignments) == 0 {
-		rep.RetrySeconds = m.cfg.Retry.Seconds()
+		rep.RetrySeconds = m.retryAfter().Seconds()
 	}
 	return rep, nil
 }

@@ -147,6 +147,9 @@ func TestOlderSnapshotsStillRestore(t *testing.T) {
 	for _, tk := range h.m.st.Tasks {
 		tk.Est, tk.Expect = 0, 0
 	}
+	for _, hs := range h.m.st.Hosts {
+		hs.free = h.m.freeAt(hs) // derived from Expect
+	}
 	h.m.st.Shares = map[wu.Hash]string{}
 	if !reflect.DeepEqual(h.m.st, m2.st) {
 		t.Fatalf("version 3 restored differs:\n%+v\n%+v", h.m.st, m2.st)

@@ -184,6 +184,9 @@ type host struct {
 	// counted in (capability.go), 0 when it is not counted: derived, not
 	// part of the state, and here rather than in a map by id for its size.
 	bucket int32
+	// free is when the host is expected to be free, in unix milliseconds
+	// (finish.go): derived too.
+	free int64
 
 	User    string    `json:"user,omitempty"` // owner's id; "" for a host of an open project
 	NKey    string    `json:"nkey,omitempty"` // public key it authenticates with

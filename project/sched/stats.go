@@ -263,6 +263,9 @@ func (m *Machine) setTaskState(t *task, s wu.TaskState) {
 		}
 		m.ix.waiting[bucket(m.st.Units[t.Unit].FPOps)] += d
 	}
+	if t.State == wu.TaskUnsent && s != wu.TaskUnsent {
+		m.waitWork(t, -1)
+	}
 	m.six.tasks[t.State]--
 	t.State = s
 	m.six.tasks[s]++
