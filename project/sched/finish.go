@@ -166,20 +166,28 @@ func (m *Machine) freeAt(h *host) int64 {
 	if len(held) == 0 {
 		return h.LastSeen.Add(m.cfg.Retry).UnixMilli()
 	}
-	d := dcf(h)
 	var free int64
 	for _, t := range held {
-		free = max(free, t.Sent.UnixMilli()+int64(float64(float64(t.Expect)*d)))
+		free = max(free, dueBack(t, h))
 	}
 	return free
+}
+
+// dueBack is when t is expected back from h, in unix milliseconds: sent,
+// plus its expected run time corrected by h's DCF.
+func dueBack(t *task, h *host) int64 {
+	return t.Sent.UnixMilli() + int64(float64(float64(t.Expect)*dcf(h)))
 }
 
 // placeAlt works out again when h is expected to be free and puts it among
 // the alternatives of its speed bucket at that time: after any change to
 // what it holds, its speed, its last request while it holds nothing, or
 // whether it counts among the active hosts.
-func (m *Machine) placeAlt(h *host) {
-	h.free = m.freeAt(h)
+func (m *Machine) placeAlt(h *host) { m.placeAltAt(h, m.freeAt(h)) }
+
+// placeAltAt puts h among the alternatives, free at free.
+func (m *Machine) placeAltAt(h *host, free int64) {
+	h.free = free
 	if h.bucket == 0 || h.Revoked || m.st.Hosts[h.ID] != h {
 		return
 	}
@@ -273,8 +281,19 @@ func (m *Machine) retryAfter() time.Duration {
 // holdFor keeps the list of t's host's tasks, which t joined, and the
 // host's place among the alternatives; unholdFor undoes it.
 func (m *Machine) holdFor(t *task) {
-	m.ix.held[t.Host] = append(m.ix.held[t.Host], t)
-	if h := m.st.Hosts[t.Host]; h != nil {
+	held := append(m.ix.held[t.Host], t)
+	m.ix.held[t.Host] = held
+	h := m.st.Hosts[t.Host]
+	switch {
+	case h == nil:
+	case len(held) > 1:
+		// h.free is the latest of its other tasks due back (placeAlt
+		// works it out again whenever h's speed changes): t moves it
+		// only if it is due later, and no task h holds is read again.
+		if due := dueBack(t, h); due > h.free {
+			m.placeAltAt(h, due)
+		}
+	default:
 		m.placeAlt(h)
 	}
 }
