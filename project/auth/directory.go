@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -65,25 +66,63 @@ type directoryReply struct {
 
 // ServeDirectory answers the directory's subjects on nc (a connection of
 // the project's account) from dir, until the subscriptions are drained with
-// nc. Every core server serves it, as a queue group.
+// nc. Every core server serves it, as a queue group. The questions are
+// answered side by side, directoryInFlight at most: a leaf node's storm of
+// handshakes asks thousands at once, and each answer may wait for the
+// scheduler's member to finish applying a record.
 func ServeDirectory(nc *nats.Conn, dir Directory) error {
-	answer := func(m *nats.Msg, rep directoryReply) {
-		b, _ := json.Marshal(rep)
-		_ = m.Respond(b)
+	slots := make(chan struct{}, directoryInFlight)
+	serve := func(find func(data []byte) directoryReply) nats.MsgHandler {
+		return func(m *nats.Msg) {
+			slots <- struct{}{}
+			go func() {
+				defer func() { <-slots }()
+				b, _ := json.Marshal(find(m.Data))
+				_ = m.Respond(b)
+			}()
+		}
 	}
-	if _, err := nc.QueueSubscribe(SubjectDirectoryHost, "auth-directory", func(m *nats.Msg) {
-		hc, ok := dir.HostByNKey(string(m.Data))
-		answer(m, directoryReply{Found: ok, Host: hc})
-	}); err != nil {
+	if _, err := nc.QueueSubscribe(SubjectDirectoryHost, "auth-directory", serve(func(data []byte) directoryReply {
+		hc, ok := dir.HostByNKey(string(data))
+		return directoryReply{Found: ok, Host: hc}
+	})); err != nil {
 		return fmt.Errorf("auth directory: %w", err)
 	}
-	if _, err := nc.QueueSubscribe(SubjectDirectoryUser, "auth-directory", func(m *nats.Msg) {
-		id, ok := dir.UserByKeyHash(wu.Hash(m.Data))
-		answer(m, directoryReply{Found: ok, User: id})
-	}); err != nil {
+	if _, err := nc.QueueSubscribe(SubjectDirectoryUser, "auth-directory", serve(func(data []byte) directoryReply {
+		id, ok := dir.UserByKeyHash(wu.Hash(data))
+		return directoryReply{Found: ok, User: id}
+	})); err != nil {
 		return fmt.Errorf("auth directory: %w", err)
 	}
 	return nc.Flush()
+}
+
+// directoryInFlight bounds the directory's questions answered at once.
+const directoryInFlight = 64
+
+// WaitForDirectory asks the core's directory about a key nobody holds
+// until it answers, or until timeout: a leaf-node server lets volunteers
+// in only once its callout can reach the core, as every handshake before
+// that would be refused and tried again.
+func WaitForDirectory(nc *nats.Conn, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := nc.Request(SubjectDirectoryHost, []byte("-"), time.Second)
+		if err == nil {
+			var rep directoryReply
+			if err = json.Unmarshal(m.Data, &rep); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("auth directory: the core did not answer within %v: %w", timeout, err)
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// Not reached yet (the leaf node is still connecting):
+			// a no-responders answer comes at once.
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 // RemoteDirectory is the Directory of a leaf-node server's callout: it asks

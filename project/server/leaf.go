@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
@@ -65,8 +66,20 @@ func (s *Server) startEdge() (err error) {
 	if err == nil {
 		err = s.auth.callout.Follow(s.nc)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// Volunteers are let in once the core's directory answers; a core that
+	// is down does not keep the leaf from serving once it is back.
+	if err := auth.WaitForDirectory(s.nc, leafDirectoryWait); err != nil {
+		s.cfg.Logger.Warn("leaf node: serving volunteers before the core answers; their handshakes are refused until it does", "err", err)
+	}
+	return nil
 }
+
+// leafDirectoryWait is how long a leaf-node server waits for the core's
+// directory before it lets volunteers in anyway.
+const leafDirectoryWait = 30 * time.Second
 
 // serveDirectory answers leaf-node servers' callouts from this server's
 // members.
