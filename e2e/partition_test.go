@@ -536,7 +536,12 @@ func (c *labCluster) simVolunteers(ctx context.Context, n int, hist *schedtest.H
 // exactly-once and the history, audits the log for two lease holders
 // acting at once, and returns the numbers and what the audit found.
 func partitionScenario(t *testing.T, bin string, faults []string, cutFor time.Duration) ([]faultNumbers, leaseAudit) {
-	c := newLabCluster(t, bin, 3, "--open", "--lease", "10m", "--beat", "1s")
+	// First come first served: the history is checked against a model
+	// that hands out the oldest task waiting (schedtest.Model). Under
+	// capability-aware scheduling a host may be refused a task a faster
+	// one would finish sooner, or given a backup copy of a task a cut-off
+	// host holds, which that model does not know of.
+	c := newLabCluster(t, bin, 3, "--open", "--lease", "10m", "--beat", "1s", "--scheduling", "fcfs")
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	c.mustCLI("app add", "primes", primesWasm)
