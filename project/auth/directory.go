@@ -97,6 +97,13 @@ func ServeDirectory(nc *nats.Conn, dir Directory) error {
 	return nc.Flush()
 }
 
+// A question that finds no responder is asked again, so many times at
+// most, this far apart.
+const (
+	noResponderTries = 5
+	noResponderPause = 50 * time.Millisecond
+)
+
 // directoryInFlight bounds the directory's questions answered at once.
 const directoryInFlight = 64
 
@@ -143,6 +150,12 @@ func (d RemoteDirectory) ask(subject string, data []byte) (directoryReply, bool)
 	}
 	var rep directoryReply
 	m, err := d.NC.Request(subject, data, timeout)
+	for try := 1; errors.Is(err, nats.ErrNoResponders) && try < noResponderTries; try++ {
+		// Through a leaf node the core's directory is now and then
+		// not seen for a moment: ask again before refusing a host.
+		time.Sleep(noResponderPause)
+		m, err = d.NC.Request(subject, data, timeout)
+	}
 	if err == nil {
 		err = json.Unmarshal(m.Data, &rep)
 	}

@@ -112,3 +112,29 @@ func TestWaitForDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoteDirectoryAsksAgainWhenNoneAnswers: a question that finds no
+// responder for a moment (through a leaf node, now and then) is asked
+// again, and the host is not refused for it.
+func TestRemoteDirectoryAsksAgainWhenNoneAnswers(t *testing.T) {
+	_, nc := startNATS(t)
+	dir := &slowDirectory{release: make(chan struct{})}
+	close(dir.release)
+	go func() {
+		time.Sleep(noResponderPause + noResponderPause/2)
+		_ = ServeDirectory(nc, dir)
+	}()
+	hc, ok := RemoteDirectory{NC: nc, Timeout: 5 * time.Second}.HostByNKey("k")
+	if !ok || hc.ID != "h-k" {
+		t.Fatalf("got %+v %v: the question was not asked again once the directory answered", hc, ok)
+	}
+	// With nobody ever answering, the host is refused after the tries.
+	_, nc2 := startNATS(t)
+	start := time.Now()
+	if _, ok := (RemoteDirectory{NC: nc2}).HostByNKey("k"); ok {
+		t.Fatal("found a host with no directory")
+	}
+	if took := time.Since(start); took < (noResponderTries-1)*noResponderPause {
+		t.Fatalf("refused after %v: it did not ask again", took)
+	}
+}
