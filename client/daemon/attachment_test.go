@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/client/runner"
+	"github.com/momonga-project/momonga/internal/natstest"
 	"github.com/momonga-project/momonga/internal/wait"
 	wu "github.com/momonga-project/momonga/workunits"
 )
@@ -34,20 +34,7 @@ type fakeProject struct {
 
 func startFakeProject(t *testing.T, signingKey string) *fakeProject {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	ns, nc := natstest.Start(t)
 	p := &fakeProject{t: t, url: ns.ClientURL(), signingKey: signingKey, blobs: map[wu.Hash][]byte{}}
 	respond := func(m *nats.Msg, v any) { _ = m.Respond(wu.Encode(v)) }
 	handlers := map[string]nats.MsgHandler{

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/internal/natstest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
@@ -18,20 +18,7 @@ import (
 // again, with the same sequence number, until it is answered; a refusal
 // for good is not.
 func TestRequestNotRecordedIsSentAgain(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	project, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(project.Close)
+	ns, project := natstest.Start(t)
 	var mu sync.Mutex
 	var seqs []uint64
 	if _, err := project.Subscribe("vol.*.result", func(m *nats.Msg) {

@@ -6,31 +6,11 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/momonga-project/momonga/internal/natstest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
-
-// startNATS runs a NATS server on a loopback port for the test.
-func startNATS(t *testing.T) (*natsserver.Server, *nats.Conn) {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return ns, nc
-}
 
 // slowDirectory answers after release is closed, and counts the questions
 // it holds at once.
@@ -54,7 +34,7 @@ func (d *slowDirectory) UserByKeyHash(wu.Hash) (string, bool) { return "", false
 // TestDirectoryAnswersSideBySide: questions that each wait on the
 // scheduler are answered together, not one after another.
 func TestDirectoryAnswersSideBySide(t *testing.T) {
-	_, nc := startNATS(t)
+	_, nc := natstest.Start(t)
 	dir := &slowDirectory{release: make(chan struct{})}
 	if err := ServeDirectory(nc, dir); err != nil {
 		t.Fatal(err)
@@ -94,7 +74,7 @@ func TestDirectoryAnswersSideBySide(t *testing.T) {
 // TestWaitForDirectory: a leaf waits for the core's directory, and gives up
 // after its time-out when none answers.
 func TestWaitForDirectory(t *testing.T) {
-	_, nc := startNATS(t)
+	_, nc := natstest.Start(t)
 	start := time.Now()
 	if err := WaitForDirectory(nc, 300*time.Millisecond); err == nil {
 		t.Fatal("no directory, and the wait ended without an error")
@@ -117,7 +97,7 @@ func TestWaitForDirectory(t *testing.T) {
 // responder for a moment (through a leaf node, now and then) is asked
 // again, and the host is not refused for it.
 func TestRemoteDirectoryAsksAgainWhenNoneAnswers(t *testing.T) {
-	_, nc := startNATS(t)
+	_, nc := natstest.Start(t)
 	dir := &slowDirectory{release: make(chan struct{})}
 	close(dir.release)
 	go func() {
@@ -129,7 +109,7 @@ func TestRemoteDirectoryAsksAgainWhenNoneAnswers(t *testing.T) {
 		t.Fatalf("got %+v %v: the question was not asked again once the directory answered", hc, ok)
 	}
 	// With nobody ever answering, the host is refused after the tries.
-	_, nc2 := startNATS(t)
+	_, nc2 := natstest.Start(t)
 	start := time.Now()
 	if _, ok := (RemoteDirectory{NC: nc2}).HostByNKey("k"); ok {
 		t.Fatal("found a host with no directory")
