@@ -132,10 +132,21 @@ type WorkRequest struct {
 	// Cache lists input blobs the host holds, newest first, at most
 	// MaxCacheReport: the scheduler prefers giving it work on them.
 	Cache []Hash `json:"cache,omitempty"`
+	// Held names the project's tasks the host holds, those finished and
+	// not yet reported included, when HeldAll says the list is whole. The
+	// scheduler sends again, in the reply, those it gave the host and the
+	// host does not name: a reply that never came, or a state file lost,
+	// costs the host no lease's wait and the project no task.
+	Held    []string `json:"held,omitempty"`
+	HeldAll bool     `json:"held_all,omitempty"`
 }
 
 // MaxCacheReport bounds the blobs a work request says the host holds.
 const MaxCacheReport = 64
+
+// MaxHeldReport bounds the tasks a work request names; a host that holds
+// more names none.
+const MaxHeldReport = 1024
 
 // Assignment gives one task to a host.
 type Assignment struct {
@@ -400,6 +411,14 @@ func (m *WorkRequest) Validate() error {
 	for _, h := range m.Cache {
 		if !h.Valid() {
 			return Errorf(CodeBadRequest, "cached blob %q is not a sha-256", h)
+		}
+	}
+	if len(m.Held) > MaxHeldReport {
+		return Errorf(CodeBadRequest, "work request names %d held tasks, more than %d", len(m.Held), MaxHeldReport)
+	}
+	for _, t := range m.Held {
+		if t == "" || len(t) > 2*MaxNameBytes {
+			return Errorf(CodeBadRequest, "work request names a malformed held task")
 		}
 	}
 	return nil

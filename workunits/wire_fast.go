@@ -166,6 +166,19 @@ func (r *reader) key() []byte {
 
 func (r *reader) str() string { return string(r.plain()) }
 
+func (r *reader) boolean() bool {
+	switch r.peek() {
+	case 't':
+		r.literal("true")
+		return true
+	case 'f':
+		r.literal("false")
+	default:
+		r.fail()
+	}
+	return false
+}
+
 // text reads any string: by hand, unless it has \u escapes or bytes
 // that are not UTF-8, which encoding/json reads its own way.
 func (r *reader) text() string {
@@ -493,6 +506,16 @@ func (r *reader) workRequest(w *WorkRequest) {
 			for n := 0; r.more(']', n); n++ {
 				w.Cache = append(w.Cache, Hash(r.str()))
 			}
+		case "held":
+			r.once(&seen, 16)
+			r.expect('[')
+			w.Held = []string{}
+			for n := 0; r.more(']', n); n++ {
+				w.Held = append(w.Held, r.str())
+			}
+		case "held_all":
+			r.once(&seen, 32)
+			w.HeldAll = r.boolean()
 		default:
 			r.fail()
 		}

@@ -15,6 +15,7 @@ var hotSeeds = []string{
 	` { "v" : 1 , "op" : "result" , "body" : [1, -2.5e-3, "x\u00e9\n", true, false, null, {}, []] } `,
 	`{"v":1,"seq":7,"slots":2}`,
 	`{"v":1,"seq":7,"slots":2,"cache":["` + string(HashOf(nil)) + `","` + string(HashOf([]byte("x"))) + `"]}`,
+	`{"v":1,"seq":7,"slots":2,"held":["wu1_0","wu2_1"],"held_all":true}`,
 	`{"v":1,"seq":4,"tasks":[]}`,
 	`{"v":1,"seq":4,"tasks":[{"task":"wu1_0","fraction":1e-7},{"task":"wu2_1","cpu_seconds":-0}]}`,
 	`{"v":1,"seq":2,"task":"wu1_0","outcome":"success","output":"` + string(HashOf(nil)) + `","output_size":0,"exit_code":-3,"reason":"ok","cpu_seconds":3.25}`,
@@ -83,7 +84,7 @@ func TestDecodeFast(t *testing.T) {
 		checkDecodeFast(t, []byte(s))
 	}
 	// The messages momonga writes take the fast path.
-	for _, s := range hotSeeds[:13] {
+	for _, s := range hotSeeds[:14] {
 		var ok bool
 		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}, &WorkReply{}} {
 			fast, _ := decodeFast([]byte(s), v)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -482,6 +483,66 @@ func TestCorruptStateRecovers(t *testing.T) {
 		t.Errorf("damaged file not set aside: %v", aside)
 	}
 	wait.For(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
+}
+
+// TestLostWorkReplyIsSentAgain: the tasks the project gave this host in a
+// reply that never reached it come back at its first work request, long
+// before their leases (a minute) run out; a task it finished and has not
+// reported yet is not sent again.
+func TestLostWorkReplyIsSentAgain(t *testing.T) {
+	proj := startProject(t)
+	proj.submit(t, "b", wu.Limits{MemoryBytes: 16 << 20}, []string{"out", "1"}, []string{"out", "2"}, []string{"out", "3"})
+	dir := t.TempDir()
+	first, err := New(Config{DataDir: dir, Worker: testWorker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.hello(ctx, wu.HostInfo{Name: "h", CPUs: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var rep wu.WorkReply
+	if err := c.numbered(ctx, wu.OpWork, func(seq uint64) any { return wu.WorkRequest{V: 1, Seq: seq, Slots: 3} }, &rep, 1); err != nil || len(rep.Assignments) != 3 {
+		t.Fatalf("work: %+v, %v", rep, err)
+	}
+	c.close()
+	// The first task is finished on disk, its report not sent; the reply
+	// with the other two is lost.
+	done := rep.Assignments[0]
+	out := []byte(done.Args[1])
+	if err := first.keepBlob(wu.HashOf(out), out); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.saveReport(savedReport{Project: proj.srv.ClientURL(), Report: wu.Report{V: 1, Task: done.Task, Outcome: wu.OutcomeSuccess,
+		Output: wu.HashOf(out), OutputSize: int64(len(out))}}); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	var mu sync.Mutex
+	var assigned []string
+	runDaemon(t, Config{DataDir: dir, Project: proj.srv.ClientURL(), CPUs: 2, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off",
+		Events: func(e Event) {
+			if e.Kind == "assigned" {
+				mu.Lock()
+				assigned = append(assigned, e.Task)
+				mu.Unlock()
+			}
+		}})
+	wait.For(t, 20*time.Second, "the three results accepted", func() bool { return proj.batch(t, "b").Valid == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(assigned)
+	if want := []string{rep.Assignments[1].Task, rep.Assignments[2].Task}; !slices.Equal(assigned, want) {
+		t.Errorf("tasks received: %v, want the two of the lost reply, %v", assigned, want)
+	}
+	if st := proj.batch(t, "b"); st.Tasks[wu.TaskReported] != 3 || len(st.Tasks) != 1 {
+		t.Errorf("tasks: %v, want the three given first, reported", st.Tasks)
+	}
 }
 
 // TestFetchesWorkSubmittedLater: a client that found no work asks again

@@ -57,6 +57,11 @@ type project struct {
 	reportKick chan struct{}
 	helloKick  chan struct{}
 
+	// unreported names the tasks finished here whose reports the project
+	// has not taken yet: with those held, what a work request says the
+	// host holds (heldLocked).
+	unreported map[string]bool
+
 	credit      *control.Credit // what the project last said (credit.go)
 	creditAsked time.Time
 	creditKick  chan struct{}
@@ -78,6 +83,7 @@ func newProject(u string, share float64) *project {
 		url:        u,
 		plan:       plan.Project{URL: u, Share: share},
 		meanSecs:   map[string]float64{},
+		unreported: map[string]bool{},
 		fetchReq:   make(chan int, 1),
 		reportKick: make(chan struct{}, 1),
 		helloKick:  make(chan struct{}, 1),
@@ -119,6 +125,21 @@ func (p *project) tasksLocked(d *Daemon) []*task {
 		}
 	}
 	return out
+}
+
+// heldLocked names, in order, the project's tasks this host holds or has
+// finished and not reported: the project sends again those it gave and
+// are not named (wu.WorkRequest.Held).
+func (p *project) heldLocked(d *Daemon) []string {
+	var out []string
+	for _, t := range p.tasksLocked(d) {
+		out = append(out, t.a.Task)
+	}
+	for id := range p.unreported {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // checkProjectURL refuses what cannot be a project's NATS address: one NATS
@@ -290,10 +311,15 @@ func (d *Daemon) fetchLocked(now time.Time, tasks []plan.Task, projects []plan.P
 func (d *Daemon) fetchWork(ctx context.Context, p *project, c *conn, n int) {
 	d.mu.Lock()
 	cache := slices.Clone(d.inputs)
+	held := p.heldLocked(d)
 	d.mu.Unlock()
+	all := len(held) <= wu.MaxHeldReport
+	if !all {
+		held = nil
+	}
 	var rep wu.WorkReply
 	err := c.numbered(ctx, wu.OpWork, func(seq uint64) any {
-		return wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: n, Cache: cache}
+		return wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: n, Cache: cache, Held: held, HeldAll: all}
 	}, &rep, 3)
 	if ctx.Err() != nil {
 		return
@@ -317,8 +343,8 @@ func (d *Daemon) fetchWork(ctx context.Context, p *project, c *conn, n int) {
 	p.lastErr = ""
 	for _, a := range rep.Assignments {
 		key := taskKey(p.url, a.Task)
-		if d.tasks[key] != nil {
-			continue
+		if d.tasks[key] != nil || p.unreported[a.Task] {
+			continue // sent again, as the request crossed the reply that gave it
 		}
 		d.tasks[key] = &task{key: key, proj: p, a: a, received: now}
 		if rel := a.Deadline.Sub(now); rel > 0 && (p.plan.Deadline == 0 || rel < p.plan.Deadline) {
@@ -418,6 +444,9 @@ func (d *Daemon) sendReports(ctx context.Context, p *project, c *conn) {
 			return
 		}
 		os.Remove(path)
+		d.mu.Lock()
+		delete(p.unreported, r.Task)
+		d.mu.Unlock()
 		sent = true
 	}
 }

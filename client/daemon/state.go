@@ -189,6 +189,9 @@ func (d *Daemon) adoptOldReports() {
 			d.projects[r.Project] = newProject(r.Project, DefaultShare)
 			d.dirty = true
 		}
+		if p := d.projects[r.Project]; p != nil {
+			p.unreported[r.Task] = true
+		}
 		if want := d.reportPath(r); want != path {
 			if err := d.saveReport(r); err == nil {
 				os.Remove(path)

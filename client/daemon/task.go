@@ -137,6 +137,9 @@ func (d *Daemon) runTask(t *task) {
 		p.learn(t.a.App, res.Wall.Seconds())
 	}
 	aborted := t.aborted
+	if !aborted {
+		p.unreported[t.a.Task] = true
+	}
 	d.mu.Unlock()
 
 	if aborted {
@@ -162,7 +165,11 @@ func (d *Daemon) runTask(t *task) {
 	// The report is on disk before it is sent, so a crash between finishing
 	// and reporting loses nothing.
 	if err := d.saveReport(savedReport{Report: report, Project: p.url}); err != nil {
+		// The project sends the task again at the next work request.
 		d.log.Warn("save report", "task", t.a.Task, "err", err)
+		d.mu.Lock()
+		delete(p.unreported, t.a.Task)
+		d.mu.Unlock()
 	}
 	p.kickReports()
 }

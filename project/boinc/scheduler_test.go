@@ -225,6 +225,28 @@ func TestHeldTasksAreBeatAndStaleOnesAborted(t *testing.T) {
 	}
 }
 
+// TestLostTasksAreSentAgain: a task the client does not list, in a request
+// for work, though the project gave it to this host, was lost with a reply
+// that never reached it: it is sent again, whole.
+func TestLostTasksAreSentAgain(t *testing.T) {
+	r := newRig(t, rigConfig{})
+	key := r.user("cy")
+	r.primes("b1", 1, [2]int{0, 10}, [2]int{10, 20})
+	c := &client{auth: key, cpid: "beef"}
+	lost := r.rpc(c, true, nil, nil)
+	if len(lost.Results) != 2 {
+		t.Fatalf("want two tasks, got %+v", lost)
+	}
+	kept, gone := lost.Results[0].Name, lost.Results[1].Name
+	rep := r.rpc(c, true, nil, []string{kept})
+	if len(rep.Results) != 1 || rep.Results[0].Name != gone || len(rep.WorkUnits) != 1 || len(rep.Versions) != 1 {
+		t.Fatalf("sent again: %d results %v, %d units, %d versions; want %s alone, whole", len(rep.Results), rep.Results, len(rep.WorkUnits), len(rep.Versions), gone)
+	}
+	if rep = r.rpc(c, true, nil, []string{kept, gone}); len(rep.Results) != 0 {
+		t.Fatalf("a client that lists both got %v", rep.Results)
+	}
+}
+
 func TestAccountsOfTheAttachWizard(t *testing.T) {
 	r := newRig(t, rigConfig{accountCreation: true})
 	r.user("ann")

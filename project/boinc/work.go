@@ -45,7 +45,24 @@ func (s *Server) sendWork(ctx context.Context, req *schedulerRequest, host strin
 	}
 	slots := int(math.Ceil(req.CPUReqInstances))
 	slots = min(max(slots, 1), max(req.Host.NCPUs, 1), maxSlots)
-	work, err := request[wu.WorkReply](ctx, s, wu.VolunteerSubject(host, wu.OpWork), wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: slots})
+	// The client names the tasks it holds (<other_results>) and those it
+	// reports: the scheduler sends again those it gave the host and the
+	// client does not name, lost with a reply that never reached it, as
+	// BOINC's own scheduler does when the project resends lost results.
+	var held []string
+	for _, t := range s.tasksHeld(req) {
+		held = append(held, t.Task)
+	}
+	for _, r := range req.Results {
+		if r.Name != "" && len(r.Name) <= 2*wu.MaxNameBytes {
+			held = append(held, r.Name)
+		}
+	}
+	all := len(held) <= wu.MaxHeldReport
+	if !all {
+		held = nil
+	}
+	work, err := request[wu.WorkReply](ctx, s, wu.VolunteerSubject(host, wu.OpWork), wu.WorkRequest{V: wu.WireVersion, Seq: seq, Slots: slots, Held: held, HeldAll: all})
 	if err != nil {
 		s.answerError(rep, err)
 		return

@@ -9,8 +9,10 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/momonga-project/momonga/vpeer/fsm"
@@ -331,6 +333,10 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 	*rep = wu.WorkReply{V: wu.WireVersion, Assignments: rep.Assignments[:0]}
 	n := min(req.Slots, m.limit(h)-m.ix.running[h.ID])
 	m.withheld = 0
+	resent := 0
+	if req.HeldAll {
+		resent = m.resendLost(h, req.Held, rep)
+	}
 	assign := func(t *task, u *unit) bool {
 		if m.holdsReplica(h, u, t.ID) {
 			return false
@@ -345,11 +351,41 @@ func (m *Machine) work(id string, req wu.WorkRequest) (*wu.WorkReply, error) {
 			m.pickCapable(h, n, req.Cache, assign)
 		}
 	}
-	m.setIdle(h, len(rep.Assignments) < n)
-	if len(rep.Assignments) == 0 {
+	got := len(rep.Assignments) - resent
+	m.setIdle(h, got < n)
+	if got == 0 {
 		rep.RetrySeconds = m.retryAfter().Seconds()
 	}
 	return rep, nil
+}
+
+// resendLost puts in rep, in task order and with their leases renewed, the
+// tasks h holds by the project's account that h does not name in held: the
+// reply that gave them never reached it (the host gave up waiting, or its
+// state file was lost). The host keeps one copy of a task it holds already,
+// so a task sent twice by a reply that crossed the request costs nothing.
+// It reports how many it put.
+func (m *Machine) resendLost(h *host, held []string, rep *wu.WorkReply) int {
+	mine := m.ix.held[h.ID]
+	if len(mine) == 0 {
+		return 0
+	}
+	named := make(map[string]struct{}, len(held))
+	for _, id := range held {
+		named[id] = struct{}{}
+	}
+	var lost []*task
+	for _, t := range mine {
+		if _, ok := named[t.ID]; !ok && t.State == wu.TaskAssigned && t.Host == h.ID {
+			lost = append(lost, t)
+		}
+	}
+	slices.SortFunc(lost, func(a, b *task) int { return strings.Compare(a.ID, b.ID) })
+	for _, t := range lost {
+		t.LeaseUntil = m.st.Now.Add(m.cfg.Lease)
+		rep.Assignments = append(rep.Assignments, m.assignment(t, m.st.Units[t.Unit]))
+	}
+	return len(lost)
 }
 
 // pickFCFS gives a host up to n tasks, through assign, in the order they
@@ -418,6 +454,11 @@ func (m *Machine) assign(t *task, u *unit, h *host) wu.Assignment {
 	give(h, u)
 	m.hold(t)
 	m.noteAssigned(h, t)
+	return m.assignment(t, u)
+}
+
+// assignment is what a host is told of t, a task of u it holds.
+func (m *Machine) assignment(t *task, u *unit) wu.Assignment {
 	return wu.Assignment{
 		Task:     t.ID,
 		WorkUnit: u.ID,

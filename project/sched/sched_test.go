@@ -3,6 +3,7 @@ package sched
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -507,5 +508,56 @@ func TestShortOutageSparesAHostThatBeatsOnTime(t *testing.T) {
 	h.must(h.report("a", a[0].Task, "x"))
 	if bs := h.batch(); bs.Valid != 1 {
 		t.Fatalf("batch %+v", bs)
+	}
+}
+
+// A work request that names every task the host holds gets back those the
+// project gave it and it does not name: the reply that carried them was
+// lost. A request that names them, or says nothing of what the host holds,
+// gets none again.
+func TestWorkRequestGetsLostTasksAgain(t *testing.T) {
+	h := newHarness(t)
+	h.setup(3, 1, 1)
+	h.hello("a")
+	given := h.work("a", 2) // the reply never reached a
+	if len(given) != 2 {
+		t.Fatalf("a got %d tasks, want 2", len(given))
+	}
+	ids := []string{given[0].Task, given[1].Task}
+	slices.Sort(ids)
+
+	var r wu.WorkReply
+	h.must(h.req("a", wu.OpWork, wu.WorkRequest{V: 1, Seq: 1, Slots: 1}, &r))
+	if len(r.Assignments) != 1 || slices.Contains(ids, r.Assignments[0].Task) {
+		t.Fatalf("a request that names nothing held got %+v, want the third task alone", r.Assignments)
+	}
+	third := r.Assignments[0].Task
+
+	h.tick(20 * time.Second)
+	var again wu.WorkReply
+	h.must(h.req("a", wu.OpWork, wu.WorkRequest{V: 1, Seq: 1, Slots: 1, Held: []string{third}, HeldAll: true}, &again))
+	var got []string
+	for _, a := range again.Assignments {
+		got = append(got, a.Task)
+		if a.App != "primes" || len(a.Args) != 2 || a.Deadline.IsZero() {
+			t.Errorf("sent again without what runs it: %+v", a)
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("sent again %v, want %v in task order", got, ids)
+	}
+	if n := h.batch().Tasks[wu.TaskAssigned]; n != 3 {
+		t.Fatalf("%d tasks assigned, want the same 3", n)
+	}
+	// Their leases were renewed: 40 s after they were given, 20 s after
+	// they were sent again, with a lease of 30 s, a still holds them.
+	h.pass(20 * time.Second)
+	for _, id := range ids {
+		h.must(h.report("a", id, "x"))
+	}
+	var last wu.WorkReply
+	h.must(h.req("a", wu.OpWork, wu.WorkRequest{V: 1, Seq: 1, Slots: 1, Held: []string{third}, HeldAll: true}, &last))
+	if len(last.Assignments) != 0 {
+		t.Fatalf("a request naming all held got %+v", last.Assignments)
 	}
 }
