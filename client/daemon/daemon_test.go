@@ -409,7 +409,7 @@ func TestSeveralProjects(t *testing.T) {
 	if err := d.Attach(context.Background(), "http://example.org", 0); err == nil {
 		t.Error("attached an http URL")
 	}
-	if !wait.Until(30*time.Second, wait.Every, func() bool { return a.batch(t, "b").Done() && b.batch(t, "b").Done() }) {
+	if !wait.Until(60*time.Second, wait.Every, func() bool { return a.batch(t, "b").Done() && b.batch(t, "b").Done() }) {
 		t.Fatalf("batches not done: %+v, %+v\ntasks %+v\nprojects %+v\nstatus %+v", a.batch(t, "b"), b.batch(t, "b"), d.Tasks(), d.Projects(), d.Status())
 	}
 	// The project may judge the last result before its reply reaches the
