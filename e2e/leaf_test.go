@@ -30,6 +30,19 @@ type edge struct {
 	node *netlab.Node
 	url  string
 	proc *proc
+	name string
+	argv []string
+	runs int
+}
+
+// restart kills the leaf's server and starts it again, on the same data
+// and address, and waits until it serves.
+func (e *edge) restart(c *labCluster) {
+	c.t.Helper()
+	e.proc.kill()
+	e.runs++
+	e.proc = start(c.t, c.dir, fmt.Sprintf("%s-%d", e.name, e.runs), e.argv...)
+	e.proc.waitLine(servingLine, 90*time.Second)
 }
 
 // startEdges starts n leaf-node servers of c's core (serve --leaf-of),
@@ -47,8 +60,10 @@ func (c *labCluster) startEdges(n int) []*edge {
 		e.url = "nats://" + e.node.HostPort(natsPort)
 		dir := filepath.Join(c.dir, fmt.Sprintf("edge-%d", i+1))
 		copyFiles(c.t, c.dataDir, dir, auth.KeysFile)
-		e.proc = start(c.t, c.dir, fmt.Sprintf("edge-%d", i+1), e.node.Command(projectBin, "--verbose", "serve", "--data", dir,
-			"--nats-listen", e.node.HostPort(natsPort), "--leaf-of", strings.Join(hubs, ","))...)
+		e.name, e.runs = fmt.Sprintf("edge-%d", i+1), 1
+		e.argv = e.node.Command(projectBin, "--verbose", "serve", "--data", dir,
+			"--nats-listen", e.node.HostPort(natsPort), "--leaf-of", strings.Join(hubs, ","))
+		e.proc = start(c.t, c.dir, e.name, e.argv...)
 		edges = append(edges, e)
 	}
 	for _, e := range edges {

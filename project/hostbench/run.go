@@ -180,7 +180,7 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 			return row, err
 		}
 		for _, l := range leaves {
-			mb, err := settledRSS(ctx, l.pid())
+			mb, err := SettledRSS(ctx, l.pid())
 			if err != nil {
 				return row, err
 			}
@@ -193,7 +193,7 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	}
 	defer adm.Close()
 	// Settled: what the server holds with no host.
-	if row.BaseMB, err = settledRSS(ctx, srv.pid()); err != nil {
+	if row.BaseMB, err = SettledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
 	_, key, err := adm.AddUser(ctx, "bench", "bench@example.org", "")
@@ -209,18 +209,18 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	if err != nil {
 		return row, err
 	}
-	if row.AttachedMB, err = settledRSS(ctx, srv.pid()); err != nil {
+	if row.AttachedMB, err = SettledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
 	fleet, took, err := Connect(ctx, hosts, FleetConfig{URLs: hostURLs, Concurrency: cfg.Concurrency})
 	if err != nil {
-		row.ConnectedMB, _ = rss(srv.pid())
+		row.ConnectedMB, _ = RSS(srv.pid())
 		row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
 		return row, err
 	}
 	defer fleet.Close()
 	row.ConnectPerSecond = float64(n) / took.Seconds()
-	if row.ConnectedMB, err = settledRSS(ctx, srv.pid()); err != nil {
+	if row.ConnectedMB, err = SettledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
 	row.AttachedKB = (row.AttachedMB - row.BaseMB) * 1024 / float64(n)
@@ -230,7 +230,7 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 	}
 	if len(leaves) > 0 {
 		for _, l := range leaves {
-			mb, err := settledRSS(ctx, l.pid())
+			mb, err := SettledRSS(ctx, l.pid())
 			if err != nil {
 				return row, err
 			}
@@ -286,7 +286,7 @@ func measure(ctx context.Context, cfg Config, s Server, n int, dir, name string)
 		}
 	}
 	row.OthersWorst = others.stop()
-	if row.AfterStormMB, err = settledRSS(ctx, srv.pid()); err != nil {
+	if row.AfterStormMB, err = SettledRSS(ctx, srv.pid()); err != nil {
 		return row, err
 	}
 	return row, nil
@@ -403,9 +403,9 @@ func (w *watcher) last() time.Duration {
 
 func (w *watcher) stop() time.Duration { w.cancel(); return <-w.done }
 
-// settledRSS is the process's resident memory once it has stopped
+// SettledRSS is the process's resident memory once it has stopped
 // changing by more than a few percent over a second, in MB.
-func settledRSS(ctx context.Context, pid int) (float64, error) {
+func SettledRSS(ctx context.Context, pid int) (float64, error) {
 	prev := -1.0
 	for range 30 {
 		select {
@@ -413,7 +413,7 @@ func settledRSS(ctx context.Context, pid int) (float64, error) {
 			return 0, ctx.Err()
 		case <-time.After(time.Second):
 		}
-		mb, err := rss(pid)
+		mb, err := RSS(pid)
 		if err != nil {
 			return 0, err
 		}
@@ -425,8 +425,8 @@ func settledRSS(ctx context.Context, pid int) (float64, error) {
 	return prev, nil
 }
 
-// rss is the resident memory of process pid, in MB.
-func rss(pid int) (float64, error) {
+// RSS is the resident memory of process pid, in MB.
+func RSS(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("memory of the server: %w", err)
