@@ -166,10 +166,15 @@ func hostIDs(st wu.StatusReply) map[string]string {
 // under wazero, in a few hundred rows, so that it checkpoints often.
 var mandelrTile = []string{"-0.743643887037158704752191506114774", "0.131825904205311970493132056385139", "2e-11", "480", "360", "20000"}
 
-// mandelrWide is a wide, shallow tile of as much CPU time as mandelrTile,
-// but with 3 million pixels: its checkpoints take several chunks to
-// upload, its image (wideImageBytes) more still.
-var mandelrWide = []string{"-0.7436", "0.1318", "0.002", "2048", "1536", "400"}
+// mandelrWide is a wide tile of 3 million pixels, half of them in the set:
+// its checkpoints take several chunks to upload, its image
+// (wideImageBytes) more still. Its 1.9·10^9 iterations run long enough
+// (about 20 s under wazero on a machine of 8·10^8 flops) for a
+// checkpoint's first chunk to cross a home link (4 s) before the task
+// ends: a checkpoint still uploading when its task finishes is dropped,
+// the result goes instead. (A shallow tile of 2.6·10^8 iterations, 3 s on
+// such a machine, never had a checkpoint uploaded.)
+var mandelrWide = []string{"-0.75", "0.1", "0.05", "2048", "1536", "1200"}
 
 const wideImageBytes = int64(2048*1536 + len("P5\n2048 1536\n255\n"))
 
