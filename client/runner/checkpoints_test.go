@@ -207,7 +207,10 @@ func TestAppCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := workunits.HashOf(b)
-	const n = "300000"
+	// Long enough for a run to reach its fourth checkpoint (10 ms apart)
+	// many times over on a fast machine: at 300,000 numbers a run ended
+	// before it, and the app was never stopped.
+	const n = "10000000"
 	straight := newTask(t)
 	sspec := straight.spec(module, workunits.Limits{})
 	sspec.Args = []string{n}
