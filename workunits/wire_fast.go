@@ -192,18 +192,25 @@ func (r *reader) text() string {
 		return ""
 	}
 	raw := r.b[start+1 : r.i-1]
-	plain := true
-	for i, c := range raw {
-		switch {
-		case c == '\\' && raw[i+1] == 'u', c >= utf8.RuneSelf && !utf8.Valid(raw):
-			var s string
-			if err := json.Unmarshal(r.b[start:r.i], &s); err != nil {
-				r.fail()
-			}
-			return s
+	plain, unicode, high := true, false, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
 		case c == '\\':
+			// skipString let through only whole escapes: the escaped
+			// character follows, and is not read as one of its own.
 			plain = false
+			i++
+			unicode = unicode || raw[i] == 'u'
+		case c >= utf8.RuneSelf:
+			high = true
 		}
+	}
+	if unicode || high && !utf8.Valid(raw) {
+		var s string
+		if err := json.Unmarshal(r.b[start:r.i], &s); err != nil {
+			r.fail()
+		}
+		return s
 	}
 	if plain {
 		return string(raw)
