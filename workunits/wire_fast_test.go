@@ -24,6 +24,7 @@ var hotSeeds = []string{
 	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"limits":{},"deadline":"2026-12-07T10:00:00+09:30"},{"task":"e","work_unit":"f","app":"g","app_hash":"h","app_size":1,"limits":{},"deadline":"0001-01-01T00:00:00Z"}]}`,
 	`{"v":1,"retry_seconds":30}`,
 	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"app_sig":"momonga app\nkey x\n\"q\" \u00e9 \ud83d\ude00 \ud800 ÿ","args":["\t","cafÃ©"],"limits":{},"deadline":"2026-12-07T10:00:00Z"}]}`,
+	`{"v":1,"assignments":[{"task":"a","work_unit":"b","app":"c","app_hash":"d","app_size":0,"args":["C:\\","\\\"q\\"],"limits":{},"deadline":"2026-12-07T10:00:00Z"}]}`,
 	// Left to encoding/json.
 	`{"v":1,"error":{"code":"not_found","message":"no such host"},"retry_seconds":30}`,
 	`{"v":1,"assignments":[{"task":"a","deadline":"yesterday"}]}`,
@@ -84,7 +85,7 @@ func TestDecodeFast(t *testing.T) {
 		checkDecodeFast(t, []byte(s))
 	}
 	// The messages momonga writes take the fast path.
-	for _, s := range hotSeeds[:14] {
+	for _, s := range hotSeeds[:15] {
 		var ok bool
 		for _, v := range []any{&Command{}, &WorkRequest{}, &Beat{}, &Report{}, &WorkReply{}} {
 			fast, _ := decodeFast([]byte(s), v)
