@@ -16,7 +16,9 @@ import (
 // in the same process, each with its own result; a task that is killed
 // takes its process with it; an idle process ends after its time.
 func TestWorkerPool(t *testing.T) {
-	w := testWorker(t, argWorker).Pooled(1, 500*time.Millisecond)
+	// Idle for a minute before ending: the tasks follow one another in
+	// the warm process however slow a loaded machine is between them.
+	w := testWorker(t, argWorker).Pooled(1, time.Minute)
 	pid := 0
 	for i, args := range [][]string{{"one"}, {"two", "three"}, {"four"}} {
 		spec, tk := echoSpec(t, args...)
@@ -32,10 +34,15 @@ func TestWorkerPool(t *testing.T) {
 			t.Errorf("task %d: CPU time %v", i, res.CPUSeconds)
 		}
 	}
-	wait.For(t, 5*time.Second, "the idle worker to end", func() bool { return w.Idle() == 0 && procGone(pid) })
+	// One idle for 200 ms ends.
+	short := testWorker(t, argWorker).Pooled(1, 200*time.Millisecond)
+	spec, _ := echoSpec(t, "five")
+	p := start(t, short, context.Background(), spec)
+	checkEcho(t, p.Wait(), spec, "five")
+	wait.For(t, 5*time.Second, "the idle worker to end", func() bool { return short.Idle() == 0 && procGone(p.Pid()) })
 
-	spec, _ := spinSpec(t, 60)
-	p := start(t, w, context.Background(), spec)
+	spec, _ = spinSpec(t, 60)
+	p = start(t, w, context.Background(), spec)
 	wait.For(t, 5*time.Second, "the spinning task to run", func() bool { return cpuTime(t, p) > 0 })
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
