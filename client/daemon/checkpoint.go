@@ -117,11 +117,18 @@ func (d *Daemon) shipCheckpoint(ctx context.Context, t *task, w runner.Written) 
 	if w.Base != "" {
 		paths = []string{w.BasePath, w.Path}
 	}
+	// Read before anything is sent: the worker goes on checkpointing
+	// while a slow link uploads, and removes the files it no longer
+	// needs.
+	var blobs [][]byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("read checkpoint: %w", err)
 		}
+		blobs = append(blobs, b)
+	}
+	for _, b := range blobs {
 		if _, err := c.upload(ctx, b); err != nil {
 			return err
 		}

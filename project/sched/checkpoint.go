@@ -29,8 +29,13 @@ func (m *Machine) checkpoint(id string, req wu.CheckpointReport) (*wu.Ack, error
 	if old != nil && c.Seq <= old.Seq {
 		return nil, wu.Errorf(wu.CodeConflict, "checkpoint %d of task %s is not newer than the project's %d", c.Seq, t.ID, old.Seq)
 	}
-	if c.Base != "" && (old == nil || c.Base != old.Hash && c.Base != old.Base) {
-		return nil, wu.Errorf(wu.CodeConflict, "checkpoint %d of task %s is a delta against a checkpoint the project does not hold: send a full one", c.Seq, t.ID)
+	// A delta's base is most often the project's checkpoint of the task,
+	// but may be a full checkpoint the host wrote and never reported (on a
+	// slow link it reports the newest it has when the last upload ends):
+	// the gateway has checked that the base is stored. One that the project
+	// is deleting will not be.
+	if c.Base != "" && (old == nil || c.Base != old.Hash && c.Base != old.Base) && slices.Contains(m.st.Garbage, c.Base) {
+		return nil, wu.Errorf(wu.CodeConflict, "checkpoint %d of task %s is a delta against a checkpoint the project is deleting: send a full one", c.Seq, t.ID)
 	}
 	if old != nil {
 		var unneeded []wu.Hash

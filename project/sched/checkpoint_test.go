@@ -43,8 +43,8 @@ func TestCheckpointFollowsTheTask(t *testing.T) {
 	if e := h.ckpt("a", a, ref("old", 2, "")); e == nil || e.Code != wu.CodeConflict {
 		t.Errorf("older checkpoint: %v", e)
 	}
-	if e := h.ckpt("a", a, ref("orphan", 4, wu.HashOf([]byte("unknown")))); e == nil || e.Code != wu.CodeConflict {
-		t.Errorf("delta against an unknown base: %v", e)
+	if e := h.ckpt("a", a, ref("orphan", 4, wu.HashOf([]byte("delta2")))); e == nil || e.Code != wu.CodeConflict {
+		t.Errorf("delta against a base the project is deleting: %v", e)
 	}
 	if e := h.ckpt("b", a, ref("thief", 9, "")); e == nil || e.Code != wu.CodeNotAssigned {
 		t.Errorf("checkpoint from a host without the task: %v", e)
@@ -94,6 +94,35 @@ func TestCheckpointFollowsTheTask(t *testing.T) {
 	h.must(h.req("project", wu.OpCkptDropped, wu.CheckpointsDropped{V: 1, Hashes: all[:3]}, nil))
 	if left := h.m.Garbage(); len(left) != 2 || left[0] != all[3] {
 		t.Errorf("garbage after dropping three: %v", left)
+	}
+}
+
+// TestDeltaAgainstAnUnreportedBase: on a slow link a host reports the
+// newest checkpoint it has once an upload ends, which may be a delta against
+// a full checkpoint it wrote meanwhile and never reported. It is taken (the
+// gateway has checked the base is stored); the checkpoint it replaces,
+// base and all, becomes garbage, and the task's next host resumes from it.
+func TestDeltaAgainstAnUnreportedBase(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, 1, 1)
+	h.hello("a")
+	h.hello("b")
+	a := h.work("a", 1)[0]
+	h.must(h.ckpt("a", a, ref("full1", 1, "")))
+	h.must(h.ckpt("a", a, ref("delta2", 2, wu.HashOf([]byte("full1")))))
+	full4 := wu.HashOf([]byte("full4"))
+	h.must(h.ckpt("a", a, ref("delta5", 5, full4)))
+	garbage := map[wu.Hash]bool{}
+	for _, g := range h.m.Garbage() {
+		garbage[g] = true
+	}
+	if len(garbage) != 2 || !garbage[wu.HashOf([]byte("full1"))] || !garbage[wu.HashOf([]byte("delta2"))] {
+		t.Fatalf("garbage: %v; want the replaced chain, full1 and delta2", h.m.Garbage())
+	}
+	h.pass(31 * time.Second)
+	bs := h.work("b", 1)
+	if len(bs) != 1 || bs[0].Checkpoint == nil || bs[0].Checkpoint.Seq != 5 || bs[0].Checkpoint.Base != full4 {
+		t.Fatalf("the next host got %+v; want checkpoint 5 on full4", bs)
 	}
 }
 
