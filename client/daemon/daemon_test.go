@@ -441,19 +441,7 @@ func TestCorruptStateRecovers(t *testing.T) {
 	}
 	// Take the task by hand, as this host, and finish it on disk as a client
 	// that crashed before reporting would have.
-	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := c.hello(ctx, wu.HostInfo{Name: "h"}); err != nil {
-		t.Fatal(err)
-	}
-	var rep wu.WorkReply
-	if err := c.numbered(ctx, wu.OpWork, func(seq uint64) any { return wu.WorkRequest{V: 1, Seq: seq, Slots: 1} }, &rep, 1); err != nil || len(rep.Assignments) != 1 {
-		t.Fatalf("work: %+v, %v", rep, err)
-	}
-	c.close()
+	rep := wu.WorkReply{Assignments: takeByHand(t, proj, first, 1)}
 	out := []byte("42")
 	if err := first.keepBlob(wu.HashOf(out), out); err != nil {
 		t.Fatal(err)
@@ -485,6 +473,27 @@ func TestCorruptStateRecovers(t *testing.T) {
 	wait.For(t, 20*time.Second, "the finished result accepted", func() bool { return proj.batch(t, "b").Valid == 1 })
 }
 
+// takeByHand asks proj for n tasks as d's host, on a connection of its
+// own: the project gives them to the host, and d never hears of it, as if
+// the reply had been lost or the client had crashed.
+func takeByHand(t *testing.T, proj *testProject, d *Daemon, n int) []wu.Assignment {
+	t.Helper()
+	c, err := dial(proj.srv.ClientURL(), d.HostID(), "h", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	ctx := context.Background()
+	if _, err := c.hello(ctx, wu.HostInfo{Name: "h", CPUs: n}); err != nil {
+		t.Fatal(err)
+	}
+	var rep wu.WorkReply
+	if err := c.numbered(ctx, wu.OpWork, func(seq uint64) any { return wu.WorkRequest{V: 1, Seq: seq, Slots: n} }, &rep, 1); err != nil || len(rep.Assignments) != n {
+		t.Fatalf("work: %+v, %v", rep, err)
+	}
+	return rep.Assignments
+}
+
 // TestLostWorkReplyIsSentAgain: the tasks the project gave this host in a
 // reply that never reached it come back at its first work request, long
 // before their leases (a minute) run out; a task it finished and has not
@@ -497,19 +506,7 @@ func TestLostWorkReplyIsSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := dial(proj.srv.ClientURL(), first.HostID(), "h", slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := c.hello(ctx, wu.HostInfo{Name: "h", CPUs: 2}); err != nil {
-		t.Fatal(err)
-	}
-	var rep wu.WorkReply
-	if err := c.numbered(ctx, wu.OpWork, func(seq uint64) any { return wu.WorkRequest{V: 1, Seq: seq, Slots: 3} }, &rep, 1); err != nil || len(rep.Assignments) != 3 {
-		t.Fatalf("work: %+v, %v", rep, err)
-	}
-	c.close()
+	rep := wu.WorkReply{Assignments: takeByHand(t, proj, first, 3)}
 	// The first task is finished on disk, its report not sent; the reply
 	// with the other two is lost.
 	done := rep.Assignments[0]
