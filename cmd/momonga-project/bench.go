@@ -29,7 +29,8 @@ func benchDispatchCommand() *cli.Command {
 			"simulated volunteers (each with its own host id and connection) request --slots tasks at a time, as\n" +
 			"many at once as the level says. As many publishers store the same records in a plain stream of\n" +
 			"the same server, synchronously, in turns with the volunteers; the ratio is assignments/s over\n" +
-			"raw publish/s. The gateway groups the requests arriving together into one record of the log,\n" +
+			"raw publish/s. As many requesters then time a bare request and reply through the same server (echo),\n" +
+			"answered at once with a real work reply: the ratio's ceiling for any path that answers through NATS. The gateway groups the requests arriving together into one record of the log,\n" +
 			"--batch of them at most (1: one record per request, as before batching).",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "how long each level runs, for assignments and raw publishes each"},
@@ -96,12 +97,15 @@ func printDispatch(out io.Writer, rep bench.Report, secure bool, batch int) erro
 		nats = "secured (volunteers attached, each with its own credentials and account)"
 	}
 	fmt.Fprintf(w, "work-unit dispatch on %d CPUs; NATS %s; up to %d requests per log record\n", rep.CPUs, nats, batch)
-	fmt.Fprintf(w, "p50/p99: latency of one work request (raw: one publish); cpu/op: CPU time of the whole process per request\n\n")
-	fmt.Fprintln(w, "transport\tvolunteers\tslots\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio")
+	fmt.Fprintf(w, "p50/p99: latency of one work request (raw: one publish); cpu/op: CPU time of the whole process per request\n")
+	fmt.Fprintf(w, "echo/s: requests answered at once by a responder on the project's connection, nothing stored or applied;\n")
+	fmt.Fprintf(w, "echo ratio: echo/s over raw publish/s, the ratio's ceiling for any path that answers through NATS\n\n")
+	fmt.Fprintln(w, "transport\tvolunteers\tslots\tassignments/s\tp50\tp99\tcpu/op\traw publish/s\traw p50\traw p99\traw cpu/op\tratio\techo/s\techo cpu/op\techo ratio")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\n", r.Transport, r.Volunteers, r.Slots,
+		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.2f\n", r.Transport, r.Volunteers, r.Slots,
 			r.AssignmentsPerSecond, ms(r.Dispatch.P50), ms(r.Dispatch.P99), us(r.Dispatch.CPUPerRequest),
-			r.RawPublish.PerSecond, ms(r.RawPublish.P50), ms(r.RawPublish.P99), us(r.RawPublish.CPUPerRequest), r.Ratio)
+			r.RawPublish.PerSecond, ms(r.RawPublish.P50), ms(r.RawPublish.P99), us(r.RawPublish.CPUPerRequest), r.Ratio,
+			r.Echo.PerSecond, us(r.Echo.CPUPerRequest), r.EchoRatio)
 	}
 	return w.Flush()
 }

@@ -10,7 +10,9 @@
 // to the volunteer's inbox. In the same run, on the same server, it times
 // synchronous JetStream publishes of the same records to a plain stream, so
 // what the gateway and the member add on top of storing a record shows as a
-// ratio.
+// ratio. Beside both it times a bare request and reply through the same
+// server (echo): a responder that answers at once, storing and applying
+// nothing, which bounds what any path that answers through NATS can do.
 package bench
 
 import (
@@ -23,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -119,6 +122,15 @@ type Row struct {
 	RawPublish Measurement `json:"raw_publish"`
 	// Ratio is AssignmentsPerSecond / RawPublish.PerSecond.
 	Ratio float64 `json:"ratio"`
+	// Echo counts work requests sent, by as many requesters, each on its
+	// own connection, to a responder on the project's own in-process
+	// connection that answers each at once with the bytes of a real work
+	// reply: one trip through the server each way, nothing stored or
+	// applied. EchoRatio is Echo.PerSecond / RawPublish.PerSecond, what
+	// Ratio would be with one task per request if the log and the
+	// scheduler cost nothing.
+	Echo      Measurement `json:"echo"`
+	EchoRatio float64     `json:"echo_ratio"`
 }
 
 // Report is what Dispatch found.
@@ -129,9 +141,10 @@ type Report struct {
 
 // Names of the bench's own assets on the server.
 const (
-	rawStream  = "BENCH_RAW"
-	rawSubject = "bench.raw"
-	appName    = "primes"
+	rawStream   = "BENCH_RAW"
+	rawSubject  = "bench.raw"
+	echoSubject = "bench.echo"
+	appName     = "primes"
 	// batchUnits is the size of each batch queued: every submission to a
 	// batch goes through the names of the units it already holds, so one
 	// huge batch would make queueing slower and slower.
@@ -246,6 +259,9 @@ type run struct {
 	projectOpts []nats.Option
 	// received holds the tasks each volunteer host was given, in order.
 	received map[string][]string
+	// aReply is the first work reply a volunteer received, as it came: what
+	// the echo responder answers.
+	aReply atomic.Pointer[[]byte]
 }
 
 // start brings up a server in dir with the primes app published and the

@@ -45,7 +45,7 @@ func testLevel(t *testing.T, slots int) {
 		if err != nil {
 			t.Fatalf("%s: %v", tr, err)
 		}
-		for name, m := range map[string]Measurement{"dispatch": row.Dispatch, "raw publish": row.RawPublish} {
+		for name, m := range map[string]Measurement{"dispatch": row.Dispatch, "raw publish": row.RawPublish, "echo": row.Echo} {
 			if m.Requests != vols*reqs || m.PerSecond <= 0 || m.Seconds <= 0 || m.P50 <= 0 || m.P50 > m.P99 || m.P99 > requestTimeout {
 				t.Errorf("%s %s: %+v, want %d requests at a positive rate, 0 < p50 <= p99", tr, name, m, vols*reqs)
 			}
@@ -55,6 +55,9 @@ func testLevel(t *testing.T, slots int) {
 		}
 		if want := row.AssignmentsPerSecond / row.RawPublish.PerSecond; math.Abs(row.Ratio-want) > 1e-9 {
 			t.Errorf("%s: ratio %g, want %g", tr, row.Ratio, want)
+		}
+		if want := row.Echo.PerSecond / row.RawPublish.PerSecond; math.Abs(row.EchoRatio-want) > 1e-9 {
+			t.Errorf("%s: echo ratio %g, want %g", tr, row.EchoRatio, want)
 		}
 	}
 
@@ -140,7 +143,7 @@ func TestDispatch(t *testing.T) {
 		if row.Volunteers != []int{1, 4}[i] || row.Transport != TCP || row.Queued != 20_000 {
 			t.Errorf("row %d: %+v", i, row)
 		}
-		for name, m := range map[string]Measurement{"dispatch": row.Dispatch, "raw publish": row.RawPublish} {
+		for name, m := range map[string]Measurement{"dispatch": row.Dispatch, "raw publish": row.RawPublish, "echo": row.Echo} {
 			// Each of the rounds runs for its share of d, and longer by the
 			// requests still in flight when it ends.
 			if m.Requests < row.Volunteers || m.Seconds < d.Seconds() || m.Seconds > d.Seconds()+2*rounds*requestTimeout.Seconds() ||
@@ -148,8 +151,8 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("row %d %s: %+v", i, name, m)
 			}
 		}
-		if row.Ratio <= 0 {
-			t.Errorf("row %d: ratio %g", i, row.Ratio)
+		if row.Ratio <= 0 || row.EchoRatio <= 0 {
+			t.Errorf("row %d: ratio %g, echo ratio %g", i, row.Ratio, row.EchoRatio)
 		}
 	}
 }

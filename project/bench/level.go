@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,6 +45,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 	vols := make([]*volunteer, n)
 	work := make([]func(context.Context) (int, error), n)
 	publish := make([]func(context.Context) (int, error), n)
+	echo := make([]func(context.Context) (int, error), n)
 	for i := range n {
 		host := fmt.Sprintf("vol-%s-%d-%d", t, n, i)
 		if r.cfg.Secure {
@@ -58,7 +60,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		if err != nil {
 			return Row{}, err
 		}
-		vols[i] = &volunteer{nc: nc, host: host, slots: r.cfg.Slots}
+		vols[i] = &volunteer{nc: nc, host: host, slots: r.cfg.Slots, firstReply: &r.aReply}
 		if err := vols[i].hello(ctx); err != nil {
 			return Row{}, err
 		}
@@ -72,8 +74,14 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		if err != nil {
 			return Row{}, fmt.Errorf("%s: jetstream: %w", host, err)
 		}
-		publish[i] = (&publisher{nc: nc, js: js, host: host}).publish
+		p := &publisher{nc: nc, js: js, host: host}
+		publish[i], echo[i] = p.publish, p.echo
 	}
+	stopEcho, err := r.startEcho()
+	if err != nil {
+		return Row{}, err
+	}
+	defer stopEcho()
 
 	limit := limit{requests: r.cfg.Requests}
 	times := 1
@@ -81,7 +89,7 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 		limit.duration = r.cfg.Duration / rounds
 		times = rounds
 	}
-	var dispatched, published sample
+	var dispatched, published, echoed sample
 	for round := range times {
 		stop := func() {}
 		if r.cfg.WorkProfile != "" && round == 0 {
@@ -107,10 +115,16 @@ func (r *run) level(ctx context.Context, t Transport, n int) (Row, error) {
 			return Row{}, fmt.Errorf("raw publish: %w", err)
 		}
 		published.add(s)
+		if s, err = measure(ctx, limit, echo); err != nil {
+			return Row{}, fmt.Errorf("echo: %w", err)
+		}
+		echoed.add(s)
 	}
 	row := Row{Transport: t, Volunteers: n, Slots: r.cfg.Slots, Queued: r.queued, Dispatch: dispatched.summary(), RawPublish: published.summary(),
 		Assignments: dispatched.units, AssignmentsPerSecond: float64(dispatched.units) / dispatched.elapsed.Seconds()}
 	row.Ratio = row.AssignmentsPerSecond / row.RawPublish.PerSecond
+	row.Echo = echoed.summary()
+	row.EchoRatio = row.Echo.PerSecond / row.RawPublish.PerSecond
 	return row, nil
 }
 
@@ -228,6 +242,8 @@ type volunteer struct {
 	slots int // tasks each request asks for
 	seq   uint64
 	tasks []string // received, in order
+	// firstReply is set to the first work reply of any volunteer.
+	firstReply *atomic.Pointer[[]byte]
 }
 
 func (v *volunteer) hello(ctx context.Context) error {
@@ -249,7 +265,8 @@ func (v *volunteer) work(ctx context.Context) (int, error) {
 	v.seq++
 	req := wu.WorkRequest{V: wu.WireVersion, Seq: v.seq, Slots: v.slots}
 	var rep wu.WorkReply
-	if err := request(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpWork), wu.Encode(req), &rep); err != nil {
+	data, err := requestData(ctx, v.nc, wu.VolunteerSubject(v.host, wu.OpWork), wu.Encode(req), &rep)
+	if err != nil {
 		return 0, fmt.Errorf("%s: work request %d: %w", v.host, v.seq, err)
 	}
 	if rep.Error != nil {
@@ -264,20 +281,52 @@ func (v *volunteer) work(ctx context.Context) (int, error) {
 	for _, a := range rep.Assignments {
 		v.tasks = append(v.tasks, a.Task)
 	}
+	if v.firstReply != nil && v.firstReply.Load() == nil {
+		v.firstReply.CompareAndSwap(nil, &data)
+	}
 	return len(rep.Assignments), nil
 }
 
 func request(ctx context.Context, nc *nats.Conn, subject string, data []byte, out any) error {
+	_, err := requestData(ctx, nc, subject, data, out)
+	return err
+}
+
+// requestData sends a request and decodes its reply into out; it returns
+// the reply as it came, too.
+func requestData(ctx context.Context, nc *nats.Conn, subject string, data []byte, out any) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	msg, err := nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := wu.DecodeReply(msg.Data, out); err != nil {
-		return fmt.Errorf("malformed reply: %w", err)
+		return nil, fmt.Errorf("malformed reply: %w", err)
 	}
-	return nil
+	return msg.Data, nil
+}
+
+// startEcho answers every request on echoSubject, on the project's own
+// connection as the scheduler's member answers work requests, with the
+// first work reply a volunteer got. It returns what stops it.
+func (r *run) startEcho() (stop func(), err error) {
+	sub, err := r.nc.Subscribe(echoSubject, func(m *nats.Msg) {
+		if rep := r.aReply.Load(); rep != nil {
+			_ = m.Respond(*rep)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("echo: subscribe: %w", err)
+	}
+	// Requests queue in the subscription's buffer while the callback is
+	// busy, as the gateway's do.
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := r.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("echo: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // publisher stores, in the raw stream, the records the gateway would append
@@ -309,6 +358,20 @@ func (p *publisher) publish(ctx context.Context) (int, error) {
 	}
 	if ack.Duplicate {
 		return 0, fmt.Errorf("%s: publish %d was taken for a duplicate", p.host, p.seq)
+	}
+	return 1, nil
+}
+
+// echo sends the request a volunteer sends for one task to the echo
+// responder, and decodes the reply as a volunteer does.
+func (p *publisher) echo(ctx context.Context) (int, error) {
+	p.seq++
+	var rep wu.WorkReply
+	if err := request(ctx, p.nc, echoSubject, wu.Encode(wu.WorkRequest{V: wu.WireVersion, Seq: p.seq, Slots: 1}), &rep); err != nil {
+		return 0, fmt.Errorf("%s: echo %d: %w", p.host, p.seq, err)
+	}
+	if len(rep.Assignments) == 0 {
+		return 0, fmt.Errorf("%s: echo %d: a reply without a task", p.host, p.seq)
 	}
 	return 1, nil
 }
