@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -567,4 +569,46 @@ func TestFetchesWorkSubmittedLater(t *testing.T) {
 	// ...and once it has passed, the loop asks by itself: nothing kicks it.
 	clock.Advance(time.Millisecond)
 	wait.For(t, 10*time.Second, "the late batch done", func() bool { return proj.batch(t, "late").Done() })
+}
+
+// TestUnreadableReportIsForgotten: a saved report that can no longer be read
+// is dropped, and its task is no longer kept as finished here, so that the
+// next work request does not name it and the project gives it again; a task
+// still being saved is kept.
+func TestUnreadableReportIsForgotten(t *testing.T) {
+	dir := t.TempDir()
+	const url = "nats://127.0.0.1:4"
+	first, err := New(Config{DataDir: dir, Worker: testWorker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := savedReport{Project: url, Report: wu.Report{V: 1, Task: "b-1.0", Outcome: wu.OutcomeFailure, Reason: "x"}}
+	if err := first.saveReport(r); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	d, err := New(Config{DataDir: dir, Worker: testWorker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	p := d.projects[url]
+	if p == nil || !p.unreported["b-1.0"] {
+		t.Fatalf("project %+v: want the saved report's task kept as finished here", p)
+	}
+	p.unreported["b-2.0"] = true // finished, its report not on disk yet
+	path := d.reportPath(r)
+	if err := os.WriteFile(path, []byte(`{"task": "b-1.0", "outc`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.sendReports(t.Context(), p, nil) // nothing readable to send: no connection needed
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the unreadable report is still there: %v", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p.unreported["b-1.0"] || !p.unreported["b-2.0"] {
+		t.Errorf("kept as finished here: %v, want b-2.0 alone", p.unreported)
+	}
 }

@@ -438,6 +438,7 @@ func (d *Daemon) sendReports(ctx context.Context, p *project, c *conn) {
 		if err != nil {
 			d.log.Warn("unreadable saved report, dropped", "file", path, "err", err)
 			os.Remove(path)
+			d.forgetReport(p, path)
 			continue
 		}
 		if !d.sendReport(ctx, c, r) {
@@ -448,6 +449,20 @@ func (d *Daemon) sendReports(ctx context.Context, p *project, c *conn) {
 		delete(p.unreported, r.Task)
 		d.mu.Unlock()
 		sent = true
+	}
+}
+
+// forgetReport takes the task whose report was at path, and was dropped,
+// out of the tasks p keeps as finished here: the project may give it again,
+// as it does a task whose report could not be saved. The file names its task
+// by key alone, so each kept task's path is compared.
+func (d *Daemon) forgetReport(p *project, path string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range p.unreported {
+		if d.reportPath(savedReport{Project: p.url, Report: wu.Report{Task: id}}) == path {
+			delete(p.unreported, id)
+		}
 	}
 }
 
