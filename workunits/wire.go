@@ -87,6 +87,12 @@ type HostInfo struct {
 type Hello struct {
 	V    int      `json:"v"`
 	Host HostInfo `json:"host"`
+	// Server names the NATS server the host says hello through (its
+	// connection's server name, "" when it is not a ValidName): the
+	// project spreads the reconnections of a server's hosts by their
+	// number (ReconnectSpread), so that the hosts of a leaf node that
+	// restarts are not paced as if the whole project had.
+	Server string `json:"server,omitempty"`
 }
 
 // HelloReply tells a host how to behave towards this project.
@@ -394,6 +400,9 @@ func (m *Hello) Validate() error {
 	}
 	if h.CPID != "" && !isHex(h.CPID, 64) {
 		return Errorf(CodeBadRequest, "host cpid %.16q: up to 64 hex digits", h.CPID)
+	}
+	if m.Server != "" && !ValidName(m.Server) {
+		return Errorf(CodeBadRequest, "server name %.64q: letters, digits, '.', '_' and '-'", m.Server)
 	}
 	return nil
 }

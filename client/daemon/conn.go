@@ -157,7 +157,7 @@ func (c *conn) close() { c.nc.Close() }
 // hello registers the host and sets the sequence numbers to continue from.
 func (c *conn) hello(ctx context.Context, info wu.HostInfo) (wu.HelloReply, error) {
 	var rep wu.HelloReply
-	err := c.request(ctx, wu.OpHello, wu.Encode(wu.Hello{V: wu.WireVersion, Host: info}), &rep, -1)
+	err := c.request(ctx, wu.OpHello, wu.Encode(wu.Hello{V: wu.WireVersion, Host: info, Server: ServerName(c.nc)}), &rep, -1)
 	if err != nil {
 		return rep, err
 	}
@@ -168,6 +168,16 @@ func (c *conn) hello(ctx context.Context, info wu.HostInfo) (wu.HelloReply, erro
 		c.pacing.Set(rep)
 	}
 	return rep, nil
+}
+
+// ServerName is the name of the NATS server nc is connected to, as a hello
+// names it (wu.Hello.Server): "" when not connected, or when the name is
+// not one a hello may carry.
+func ServerName(nc *nats.Conn) string {
+	if n := nc.ConnectedServerName(); wu.ValidName(n) {
+		return n
+	}
+	return ""
 }
 
 // numbered sends a request that carries the next sequence number, built by

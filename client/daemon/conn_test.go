@@ -113,3 +113,31 @@ func TestPacedReconnectSpreadsAsTheProjectSays(t *testing.T) {
 		t.Errorf("pacing set from a hello reply of 25 s: %v", got)
 	}
 }
+
+// TestHelloNamesItsServer: a hello names the NATS server the host is
+// connected to, as the project paces each server's hosts by their number.
+func TestHelloNamesItsServer(t *testing.T) {
+	ns, project := natstest.Start(t)
+	names := make(chan string, 1)
+	if _, err := project.Subscribe("vol.*.hello", func(m *nats.Msg) {
+		h, _ := wu.Decode[wu.Hello](m.Data)
+		names <- h.Server
+		_ = m.Respond(wu.Encode(wu.HelloReply{V: 1, NextSeq: 1}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := project.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, err := c.hello(t.Context(), wu.HostInfo{Name: "h1", CPUs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-names; got == "" || got != ns.Name() {
+		t.Errorf("hello named server %q, want %q", got, ns.Name())
+	}
+}

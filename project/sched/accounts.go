@@ -41,6 +41,11 @@ type indexes struct {
 	held map[string][]*task
 	alts alternatives
 	late []altEntry // busy hosts late on their estimate (backup.go)
+	// Pacing by server (servers.go): the hosts naming each place of
+	// state.Servers (index 0 unused), all of them, and each name's place.
+	serverHosts []int
+	named       int
+	serverSlot  map[string]uint16
 }
 
 func (m *Machine) reindex() {
@@ -73,6 +78,7 @@ func (m *Machine) reindex() {
 	for _, h := range m.st.Hosts {
 		m.placeAlt(h)
 	}
+	m.reindexServers()
 	for _, t := range m.st.Tasks {
 		if t.State == wu.TaskUnsent {
 			m.waitWork(t, 1)

@@ -291,6 +291,7 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 	h.Info = m.compact(req.Host)
 	h.LastSeen = m.st.Now
 	m.rank(h)
+	m.placeServer(h, req.Server)
 	next := uint64(1)
 	if s := m.st.Sessions[id]; s != nil {
 		// Skip past every sequence number the host's previous run may still
@@ -298,15 +299,13 @@ func (m *Machine) hello(id string, req wu.Hello) (*wu.HelloReply, error) {
 		next = s.Last + uint64(m.cfg.ReplyWindow) + 1
 	}
 	return &wu.HelloReply{
-		V:            wu.WireVersion,
-		Project:      m.cfg.Project,
-		NextSeq:      next,
-		BeatSeconds:  m.cfg.Beat.Seconds(),
-		LeaseSeconds: m.cfg.Lease.Seconds(),
-		SigningKey:   m.cfg.SigningKey,
-		// The hosts' count, not the connected ones': a restart loses every
-		// connection the server held.
-		ReconnectSpreadSeconds: wu.ReconnectSpread(len(m.st.Hosts)).Seconds(),
+		V:                      wu.WireVersion,
+		Project:                m.cfg.Project,
+		NextSeq:                next,
+		BeatSeconds:            m.cfg.Beat.Seconds(),
+		LeaseSeconds:           m.cfg.Lease.Seconds(),
+		SigningKey:             m.cfg.SigningKey,
+		ReconnectSpreadSeconds: m.reconnectSpread(h).Seconds(),
 	}, nil
 }
 

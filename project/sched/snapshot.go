@@ -74,6 +74,7 @@ type tables struct {
 	NextOutput uint64             `json:"next_output,omitempty"`
 
 	AppFPOps map[string]float64   `json:"app_fpops,omitempty"`
+	Servers  []string             `json:"servers,omitempty"`
 	HostNums uint64               `json:"host_nums,omitempty"`
 	Progress map[string]*progress `json:"progress,omitempty"`
 	Counters counters             `json:"counters,omitzero"`
@@ -184,7 +185,7 @@ func (e *encoder) state(st *state) error {
 
 	small, err := json.Marshal(tables{Apps: st.Apps, Hosts: st.Hosts, Users: st.Users, Teams: st.Teams,
 		NextUser: st.NextUser, NextTeam: st.NextTeam, NextHost: st.NextHost, AppSigs: st.AppSigs, CodeSigs: st.CodeSigs, Compare: st.Compare, Garbage: st.Garbage,
-		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
+		Outbox: st.Outbox, NextOutput: st.NextOutput, AppFPOps: st.AppFPOps, Servers: st.Servers, HostNums: st.HostNums, Progress: st.Progress, Counters: st.Counters})
 	if err != nil {
 		return err
 	}
@@ -440,6 +441,7 @@ func (d *decoder) state() *state {
 		st.Outbox, st.NextOutput = tb.Outbox, tb.NextOutput
 		st.AppFPOps = orEmpty(tb.AppFPOps, fresh.AppFPOps)
 		st.HostNums, st.Progress, st.Counters = tb.HostNums, orEmpty(tb.Progress, fresh.Progress), tb.Counters
+		st.Servers = tb.Servers
 		if err := checkOutbox(st.Outbox, st.NextOutput); err != nil {
 			d.Fail("outbox: %v", err)
 		}

@@ -17,9 +17,9 @@ import (
 func TestSnapshotCoversEveryField(t *testing.T) {
 	encoded := map[reflect.Type][]string{
 		// Apps, Hosts, Users, Teams, NextUser, NextTeam, NextHost, AppSigs,
-		// CodeSigs, Compare, Garbage, Outbox, NextOutput, AppFPOps, HostNums, Progress
-		// and Counters go whole through the JSON section (type tables).
-		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "CodeSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares", "HostNums", "Progress", "Counters"},
+		// CodeSigs, Compare, Garbage, Outbox, NextOutput, AppFPOps, Servers, HostNums,
+		// Progress and Counters go whole through the JSON section (type tables).
+		reflect.TypeFor[state]():            {"Now", "NextUnit", "Apps", "Batches", "Units", "Tasks", "Hosts", "Sessions", "Unsent", "Retry", "Assigned", "Users", "Teams", "NextUser", "NextTeam", "NextHost", "AppSigs", "CodeSigs", "Compare", "Garbage", "Outbox", "NextOutput", "AppFPOps", "Shares", "Servers", "HostNums", "Progress", "Counters"},
 		reflect.TypeFor[batch]():            {"Name", "App", "Units", "Names", "Pending", "Valid", "Errored", "Cancelled"},
 		reflect.TypeFor[unit]():             {"ID", "Name", "Batch", "App", "AppHash", "AppSize", "Args", "Stdin", "FPOps", "Limits", "Deadline", "Replication", "Quorum", "MaxTasks", "State", "Tasks", "Canonical", "OutputSize", "Reason", "Adaptive", "FullQuorum", "Tolerance", "Agree", "CheckpointSeconds", "NoShare", "SharedWith", "Followers"},
 		reflect.TypeFor[task]():             {"ID", "Unit", "State", "Host", "Sent", "LeaseUntil", "Deadline", "Fraction", "Outcome", "Output", "OutputSize", "CPUSeconds", "Reason", "Validity", "Lost", "Claim", "Credit", "Checkpoint", "Est", "Expect"},
@@ -73,6 +73,11 @@ func TestSnapshotRoundTripExact(t *testing.T) {
 	h.must(h.req("adm:test", wu.OpAddApp, wu.AddApp{V: 1, Name: "signed", Hash: wu.HashOf([]byte("signed")), Size: 6,
 		CodeSigs: []wu.CodeSignature{{File: wu.CodeSignedModule, MD5: strings.Repeat("ab", 16), Signature: "0123\n.\n"}}}, nil))
 
+	// The servers hosts said hello through, one of them given up.
+	h.helloThrough("e", "leaf-1")
+	h.helloThrough("f", "leaf-2")
+	h.helloThrough("f", "leaf-3")
+
 	snap := h.snapshot()
 	m2 := New(Config{Lease: 30 * time.Second})
 	if err := m2.Restore(bytes.NewReader(snap)); err != nil {
@@ -81,7 +86,7 @@ func TestSnapshotRoundTripExact(t *testing.T) {
 	if len(h.m.st.CodeSigs) == 0 {
 		t.Fatal("the state lacks code signatures")
 	}
-	if len(h.m.st.Retry) == 0 || len(h.m.st.Assigned) == 0 || len(h.m.st.Shares) == 0 || len(h.m.st.Hosts["d"].Given) == 0 {
+	if len(h.m.st.Retry) == 0 || len(h.m.st.Assigned) == 0 || len(h.m.st.Shares) == 0 || len(h.m.st.Hosts["d"].Given) == 0 || !slices.Equal(h.m.st.Servers, []string{"leaf-1", "leaf-3"}) {
 		t.Fatalf("the state lacks lost or assigned tasks, shares or inputs given: retry %v, assigned %v, shares %v", h.m.st.Retry, h.m.st.Assigned, h.m.st.Shares)
 	}
 	if !reflect.DeepEqual(h.m.st, m2.st) {

@@ -62,6 +62,11 @@ type state struct {
 	// computes it or computed it valid.
 	Shares map[wu.Hash]string `json:"shares,omitempty"`
 
+	// Servers names the NATS servers the hosts said hello through
+	// (servers.go), each in one place; a place no host names any more is
+	// "" until a new server takes it.
+	Servers []string `json:"servers,omitempty"`
+
 	// For the stats site (stats.go): the last host number given, each
 	// batch's progress by name, and counts since the start.
 	HostNums uint64               `json:"host_nums,omitempty"`
@@ -192,6 +197,10 @@ type host struct {
 	NKey    string    `json:"nkey,omitempty"` // public key it authenticates with
 	Created time.Time `json:"created,omitzero"`
 	Revoked bool      `json:"revoked,omitempty"`
+	// Server is one more than the index in state.Servers of the NATS
+	// server the host last said hello through, 0 for none named
+	// (servers.go); 16 bits, in the room Revoked leaves.
+	Server uint16 `json:"server,omitempty"`
 	// Streak counts the host's consecutive results that agreed with another
 	// host's; one invalid result resets it (adaptive replication).
 	Streak int32 `json:"streak,omitempty"`

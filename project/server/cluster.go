@@ -37,7 +37,8 @@ type Cluster struct {
 	ServerName string
 }
 
-// ServerNameFile keeps a cluster server's name in its data directory.
+// ServerNameFile keeps the name of a cluster's server, or of a leaf node, in
+// its data directory.
 const ServerNameFile = "server-name"
 
 // routes parses the route URLs.

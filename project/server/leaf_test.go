@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/momonga-project/momonga/internal/wait"
 	"github.com/momonga-project/momonga/project/auth"
 	"github.com/momonga-project/momonga/project/auth/probe"
+	wu "github.com/momonga-project/momonga/workunits"
 )
 
 // startLeaf starts a leaf-node server of p's core, with a copy of the
@@ -20,7 +22,14 @@ import (
 // at the leaf.
 func startLeaf(t *testing.T, p *secureProject) *secureProject {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "leaf")
+	lp, _ := startLeafIn(t, p, filepath.Join(t.TempDir(), "leaf"))
+	return lp
+}
+
+// startLeafIn starts the leaf-node server in dir, and returns also what
+// stops it (before the test's end, if called).
+func startLeafIn(t *testing.T, p *secureProject, dir string) (*secureProject, func()) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +52,9 @@ func startLeaf(t *testing.T, p *secureProject) *secureProject {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { leaf.Close() })
+	var once sync.Once
+	stop := func() { once.Do(func() { leaf.Close() }) }
+	t.Cleanup(stop)
 	// Until the leaf node is up and has learnt the core's interest, its
 	// callout cannot ask the core anything.
 	wait.For(t, 10*time.Second, "the leaf to reach the core's directory", func() bool {
@@ -52,7 +63,26 @@ func startLeaf(t *testing.T, p *secureProject) *secureProject {
 	})
 	lp := *p
 	lp.url = leaf.ClientURL()
-	return &lp
+	return &lp, stop
+}
+
+// TestLeafNodeKeepsItsName: a leaf node has a name of its own, which its
+// hosts name in their hellos (the project paces each server's hosts by
+// their number), and keeps it when it restarts.
+func TestLeafNodeKeepsItsName(t *testing.T) {
+	core := startSecure(t, Trust{}, withLeafListener)
+	dir := filepath.Join(t.TempDir(), "leaf")
+	leaf, stop := startLeafIn(t, core, dir)
+	a := leaf.attach("ann")
+	name := leaf.mustConnect(a, nil).ConnectedServerName()
+	if onCore := core.mustConnect(a, nil).ConnectedServerName(); !wu.ValidName(name) || name == onCore {
+		t.Fatalf("the leaf's server name %q, the core's %q: want a name of its own that a hello may carry", name, onCore)
+	}
+	stop()
+	leaf, _ = startLeafIn(t, core, dir)
+	if again := leaf.mustConnect(a, nil).ConnectedServerName(); again != name {
+		t.Errorf("the leaf restarted as %q, was %q", again, name)
+	}
 }
 
 func withLeafListener(c *Config) { c.LeafListen = "127.0.0.1:0" }

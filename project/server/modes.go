@@ -130,8 +130,8 @@ func (e embedded) connect(s *Server) error {
 		port = natsserver.RANDOM_PORT
 	}
 	opts := &natsserver.Options{
-		// A server name of its own matters only in a cluster
-		// (clusterOptions); a single server keeps this one.
+		// A server name of its own matters in a cluster (clusterOptions)
+		// and for a leaf node; a single server keeps this one.
 		ServerName: "momonga",
 		Host:       host,
 		Port:       port,
@@ -162,6 +162,13 @@ func (e embedded) connect(s *Server) error {
 	}
 	if e.cluster != nil {
 		if err := e.cluster.options(opts, e.dataDir, s.auth.authority); err != nil {
+			return err
+		}
+	} else if e.edge() {
+		// A leaf node has a name of its own, kept across restarts: a host
+		// names the server it says hello through, and the project paces
+		// the reconnections of each server's hosts by their number.
+		if opts.ServerName, err = (Cluster{}).serverName(e.dataDir); err != nil {
 			return err
 		}
 	}
