@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -611,4 +612,44 @@ func TestUnreadableReportIsForgotten(t *testing.T) {
 	if p.unreported["b-1.0"] || !p.unreported["b-2.0"] {
 		t.Errorf("kept as finished here: %v, want b-2.0 alone", p.unreported)
 	}
+}
+
+// countingHandler counts the log records whose message is msg.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int32
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSaysHelloAgainAfterReconnecting: a host whose connection to the
+// project came back (through the same server or another) says hello again,
+// so that the project knows which server it is on and the host has the
+// reconnect spread for the project's hosts as they are now.
+func TestSaysHelloAgainAfterReconnecting(t *testing.T) {
+	proj := startProject(t)
+	var hellos atomic.Int32
+	d := runDaemon(t, Config{Project: proj.srv.ClientURL(), CPUs: 1, Monitor: &fakeObserver{}, Prefs: quickPrefs(), Control: "off",
+		Logger: slog.New(countingHandler{msg: "registered", n: &hellos})})
+	wait.For(t, 10*time.Second, "the first hello", func() bool { return hellos.Load() == 1 })
+	var c *conn
+	d.mu.Lock()
+	for _, p := range d.projects {
+		p.connMu.Lock()
+		c = p.c
+		p.connMu.Unlock()
+	}
+	d.mu.Unlock()
+	if err := c.nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "a hello after reconnecting", func() bool { return hellos.Load() == 2 })
 }

@@ -188,8 +188,11 @@ func (d *Daemon) projectLoop(ctx context.Context, p *project) {
 	d.mu.Lock()
 	p.att = att
 	d.mu.Unlock()
-	// A host that was away may have missed a push: it asks for work now.
-	c, err := dial(p.url, att.Host, d.id.Name, d.log.With("project", p.url), func() { d.pushed(p) }, opts...)
+	// A host that was away says hello again, maybe through another server
+	// (the hello names it, and its reply gives the reconnect spread for
+	// the project's hosts as they are now), and may have missed a push: it
+	// asks for work now.
+	c, err := dial(p.url, att.Host, d.id.Name, d.log.With("project", p.url), func() { p.kickHello(); d.pushed(p) }, opts...)
 	if err != nil {
 		d.setProjectError(p, err)
 		return
@@ -504,10 +507,15 @@ func (d *Daemon) rehello() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range d.projects {
-		select {
-		case p.helloKick <- struct{}{}:
-		default:
-		}
+		p.kickHello()
+	}
+}
+
+// kickHello has p's loop say hello again.
+func (p *project) kickHello() {
+	select {
+	case p.helloKick <- struct{}{}:
+	default:
 	}
 }
 
