@@ -257,11 +257,7 @@ func connectOne(ctx context.Context, h Host, url string, cfg FleetConfig) (*memb
 // sayHello sends the host's hello until it is answered or ctx ends.
 func (m *member) sayHello(ctx context.Context) error {
 	// As the client does, the hello names the server it goes through.
-	server := m.nc.ConnectedServerName()
-	if !wu.ValidName(server) {
-		server = ""
-	}
-	req := wu.Encode(wu.Hello{V: wu.WireVersion, Host: wu.HostInfo{Name: m.host.ID, CPUs: 1}, Server: server})
+	req := wu.Encode(wu.Hello{V: wu.WireVersion, Host: wu.HostInfo{Name: m.host.ID, CPUs: 1}, Server: daemon.ServerName(m.nc)})
 	for {
 		actx, cancel := context.WithTimeout(ctx, requestTimeout)
 		msg, err := m.nc.RequestWithContext(actx, wu.VolunteerSubject(m.host.ID, wu.OpHello), req)
