@@ -7,21 +7,40 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/momonga-project/momonga/internal/natstest"
 	wu "github.com/momonga-project/momonga/workunits"
 )
 
+// answeringProject answers subject with answer on a NATS server of its own, and
+// returns host h1's connection to it, and the server.
+func answeringProject(t *testing.T, subject string, answer nats.MsgHandler) (*conn, *natsserver.Server) {
+	t.Helper()
+	ns, project := natstest.Start(t)
+	if _, err := project.Subscribe(subject, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := project.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c, ns
+}
+
 // TestRequestNotRecordedIsSentAgain: a request the project could not
 // record (CodeUnavailable, as while its cluster elects a leader) is sent
 // again, with the same sequence number, until it is answered; a refusal
 // for good is not.
 func TestRequestNotRecordedIsSentAgain(t *testing.T) {
-	ns, project := natstest.Start(t)
 	var mu sync.Mutex
 	var seqs []uint64
-	if _, err := project.Subscribe("vol.*.result", func(m *nats.Msg) {
+	c, _ := answeringProject(t, "vol.*.result", func(m *nats.Msg) {
 		r, _ := wu.Decode[wu.Report](m.Data)
 		mu.Lock()
 		seqs = append(seqs, r.Seq)
@@ -35,18 +54,7 @@ func TestRequestNotRecordedIsSentAgain(t *testing.T) {
 		default:
 			_ = m.Respond(wu.Encode(wu.Ack{V: 1}))
 		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := project.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	report := func(task string) error {
@@ -117,23 +125,12 @@ func TestPacedReconnectSpreadsAsTheProjectSays(t *testing.T) {
 // TestHelloNamesItsServer: a hello names the NATS server the host is
 // connected to, as the project paces each server's hosts by their number.
 func TestHelloNamesItsServer(t *testing.T) {
-	ns, project := natstest.Start(t)
 	names := make(chan string, 1)
-	if _, err := project.Subscribe("vol.*.hello", func(m *nats.Msg) {
+	c, ns := answeringProject(t, "vol.*.hello", func(m *nats.Msg) {
 		h, _ := wu.Decode[wu.Hello](m.Data)
 		names <- h.Server
 		_ = m.Respond(wu.Encode(wu.HelloReply{V: 1, NextSeq: 1}))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := project.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := dial(ns.ClientURL(), "h1", "test", slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	})
 	if _, err := c.hello(t.Context(), wu.HostInfo{Name: "h1", CPUs: 1}); err != nil {
 		t.Fatal(err)
 	}
