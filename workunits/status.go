@@ -112,6 +112,9 @@ type HostStatus struct {
 	// Turnaround is the host's mean time from receiving a task to
 	// reporting it, in seconds.
 	Turnaround float64 `json:"turnaround,omitempty"`
+	// Server is the NATS server the host last said hello through (Hello.Server):
+	// a core server or a leaf node; "" when it named none.
+	Server string `json:"server,omitempty"`
 }
 
 // SizeClasses is how many classes of host speed and work-unit size the

@@ -380,13 +380,17 @@ func status(c *cli.Context) error {
 		sort.Strings(tasks)
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Name, b.App, b.Units, b.Valid, b.Errored, b.Cancelled, b.Pending, strings.Join(tasks, " "))
 	}
-	fmt.Fprintln(w, "\nHOST\tNAME\tUSER\tCPUS\tGFLOPS\tCLASS\tRUNNING\tVALID\tINVALID\tLOST\tSTREAK\tCREDIT\tRAC\tLAST SEEN")
+	fmt.Fprintln(w, "\nHOST\tNAME\tUSER\tCPUS\tGFLOPS\tCLASS\tRUNNING\tVALID\tINVALID\tLOST\tSTREAK\tCREDIT\tRAC\tLAST SEEN\tSERVER")
 	for _, h := range st.Hosts {
 		user := h.User
 		if h.Revoked {
 			user += " (revoked)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Speed/1e9, h.Class, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339))
+		server := h.Server
+		if server == "" {
+			server = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\t%s\n", h.ID, h.Info.Name, user, h.Info.CPUs, h.Speed/1e9, h.Class, h.Running, h.Valid, h.Invalid, h.Lost, h.Streak, h.Credit, h.RAC, h.LastSeen.Format(time.RFC3339), server)
 	}
 	if st.HostsTotal > len(st.Hosts) {
 		fmt.Fprintf(w, "(%d hosts of %d: those seen most recently)\n", len(st.Hosts), st.HostsTotal)

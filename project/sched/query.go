@@ -38,6 +38,9 @@ func (m *Machine) Status() wu.StatusReply {
 		if h.bucket > 0 {
 			hs.Class = m.ix.hosts.hostClass(int(h.bucket - 1))
 		}
+		if h.Server != 0 {
+			hs.Server = m.st.Servers[h.Server-1]
+		}
 		if u := m.st.Users[h.User]; u != nil {
 			hs.User = u.Name
 		}

@@ -80,6 +80,14 @@ func TestReconnectSpreadCountsTheHostsOfOneServer(t *testing.T) {
 		t.Fatalf("servers %q, want %q", h.m.st.Servers, want)
 	}
 
+	// The status says where each host is.
+	where := map[string]string{"d0": "leaf-d", "b0": "leaf-b", "a0": "leaf-c", "n0": ""}
+	for _, hs := range h.m.Status().Hosts {
+		if want, ok := where[hs.ID]; ok && hs.Server != want {
+			t.Errorf("status of %s: server %q, want %q", hs.ID, hs.Server, want)
+		}
+	}
+
 	// A member restored from a snapshot gives the same spreads.
 	m2 := New(Config{Lease: 30 * time.Second})
 	if err := m2.Restore(bytes.NewReader(h.snapshot())); err != nil {
